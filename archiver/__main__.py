@@ -1,0 +1,5 @@
+"""``python -m archiver`` runs the CLI."""
+
+from archiver.cli import main
+
+main()

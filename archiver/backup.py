@@ -1,0 +1,317 @@
+"""One backup run of one account: server → blob store → catalog.
+
+Order of durability, batch by batch: the blobs are fsynced under their final
+names, then the catalog transaction that records them commits.  A folder's
+sync state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) is saved only once the whole
+folder is done, so a run killed at any instant leaves the folder "changed" and
+the next run diffs UID sets and fetches only what the catalog lacks.
+
+Fetching and storing overlap: while batch *k* is hashed, compressed and fsynced
+on worker threads, the connection already fetches batch *k + 1*.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from archiver.archive import Archive
+from archiver.catalog import FolderRecord, NewPlacement
+from archiver.config import AccountConfig, Config
+from archiver.errors import ArchiverError, ConnectError, SourceError
+from archiver.headers import summarize_headers
+from archiver.sources.imap import ImapSource
+from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
+
+log = logging.getLogger("archiver.backup")
+
+
+class Progress:
+    """Receives progress events; the CLI draws a bar, the default does nothing."""
+
+    def folder(self, name: str, messages: int, size: int) -> None:
+        pass
+
+    def advance(self, messages: int, size: int) -> None:
+        pass
+
+
+@dataclass
+class FolderOutcome:
+    name: str
+    unchanged: bool = False
+    new: int = 0
+    gone: int = 0
+    flags_changed: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RunReport:
+    """What a run did; ``problems`` holds one user-facing line per failure."""
+
+    account: str
+    run_id: int | None = None
+    status: str = "running"
+    folders: list[FolderOutcome] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    messages_new: int = 0
+    blobs_new: int = 0
+    bytes_fetched: int = 0
+    bytes_stored: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def plan_batches(uids: Sequence[int], sizes: dict[int, int], max_bytes: int, max_messages: int) -> Iterator[list[int]]:
+    """Group UIDs into fetch batches bounded by bytes and count (a huge message goes alone)."""
+    batch: list[int] = []
+    batch_bytes = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if batch and (batch_bytes + size > max_bytes or len(batch) >= max_messages):
+            yield batch
+            batch, batch_bytes = [], 0
+        batch.append(uid)
+        batch_bytes += size
+    if batch:
+        yield batch
+
+
+def folder_unchanged(record: FolderRecord, status: FolderStatus) -> bool:
+    """True when STATUS proves nothing changed since the folder was last fully synced."""
+    return (
+        record.uidvalidity == status.uidvalidity
+        and record.uidnext == status.uidnext
+        and record.server_messages == status.messages
+        and record.highestmodseq == status.highestmodseq
+        and status.uidnext is not None
+    )
+
+
+def _placements(messages: Sequence[FetchedMessage], stored: Sequence) -> list[NewPlacement]:
+    return [
+        NewPlacement(
+            uid=message.uid,
+            blob_id=blob.blob_id,
+            flags=message.flags,
+            internaldate=message.internaldate.isoformat() if message.internaldate else None,
+            size=message.size,
+            stored_size=blob.stored_size,
+            headers=summarize_headers(message.raw),
+        )
+        for message, blob in zip(messages, stored, strict=True)
+    ]
+
+
+class ImapBackup:
+    """Syncs every selected folder of one IMAP account into the archive."""
+
+    def __init__(
+        self, archive: Archive, account: AccountConfig, run_id: int, account_id: int, progress: Progress
+    ) -> None:
+        self.archive = archive
+        self.catalog = archive.catalog
+        self.account = account
+        self.run_id = run_id
+        self.account_id = account_id
+        self.progress = progress
+        self.source = ImapSource(account)
+        self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
+
+    def close(self) -> None:
+        self._storer.shutdown(wait=True)
+        self.source.close()
+
+    def run(self, report: RunReport) -> None:
+        self.source.connect()
+        folders = [f for f in self.source.list_folders() if self.account.folders.matches(f.name)]
+        listed = {f.name for f in folders}
+        known = self.catalog.folders(self.account_id)
+        vanished = [
+            name
+            for name, record in known.items()
+            if record.gone_since_run is None and name not in listed and self.account.folders.matches(name)
+        ]
+        if vanished:
+            self.catalog.mark_folders_gone(self.account_id, vanished, self.run_id)
+            for name in vanished:
+                log.info("folder gone from the server: %s", name)
+        for info in folders:
+            outcome = FolderOutcome(info.name)
+            report.folders.append(outcome)
+            try:
+                self._sync_folder(info, known.get(info.name), outcome)
+            except ConnectError as exc:
+                self._fail(report, outcome, str(exc))
+                self.source.close()
+                self.source.connect()  # one reconnect; if it fails the run stops here
+            except (SourceError, ArchiverError) as exc:
+                self._fail(report, outcome, str(exc))
+
+    def _fail(self, report: RunReport, outcome: FolderOutcome, message: str) -> None:
+        outcome.error = message
+        report.problems.append(f"{self.account.name}: folder {outcome.name!r}: {message}")
+        self.catalog.record_error(self.run_id, outcome.name, message)
+        log.error("folder %r failed: %s", outcome.name, message)
+
+    def _sync_folder(self, info: FolderInfo, record: FolderRecord | None, outcome: FolderOutcome) -> None:
+        if record is None or record.gone_since_run is not None:
+            record = self.catalog.ensure_folder(
+                self.account_id, info.name, info.delimiter, info.special_use, self.run_id
+            )
+        status = self.source.status(info.name)
+        if folder_unchanged(record, status):
+            outcome.unchanged = True
+            return
+        status = self.source.examine(info.name)
+        uidvalidity = status.uidvalidity
+        if record.uidvalidity is not None and record.uidvalidity != uidvalidity:
+            log.warning("%s: UIDVALIDITY changed %s -> %s", info.name, record.uidvalidity, uidvalidity)
+            outcome.gone += self.catalog.mark_placements_gone(self.run_id, record.id, record.uidvalidity, None)
+        server_uids = self.source.all_uids()
+        present = self.catalog.present_uids(record.id, uidvalidity)
+        gone = present.difference(server_uids)
+        if gone:
+            outcome.gone += self.catalog.mark_placements_gone(self.run_id, record.id, uidvalidity, gone)
+        still = present.intersection(server_uids)
+        if still:
+            since = record.highestmodseq if record.uidvalidity == uidvalidity else None
+            flags = self.source.flags(sorted(still), changed_since=since)
+            flags = {uid: f for uid, f in flags.items() if uid in still}
+            outcome.flags_changed = self.catalog.update_flags(self.run_id, record.id, uidvalidity, flags)
+        missing = [uid for uid in server_uids if uid not in present]
+        failed_uids = self._fetch_missing(record, uidvalidity, missing, outcome)
+        if failed_uids:
+            message = (
+                f"the server did not return {len(failed_uids)} message(s) (UIDs {failed_uids[:10]}); retried next run"
+            )
+            outcome.error = message
+            self.catalog.record_error(self.run_id, info.name, message)
+            return
+        self.catalog.save_folder_state(
+            record.id, uidvalidity, status.uidnext, status.highestmodseq, status.messages, self.run_id
+        )
+
+    def _fetch_missing(
+        self, record: FolderRecord, uidvalidity: int, missing: list[int], outcome: FolderOutcome
+    ) -> list[int]:
+        if not missing:
+            return []
+        sizes = self.source.sizes(missing)
+        settings = self.archive.settings
+        self.progress.folder(record.name, len(missing), sum(sizes.values()))
+        failed: list[int] = []
+        pending: tuple[Future, list[FetchedMessage]] | None = None
+        try:
+            for uids in plan_batches(missing, sizes, settings.batch_bytes, settings.batch_messages):
+                messages, not_returned = self.source.fetch(uids)
+                failed.extend(not_returned)
+                job = self._storer.submit(self._store, messages)
+                if pending is not None:
+                    self._commit(record, uidvalidity, *pending, outcome)
+                pending = (job, messages)
+            if pending is not None:
+                self._commit(record, uidvalidity, *pending, outcome)
+                pending = None
+        finally:
+            if pending is not None:  # a fetch failed: still record what is already durable
+                try:
+                    self._commit(record, uidvalidity, *pending, outcome)
+                except ArchiverError as exc:
+                    log.error("could not record the last batch of %s: %s", record.name, exc)
+        return failed
+
+    def _store(self, messages: list[FetchedMessage]) -> list[NewPlacement]:
+        stored = self.archive.store.put_batch([m.raw for m in messages])
+        return _placements(messages, stored)
+
+    def _commit(
+        self,
+        record: FolderRecord,
+        uidvalidity: int,
+        job: Future,
+        messages: list[FetchedMessage],
+        outcome: FolderOutcome,
+    ) -> None:
+        placements = job.result()
+        totals = self.catalog.add_placements(self.run_id, record.id, uidvalidity, placements)
+        outcome.new += totals.messages_new
+        self.progress.advance(len(messages), sum(m.size for m in messages))
+
+
+def run_backup(
+    config: Config, account: AccountConfig, progress: Progress | None = None, archive: Archive | None = None
+) -> RunReport:
+    """Back up one account; never raises for server problems, they land in the report."""
+    own_archive = archive is None
+    archive = archive or Archive(config.archive)
+    progress = progress or Progress()
+    report = RunReport(account.name)
+    started = time.monotonic()
+    try:
+        with archive.account_lock(account.name):
+            archive.store.sweep_temp_of_dead()
+            account_id = archive.catalog.ensure_account(account.name, account.protocol)
+            report.run_id = archive.catalog.start_run(account_id)
+            _execute(archive, account, account_id, report, progress)
+            _update_search_index(archive, report.run_id)
+            run = archive.catalog.run(report.run_id)
+            report.messages_new = run["messages_new"]
+            report.blobs_new = run["blobs_new"]
+            report.bytes_fetched = run["bytes_fetched"]
+            report.bytes_stored = run["bytes_stored"]
+    finally:
+        report.seconds = time.monotonic() - started
+        if own_archive:
+            archive.close()
+    return report
+
+
+def _update_search_index(archive: Archive, run_id: int) -> None:
+    """Index what the run committed (blob → catalog → index); a failure never fails the backup.
+
+    The index bookmarks the catalog state it reflects, so whatever is not
+    indexed now is indexed by the next run or ``archiver reindex``.
+    """
+    try:
+        from archiver.index import update_index
+
+        update_index(archive)
+    except Exception as exc:
+        log.error("search index not updated (the next run catches up): %s", exc)
+        archive.catalog.record_error(run_id, None, f"search index not updated: {exc}")
+
+
+def _execute(archive: Archive, account: AccountConfig, account_id: int, report: RunReport, progress: Progress) -> None:
+    runner_for: dict[str, Callable] = {"imap": ImapBackup}
+    runner_class = runner_for.get(account.protocol)
+    catalog = archive.catalog
+    if runner_class is None:
+        message = f"{account.name}: backing up protocol {account.protocol!r} is not supported yet"
+        report.problems.append(message)
+        catalog.record_error(report.run_id, None, message)
+        report.status = "failed"
+        catalog.finish_run(report.run_id, report.status, 0, 0, 0)
+        return
+    runner = runner_class(archive, account, report.run_id, account_id, progress)
+    try:
+        runner.run(report)
+    except ArchiverError as exc:
+        report.problems.append(str(exc))
+        catalog.record_error(report.run_id, None, str(exc))
+        report.status = "failed"
+    finally:
+        runner.close()
+    failed = sum(1 for f in report.folders if f.error)
+    if report.status != "failed":
+        report.status = "partial" if failed else "ok"
+    unchanged = sum(1 for f in report.folders if f.unchanged)
+    catalog.finish_run(report.run_id, report.status, len(report.folders), unchanged, failed)
+    log.info("run %s of %s: %s", report.run_id, account.name, report.status)

@@ -1,0 +1,119 @@
+"""The ``archiver`` command: a thin shell over library functions.
+
+Expected failures (:class:`archiver.errors.ArchiverError`) become one line on
+stderr and a non-zero exit code; a traceback is printed only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from archiver import __version__
+from archiver.config import Config, find_config_path, load_config
+from archiver.errors import ArchiverError
+from archiver.logs import mask, setup_logging
+
+log = logging.getLogger("archiver.cli")
+
+
+@dataclass
+class CliState:
+    config_path: str | None
+    debug: bool
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(find_config_path(self.config_path))  # warnings are logged
+        return self._config
+
+
+class ArchiverGroup(click.Group):
+    """Turns ArchiverError into one line and an exit code, everywhere."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ArchiverError as exc:
+            if "--debug" in sys.argv:
+                raise
+            click.echo(f"archiver: error: {mask(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("archiver: interrupted; committed work is kept, run again to finish", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=ArchiverGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="ARCHIVER_CONFIG",
+    help="Config file (default: $ARCHIVER_CONFIG, ./archiver.toml, /etc/archiver/config.toml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--log-level",
+    default="WARNING",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.version_option(__version__, prog_name="archiver")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, debug: bool, log_level: str) -> None:
+    """Back up, search and restore mailboxes."""
+    setup_logging("DEBUG" if debug else log_level)
+    ctx.obj = CliState(config_path, debug)
+
+
+def _state(ctx: click.Context) -> CliState:
+    return ctx.find_object(CliState)
+
+
+def register(command: click.Command) -> None:
+    """Commands live in their own modules (archiver/commands/…); they register here."""
+    main.add_command(command)
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(count) < 1024 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TB"
+
+
+def emit_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def _load_commands() -> None:
+    """Import the command modules; each registers its commands on the group."""
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"archiver.commands.{module}")
+
+
+COMMAND_MODULES = (
+    "backup_cmd",
+    "status_cmd",
+    "verify_cmd",
+    "demo_cmd",
+    "search_cmd",
+    "reindex_cmd",
+    "serve_cmd",
+    "restore_cmd",
+    "export_cmd",
+    "import_cmd",
+)
+_load_commands()
+
+__all__ = ["CliState", "Path", "emit_json", "human_bytes", "main", "register"]

@@ -1,0 +1,65 @@
+"""``archiver backup``: back up every (or the named) account once."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from archiver.archive import Archive
+from archiver.backup import run_backup
+from archiver.cli import emit_json, human_bytes, register
+from archiver.commands.progress import progress_for_terminal
+
+
+@click.command()
+@click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run reports as JSON.")
+@click.pass_context
+def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool) -> None:
+    """Fetch new mail from the servers into the archive.
+
+    Exits non-zero if any account or folder failed, with one line per problem.
+    """
+    config = ctx.obj.config
+    selected = [config.account(name) for name in accounts] if accounts else list(config.accounts)
+    reports = []
+    with Archive(config.archive) as archive:
+        for account in selected:
+            progress, driver = progress_for_terminal()
+            with driver:
+                report = run_backup(config, account, progress=progress, archive=archive)
+            reports.append(report)
+            if not as_json:
+                changed = [f for f in report.folders if not f.unchanged]
+                click.echo(
+                    f"{account.name}: {report.status}: {report.messages_new} new message(s) "
+                    f"({human_bytes(report.bytes_fetched)} fetched, {human_bytes(report.bytes_stored)} stored), "
+                    f"{len(report.folders)} folder(s), {len(changed)} changed, in {report.seconds:.1f}s"
+                )
+    problems = [line for report in reports for line in report.problems]
+    if as_json:
+        emit_json(
+            [
+                {
+                    "account": r.account,
+                    "run": r.run_id,
+                    "status": r.status,
+                    "messages_new": r.messages_new,
+                    "blobs_new": r.blobs_new,
+                    "bytes_fetched": r.bytes_fetched,
+                    "bytes_stored": r.bytes_stored,
+                    "seconds": round(r.seconds, 3),
+                    "problems": r.problems,
+                    "folders": [vars(f) for f in r.folders],
+                }
+                for r in reports
+            ]
+        )
+    for line in problems:
+        click.echo(f"archiver: problem: {line}", err=True)
+    if problems or any(not r.ok for r in reports):
+        sys.exit(1)
+
+
+register(backup)

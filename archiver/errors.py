@@ -1,0 +1,60 @@
+"""The one error hierarchy of archiver.
+
+Every error a user can meet is one of these, raised with a message they can act
+on.  The CLI prints ``str(error)`` on one line and exits with ``exit_code``; a
+traceback is shown only with ``--debug``.  Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class ArchiverError(Exception):
+    """Base class: an expected failure with a user-facing, one-line message."""
+
+    exit_code = 1
+
+
+class ConfigError(ArchiverError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    exit_code = 2
+
+
+class SecretError(ConfigError):
+    """A password could not be obtained from its file, command or environment."""
+
+
+class SourceError(ArchiverError):
+    """Talking to a mail server failed."""
+
+
+class ConnectError(SourceError):
+    """The server could not be reached, or the connection dropped or timed out."""
+
+
+class TLSError(SourceError):
+    """The TLS handshake failed, most often because the certificate is not trusted."""
+
+
+class AuthError(SourceError):
+    """The server refused the credentials."""
+
+
+class ProtocolError(SourceError):
+    """The server answered something we cannot work with."""
+
+
+class StoreError(ArchiverError):
+    """Writing to or reading from the blob store failed (disk full, permissions)."""
+
+
+class IntegrityError(ArchiverError):
+    """Stored data does not match what the catalog says (hash mismatch, missing blob)."""
+
+
+class CatalogError(ArchiverError):
+    """The catalog database cannot be opened or migrated."""
+
+
+class RestoreError(ArchiverError):
+    """A restore or export could not be carried out."""

@@ -1,0 +1,50 @@
+"""Logging: one line per event on stderr (the journal under systemd), secrets masked.
+
+Every password we resolve is registered here, and a filter replaces it with
+``***`` in any record, whatever code logged it, so a server echoing a command
+or a library logging its arguments cannot leak it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` in every later log line (short values are ignored: too many false hits)."""
+    if value and len(value) >= 4:
+        with _lock:
+            _secrets.add(value)
+
+
+def mask(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+class SecretFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            record.msg = mask(record.getMessage())
+            record.args = None
+        return True
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Configure the ``archiver`` loggers once; library chatter stays at WARNING."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretFilter())
+    root = logging.getLogger("archiver")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+    for noisy in ("imapclient", "apscheduler", "waitress"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

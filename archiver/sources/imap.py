@@ -1,0 +1,271 @@
+"""Read-only IMAP access with imapclient.
+
+The backup must never change the server: folders are opened with EXAMINE,
+bodies fetched with ``BODY.PEEK[]`` (never sets ``\\Seen``), and no command that
+writes (STORE, EXPUNGE, APPEND, CREATE…) is ever sent from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import logging
+import ssl
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import seq_to_parenstr_upper
+from imapclient.response_parser import parse_fetch_response
+
+from archiver.config import AccountConfig
+from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
+from archiver.logs import register_secret
+from archiver.sources.connect import network_error, tls_context
+from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
+
+log = logging.getLogger("archiver.imap")
+
+SPECIAL_USE = frozenset({"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash", "\\Important"})
+FETCH_ITEMS = [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"]
+_NETWORK_ERRORS = (OSError, EOFError, imaplib.IMAP4.abort, ssl.SSLError)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _flags(data: dict) -> tuple[str, ...]:
+    """A message's stored flags, sorted; ``\\Recent`` is a per-session marker no APPEND can set, so it is dropped."""
+    return tuple(sorted(text for text in (_text(f) for f in data.get(b"FLAGS", ())) if text.lower() != "\\recent"))
+
+
+def uid_ranges(uids: Iterable[int]) -> str:
+    """A compact IMAP sequence set ("1:5,9,12:14") so commands stay short."""
+    ordered = sorted(set(uids))
+    parts: list[str] = []
+    start = prev = None
+    for uid in ordered:
+        if start is None:
+            start = prev = uid
+        elif uid == prev + 1:
+            prev = uid
+        else:
+            parts.append(f"{start}:{prev}" if start != prev else str(start))
+            start = prev = uid
+    if start is not None:
+        parts.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(parts)
+
+
+def fetch_set(
+    client: imapclient.IMAPClient, uid_set: str, items: Sequence[bytes], modifiers: Sequence[str] | None = None
+) -> dict[int, dict]:
+    """``UID FETCH <uid_set> <items>``, uid → attributes.
+
+    imapclient 4's ``fetch()`` re-reads its message argument as integers to drop unsolicited
+    responses, so a compact set like "1:5" raises there; this sends the very same command (the
+    steps of ``IMAPClient.fetch``) and returns every FETCH response, unsolicited ones included.
+    """
+    args = ["UID", "FETCH", uid_set, seq_to_parenstr_upper(items)]
+    if modifiers:
+        args.append(seq_to_parenstr_upper(modifiers))
+    tag = client._imap._command(*args)
+    typ, data = client._imap._command_complete("FETCH", tag)
+    client._checkok("fetch", typ, data)
+    typ, data = client._imap._untagged_response(typ, data, "FETCH")
+    return parse_fetch_response(data, client.normalise_times, True)
+
+
+class ImapSource:
+    """One logged-in, read-only IMAP connection for one account."""
+
+    def __init__(self, account: AccountConfig) -> None:
+        self.account = account
+        self.where = f"{account.name}: {account.host}:{account.port}"
+        self._client: imapclient.IMAPClient | None = None
+        self.capabilities: frozenset[str] = frozenset()
+
+    # -- connection -----------------------------------------------------------
+    def connect(self) -> ImapSource:
+        account = self.account
+        context = tls_context(account.tls_ca_file, account.tls_verify)
+        try:
+            client = imapclient.IMAPClient(
+                account.host,
+                port=account.port,
+                ssl=account.security == "tls",
+                ssl_context=context,
+                timeout=account.timeout,
+            )
+        except _NETWORK_ERRORS as exc:
+            raise network_error(exc, self.where) from None
+        client.normalise_times = False  # keep INTERNALDATE's own offset for restore
+        try:
+            if account.security == "starttls":
+                if not client.has_capability("STARTTLS"):
+                    raise TLSError(f'{self.where}: the server does not offer STARTTLS; use security = "tls"')
+                client.starttls(context)
+            password = account.password.resolve() if account.password else ""
+            register_secret(password)
+            client.login(account.username, password)
+            del password
+            self.capabilities = frozenset(_text(c).upper() for c in client.capabilities())
+        except LoginError as exc:
+            _quietly_close(client)
+            raise AuthError(
+                f"{self.where}: login refused for user {account.username!r} ({_server_reason(exc)})"
+            ) from None
+        except SourceError:
+            _quietly_close(client)
+            raise
+        except _NETWORK_ERRORS as exc:
+            _quietly_close(client)
+            raise network_error(exc, self.where) from None
+        except IMAPClientError as exc:
+            _quietly_close(client)
+            raise ProtocolError(f"{self.where}: {exc}") from None
+        self._client = client
+        return self
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.logout()
+            except Exception:
+                _quietly_close(self._client)
+            self._client = None
+
+    def __enter__(self) -> ImapSource:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def client(self) -> imapclient.IMAPClient:
+        if self._client is None:
+            raise ConnectError(f"{self.where}: not connected")
+        return self._client
+
+    def _call(self, what: str, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except _NETWORK_ERRORS as exc:
+            self._client = None
+            raise network_error(exc, self.where) from None
+        except IMAPClientError as exc:
+            raise ProtocolError(f"{self.where}: {what} failed: {exc}") from None
+
+    @property
+    def has_condstore(self) -> bool:
+        return "CONDSTORE" in self.capabilities or "QRESYNC" in self.capabilities
+
+    # -- folders --------------------------------------------------------------
+    def list_folders(self) -> list[FolderInfo]:
+        """Every selectable folder (``\\Noselect`` and ``\\NonExistent`` skipped)."""
+        entries = self._call("LIST", self.client.list_folders)
+        folders = []
+        for flags, delimiter, name in entries:
+            flag_names = tuple(_text(f) for f in flags)
+            lowered = {f.lower() for f in flag_names}
+            if "\\noselect" in lowered or "\\nonexistent" in lowered:
+                continue
+            special = next((f for f in flag_names if f in SPECIAL_USE), None)
+            folders.append(
+                FolderInfo(
+                    name=_text(name),
+                    delimiter=_text(delimiter) if delimiter else None,
+                    flags=flag_names,
+                    special_use=special,
+                )
+            )
+        return folders
+
+    def status(self, folder: str) -> FolderStatus:
+        items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
+        if self.has_condstore:
+            items.append(b"HIGHESTMODSEQ")
+        result = self._call(f"STATUS {folder!r}", self.client.folder_status, folder, items)
+        return FolderStatus(
+            uidvalidity=int(result[b"UIDVALIDITY"]),
+            uidnext=_int_or_none(result.get(b"UIDNEXT")),
+            messages=_int_or_none(result.get(b"MESSAGES")),
+            highestmodseq=_int_or_none(result.get(b"HIGHESTMODSEQ")),
+        )
+
+    def examine(self, folder: str) -> FolderStatus:
+        """Open a folder read-only (EXAMINE): nothing we do afterwards can change it."""
+        result = self._call(f"EXAMINE {folder!r}", self.client.select_folder, folder, readonly=True)
+        return FolderStatus(
+            uidvalidity=int(result[b"UIDVALIDITY"]),
+            uidnext=_int_or_none(result.get(b"UIDNEXT")),
+            messages=_int_or_none(result.get(b"EXISTS")),
+            highestmodseq=_int_or_none(result.get(b"HIGHESTMODSEQ")),
+        )
+
+    # -- messages in the examined folder --------------------------------------------
+    def all_uids(self) -> list[int]:
+        return sorted(self._call("UID SEARCH", self.client.search, ["ALL"]))
+
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """RFC822.SIZE of each UID, to plan batches by bytes (one cheap round trip)."""
+        if not uids:
+            return {}
+        result = self._call("UID FETCH RFC822.SIZE", fetch_set, self.client, uid_ranges(uids), [b"RFC822.SIZE"])
+        return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in result.items()}
+
+    def flags(self, uids: Sequence[int] | None = None, changed_since: int | None = None) -> dict[int, tuple[str, ...]]:
+        """FLAGS of the given UIDs (all with None), optionally CHANGEDSINCE a modseq."""
+        modifiers = [f"CHANGEDSINCE {changed_since}"] if changed_since is not None and self.has_condstore else None
+        target = "1:*" if uids is None else uid_ranges(uids)
+        if not target:
+            return {}
+        result = self._call("UID FETCH FLAGS", fetch_set, self.client, target, [b"FLAGS"], modifiers)
+        return {uid: _flags(data) for uid, data in result.items()}
+
+    def fetch(self, uids: Sequence[int]) -> tuple[list[FetchedMessage], list[int]]:
+        """Fetch whole messages; returns them and the UIDs the server did not return."""
+        if not uids:
+            return [], []
+        result = self._call("UID FETCH BODY.PEEK[]", fetch_set, self.client, uid_ranges(uids), FETCH_ITEMS)
+        messages = []
+        for uid in uids:
+            data = result.get(uid)
+            raw = None if data is None else data.get(b"BODY[]")
+            if raw is None:
+                continue
+            if isinstance(raw, str):
+                raw = raw.encode("latin-1")
+            internaldate = data.get(b"INTERNALDATE")
+            messages.append(
+                FetchedMessage(
+                    uid=uid,
+                    raw=raw,
+                    flags=_flags(data),
+                    internaldate=internaldate if isinstance(internaldate, datetime) else None,
+                    size=len(raw),
+                )
+            )
+        returned = {m.uid for m in messages}
+        return messages, [uid for uid in uids if uid not in returned]
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value is None else int(value)
+
+
+def _server_reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text[:200] or "no reason given"
+
+
+def _quietly_close(client: imapclient.IMAPClient) -> None:
+    with contextlib.suppress(Exception):
+        client.shutdown()
+
+
+__all__ = ["ImapSource", "fetch_set", "uid_ranges"]

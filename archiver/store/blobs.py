@@ -1,0 +1,287 @@
+"""Content-addressed, compressed, deduplicated message blobs on local disk.
+
+On-disk format (readable with the ``zstd`` command alone)::
+
+    <archive>/blobs/<id[0:2]>/<id[2:4]>/<id>     one standard zstd frame
+    <archive>/blobs/tmp/                         in-flight writes, never read
+
+``id`` is the lowercase hex sha256 of the exact bytes fetched from the server;
+the frame holds those bytes, with the content size and a checksum in the frame
+header, so ``zstd -dc blobs/ab/cd/abcd… | sha256sum`` prints the id back.
+
+Durability protocol for a batch (the catalog commits only after it returns):
+
+1. every new blob is compressed and written to ``tmp/`` and fsynced;
+2. each temp file is renamed to its final name;
+3. every directory that gained an entry is fsynced.
+
+So a file under its final name is always complete (its data was durable before
+the rename made it visible), a crash leaves at most orphans in ``tmp/`` (swept
+by :meth:`BlobStore.sweep_temp_of_dead`) or complete blobs the catalog does not know yet
+(found again by hash on the next run, never rewritten).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from archiver.errors import IntegrityError, StoreError
+
+BlobId = str
+"""Lowercase hex sha256 of a message's exact bytes."""
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def blob_id_of(raw: bytes) -> BlobId:
+    """The content address of ``raw``: its sha256, hex."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def is_blob_id(text: str) -> bool:
+    """True for a well-formed blob id (guards every path built from user input)."""
+    return len(text) == 64 and set(text) <= _HEX
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """What :meth:`BlobStore.put_batch` did with one message."""
+
+    blob_id: BlobId
+    size: int
+    stored_size: int
+    written: bool  # False when the blob was already present (deduplicated)
+
+
+class BlobStore:
+    """A local-disk blob store; the only code that knows blob file paths.
+
+    Thread-safe for concurrent readers; one writer per archive (the backup run
+    holds the archive lock).
+    """
+
+    def __init__(self, root: Path, compression_level: int = 6, workers: int = 2) -> None:
+        self.root = Path(root)
+        self.blob_root = self.root / "blobs"
+        self.temp_dir = self.blob_root / "tmp"
+        self.compression_level = compression_level
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blobstore")
+        try:
+            self.temp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create blob store at {self.blob_root}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> BlobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- paths -------------------------------------------------------------
+    def path_of(self, blob_id: BlobId) -> Path:
+        if not is_blob_id(blob_id):
+            raise IntegrityError(f"not a blob id: {blob_id[:80]!r}")
+        return self.blob_root / blob_id[0:2] / blob_id[2:4] / blob_id
+
+    def exists(self, blob_id: BlobId) -> bool:
+        return self.path_of(blob_id).exists()
+
+    # -- writing -----------------------------------------------------------
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        comp = getattr(self._local, "compressor", None)
+        if comp is None:
+            comp = zstandard.ZstdCompressor(level=self.compression_level, write_checksum=True, write_content_size=True)
+            self._local.compressor = comp
+        return comp
+
+    def _write_temp(self, blob_id: BlobId, raw: bytes) -> tuple[Path, int]:
+        """Compress ``raw`` into a fsynced temp file; return its path and size."""
+        frame = self._compressor().compress(raw)
+        temp = self.temp_dir / f"{blob_id}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            try:
+                view = memoryview(frame)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise _store_error("write", temp, exc) from exc
+        return temp, len(frame)
+
+    def _write_temps(self, fresh: dict[BlobId, bytes]) -> dict[BlobId, tuple[Path, int]]:
+        """Write every new blob to a temp file in parallel; on any failure remove them all."""
+        futures = {blob_id: self._pool.submit(self._write_temp, blob_id, raw) for blob_id, raw in fresh.items()}
+        temps: dict[BlobId, tuple[Path, int]] = {}
+        failure: BaseException | None = None
+        for blob_id, future in futures.items():
+            try:
+                temps[blob_id] = future.result()
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            for temp, _ in temps.values():
+                temp.unlink(missing_ok=True)
+            raise failure
+        return temps
+
+    def put_batch(self, raws: Sequence[bytes]) -> list[StoredBlob]:
+        """Store every message of a batch durably; one result per input, in order.
+
+        When this returns, every blob is complete under its final name and its
+        directory entry is on disk, so the caller may commit the catalog.
+        """
+        ids = list(self._pool.map(blob_id_of, raws)) if len(raws) > 1 else [blob_id_of(r) for r in raws]
+        fresh: dict[BlobId, bytes] = {}
+        for blob_id, raw in zip(ids, raws, strict=True):
+            if blob_id not in fresh and not self.exists(blob_id):
+                fresh[blob_id] = raw
+        temps = self._write_temps(fresh)
+        touched: set[Path] = set()
+        try:
+            for blob_id, (temp, _) in temps.items():
+                final = self.path_of(blob_id)
+                if not final.parent.exists():
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    touched.add(final.parent.parent)
+                    touched.add(self.blob_root)
+                os.replace(temp, final)
+                touched.add(final.parent)
+            for directory in touched:
+                _fsync_dir(directory)
+        except OSError as exc:
+            for temp, _ in temps.values():
+                temp.unlink(missing_ok=True)
+            raise _store_error("commit", self.blob_root, exc) from exc
+        results = []
+        for blob_id, raw in zip(ids, raws, strict=True):
+            entry = temps.pop(blob_id, None)
+            if entry is not None:
+                results.append(StoredBlob(blob_id, len(raw), entry[1], True))
+            else:
+                results.append(StoredBlob(blob_id, len(raw), self._stored_size(blob_id), False))
+        return results
+
+    def _stored_size(self, blob_id: BlobId) -> int:
+        try:
+            return self.path_of(blob_id).stat().st_size
+        except OSError:
+            return 0
+
+    # -- reading -----------------------------------------------------------
+    def get(self, blob_id: BlobId, verify: bool = True) -> bytes:
+        """The exact bytes of a blob; with ``verify`` the hash is checked too."""
+        path = self.path_of(blob_id)
+        try:
+            frame = path.read_bytes()
+        except FileNotFoundError:
+            raise IntegrityError(f"blob {blob_id} is missing from {self.blob_root}") from None
+        except OSError as exc:
+            raise _store_error("read", path, exc) from exc
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(frame)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"blob {blob_id} is corrupt: {exc}") from exc
+        if verify and blob_id_of(raw) != blob_id:
+            raise IntegrityError(f"blob {blob_id} does not match its hash")
+        return raw
+
+    def open(self, blob_id: BlobId) -> BinaryIO:
+        """A streaming reader of the blob's bytes (constant memory for huge messages)."""
+        path = self.path_of(blob_id)
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise IntegrityError(f"blob {blob_id} is missing from {self.blob_root}") from None
+        return zstandard.ZstdDecompressor().stream_reader(handle, closefd=True)  # type: ignore[return-value]
+
+    def check(self, blob_id: BlobId, expected_size: int | None = None) -> str | None:
+        """Re-hash one blob by streaming it; None if sound, else what is wrong."""
+        digest = hashlib.sha256()
+        length = 0
+        try:
+            with self.open(blob_id) as reader:
+                while chunk := reader.read(1 << 20):
+                    digest.update(chunk)
+                    length += len(chunk)
+        except IntegrityError as exc:
+            return str(exc)
+        except (zstandard.ZstdError, OSError) as exc:
+            return f"blob {blob_id} is unreadable: {exc}"
+        if digest.hexdigest() != blob_id:
+            return f"blob {blob_id} does not match its hash"
+        if expected_size is not None and length != expected_size:
+            return f"blob {blob_id} holds {length} bytes, the catalog says {expected_size}"
+        return None
+
+    def iter_ids(self) -> Iterator[BlobId]:
+        """Every blob id present on disk (temp files excluded)."""
+        for first in sorted(self.blob_root.iterdir()):
+            if len(first.name) != 2 or not first.is_dir():
+                continue
+            for second in sorted(first.iterdir()):
+                for entry in sorted(second.iterdir()):
+                    if is_blob_id(entry.name):
+                        yield entry.name
+
+    def sweep_temp_of_dead(self) -> int:
+        """Remove temp files left by writers that are no longer alive; returns how many.
+
+        Temp names carry the writer's pid, so runs of other accounts going on at
+        the same time (in this or another process) keep their files.
+        """
+        removed = 0
+        for entry in self.temp_dir.iterdir():
+            parts = entry.name.split(".")
+            pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+            if pid is not None and _alive(pid):
+                continue
+            entry.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _store_error(action: str, path: Path, exc: OSError) -> StoreError:
+    if exc.errno == errno.ENOSPC:
+        return StoreError(f"disk full while trying to {action} {path}: free some space and run again")
+    if exc.errno == errno.EDQUOT:
+        return StoreError(f"disk quota exceeded while trying to {action} {path}")
+    return StoreError(f"cannot {action} {path}: {exc.strerror or exc}")

@@ -1,0 +1,202 @@
+"""Backup throughput against a real, private Dovecot, with baselines from the same run.
+
+For each mailbox size it generates a seeded, realistic mailbox into a fresh
+Dovecot and times, on the same data:
+
+(a) the floor: a minimal imapclient loop fetching every message and discarding it;
+(b) ``mbsync`` (isync) pulling everything into a Maildir, when installed;
+(c) ``archiver backup`` (a subprocess, so its peak RSS is its own),
+
+then a no-change re-run of (c).  All three talk plain IMAP on loopback so the
+comparison is about the work, not about TLS.  Prints messages/s, MB/s, the
+ratios c/a and c/b, peak RSS, stored/raw bytes (and ``tar | gzip -6`` of the
+server's Maildir for reference).
+
+    python bench/backup_throughput.py --messages 10000 --messages 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import imapclient
+
+from archiver.sample_mail import generate_mailbox
+from archiver.sandbox import DovecotSandbox
+
+USER, PASSWORD = "bench", "bench-password"
+
+
+def run_child(command: list[str], env: dict | None = None) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Run a command; return wall seconds, its own peak RSS in KB, and the result."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    stdout = process.stdout.read().decode(errors="replace")
+    stderr = process.stderr.read().decode(errors="replace")
+    process.returncode = os.waitstatus_to_exitcode(status)
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    if result.returncode != 0:
+        print(f"  ! {command[0]} exited {result.returncode}: {stderr.strip()[-500:]}", file=sys.stderr)
+    return elapsed, usage.ru_maxrss, result
+
+
+def raw_fetch_floor(sandbox: DovecotSandbox) -> tuple[float, int]:
+    started = time.perf_counter()
+    total = 0
+    client = imapclient.IMAPClient("127.0.0.1", port=sandbox.imap_port, ssl=False)
+    client.login(USER, PASSWORD)
+    for flags, _delim, name in client.list_folders():
+        if b"\\Noselect" in flags:
+            continue
+        client.select_folder(name, readonly=True)
+        uids = client.search(["ALL"])
+        for start in range(0, len(uids), 500):
+            for data in client.fetch(uids[start : start + 500], [b"BODY.PEEK[]"]).values():
+                total += len(data[b"BODY[]"])
+    client.logout()
+    return time.perf_counter() - started, total
+
+
+def mbsync_pull(sandbox: DovecotSandbox, work: Path) -> tuple[float, int] | None:
+    if shutil.which("mbsync") is None:
+        return None
+    maildir = work / "mbsync-maildir"
+    maildir.mkdir()
+    rc = work / "mbsyncrc"
+    rc.write_text(f"""IMAPAccount bench
+Host 127.0.0.1
+Port {sandbox.imap_port}
+User {USER}
+Pass {PASSWORD}
+SSLType None
+AuthMechs LOGIN PLAIN
+
+IMAPStore remote
+Account bench
+
+MaildirStore local
+Path {maildir}/
+Inbox {maildir}/INBOX
+SubFolders Verbatim
+
+Channel bench
+Far :remote:
+Near :local:
+Patterns *
+Create Near
+Sync Pull
+SyncState *
+""")
+    elapsed, rss, result = run_child(["mbsync", "-q", "-c", str(rc), "bench"])
+    return (elapsed, rss) if result.returncode == 0 else None
+
+
+def write_config(sandbox: DovecotSandbox, work: Path) -> Path:
+    path = work / "archiver.toml"
+    path.write_text(f"""[archive]
+path = "{work / "archive"}"
+
+[[accounts]]
+name = "bench"
+protocol = "imap"
+host = "127.0.0.1"
+port = {sandbox.imap_port}
+security = "none"
+username = "{USER}"
+password = "{PASSWORD}"
+""")
+    path.chmod(0o600)
+    return path
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def gzip_ratio(maildir: Path, raw: int) -> float:
+    tar = subprocess.Popen(["tar", "-C", str(maildir), "-cf", "-", "."], stdout=subprocess.PIPE)
+    gz = subprocess.run(["gzip", "-6"], stdin=tar.stdout, capture_output=True)
+    tar.wait()
+    return len(gz.stdout) / raw
+
+
+def bench_one(count: int, seed: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="archiver-bench-") as tmp:
+        work = Path(tmp)
+        with DovecotSandbox(work / "dovecot") as sandbox:
+            sandbox.add_user(USER, PASSWORD)
+            started = time.perf_counter()
+            by_folder: dict[str, list] = defaultdict(list)
+            for sample in generate_mailbox(count, seed=seed):
+                by_folder[sample.folder].append((sample.raw, sample.flags, sample.internaldate))
+            for folder, items in by_folder.items():
+                sandbox.append_many(USER, folder, items)
+            del by_folder
+            fill_seconds = time.perf_counter() - started
+
+            floor_s, raw_bytes = raw_fetch_floor(sandbox)
+            mbsync = mbsync_pull(sandbox, work)
+            config = write_config(sandbox, work)
+            command = [sys.executable, "-m", "archiver", "--config", str(config), "backup", "--json"]
+            full_s, full_rss, result = run_child(command)
+            report = json.loads(result.stdout)[0] if result.returncode == 0 else {}
+            again_s, again_rss, again = run_child(command)
+            again_report = json.loads(again.stdout)[0] if again.returncode == 0 else {}
+            stored = tree_bytes(work / "archive" / "blobs")
+            ratio_gzip = gzip_ratio(sandbox.maildir(USER), tree_bytes(sandbox.maildir(USER)))
+    mb = raw_bytes / 1e6
+    out = {
+        "messages": count,
+        "raw_MB": round(mb, 1),
+        "fill_s": round(fill_seconds, 1),
+        "floor_s": round(floor_s, 2),
+        "floor_msg_s": round(count / floor_s),
+        "archiver_s": round(full_s, 2),
+        "archiver_msg_s": round(count / full_s),
+        "archiver_MB_s": round(mb / full_s, 1),
+        "ratio_archiver_over_floor": round(full_s / floor_s, 2),
+        "archiver_peak_rss_MB": round(full_rss / 1024, 1),
+        "no_change_rerun_s": round(again_s, 3),
+        "no_change_rerun_new": again_report.get("messages_new"),
+        "stored_over_raw": round(stored / raw_bytes, 3),
+        "tar_gzip6_over_raw": round(ratio_gzip, 3),
+        "blobs_new": report.get("blobs_new"),
+        "archiver_messages_new": report.get("messages_new"),
+        "rerun_peak_rss_MB": round(again_rss / 1024, 1),
+    }
+    if mbsync:
+        out |= {
+            "mbsync_s": round(mbsync[0], 2),
+            "mbsync_msg_s": round(count / mbsync[0]),
+            "mbsync_peak_rss_MB": round(mbsync[1] / 1024, 1),
+            "ratio_archiver_over_mbsync": round(full_s / mbsync[0], 2),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--messages", type=int, action="append", help="mailbox size (repeatable); default 1000 and 10000"
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    for count in args.messages or [1000, 10000]:
+        result = bench_one(count, args.seed)
+        print(json.dumps(result))
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

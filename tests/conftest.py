@@ -1,0 +1,69 @@
+"""Shared fixtures: one real, private Dovecot per session, a fresh mail user per test, the shared corpus.
+
+The server is session-wide because starting it is cheap but not free; tests stay
+independent because each gets its own user (own home, own maildir).
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from archiver.sandbox import DovecotSandbox
+
+CORPUS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+MARKERS = {
+    "integration": "talks to a real Dovecot started by the test fixture",
+    "browser": "drives a real headless Chromium",
+    "slow": "takes more than a few seconds (kill trials, big mailboxes)",
+}
+_user_numbers = itertools.count(1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers here too, so the suite runs without pyproject (e.g. from a copied tree)."""
+    for name, help_text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {help_text}")
+
+
+@dataclass(frozen=True)
+class MailUser:
+    """A Dovecot account that exists for one test only."""
+
+    name: str
+    password: str
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotSandbox]:
+    """One Dovecot for the whole session; skipped (not failed) where Dovecot is not installed."""
+    if shutil.which("dovecot") is None:
+        pytest.skip("Dovecot is not installed (Debian: apt-get install dovecot-imapd dovecot-pop3d)")
+    sandbox = DovecotSandbox(tmp_path_factory.mktemp("dovecot"))
+    try:
+        sandbox.start()
+        yield sandbox
+    finally:
+        sandbox.close()
+
+
+@pytest.fixture
+def mail_user(dovecot: DovecotSandbox) -> MailUser:
+    """A fresh user with an empty mailbox; the random password keeps tests from leaning on a known one."""
+    user = MailUser(f"user{next(_user_numbers)}", f"pw-{secrets.token_hex(6)}")
+    dovecot.add_user(user.name, user.password)
+    return user
+
+
+@pytest.fixture
+def corpus_dir() -> Path:
+    """``../shared/corpus`` next to the repository, or a skip where it is not checked out."""
+    if not CORPUS_DIR.is_dir():
+        pytest.skip(f"shared corpus not found at {CORPUS_DIR}")
+    return CORPUS_DIR
