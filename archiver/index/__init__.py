@@ -1,0 +1,97 @@
+"""Full-text search over the whole archive (Whoosh); the only package that knows Whoosh.
+
+The index is derived data: one Whoosh document per unique message (blob),
+rebuilt at any time from the blobs and the catalog.  Public API (what the CLI
+and the web UI call; everything takes an open :class:`archiver.archive.Archive`)::
+
+    search(archive, query, accounts=None, page=1, page_size=20, sort="relevance") -> SearchPage
+        SearchPage(query, total, page, page_size, hits: tuple[Hit, ...], seconds), .pages
+        Hit(blob_id, score, date, sender, subject, snippet_html, folders, size)
+          snippet_html is HTML-escaped text where only <mark>…</mark> is markup;
+          folders is a tuple of (account, folder) pairs.
+        Raises QuerySyntaxError (an ArchiverError) for a query it cannot read.
+    update_index(archive, progress=None) -> IndexReport
+        Index what the catalog gained since the index's bookmark and refresh the
+        folders/flags of messages whose placements changed.  Cheap when nothing
+        changed; the backup calls it after each run.
+    reindex(archive, progress=None, procs=None) -> IndexReport
+        Rebuild from scratch into a new generation and swap it in.
+    index_status(archive) -> dict   documents, bookmark, size on disk
+
+Query syntax: see :mod:`archiver.index.query` and the README.  Layout:
+``analysis`` (tokenizer), ``documents`` (schema, one blob → one document),
+``query`` (syntax → Whoosh query), ``writer`` (incremental and full builds,
+on-disk generations), ``search`` (results and snippets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from archiver.index import search as _search
+from archiver.index import writer as _writer
+from archiver.index.query import QuerySyntaxError
+from archiver.index.search import Hit, SearchPage
+from archiver.index.writer import IndexReport, ProgressFn, SearchIndexError
+
+if TYPE_CHECKING:
+    from archiver.archive import Archive
+
+__all__ = [
+    "Hit",
+    "IndexReport",
+    "QuerySyntaxError",
+    "SearchIndexError",
+    "SearchPage",
+    "index_status",
+    "reindex",
+    "search",
+    "update_index",
+]
+
+
+def search(
+    archive: Archive,
+    query: str,
+    accounts: Sequence[str] | None = None,
+    page: int = 1,
+    page_size: int = 20,
+    sort: str = "relevance",
+    snippets: bool = True,
+) -> SearchPage:
+    """One page of results for ``query``; ``sort`` is ``"relevance"`` or ``"date"`` (newest first)."""
+    return _search.search(
+        archive.root, archive.catalog, archive.store, query, accounts, page, page_size, sort, snippets
+    )
+
+
+def update_index(archive: Archive, progress: ProgressFn | None = None, procs: int | None = None) -> IndexReport:
+    """Bring the index up to date with the catalog (creates it when missing)."""
+    return _writer.update_index(archive.root, archive.catalog, archive.store, progress, procs)
+
+
+def reindex(archive: Archive, progress: ProgressFn | None = None, procs: int | None = None) -> IndexReport:
+    """Rebuild the whole index from the blobs and the catalog."""
+    return _writer.reindex(archive.root, archive.catalog, archive.store, progress, procs)
+
+
+def index_status(archive: Archive) -> dict:
+    """Documents indexed, the catalog state the index reflects, and its size on disk."""
+    ix = _writer.open_live(archive.root)
+    if ix is None:
+        return {"exists": False}
+    state = _writer.read_state(ix)
+    with ix.searcher() as searcher:
+        documents = searcher.doc_count() - (1 if state.get("at") else 0)
+    root = _writer.index_root(archive.root)
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    rowid, seq = archive.catalog.index_high_water()
+    return {
+        "exists": True,
+        "documents": documents,
+        "bookmark": {"rowid": state["rowid"], "seq": state["seq"]},
+        "behind": {"messages": max(0, rowid - state["rowid"]), "changes": max(0, seq - state["seq"])},
+        "bytes": size,
+        "problems": archive.catalog.index_problem_count(),
+    }

@@ -1,0 +1,352 @@
+"""The searchable text of a raw message: headers, body, attachment names and text.
+
+Pure and Whoosh-free, so the index, the web UI's preview and the tests share it.
+
+Real mail is broken in every way, so nothing here raises for a bad message:
+every charset Python knows is tried under its common aliases, undecodable
+bytes are replaced, a part that cannot be parsed is skipped and *why* lands in
+:attr:`MessageText.problems`, which the indexer records in the catalog.
+
+Work is capped, not timed, wherever possible (a thread cannot be killed): at
+most ``max_parts`` MIME parts, ``max_body_chars`` of body, attachments larger
+than ``max_attachment_bytes`` are named but not read, at most
+``max_pdf_pages`` pages of a PDF.  On the main thread a PDF additionally gets
+a wall-clock limit through ``SIGALRM`` (pypdf is pure Python, so the alarm
+interrupts it between bytecodes).
+"""
+
+from __future__ import annotations
+
+import codecs
+import email.utils
+import html
+import io
+import logging
+import re
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32
+
+from archiver.headers import decode_words
+
+log = logging.getLogger("archiver.textextract")
+logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf warns about every odd PDF
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    """Per-message work caps (bounded memory and time on hostile input)."""
+
+    max_parts: int = 200
+    max_body_chars: int = 200_000
+    max_attachment_bytes: int = 8 * 1024 * 1024
+    max_attachment_chars: int = 32_000  # per message: enough to find a document, bounded indexing cost
+    max_pdf_pages: int = 30
+    pdf_seconds: float = 5.0
+    attachments: bool = True  # False: skip attachment text (snippets need only the body)
+
+
+@dataclass
+class MessageText:
+    """Everything the index needs from one message, decoded to ``str``."""
+
+    sender: str = ""
+    to: str = ""
+    cc: str = ""
+    bcc: str = ""
+    subject: str = ""
+    body: str = ""
+    attachment_names: list[str] = field(default_factory=list)
+    attachment_text: str = ""
+    date: datetime | None = None
+    message_id: str | None = None
+    list_id: str | None = None
+    has_attachment: bool = False
+    language: str = "en"
+    problems: list[str] = field(default_factory=list)
+
+
+# Mislabelled or aliased charsets seen in real mail → the codec that reads them best.
+_CHARSET_ALIASES = {
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cn-gb": "gb18030",
+    "big5": "big5hkscs",
+    "shift_jis": "cp932",
+    "x-sjis": "cp932",
+    "sjis": "cp932",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "unicode-1-1-utf-7": "utf-7",
+    "x-unknown": "",
+    "unknown-8bit": "",
+    "unknown": "",
+    "x-user-defined": "",
+    "default": "",
+}
+
+
+def decode_text(data: bytes, charset: str | None, problems: list[str] | None = None) -> str:
+    """Bytes to text, never raising: declared charset, then UTF-8, then cp1252 with replacement."""
+    name = (charset or "").strip().strip("\"'").lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    if name:
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            if problems is not None:
+                problems.append(f"unknown charset {name[:40]!r}, read as UTF-8/cp1252")
+            name = ""
+    if name:
+        try:
+            return data.decode(name)
+        except (UnicodeDecodeError, ValueError):
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if name:
+        if problems is not None:
+            problems.append(f"bytes invalid in charset {name!r}, undecodable ones replaced")
+        try:
+            return data.decode(name, errors="replace")
+        except (LookupError, ValueError):
+            pass
+    return data.decode("cp1252", errors="replace")
+
+
+_HTML_DROP = re.compile(r"(?is)<(script|style|head|title)\b.*?</\1\s*>|<!--.*?-->")
+_HTML_BREAK = re.compile(r"(?i)<\s*(?:br|/p|p|/div|div|/tr|tr|li|/h[1-6]|h[1-6]|/td|td|hr)\b[^>]*>")
+_HTML_TAG = re.compile(r"(?s)<[^>]*>")
+_SPACES = re.compile(r"[ \t\r\f\v\xa0]+")
+_LINES = re.compile(r"\n\s*\n+")
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML body (regex based: fast, and fine for search and snippets)."""
+    text = _HTML_DROP.sub("", markup)
+    text = _HTML_BREAK.sub("\n", text)
+    text = _HTML_TAG.sub("", text)  # inline tags (<b>, <span>) do not split words
+    text = html.unescape(text)
+    text = _SPACES.sub(" ", text)
+    return _LINES.sub("\n\n", text).strip()
+
+
+class _PdfTimeout(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise _PdfTimeout
+
+
+def pdf_text(data: bytes, limits: ExtractLimits, problems: list[str]) -> str:
+    """Text of a PDF, at most ``max_pdf_pages`` pages and ``max_attachment_chars`` characters."""
+    try:
+        from pypdf import PdfReader
+    except ImportError:  # pragma: no cover - pypdf is a dependency
+        problems.append("pypdf not installed: PDF text not indexed")
+        return ""
+    timed = threading.current_thread() is threading.main_thread() and limits.pdf_seconds > 0
+    previous = None
+    if timed:
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, limits.pdf_seconds)
+    pieces: list[str] = []
+    length = 0
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            problems.append("encrypted PDF: text not indexed")
+            return ""
+        for number, page in enumerate(reader.pages):
+            if number >= limits.max_pdf_pages:
+                problems.append(f"PDF longer than {limits.max_pdf_pages} pages: the rest not indexed")
+                break
+            text = page.extract_text() or ""
+            pieces.append(text)
+            length += len(text)
+            if length >= limits.max_attachment_chars:
+                break
+    except _PdfTimeout:
+        problems.append(f"PDF text extraction stopped after {limits.pdf_seconds:g} s")
+    except Exception as exc:  # pypdf raises anything on broken files
+        problems.append(f"unreadable PDF: {type(exc).__name__}: {str(exc)[:100]}")
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    return "\n".join(pieces)[: limits.max_attachment_chars]
+
+
+_FR_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        "le la les des une est et en du dans pour que qui pas sur au avec ce cette vous nous sont être mais ou "
+        "aux par plus je il elle ne se son sa ses leur très été bonjour merci",
+    )
+)
+_EN_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        "the and of to is in that it for you with on this are be was have not at from but or by we an they will "
+        "as your all can has would there their hello thanks",
+    )
+)
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def detect_language(text: str) -> str:
+    """'fr' or 'en' from function-word counts in the first few KB (cheap, good enough to stem)."""
+    french = english = 0
+    for match in _WORD.finditer(text[:4000].lower()):
+        word = match.group()
+        if word in _FR_WORDS:
+            french += 1
+        elif word in _EN_WORDS:
+            english += 1
+    return "fr" if french > english and french >= 2 else "en"
+
+
+def _header(message: Message, name: str) -> str:
+    try:
+        values = message.get_all(name) or []
+    except Exception:
+        return ""
+    return " ".join(decode_words(str(v)) or "" for v in values)
+
+
+def _date(message: Message) -> datetime | None:
+    try:
+        value = message.get("Date")
+        parsed = email.utils.parsedate_to_datetime(str(value)) if value else None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:
+        return None
+    if not name:
+        return None
+    return decode_words(str(name)) if "=?" in name else " ".join(str(name).split())
+
+
+def _payload(part: Message, problems: list[str]) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception as exc:
+        problems.append(f"undecodable {part.get_content_type()} part: {type(exc).__name__}")
+        return b""
+    if isinstance(data, str):
+        return data.encode("utf-8", errors="replace")
+    return data or b""
+
+
+def _part_text(part: Message, problems: list[str]) -> str:
+    return decode_text(_payload(part, problems), part.get_content_charset(None), problems)
+
+
+def _attachment_text(part: Message, ctype: str, limits: ExtractLimits, problems: list[str]) -> str:
+    if ctype == "application/pdf":
+        return pdf_text(_payload(part, problems), limits, problems)
+    if ctype.startswith("text/"):
+        text = _part_text(part, problems)
+        if ctype == "text/html":
+            text = html_to_text(text[: limits.max_attachment_chars * 4])
+        return text[: limits.max_attachment_chars]
+    return ""
+
+
+def _raw_size(part: Message) -> int:
+    payload = part.get_payload()
+    return len(payload) if isinstance(payload, str | bytes) else 0
+
+
+def extract(raw: bytes, limits: ExtractLimits | None = None) -> MessageText:
+    """Decode one raw message into :class:`MessageText`; never raises."""
+    limits = limits or ExtractLimits()
+    result = MessageText()
+    problems = result.problems
+    try:
+        message = BytesParser(policy=compat32).parsebytes(raw)
+    except Exception as exc:  # pragma: no cover - compat32 parses anything
+        problems.append(f"unparseable message: {type(exc).__name__}")
+        result.body = decode_text(raw[: limits.max_body_chars], None)
+        return result
+    result.sender = _header(message, "From")
+    result.to = _header(message, "To")
+    result.cc = _header(message, "Cc")
+    result.bcc = _header(message, "Bcc")
+    result.subject = _header(message, "Subject")
+    result.date = _date(message)
+    message_id = _header(message, "Message-ID").strip()
+    result.message_id = message_id or None
+    list_id = _header(message, "List-Id")
+    match = re.search(r"<([^<>]+)>", list_id)
+    result.list_id = (match.group(1) if match else list_id).strip().lower() or None
+
+    plain: list[str] = []
+    markup: list[str] = []
+    attached: list[str] = []
+    attached_chars = 0
+    for count, part in enumerate(message.walk()):
+        if count >= limits.max_parts:
+            problems.append(f"more than {limits.max_parts} MIME parts: the rest not indexed")
+            break
+        if part.is_multipart():
+            continue
+        try:
+            ctype = part.get_content_type()
+            disposition = part.get_content_disposition()
+        except Exception:
+            ctype, disposition = "application/octet-stream", "attachment"
+        name = _filename(part)
+        is_attachment = disposition == "attachment" or (name is not None and ctype not in ("text/plain", "text/html"))
+        if is_attachment or not ctype.startswith("text/"):
+            if name:
+                result.attachment_names.append(name)
+            if is_attachment or name:
+                result.has_attachment = True
+            if not limits.attachments or attached_chars >= limits.max_attachment_chars:
+                continue
+            if _raw_size(part) > limits.max_attachment_bytes * 4 // 3 + 1024:
+                problems.append(f"attachment {name or ctype!r} too large to read: only its name indexed")
+                continue
+            text = _attachment_text(part, ctype, limits, problems)
+            attached.append(text)
+            attached_chars += len(text)
+        elif ctype == "text/plain":
+            plain.append(_part_text(part, problems))
+        elif ctype == "text/html":
+            markup.append(_part_text(part, problems))
+        elif ctype.startswith("text/") and limits.attachments:
+            attached.append(_part_text(part, problems)[: limits.max_attachment_chars])
+    body = "\n".join(plain) if plain else html_to_text("\n".join(markup)[: limits.max_body_chars * 4])
+    result.body = body[: limits.max_body_chars]
+    result.attachment_text = "\n".join(t for t in attached if t)[: limits.max_attachment_chars]
+    result.language = detect_language(result.subject + "\n" + result.body)
+    if len(problems) > 20:
+        del problems[20:]
+    return result

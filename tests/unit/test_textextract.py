@@ -1,0 +1,133 @@
+"""Text extraction: charsets, RFC 2047, HTML, attachments, PDF, never a crash."""
+
+from __future__ import annotations
+
+import base64
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from archiver.textextract import ExtractLimits, decode_text, detect_language, extract, html_to_text
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+
+
+def make_pdf(text: str, pages: int = 1) -> bytes:
+    """A minimal valid PDF showing ``text`` (ASCII) on each page, with a correct xref table."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(pages))
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode())
+    font = 3 + 2 * pages
+    for i in range(pages):
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
+            f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
+        )
+        stream = f"BT /F1 18 Tf 72 700 Td ({text} page {i + 1}) Tj ET".encode()
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def broken_charset_with_pdf(word: str) -> bytes:
+    """A message declaring a charset that does not exist, with bytes invalid in UTF-8, and a PDF."""
+    pdf = base64.encodebytes(make_pdf(f"Quarterly {word} report")).replace(b"\n", b"\r\n")
+    return (
+        b"From: =?x-no-such-charset?q?Ren=E9?= <rene@broken.example>\r\n"
+        b"To: team@example.org\r\nSubject: =?utf-8?q?Facture_d=C3=A9cembre?=\r\n"
+        b"Date: Tue, 02 Mar 2021 10:00:00 +0100\r\nMessage-ID: <broken-1@example.org>\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        b'--b1\r\nContent-Type: text/plain; charset="x-bogus-8"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'
+        b"Voici la facture, caf\xe9 cr\xe8me \xff\xfe inclus.\r\n"
+        b'--b1\r\nContent-Type: application/pdf; name="facture.pdf"\r\n'
+        b'Content-Disposition: attachment; filename="facture.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        + pdf
+        + b"--b1--\r\n"
+    )
+
+
+def test_decode_text_is_lenient() -> None:
+    problems: list[str] = []
+    assert decode_text("café".encode("latin-1"), "iso-8859-1") == "café"
+    assert decode_text("日本語".encode("shift_jis"), "shift_jis") == "日本語"
+    assert decode_text("Привет".encode("koi8-r"), "koi8-r") == "Привет"
+    assert decode_text("naïve".encode(), "x-unknown-thing", problems) == "naïve"
+    assert problems and "unknown charset" in problems[0]
+    mixed = decode_text(b"caf\xe9 \xff", "utf-8", problems)  # lies about its charset
+    assert mixed.startswith("caf")
+
+
+def test_rfc2047_headers_and_html_only_body() -> None:
+    message = EmailMessage()
+    message["From"] = "Élodie Dupré <elodie@example.fr>"
+    message["To"] = "Иван <ivan@example.ru>"
+    message["Subject"] = "Réunion à Montréal — 会議"
+    message.set_content("<html><head><style>p{}</style></head><body><p>Bonjour&nbsp;à tous</p><br>"
+                        "<script>var x;</script>la réunion est demain</body></html>", subtype="html")  # fmt: skip
+    text = extract(message.as_bytes())
+    assert text.sender == "Élodie Dupré <elodie@example.fr>"
+    assert "Иван" in text.to
+    assert text.subject == "Réunion à Montréal — 会議"
+    assert "Bonjour à tous" in text.body and "var x" not in text.body and "p{}" not in text.body
+    assert text.language == "fr"
+
+
+def test_broken_charset_and_pdf_attachment_are_read() -> None:
+    text = extract(broken_charset_with_pdf("zeppelin"))
+    assert "Quarterly zeppelin report page 1" in text.attachment_text
+    assert text.attachment_names == ["facture.pdf"] and text.has_attachment
+    assert "caf" in text.body and "inclus" in text.body
+    assert text.subject == "Facture décembre"
+    assert any("x-bogus-8" in p for p in text.problems)  # the reason is recorded, not hidden
+
+
+def test_pdf_page_cap_is_recorded() -> None:
+    message = EmailMessage()
+    message.set_content("see attached")
+    message.add_attachment(make_pdf("long", pages=5), maintype="application", subtype="pdf", filename="l.pdf")
+    text = extract(message.as_bytes(), ExtractLimits(max_pdf_pages=2))
+    assert "long page 2" in text.attachment_text and "long page 3" not in text.attachment_text
+    assert any("longer than 2 pages" in p for p in text.problems)
+
+
+def test_oversized_attachment_is_named_not_read() -> None:
+    message = EmailMessage()
+    message.set_content("big one")
+    message.add_attachment(b"needle " * 2000, maintype="text", subtype="plain", filename="big.txt")
+    text = extract(message.as_bytes(), ExtractLimits(max_attachment_bytes=1000))
+    assert text.attachment_names == ["big.txt"] and "needle" not in text.attachment_text
+    assert any("too large" in p for p in text.problems)
+    assert "needle" in extract(message.as_bytes()).attachment_text
+
+
+def test_html_to_text_and_language() -> None:
+    assert html_to_text("a<b>b</b>&amp;<!-- hidden -->c<p>d<td>e") == "ab&c\nd\ne"
+    assert detect_language("Le chat est sur la table et nous sommes dans le jardin") == "fr"
+    assert detect_language("The cat is on the table and we are in the garden") == "en"
+
+
+def test_garbage_never_raises() -> None:
+    for raw in (b"", b"\x00\xff" * 100, b"Content-Type: multipart/mixed\r\n\r\nno boundary", b"Subject: =?\r\n"):
+        extract(raw)
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")
+def test_whole_corpus_extracts() -> None:
+    files = sorted(p for p in CORPUS.rglob("*.eml"))
+    assert len(files) > 1000
+    with_text = 0
+    for path in files:
+        text = extract(path.read_bytes())
+        with_text += bool(text.body or text.subject or text.attachment_text)
+    assert with_text > 0.95 * len(files)
