@@ -1,0 +1,352 @@
+"""Export archived mail to files other mail programs read: mbox, Maildir, or a tree of .eml files.
+
+Library API::
+
+    export(archive, scope, fmt, out_dir, progress=None) -> ExportReport
+        fmt: "mbox" | "maildir" | "eml"; scope: :class:`archiver.restore.Scope` (messages, folders,
+        account, as of a date or run).  ``out_dir`` must be missing or empty.
+        ExportReport(format, root, folders: [FolderExport(folder, path, messages, bytes)], failures, seconds); .ok
+
+Layouts (the folder path is the archived folder name split on its own hierarchy delimiter):
+
+* ``mbox``: one file per folder, ``<out>/<part>/<part>.mbox``, mboxrd: each message starts with
+  ``From MAILER-DAEMON <INTERNALDATE in UTC, asctime>``, a body line matching ``^>*From `` gets one
+  more ``>``, a message not ending in a newline gets one, and a blank line separates messages.
+  Reading back undoes exactly that, so the bytes come back unchanged for every message that ends in a
+  newline (all that came from IMAP do: lines end in CRLF there).
+* ``maildir``: Maildir++ (what Dovecot, Courier, mutt, notmuch and Python's ``mailbox`` read):
+  INBOX is ``<out>/cur``, folder ``a/b`` is ``<out>/.a.b/cur`` (components modified-UTF-7 encoded,
+  a ``.`` inside a component becomes ``_``).  Messages go to ``cur/`` named
+  ``<time>.<placement>_<blob12>.archiver,S=<size>:2,<flags>``; flags as Maildir letters
+  (D F P R S T; keywords as a-z letters listed in ``dovecot-keywords``), file mtime = INTERNALDATE.
+* ``eml``: ``<out>/<part>/<part>/<YYYYMMDD-HHMMSS> <subject>.eml``, exact bytes, mtime = INTERNALDATE.
+  Every path component is safe on Windows, macOS and Linux: no control characters or ``<>:"/\\|?*``,
+  no reserved device names (CON, NUL, COM1…), no trailing dot or space, NFC, at most 100 UTF-8
+  bytes; names that collide (case-insensitively) get ``~2``, ``~3``…
+
+Every format also gets ``MANIFEST.tsv`` (path, ordinal in the file, blob id, folder, flags,
+INTERNALDATE with its offset), which ``archiver import`` reads to bring flags and dates back.
+Bytes are streamed from the store (constant memory) and their sha256 is checked on the way; a message
+whose blob fails the check is left out and reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from imapclient import imap_utf7
+
+from archiver.archive import Archive
+from archiver.errors import ArchiverError, IntegrityError, RestoreError
+from archiver.restore import Item, Progress, Scope, select_items, split_folder
+
+FORMATS = ("mbox", "maildir", "eml")
+MANIFEST = "MANIFEST.tsv"
+_CHUNK = 1 << 20
+_FROM = re.compile(rb">*From ")
+_MAYBE_FROM = re.compile(rb">*(?:F(?:r(?:o(?:m)?)?)?)?\Z")
+_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(10)}
+MAILDIR_FLAGS = {
+    "\\Draft": "D",
+    "\\Flagged": "F",
+    "$Forwarded": "P",
+    "\\Answered": "R",
+    "\\Seen": "S",
+    "\\Deleted": "T",
+}
+
+
+@dataclass
+class FolderExport:
+    folder: str
+    path: str
+    messages: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class ExportReport:
+    format: str
+    root: str
+    folders: list[FolderExport] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def messages(self) -> int:
+        return sum(f.messages for f in self.folders)
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+class MboxrdEscaper:
+    """Streams a message into an mboxrd file: one more ``>`` on every line matching ``^>*From ``.
+
+    Works on chunks of any size: a line start that might still become ``>>From `` is held back
+    (only those few bytes), everything else is written at once.
+    """
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self._write = write
+        self._line_start = True
+        self._pending = b""
+        self._last = b"\n"
+
+    def _out(self, data: bytes) -> None:
+        if data:
+            self._write(data)
+            self._last = data[-1:]
+
+    def feed(self, data: bytes) -> None:
+        if self._pending:
+            data, self._pending = self._pending + data, b""
+        pos, end = 0, len(data)
+        while pos < end:
+            if not self._line_start:
+                newline = data.find(b"\n", pos)
+                if newline < 0:
+                    self._out(data[pos:])
+                    return
+                self._out(data[pos : newline + 1])
+                pos = newline + 1
+                self._line_start = True
+                continue
+            if _FROM.match(data, pos):
+                self._out(b">")
+            elif _MAYBE_FROM.match(data, pos):
+                self._pending = data[pos:]
+                return
+            self._line_start = False
+
+    def close(self) -> None:
+        """Flush, end the message with a newline if it lacks one, and add the separating blank line."""
+        self._out(self._pending)
+        self._pending = b""
+        if self._last != b"\n":
+            self._out(b"\n")
+        self._write(b"\n")
+
+
+def mboxrd_unescape_line(line: bytes) -> bytes:
+    return line[1:] if line.startswith(b">") and _FROM.match(line, 1) else line
+
+
+def from_line(internaldate: str | None) -> bytes:
+    moment = datetime.fromisoformat(internaldate).astimezone(UTC) if internaldate else datetime(1970, 1, 1, tzinfo=UTC)
+    return f"From MAILER-DAEMON {time.asctime(moment.timetuple())}\n".encode()
+
+
+def safe_component(name: str, max_bytes: int = 100) -> str:
+    """A file or directory name valid on every common filesystem (see the module docstring)."""
+    name = unicodedata.normalize("NFC", name)
+    name = "".join("_" if ch in '<>:"/\\|?*' or ord(ch) < 32 or ord(ch) == 127 else ch for ch in name)
+    name = name.strip().rstrip(". ")
+    if name.startswith("."):
+        name = "_" + name[1:]
+    if name.split(".")[0].strip().upper() in _RESERVED:
+        name = "_" + name
+    name = name.encode()[:max_bytes].decode("utf-8", "ignore").rstrip(". ")
+    return name or "_"
+
+
+def unique_name(taken: set[str], name: str, suffix: str = "") -> str:
+    """``name + suffix``, or with ``~2``, ``~3``… before the suffix if taken (case-insensitively)."""
+    candidate = name + suffix
+    number = 1
+    while candidate.casefold() in taken:
+        number += 1
+        candidate = f"{name}~{number}{suffix}"
+    taken.add(candidate.casefold())
+    return candidate
+
+
+def maildir_info(flags: tuple[str, ...], keyword_letter: Callable[[str], str | None]) -> str:
+    letters = {MAILDIR_FLAGS[f] for f in flags if f in MAILDIR_FLAGS}
+    letters |= {
+        letter for f in flags if not f.startswith("\\") and f not in MAILDIR_FLAGS if (letter := keyword_letter(f))
+    }
+    return ":2," + "".join(sorted(letters))
+
+
+def _epoch(item: Item) -> float:
+    return datetime.fromisoformat(item.internaldate).timestamp() if item.internaldate else 0.0
+
+
+# -- writers --------------------------------------------------------------------------------------
+class _Tree:
+    """Safe, collision-free directories for folder paths under a root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._dirs: dict[tuple[str, ...], Path] = {(): root}
+        self._taken: dict[Path, set[str]] = {}
+
+    def taken(self, directory: Path) -> set[str]:
+        return self._taken.setdefault(directory, set())
+
+    def directory(self, parts: tuple[str, ...]) -> Path:
+        if parts not in self._dirs:
+            parent = self.directory(parts[:-1])
+            path = parent / unique_name(self.taken(parent), safe_component(parts[-1]))
+            path.mkdir(parents=True, exist_ok=True)
+            self._dirs[parts] = path
+        return self._dirs[parts]
+
+
+class Exporter:
+    def __init__(self, archive: Archive, fmt: str, root: Path, report: ExportReport) -> None:
+        self.archive, self.fmt, self.root, self.report = archive, fmt, root, report
+        self.tree = _Tree(root)
+        if fmt == "maildir":  # the root is the INBOX maildir, even when INBOX is not exported
+            for sub in ("cur", "new", "tmp"):
+                (root / sub).mkdir(exist_ok=True)
+        self.manifest = (root / MANIFEST).open("w", encoding="utf-8", newline="\n")
+        self.manifest.write("path\tordinal\tblob_id\tfolder\tflags\tinternaldate\n")
+
+    def close(self) -> None:
+        self.manifest.close()
+
+    def _record(self, path: Path, ordinal: int, item: Item) -> None:
+        fields = [str(path.relative_to(self.root)), str(ordinal), item.blob_id, item.folder, " ".join(item.flags)]
+        fields.append(item.internaldate or "")
+        self.manifest.write("\t".join(f.replace("\t", " ").replace("\n", " ") for f in fields) + "\n")
+
+    def _stream(self, item: Item, write: Callable[[bytes], object]) -> None:
+        """Copy a blob's bytes through ``write``, checking its sha256 (raises IntegrityError)."""
+        digest = hashlib.sha256()
+        with self.archive.store.open(item.blob_id) as reader:
+            while chunk := reader.read(_CHUNK):
+                digest.update(chunk)
+                write(chunk)
+        if digest.hexdigest() != item.blob_id:
+            raise IntegrityError(f"blob {item.blob_id} does not match its hash")
+
+    def _fail(self, item: Item, exc: Exception) -> None:
+        self.report.failures.append(
+            f"{item.folder}: message {item.blob_id[:12]} (placement {item.placement_id}): {exc}"
+        )
+
+    def folder(self, folder: str, delimiter: str | None, items: list[Item] | itertools.groupby) -> None:
+        parts = tuple(split_folder(folder, delimiter))
+        getattr(self, f"_{self.fmt}")(folder, parts, items)
+
+    def _mbox(self, folder: str, parts: tuple[str, ...], items) -> None:
+        directory = self.tree.directory(parts[:-1])
+        path = directory / unique_name(self.tree.taken(directory), safe_component(parts[-1]), ".mbox")
+        result = FolderExport(folder, str(path))
+        self.report.folders.append(result)
+        partial = path.with_name(path.name + ".part")
+        with partial.open("wb") as out:
+            for item in items:
+                start = out.tell()
+                try:
+                    out.write(from_line(item.internaldate))
+                    escaper = MboxrdEscaper(out.write)
+                    self._stream(item, escaper.feed)
+                    escaper.close()
+                except (ArchiverError, OSError) as exc:
+                    out.seek(start)
+                    out.truncate()
+                    self._fail(item, exc)
+                    continue
+                result.messages += 1
+                result.bytes += item.size
+                self._record(path, result.messages, item)
+        partial.replace(path)
+
+    def _eml(self, folder: str, parts: tuple[str, ...], items) -> None:
+        directory = self.tree.directory(parts)
+        result = FolderExport(folder, str(directory))
+        self.report.folders.append(result)
+        taken = self.tree.taken(directory)
+        for item in items:
+            stamp = (
+                datetime.fromisoformat(item.internaldate).strftime("%Y%m%d-%H%M%S") if item.internaldate else "undated"
+            )
+            name = safe_component(f"{stamp} {item.subject or ''}".strip(), 96)
+            path = directory / unique_name(taken, name, ".eml")
+            self._write_file(path, path.with_name(path.name + ".part"), item, result)
+
+    def _maildir(self, folder: str, parts: tuple[str, ...], items) -> None:
+        if parts == ("INBOX",):
+            directory = self.root
+        else:
+            encoded = [imap_utf7.encode(p).decode("ascii").replace(".", "_").replace("/", "_") for p in parts]
+            directory = self.root / unique_name(self.tree.taken(self.root), "." + ".".join(encoded))
+        for sub in ("cur", "new", "tmp"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        if directory != self.root:
+            (directory / "maildirfolder").touch()
+        result = FolderExport(folder, str(directory))
+        self.report.folders.append(result)
+        keywords: dict[str, str] = {}
+
+        def letter(keyword: str) -> str | None:
+            if keyword not in keywords and len(keywords) < 26:
+                keywords[keyword] = chr(ord("a") + len(keywords))
+            return keywords.get(keyword)
+
+        for item in items:
+            stamp = int(_epoch(item))
+            base = f"{stamp}.{item.placement_id}_{item.blob_id[:12]}.archiver,S={item.size}"
+            path = directory / "cur" / (base + maildir_info(item.flags, letter))
+            self._write_file(path, directory / "tmp" / base, item, result)
+        if keywords:
+            lines = "".join(f"{ord(v) - ord('a')} {k}\n" for k, v in keywords.items())
+            (directory / "dovecot-keywords").write_text(lines, encoding="utf-8")
+
+    def _write_file(self, path: Path, temp: Path, item: Item, result: FolderExport) -> None:
+        try:
+            with temp.open("wb") as out:
+                self._stream(item, out.write)
+            if item.internaldate:
+                os.utime(temp, (_epoch(item), _epoch(item)))
+            temp.replace(path)
+        except (ArchiverError, OSError) as exc:
+            temp.unlink(missing_ok=True)
+            self._fail(item, exc)
+            return
+        result.messages += 1
+        result.bytes += item.size
+        self._record(path, 0, item)
+
+
+def export(archive: Archive, scope: Scope, fmt: str, out_dir: Path, progress: Progress | None = None) -> ExportReport:
+    """Write the scope's messages under ``out_dir`` in ``fmt``; per-message problems land in the report."""
+    if fmt not in FORMATS:
+        raise RestoreError(f"unknown export format {fmt!r} (choose one of: {', '.join(FORMATS)})")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise RestoreError(f"{out_dir} exists and is not an empty directory: choose a new one")
+    _, _, items = select_items(archive.catalog, scope)
+    progress = progress or Progress()
+    started = time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = ExportReport(fmt, str(out_dir))
+    exporter = Exporter(archive, fmt, out_dir, report)
+    try:
+        for (folder, delimiter), group in itertools.groupby(items, key=lambda i: (i.folder, i.delimiter)):
+            progress.folder(folder, 0, 0)
+            exporter.folder(folder, delimiter, _counting(group, progress))
+    finally:
+        exporter.close()
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def _counting(items, progress: Progress):
+    for item in items:
+        yield item
+        progress.advance(1, item.size)

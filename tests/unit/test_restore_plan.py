@@ -1,0 +1,78 @@
+"""Pure parts of restore: dates, target names, flags, batches, how held messages are recognised."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from archiver.errors import RestoreError
+from archiver.restore import (
+    Item,
+    appendable_flags,
+    as_of_timestamp,
+    batches,
+    target_mailbox,
+    target_parts,
+)
+from archiver.restore_target import held_keys, item_key
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def item(n: int, size: int = 10, mid: str | None = "<a@b>", date: str | None = "2020-01-02T03:04:05+05:30") -> Item:
+    return Item(n, f"{n:064x}", "INBOX", "/", (), date, size, mid)
+
+
+def test_as_of_bare_date_is_end_of_that_local_day():
+    stamp = datetime.fromisoformat(as_of_timestamp("2026-11-20", now=NOW))
+    local_end = datetime(2026, 11, 20, 23, 59, 59, 999999).astimezone()
+    assert stamp == local_end and stamp.utcoffset() == timedelta(0)
+
+
+def test_as_of_with_offset_and_microseconds_format_sorts_like_the_run_clock():
+    assert as_of_timestamp("2026-11-20T10:00:00+02:00", now=NOW) == "2026-11-20T08:00:00.000000+00:00"
+    # runs.started_at is utc_now().isoformat(): same shape, so text order is time order
+    assert "2026-11-20T08:00:00.000000+00:00" < "2026-11-20T08:00:00.500000+00:00"
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "2027-01-01"])
+def test_as_of_rejects_garbage_and_the_future(text):
+    with pytest.raises(RestoreError):
+        as_of_timestamp(text, now=NOW)
+
+
+def test_target_names_follow_the_target_delimiter():
+    parts = target_parts("Lists/python/ideas", "/", "Restored/2026-11-20")
+    assert parts == ("Restored", "2026-11-20", "Lists", "python", "ideas")
+    assert target_mailbox(parts, ".") == "Restored.2026-11-20.Lists.python.ideas"
+    # a source component holding the target's delimiter cannot create a level by accident
+    assert target_mailbox(target_parts("v1.2/notes", "/", ""), ".") == "v1_2.notes"
+    assert target_parts("INBOX", "/", None) == ("INBOX",)
+    assert target_parts("a.b", ".", "R") == ("R", "a", "b")
+
+
+def test_flags_recent_dropped_keywords_need_backslash_star():
+    flags = ("\\Seen", "\\Recent", "$Work", "\\Flagged")
+    assert appendable_flags(flags, None) == (("\\Seen", "$Work", "\\Flagged"), set())
+    assert appendable_flags(flags, ["\\Seen", "\\Flagged", "\\*"]) == (("\\Seen", "$Work", "\\Flagged"), set())
+    kept, refused = appendable_flags(flags, ["\\Seen", "\\Answered"])
+    assert kept == ("\\Seen",) and refused == {"$Work", "\\Flagged"}
+
+
+def test_batches_bounded_by_count_and_bytes_big_message_alone():
+    items = [item(1, 5), item(2, 5), item(3, 100), item(4, 5), item(5, 5), item(6, 5)]
+    groups = [[i.placement_id for i in g] for g in batches(items, max_bytes=12, max_count=2)]
+    assert groups == [[1, 2], [3], [4, 5], [6]]
+
+
+def test_held_keys_match_item_keys():
+    with_id = item(1, 42)
+    assert item_key(with_id) in held_keys("<a@b>", 42, None)
+    assert item_key(with_id) not in held_keys("<a@b>", 43, None)
+    no_id = item(2, 42, mid=None)
+    when = datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    assert item_key(no_id) in held_keys(None, 42, when.astimezone(UTC))  # same instant, other offset
+    assert item_key(no_id) not in held_keys(None, 42, when + timedelta(seconds=1))
+    undated = item(3, 42, mid=None, date=None)
+    assert item_key(undated) in held_keys(None, 42, when)  # no date: size, then the hash decides
