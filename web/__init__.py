@@ -1,0 +1,126 @@
+"""Flask web UI for archiver: browse, search and read the archive; imports archiver, never the reverse.
+
+:func:`create_app` is the only entry point (no module-level app).  The views
+call archiver library functions (catalog reads, the blob store, the search
+index, message parsing) and hold no business logic.  Security lives here, in
+one place: login on every route (:func:`web.auth.login_required` on every
+blueprint), a CSRF token on every POST, strict security headers on every
+response, and per-user account visibility (:func:`visible_accounts`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask, g, request
+from flask.sessions import SecureCookieSessionInterface
+
+from archiver.archive import Archive
+from archiver.config import Config
+
+APP_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def _secret_key(config: Config) -> bytes:
+    """The session-signing key: read from a file, created with mode 0600 at first start."""
+    path = config.web.secret_key_file or Path(config.archive.path) / "web-secret.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        return key
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Signed-cookie sessions whose cookie is ``Secure`` when the request came over TLS (or when configured)."""
+
+    def __init__(self, secure: bool | None) -> None:
+        self.secure = secure
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return self.secure if self.secure is not None else request.is_secure
+
+
+def create_app(config: Config, *, testing: bool = False) -> Flask:
+    """Build the web app for ``config`` (the archive must exist: run a backup first)."""
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=testing,
+        SECRET_KEY=_secret_key(config),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(config.web.secure_cookies),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    app.session_interface = _SessionInterface(config.web.secure_cookies)
+    app.extensions["archiver_config"] = config
+    app.extensions["archiver_archive"] = Archive(config.archive)
+    app.extensions["archiver_lock"] = threading.Lock()
+    app.extensions["archiver_backups"] = {}
+
+    from web import auth, browse, runs, search
+
+    for blueprint in (auth.bp, browse.bp, search.bp, runs.bp):
+        app.register_blueprint(blueprint)
+    app.before_request(auth.load_user)
+    app.before_request(auth.check_csrf)
+    app.jinja_env.globals.update(csrf_token=auth.csrf_token)
+    app.jinja_env.filters.update(size=human_size, when=short_date)
+
+    @app.after_request
+    def security_headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("Content-Security-Policy", APP_CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return app
+
+
+def archive() -> Archive:
+    from flask import current_app
+
+    return current_app.extensions["archiver_archive"]
+
+
+def app_config() -> Config:
+    from flask import current_app
+
+    return current_app.extensions["archiver_config"]
+
+
+def visible_accounts() -> list[str]:
+    """Names of the configured accounts the logged-in user may see (admins: all)."""
+    user = g.user
+    names = [a.name for a in app_config().accounts]
+    return names if user.admin else [n for n in names if n in user.accounts]
+
+
+def human_size(value: int | None) -> str:
+    size = float(value or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def short_date(value: str | None) -> str:
+    """ISO 8601 → "2024-05-01 14:03 +0200" (the original offset kept; the page script-free)."""
+    if not value:
+        return "—"
+    return value[:16].replace("T", " ") + (f" {value[19:].replace(':', '')}" if len(value) > 19 else "")
