@@ -103,11 +103,9 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX placements_blob ON placements(blob_id);
     CREATE INDEX placements_folder_date ON placements(folder_id, internaldate, id);
     """,
-    # Numbers reserved while several features are built at once; each fills its own.
-    2: "",  # sync fidelity: flag history, UIDVALIDITY re-mapping, Gmail labels
-    # 3: search index bookkeeping. Triggers log every placement change, whoever makes it,
+    # 2: search index bookkeeping. Triggers log every placement change, whoever makes it,
     # so the index can refresh the account/folder/flags fields of exactly those blobs.
-    3: """
+    2: """
     CREATE TABLE placement_changes (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         blob_id TEXT NOT NULL
@@ -125,9 +123,6 @@ MIGRATIONS: dict[int, str] = {
         at TEXT NOT NULL
     );
     """,
-    4: "",  # scheduler: persisted next-run times
-    5: "",  # web UI
-    6: "",  # restore/import
 }
 
 
