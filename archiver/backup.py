@@ -247,9 +247,17 @@ class ImapBackup:
 
 
 def run_backup(
-    config: Config, account: AccountConfig, progress: Progress | None = None, archive: Archive | None = None
+    config: Config,
+    account: AccountConfig,
+    progress: Progress | None = None,
+    archive: Archive | None = None,
+    index: bool = True,
 ) -> RunReport:
-    """Back up one account; never raises for server problems, they land in the report."""
+    """Back up one account; never raises for server problems, they land in the report.
+
+    With ``index=False`` the search index is left for the caller (the CLI indexes once after
+    several accounts) or the next run: it bookmarks the catalog state it reflects, so nothing is missed.
+    """
     own_archive = archive is None
     archive = archive or Archive(config.archive)
     progress = progress or Progress()
@@ -261,7 +269,8 @@ def run_backup(
             account_id = archive.catalog.ensure_account(account.name, account.protocol)
             report.run_id = archive.catalog.start_run(account_id)
             _execute(archive, account, account_id, report, progress)
-            _update_search_index(archive, report.run_id)
+            if index:
+                update_search_index(archive, report.run_id)
             run = archive.catalog.run(report.run_id)
             report.messages_new = run["messages_new"]
             report.blobs_new = run["blobs_new"]
@@ -274,7 +283,7 @@ def run_backup(
     return report
 
 
-def _update_search_index(archive: Archive, run_id: int) -> None:
+def update_search_index(archive: Archive, run_id: int) -> None:
     """Index what the run committed (blob → catalog → index); a failure never fails the backup.
 
     The index bookmarks the catalog state it reflects, so whatever is not

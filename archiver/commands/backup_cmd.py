@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
 from archiver.archive import Archive
-from archiver.backup import run_backup
+from archiver.backup import run_backup, update_search_index
 from archiver.cli import emit_json, human_bytes, register
 from archiver.commands.progress import progress_for_terminal
 
@@ -15,9 +16,10 @@ from archiver.commands.progress import progress_for_terminal
 @click.command()
 @click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run reports as JSON.")
+@click.option("--no-index", is_flag=True, help="Leave the search index for the next run or `archiver reindex`.")
 @click.pass_context
-def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool) -> None:
-    """Fetch new mail from the servers into the archive.
+def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool, no_index: bool) -> None:
+    """Fetch new mail from the servers into the archive, then update the search index.
 
     Exits non-zero if any account or folder failed, with one line per problem.
     """
@@ -28,7 +30,7 @@ def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool) -> None
         for account in selected:
             progress, driver = progress_for_terminal()
             with driver:
-                report = run_backup(config, account, progress=progress, archive=archive)
+                report = run_backup(config, account, progress=progress, archive=archive, index=False)
             reports.append(report)
             if not as_json:
                 changed = [f for f in report.folders if not f.unchanged]
@@ -37,6 +39,14 @@ def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool) -> None
                     f"({human_bytes(report.bytes_fetched)} fetched, {human_bytes(report.bytes_stored)} stored), "
                     f"{len(report.folders)} folder(s), {len(changed)} changed, in {report.seconds:.1f}s"
                 )
+        index_seconds = None
+        indexed_run = next((r.run_id for r in reversed(reports) if r.run_id is not None), None)
+        if not no_index and indexed_run is not None:
+            started = time.monotonic()
+            update_search_index(archive, indexed_run)  # once for all accounts: one index commit
+            index_seconds = time.monotonic() - started
+            if not as_json:
+                click.echo(f"search index updated in {index_seconds:.1f}s")
     problems = [line for report in reports for line in report.problems]
     if as_json:
         emit_json(
@@ -50,6 +60,7 @@ def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool) -> None
                     "bytes_fetched": r.bytes_fetched,
                     "bytes_stored": r.bytes_stored,
                     "seconds": round(r.seconds, 3),
+                    "index_seconds": None if index_seconds is None else round(index_seconds, 3),
                     "problems": r.problems,
                     "folders": [vars(f) for f in r.folders],
                 }

@@ -14,9 +14,14 @@ from archiver.errors import IntegrityError, StoreError
 from archiver.store import BlobStore, blob_id_of
 
 
-@pytest.fixture
-def store(tmp_path):
+@pytest.fixture(params=["syncfs", "fsync"])
+def store(tmp_path, request):
+    """Every store test runs with both durability strategies (syncfs where Linux has it, per-file fsync)."""
     with BlobStore(tmp_path, compression_level=3) as blob_store:
+        if request.param == "fsync":
+            blob_store._use_syncfs = False
+        elif not blob_store._use_syncfs:
+            pytest.skip("this platform has no syncfs")
         yield blob_store
 
 
