@@ -15,6 +15,7 @@ import secrets
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, g, request
 from flask.sessions import SecureCookieSessionInterface
@@ -68,16 +69,19 @@ def create_app(config: Config, *, testing: bool = False) -> Flask:
     app.extensions["archiver_config"] = config
     app.extensions["archiver_archive"] = Archive(config.archive)
     app.extensions["archiver_lock"] = threading.Lock()
-    app.extensions["archiver_backups"] = {}
+    app.extensions["archiver_backups"] = {}  # account -> thread of its latest web-started backup
+    from web import auth, browse, jobs, prefs, restore, runs, search
 
-    from web import auth, browse, runs, search
-
-    for blueprint in (auth.bp, browse.bp, search.bp, runs.bp):
+    app.extensions["archiver_jobs"] = jobs.JobRegistry()
+    for blueprint in (auth.bp, browse.bp, search.bp, runs.bp, restore.bp, jobs.bp, prefs.bp):
         app.register_blueprint(blueprint)
+
     app.before_request(auth.load_user)
     app.before_request(auth.check_csrf)
-    app.jinja_env.globals.update(csrf_token=auth.csrf_token)
-    app.jinja_env.filters.update(size=human_size, when=short_date)
+    app.jinja_env.globals.update(csrf_token=auth.csrf_token, time_zone=prefs.zone_name)
+    app.jinja_env.filters.update(size=human_size, when=prefs.local_time, duration=duration)
+    for status in (400, 401, 403, 404, 405, 409, 413, 429, 500):
+        app.register_error_handler(status, error_page)
 
     @app.after_request
     def security_headers(response):  # type: ignore[no-untyped-def]
@@ -119,8 +123,39 @@ def human_size(value: int | None) -> str:
     return f"{size:.1f} GB"
 
 
-def short_date(value: str | None) -> str:
-    """ISO 8601 → "2024-05-01 14:03 +0200" (the original offset kept; the page script-free)."""
-    if not value:
-        return "—"
-    return value[:16].replace("T", " ") + (f" {value[19:].replace(':', '')}" if len(value) > 19 else "")
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+ERROR_HINTS = {
+    400: "The request did not make sense. Go back, reload the page and try again.",
+    401: "Log in first.",
+    403: "You may not do this.",
+    404: "There is nothing here, or nothing you may see. Check the address, or start again from Accounts.",
+    405: "This page does not take that kind of request.",
+    409: "Something else is under way that this would clash with. Wait for it to finish, then try again.",
+    413: "That request is too large.",
+    429: "Too many attempts. Wait a minute, then try again.",
+    500: "Something broke on the server; the log has the details. Try again, or tell the administrator.",
+}
+
+
+def error_page(error: Exception) -> Any:
+    """Errors as a page of the app (with the way out), never a stack trace; the error's own headers kept (Allow)."""
+    from flask import make_response, render_template
+    from werkzeug.exceptions import HTTPException, InternalServerError
+
+    if not isinstance(error, HTTPException):
+        error = InternalServerError()
+    code = error.code or 500
+    detail = error.description if code in (400, 409, 413, 429) else None
+    page = render_template("error.html", code=code, name=error.name, detail=detail, hint=ERROR_HINTS.get(code, ""))
+    response = make_response(page, code)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response

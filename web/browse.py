@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +19,7 @@ from flask import Blueprint, Response, abort, current_app, g, render_template, r
 from archiver.message_view import parse_message, part_bytes, safe_content_type, safe_html
 from web import archive, visible_accounts
 from web.auth import login_required
+from web.prefs import end_of_day, parse_day
 
 bp = Blueprint("browse", __name__)
 PAGE_SIZE = 50
@@ -77,12 +78,13 @@ def folders(account: str) -> Any:
 
 
 def _as_of_run(account_id: int, text: str) -> tuple[int | None, str]:
-    """The run that gives the folder's state at the end of the given day (UTC)."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        abort(400, "the date must look like 2024-05-31")
-    when = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC).isoformat()
+    """The run that gives the folder's state at the end of the given day (in the reader's time zone).
+
+    0 (no run: an empty page) when the account had no run by then; the same
+    rule as a restore "as of" that day, so the page shows what a restore brings back.
+    """
+    day = parse_day(text)
+    when = end_of_day(day).astimezone(UTC).isoformat(timespec="microseconds")
     return archive().catalog.run_at(account_id, when) or 0, day.isoformat()
 
 

@@ -1,16 +1,16 @@
-"""Backup runs history with their errors, and the "back up now" button."""
+"""Backup runs history with their errors, and the "back up now" button (a background job)."""
 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
 
-from archiver.backup import run_backup
+from archiver.backup import RunReport, run_backup
 from web import app_config, archive, visible_accounts
 from web.auth import login_required
+from web.jobs import Job, new_job, registry
 
 bp = Blueprint("runs", __name__)
 log = logging.getLogger("archiver.web")
@@ -23,33 +23,35 @@ def history() -> Any:
     ids = [i for name in visible_accounts() if (i := catalog.account_id(name)) is not None]
     runs = catalog.web_runs(ids, limit=100)
     errors = {run["id"]: catalog.run_errors(run["id"]) for run in runs if run["errors"]}
-    running = sorted(n for n, t in current_app.extensions["archiver_backups"].items() if t.is_alive())
-    return render_template("runs.html", runs=runs, errors=errors, running=running)
+    visible = set(visible_accounts())
+    jobs = [j for j in registry().of_user(g.user.name) if j.account in visible]
+    running = sorted({j.account for j in jobs if j.running and j.kind == "backup"})
+    return render_template("runs.html", runs=runs, errors=errors, running=running, jobs=jobs)
 
 
 @bp.route("/backup/<account>", methods=["POST"])
 @login_required
 def backup_now(account: str) -> Any:
-    """Start one background backup of the account (one at a time; the account lock guards other processes)."""
+    """Start a background backup of the account and go to its job page (one web-started run per account).
+
+    The account's run lock (:meth:`Archive.account_lock`) still guards against a
+    scheduled or CLI run of the same account: the job then ends with that message.
+    """
     if account not in visible_accounts():
         abort(404)
     config = app_config()
-    threads: dict[str, threading.Thread] = current_app.extensions["archiver_backups"]
+    jobs = registry()
     with current_app.extensions["archiver_lock"]:
-        current = threads.get(account)
-        if current is not None and current.is_alive():
+        current = jobs.running("backup", account)
+        if current is not None:
             flash(f"A backup of {account} is already running.")
-        else:
+            return redirect(url_for("jobs.job", job_id=current.id))
 
-            def work() -> None:
-                try:
-                    report = run_backup(config, config.account(account))
-                    log.info("web-started backup of %s finished: %s", account, getattr(report, "status", "done"))
-                except Exception:  # a thread has nobody to raise to: log it, the run row holds the details
-                    log.exception("web-started backup of %s failed", account)
+        def work(job: Job) -> RunReport:
+            report = run_backup(config, config.account(account), progress=job)
+            log.info("web-started backup of %s finished: %s", account, report.status)
+            return report
 
-            thread = threading.Thread(target=work, name=f"web-backup-{account}", daemon=True)
-            threads[account] = thread
-            thread.start()
-            flash(f"Backup of {account} started. Reload this page to follow it.")
-    return redirect(url_for("runs.history"))
+        job = jobs.start(new_job("backup", account, f"Backup of {account}"), work)
+        current_app.extensions["archiver_backups"][account] = job.thread
+    return redirect(url_for("jobs.job", job_id=job.id))

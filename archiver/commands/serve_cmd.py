@@ -18,7 +18,7 @@ from archiver.errors import ConfigError
 @click.option("--threads", default=8, show_default=True, help="Worker threads.")
 @click.pass_context
 def serve(ctx: click.Context, listen: str | None, hash_password: bool, threads: int) -> None:
-    """Serve the web UI: browse, search, read and download archived mail."""
+    """Serve the web UI: browse, search, read, download and restore archived mail; back up now."""
     from web.auth import hash_password as make_hash
 
     if hash_password:

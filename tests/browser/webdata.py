@@ -111,9 +111,19 @@ def add_messages(
     return run_id
 
 
-def web_config(root: Path, users_toml: str, accounts: Iterable[str] = ("alpha", "beta")) -> Config:
-    """A config with local accounts (never contacted) and the given ``[[web.users]]`` tables."""
+def web_config(
+    root: Path, users_toml: str, accounts: Iterable[str] = ("alpha", "beta"), extra_accounts: str = ""
+) -> Config:
+    """A config with local accounts (never contacted), ``extra_accounts`` tables, and ``[[web.users]]`` tables."""
     text = f'[archive]\npath = "{root / "archive"}"\n'
     for name in accounts:
         text += f'[[accounts]]\nname = "{name}"\nprotocol = "local"\npassword = "secret-{name}-pw"\n'
-    return config_from_toml_text(text + users_toml, root / "archiver.toml")
+    return config_from_toml_text(text + extra_accounts + users_toml, root / "archiver.toml")
+
+
+def closed_imap_account(name: str) -> str:
+    """An IMAP account on a closed loopback port: a restore target whose connection is refused."""
+    return (
+        f'[[accounts]]\nname = "{name}"\nprotocol = "imap"\nhost = "127.0.0.1"\nport = 9\nsecurity = "none"\n'
+        f'username = "nobody"\npassword = "secret-{name}-pw"\ntimeout = 5\n'
+    )

@@ -10,8 +10,9 @@ from argon2 import PasswordHasher
 
 from archiver import index
 from archiver.archive import Archive
-from tests.browser.webdata import add_messages, hostile_message, message, web_config
+from tests.browser.webdata import add_messages, closed_imap_account, hostile_message, message, web_config
 from web import auth, create_app
+from web.jobs import wait
 
 _hash = PasswordHasher(time_cost=1, memory_cost=8192).hash
 USERS = f"""
@@ -23,12 +24,16 @@ admin = true
 name = "bob"
 password_hash = "{_hash("bob-pass")}"
 accounts = ["alpha"]
+[[web.users]]
+name = "carol"
+password_hash = "{_hash("carol-pass")}"
+accounts = ["alpha", "gamma"]
 """
 
 
 @pytest.fixture
 def app(tmp_path):
-    config = web_config(tmp_path, USERS)
+    config = web_config(tmp_path, USERS, extra_accounts=closed_imap_account("gamma"))
     with Archive(config.archive) as archive:
         add_messages(
             archive, "alpha", "INBOX", [message(f"alpha message {i}", f"body zebra{i}", n=i) for i in range(120)]
@@ -78,16 +83,24 @@ def test_every_route_needs_login(app):
     folder_id, pid = ids(app, "alpha")
     client = app.test_client()
     paths = ["/", "/a/alpha", f"/f/{folder_id}", f"/m/{pid}", f"/m/{pid}/raw", f"/m/{pid}/part/0", f"/m/{pid}/html",
-             "/search?q=zebra1", "/b/" + "0" * 64, "/runs"]  # fmt: skip
+             "/search?q=zebra1", "/b/" + "0" * 64, "/runs", f"/restore?pid={pid}",
+             "/restore?account=alpha&folder=INBOX", "/jobs/abc", "/prefs"]  # fmt: skip
     for path in paths:
         response = client.get(path)
         assert response.status_code == 302, path
         assert response.headers["Location"].startswith("/login"), path
-    assert client.post("/backup/alpha", data={"csrf_token": "x"}).status_code in (302, 400)
+    token = _token(client)  # a valid token of this (anonymous) session: login is still required
+    for path, form in [("/backup/alpha", {}), ("/restore", {"pid": str(pid), "target": "gamma"}),
+                       ("/prefs", {"tz": "UTC"})]:  # fmt: skip
+        response = client.post(path, data={"csrf_token": token, **form})
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login"), path
+    assert app.extensions["archiver_jobs"].of_user("") == []  # nothing started
     assert client.get(f"/m/{pid}/cid/0").status_code == 404  # inline images need a signed token instead
-    assert {rule.endpoint for rule in app.url_map.iter_rules()} - {"static", "auth.login", "auth.logout"} <= {
+    own_auth = {"static", "auth.login", "auth.logout", "metrics.metrics"}  # metrics: token/loopback, tested there
+    assert {rule.endpoint for rule in app.url_map.iter_rules()} - own_auth == {
         "browse.accounts", "browse.folders", "browse.folder", "browse.message", "browse.raw", "browse.part",
         "browse.html", "browse.cid", "search.search", "search.blob", "runs.history", "runs.backup_now",
+        "restore.form", "restore.start", "jobs.job", "prefs.prefs",
     }  # fmt: skip
 
 
@@ -260,11 +273,18 @@ def test_pages_never_show_account_passwords_and_carry_security_headers(app, root
         assert response.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_back_up_now_runs_in_background(app, root):
+def test_back_up_now_runs_in_background_and_shows_its_result(app, root, bob):
     response = root.post("/backup/alpha", data={"csrf_token": _token(root, "/")})
-    assert response.status_code == 302
-    app.extensions["archiver_backups"]["alpha"].join(30)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/jobs/")
+    job_url = response.headers["Location"]
+    job = app.extensions["archiver_jobs"].get(job_url.rsplit("/", 1)[1])
+    wait(job, 30)
+    assert not job.running and job.error is None
+    page = root.get(job_url).get_data(as_text=True)
+    assert "Backup of alpha" in page and f"run {job.result.run_id}" in page and 'http-equiv="refresh"' not in page
     runs = root.get("/runs").get_data(as_text=True)
-    assert "alpha" in runs
+    assert "alpha" in runs and job_url in runs
     catalog = app.extensions["archiver_archive"].catalog
     assert len(catalog.web_runs([catalog.account_id("alpha")])) == 3
+    assert bob.get(job_url).status_code == 404  # a job is its starter's alone
+    assert job_url not in bob.get("/runs").get_data(as_text=True)
