@@ -19,6 +19,7 @@ from archiver import __version__
 from archiver.config import Config, find_config_path, load_config
 from archiver.errors import ArchiverError
 from archiver.logs import mask, setup_logging
+from archiver.memory import tune_allocator
 
 log = logging.getLogger("archiver.cli")
 
@@ -37,7 +38,21 @@ class CliState:
 
 
 class ArchiverGroup(click.Group):
-    """Turns ArchiverError into one line and an exit code, everywhere."""
+    """Turns ArchiverError into one line and an exit code, everywhere; loads commands lazily.
+
+    Command ``NAME`` lives in ``archiver/commands/NAME_cmd.py`` and is imported only when
+    it runs (or for ``--help``), so a scheduled no-change ``backup`` does not pay for
+    importing Whoosh, Flask and the rest (that was 1.3 s of a 2 s run).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *(module.removesuffix("_cmd") for module in COMMAND_MODULES)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = f"{cmd_name}_cmd"
+        if cmd_name not in self.commands and module in COMMAND_MODULES:
+            importlib.import_module(f"archiver.commands.{module}")
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -72,6 +87,7 @@ class ArchiverGroup(click.Group):
 def main(ctx: click.Context, config_path: str | None, debug: bool, log_level: str) -> None:
     """Back up, search and restore mailboxes."""
     setup_logging("DEBUG" if debug else log_level)
+    tune_allocator()
     ctx.obj = CliState(config_path, debug)
 
 
@@ -96,12 +112,7 @@ def emit_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
-def _load_commands() -> None:
-    """Import the command modules; each registers its commands on the group."""
-    for module in COMMAND_MODULES:
-        importlib.import_module(f"archiver.commands.{module}")
-
-
+# One module per command, named after it; each registers itself with register().
 COMMAND_MODULES = (
     "backup_cmd",
     "status_cmd",
@@ -114,6 +125,5 @@ COMMAND_MODULES = (
     "export_cmd",
     "import_cmd",
 )
-_load_commands()
 
 __all__ = ["CliState", "Path", "emit_json", "human_bytes", "main", "register"]
