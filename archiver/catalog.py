@@ -13,6 +13,7 @@ this folder at time T".
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -256,14 +257,25 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of work (BEGIN IMMEDIATE, so writers queue instead of failing)."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """One atomic unit of work (BEGIN IMMEDIATE, so writers queue instead of failing).
+
+        SQLite failures (disk full, I/O error, a lock held too long) become one-line
+        :class:`CatalogError`s; the transaction is rolled back, so the catalog stays as it was.
+        """
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _catalog_error(self.path, exc) from exc
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            if self.db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _catalog_error(self.path, exc) from exc
             raise
-        self.db.execute("COMMIT")
 
     @property
     def schema_version(self) -> int:
@@ -780,6 +792,14 @@ class Catalog:
             f"WHERE r.account_id IN ({marks}) ORDER BY r.id DESC LIMIT ?",
             (*account_ids, limit),
         ).fetchall()
+
+
+def _catalog_error(path: Path, exc: sqlite3.Error) -> CatalogError:
+    """A clear line for a failed catalog write; SQLITE_FULL gets the same words as a full blob store."""
+    text = str(exc)
+    if "disk is full" in text or getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+        return CatalogError(f"disk full while writing the catalog {path}: free some space and run again")
+    return CatalogError(f"cannot write the catalog {path}: {text}")
 
 
 def _placement_row(row: sqlite3.Row) -> PlacementRow:
