@@ -299,7 +299,9 @@ def update_search_index(archive: Archive, run_id: int) -> None:
 
 
 def _execute(archive: Archive, account: AccountConfig, account_id: int, report: RunReport, progress: Progress) -> None:
-    runner_for: dict[str, Callable] = {"imap": ImapBackup}
+    from archiver.pop3_backup import Pop3Backup  # here, not at the top: pop3_backup imports this module
+
+    runner_for: dict[str, Callable] = {"imap": ImapBackup, "pop3": Pop3Backup}
     runner_class = runner_for.get(account.protocol)
     catalog = archive.catalog
     if runner_class is None:

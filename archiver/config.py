@@ -47,6 +47,7 @@ PASSWORD_COMMAND_TIMEOUT = 30.0
 
 PROTOCOLS = ("imap", "pop3", "local")
 SECURITY_MODES = ("tls", "starttls", "none")
+POP3_AUTH_MODES = ("auto", "user", "apop")  # auto: APOP when the greeting offers it, else USER/PASS
 DEFAULT_PORTS = {("imap", True): 993, ("imap", False): 143, ("pop3", True): 995, ("pop3", False): 110}
 PASSWORD_KEYS = {"password": "value", "password_file": "file", "password_command": "command", "password_env": "env"}
 _T = TypeVar("_T")
@@ -56,7 +57,7 @@ _TOP_KEYS = ("archive", "accounts", "web")
 _ARCHIVE_KEYS = ("path", "compression_level", "batch_bytes", "batch_messages")
 _ACCOUNT_KEYS = (
     "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
-    "tls_ca_file", "tls_verify", "timeout", "folders", "schedule",
+    "tls_ca_file", "tls_verify", "timeout", "folders", "schedule", "pop3_auth",
 )  # fmt: skip
 _FOLDER_KEYS = ("include", "exclude")
 _WEB_KEYS = ("listen", "secret_key_file", "secure_cookies", "users")
@@ -195,6 +196,7 @@ class AccountConfig:
     timeout: float
     folders: FolderFilter
     schedule: str | None
+    pop3_auth: str = "auto"  # POP3 only: "auto", "user" (USER/PASS) or "apop"
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class ArchiveConfig:
 
     path: Path
     compression_level: int = 6
-    batch_bytes: int = 16 * 2**20
+    batch_bytes: int = 8 * 2**20
     batch_messages: int = 500
 
 
@@ -332,7 +334,7 @@ def _read_archive(table: _Table) -> ArchiveConfig:
     return ArchiveConfig(
         path=path,
         compression_level=table.integer("compression_level", 6, low=1, high=22),
-        batch_bytes=table.integer("batch_bytes", 16 * 2**20, low=1),
+        batch_bytes=table.integer("batch_bytes", 8 * 2**20, low=1),
         batch_messages=table.integer("batch_messages", 500, low=1),
     )
 
@@ -389,6 +391,7 @@ def _read_account(table: _Table) -> AccountConfig:
         timeout=table.number("timeout", 60.0),
         folders=_read_folders(folders) if folders else FolderFilter(),
         schedule=table.string("schedule"),
+        pop3_auth=table.choice("pop3_auth", POP3_AUTH_MODES, "auto"),
     )
 
 

@@ -135,7 +135,7 @@ protocol = "local"
 def test_defaults() -> None:
     config = parse(MINIMAL)
     assert config.archive.compression_level == 6
-    assert config.archive.batch_bytes == 16 * 2**20
+    assert config.archive.batch_bytes == 8 * 2**20
     assert config.archive.batch_messages == 500
     (account,) = config.accounts
     assert account.security == "tls" and account.port == 993

@@ -1,0 +1,201 @@
+"""One backup run of one POP3 account: maildrop → blob store → catalog.
+
+A POP3 maildrop is one folder, recorded as ``INBOX`` of the account.  Each
+message's placement uses its UIDL as the uid, under the constant UIDVALIDITY
+:data:`UIDL_UIDVALIDITY` (0); on a server without UIDL the uid is a fingerprint
+(``fp:`` + hash of the ``TOP n 0`` header block and the LIST size) under
+:data:`FINGERPRINT_UIDVALIDITY` (1), so the two id schemes never mix.
+
+A run lists the maildrop (LIST + UIDL), marks placements whose key the server
+no longer lists as gone, and fetches only the keys the catalog lacks, batch by
+batch in the order of :mod:`archiver.backup`: blobs fsynced under their final
+names, then the catalog transaction.  A run killed at any instant therefore
+resumes where its last committed batch ended and downloads nothing twice.
+Nothing on the server changes: see :mod:`archiver.sources.pop3`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence, Set
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from archiver.archive import Archive
+from archiver.backup import FolderOutcome, Progress, RunReport, plan_batches
+from archiver.catalog import FolderRecord, NewPlacement
+from archiver.config import AccountConfig
+from archiver.errors import ArchiverError, ConnectError, ProtocolError
+from archiver.headers import summarize_headers
+from archiver.sources.model import FetchedMessage
+from archiver.sources.pop3 import MaildropEntry, Pop3Source, delivery_date
+
+log = logging.getLogger("archiver.backup")
+
+FOLDER = "INBOX"
+UIDL_UIDVALIDITY = 0
+FINGERPRINT_UIDVALIDITY = 1
+NO_UIDL_NOTE = (
+    "the server offers no UIDL: messages are identified by a fingerprint of their headers (TOP n 0) and size, "
+    "one extra round trip per message and run"
+)
+
+
+@dataclass
+class Pop3FolderOutcome(FolderOutcome):
+    """A folder outcome that can carry a note: something the user should know that is not a failure."""
+
+    note: str | None = None
+
+
+def maildrop_changes(
+    entries: Sequence[MaildropEntry], present: Set[int | str]
+) -> tuple[list[MaildropEntry], set[int | str]]:
+    """(messages to fetch, in maildrop order; archived keys the server no longer lists).
+
+    ``present`` holds the keys of the placements the catalog has as still on the server.
+    """
+    listed = {entry.key for entry in entries}
+    return [entry for entry in entries if entry.key not in present], set(present).difference(listed)
+
+
+class Pop3Backup:
+    """Backs up the maildrop of one POP3 account into the archive (same contract as ``ImapBackup``)."""
+
+    def __init__(
+        self,
+        archive: Archive,
+        account: AccountConfig,
+        run_id: int,
+        account_id: int,
+        progress: Progress,
+        source: Pop3Source | None = None,
+    ) -> None:
+        self.archive = archive
+        self.catalog = archive.catalog
+        self.account = account
+        self.run_id = run_id
+        self.account_id = account_id
+        self.progress = progress
+        self.source = source or Pop3Source(account)
+        self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
+
+    def close(self) -> None:
+        self._storer.shutdown(wait=True)
+        self.source.close()
+
+    def run(self, report: RunReport) -> None:
+        self.source.connect()
+        outcome = Pop3FolderOutcome(FOLDER)
+        report.folders.append(outcome)
+        try:
+            self._sync(outcome)
+        except ArchiverError as exc:  # recorded on the run; the runner's caller finishes it as partial
+            if isinstance(exc, ConnectError):
+                self.source.abandon()
+            outcome.error = str(exc)
+            report.problems.append(f"{self.account.name}: {exc}")
+            self.catalog.record_error(self.run_id, FOLDER, str(exc))
+            log.error("%s: POP3 backup failed: %s", self.account.name, exc)
+
+    def _sync(self, outcome: Pop3FolderOutcome) -> None:
+        record = self.catalog.folders(self.account_id).get(FOLDER)
+        if record is None or record.gone_since_run is not None:
+            record = self.catalog.ensure_folder(self.account_id, FOLDER, None, None, self.run_id)
+        entries = self.source.listing()
+        if self.source.has_uidl:
+            uidvalidity = UIDL_UIDVALIDITY
+        else:
+            uidvalidity = FINGERPRINT_UIDVALIDITY
+            outcome.note = NO_UIDL_NOTE
+            log.warning("%s: %s", self.account.name, NO_UIDL_NOTE)
+        if record.uidvalidity is not None and record.uidvalidity != uidvalidity:
+            log.warning("%s: the server's message ids changed scheme; re-listing the maildrop", self.account.name)
+            outcome.gone += self.catalog.mark_placements_gone(self.run_id, record.id, record.uidvalidity, None)
+        missing, gone = maildrop_changes(entries, self.catalog.present_uids(record.id, uidvalidity))
+        if gone:
+            outcome.gone += self.catalog.mark_placements_gone(self.run_id, record.id, uidvalidity, gone)
+        outcome.unchanged = not missing and not gone
+        failed = self._fetch_missing(record, uidvalidity, missing, outcome)
+        if failed:
+            message = f"the server refused {len(failed)} message(s) ({', '.join(failed[:5])}); retried next run"
+            outcome.error = message
+            self.catalog.record_error(self.run_id, FOLDER, message)
+            return
+        self.catalog.save_folder_state(record.id, uidvalidity, None, None, len(entries), self.run_id)
+
+    def _fetch_missing(
+        self, record: FolderRecord, uidvalidity: int, missing: list[MaildropEntry], outcome: Pop3FolderOutcome
+    ) -> list[str]:
+        """Fetch, store and record ``missing`` batch by batch; storing batch k overlaps fetching batch k + 1.
+
+        Returns the keys of messages the server answered ``-ERR`` for (say, expunged by an IMAP client
+        during the session): the rest of the run goes on without them.
+        """
+        failed: list[str] = []
+        if not missing:
+            return failed
+        by_number = {entry.number: entry for entry in missing}
+        sizes = {entry.number: entry.size for entry in missing}
+        settings = self.archive.settings
+        self.progress.folder(record.name, len(missing), sum(sizes.values()))
+        pending: tuple[Future, list[FetchedMessage]] | None = None
+        try:
+            for numbers in plan_batches(list(by_number), sizes, settings.batch_bytes, settings.batch_messages):
+                messages = []
+                for number in numbers:
+                    entry = by_number[number]
+                    try:
+                        messages.append(self._fetch(entry))
+                    except ProtocolError as exc:
+                        log.warning("%s: %s", self.account.name, exc)
+                        failed.append(entry.key)
+                job = self._storer.submit(self._store, messages)
+                if pending is not None:
+                    self._commit(record, uidvalidity, *pending, outcome)
+                pending = (job, messages)
+            if pending is not None:
+                self._commit(record, uidvalidity, *pending, outcome)
+                pending = None
+        finally:
+            if pending is not None:  # a fetch failed: still record what is already durable
+                try:
+                    self._commit(record, uidvalidity, *pending, outcome)
+                except ArchiverError as exc:
+                    log.error("could not record the last batch of %s: %s", record.name, exc)
+        return failed
+
+    def _fetch(self, entry: MaildropEntry) -> FetchedMessage:
+        raw = self.source.fetch(entry)
+        return FetchedMessage(uid=entry.key, raw=raw, flags=(), internaldate=delivery_date(raw), size=len(raw))
+
+    def _store(self, messages: list[FetchedMessage]) -> list[NewPlacement]:
+        stored = self.archive.store.put_batch([m.raw for m in messages])
+        return [
+            NewPlacement(
+                uid=message.uid,
+                blob_id=blob.blob_id,
+                flags=message.flags,
+                internaldate=message.internaldate.isoformat() if message.internaldate else None,
+                size=message.size,
+                stored_size=blob.stored_size,
+                headers=summarize_headers(message.raw),
+            )
+            for message, blob in zip(messages, stored, strict=True)
+        ]
+
+    def _commit(
+        self,
+        record: FolderRecord,
+        uidvalidity: int,
+        job: Future,
+        messages: list[FetchedMessage],
+        outcome: Pop3FolderOutcome,
+    ) -> None:
+        placements = job.result()
+        totals = self.catalog.add_placements(self.run_id, record.id, uidvalidity, placements)
+        outcome.new += totals.messages_new
+        self.progress.advance(len(messages), sum(m.size for m in messages))
+
+
+__all__ = ["FINGERPRINT_UIDVALIDITY", "UIDL_UIDVALIDITY", "Pop3Backup", "Pop3FolderOutcome", "maildrop_changes"]

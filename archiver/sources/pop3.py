@@ -1,0 +1,366 @@
+"""Read-only POP3 access with the standard library's poplib.
+
+The backup must never change the maildrop.  No ``DELE`` is ever sent.  Whole
+messages are read with ``TOP n 2147483647`` when the server offers TOP: RFC 1939
+makes that the entire message, and unlike ``RETR`` it does not make Dovecot (and
+servers like it) set ``\\Seen`` when the session ends.  Without TOP, ``RETR`` is
+used and the session ends with ``RSET`` before ``QUIT``, which clears the marks
+Dovecot would otherwise commit.  (A session killed mid-way on a server without
+TOP can still leave the messages it retrieved marked seen: that is the server's
+doing, and there is no POP3 command to avoid it.)
+
+Byte rule, so a message fetched here hashes like its IMAP ``BODY[]``: the stored
+bytes are the multi-line response exactly as received, line endings included,
+minus the status line, minus the terminating ``.CRLF``, minus the one leading
+``.`` of each dot-stuffed line; and minus the final ``CRLF`` when the response
+is exactly two bytes longer than the size LIST announced and ends in ``CRLF``:
+that is the line break a server must add before ``.`` to a message that did not
+end with one (Dovecot does).  And a NUL byte becomes 0x80, as in Dovecot's IMAP
+``BODY[]`` (IMAP cannot carry NUL).  Nothing else is normalised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import logging
+import poplib
+import re
+import ssl
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from archiver.config import AccountConfig
+from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
+from archiver.logs import register_secret
+from archiver.sources.connect import network_error, tls_context
+
+log = logging.getLogger("archiver.pop3")
+
+TOP_ALL_LINES = 2**31 - 1  # "more lines than any body has"; fits the 32-bit counters of old servers
+READ_CHUNK = 1 << 16  # longest piece read at once: a line longer than this is read in pieces
+FINGERPRINT_PREFIX = "fp:"  # keys made without UIDL; a UIDL is printable ASCII and could not be told apart otherwise
+_NETWORK_ERRORS = (OSError, EOFError, ssl.SSLError)
+_UIDL = re.compile(rb"[\x21-\x7e]{1,70}")
+
+
+@dataclass(frozen=True)
+class MaildropEntry:
+    """One message of the maildrop as listed in this session."""
+
+    number: int  # message number: valid for this session only
+    key: str  # the UIDL, or a fingerprint when the server has no UIDL
+    size: int  # octets as LIST says (the CRLF form of the message)
+
+
+# -- pure protocol helpers (unit-tested without a server) ---------------------------------------
+def parse_scan_listing(lines: Iterable[bytes]) -> dict[int, int]:
+    """``LIST`` lines (``"1 1205"``) → message number → size; extra fields after the size are ignored."""
+    sizes: dict[int, int] = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 2 or not fields[0].isdigit() or not fields[1].isdigit():
+            raise ProtocolError(f"unexpected LIST line {line[:80]!r}")
+        sizes[int(fields[0])] = int(fields[1])
+    return sizes
+
+
+def parse_uidl_listing(lines: Iterable[bytes]) -> dict[int, str]:
+    """``UIDL`` lines (``"1 000000016b041cac"``) → message number → unique id, kept verbatim."""
+    uidls: dict[int, str] = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) != 2 or not fields[0].isdigit() or not _UIDL.fullmatch(fields[1]):
+            raise ProtocolError(f"unexpected UIDL line {line[:80]!r}")
+        uidls[int(fields[0])] = fields[1].decode("ascii")
+    return uidls
+
+
+def unique_keys(keys: Sequence[str]) -> list[str]:
+    """Make repeated keys unique by maildrop order ("k", "k#2", "k#3"…).
+
+    Only needed for fingerprints (two identical messages) or a server breaking
+    UIDL's uniqueness; a catalog placement needs one key per message.
+    """
+    seen: dict[str, int] = {}
+    result = []
+    for key in keys:
+        count = seen.get(key, 0) + 1
+        seen[key] = count
+        result.append(key if count == 1 else f"{key}#{count}")
+    return result
+
+
+def fingerprint(headers: bytes, size: int) -> str:
+    """The identity of a message on a server without UIDL: its header block (``TOP n 0``) and its LIST size."""
+    digest = hashlib.sha256(b"%d\n" % size + headers).hexdigest()
+    return f"{FINGERPRINT_PREFIX}{digest[:40]}"
+
+
+def read_multiline(readline: Callable[[int], bytes], chunk: int = READ_CHUNK) -> bytearray:
+    """Read a multi-line response up to its ``.CRLF`` terminator, undoing dot-stuffing.
+
+    Line endings are kept exactly as received.  ``readline(n)`` returns up to
+    ``n`` bytes ending at the first LF (a buffered socket file's ``readline``);
+    long lines arrive in pieces and only a piece that starts a line is checked
+    for a leading dot.
+    """
+    out = bytearray()
+    at_line_start = True
+    while True:
+        piece = readline(chunk)
+        if not piece:
+            raise EOFError("the server closed the connection inside a message")
+        if at_line_start and piece[:1] == b".":
+            while not piece.endswith(b"\n") and len(piece) < 3:  # ".", ".\r": a piece too short to judge
+                more = readline(chunk)
+                if not more:
+                    raise EOFError("the server closed the connection inside a message")
+                piece += more
+            if piece in (b".\r\n", b".\n"):
+                return out
+            piece = piece[1:]
+        out += piece
+        at_line_start = piece.endswith(b"\n")
+
+
+def finish_message(data: bytearray, listed_size: int) -> bytes:
+    """Drop the CRLF the server added to a message that lacked a final line break; NUL becomes 0x80.
+
+    IMAP cannot carry NUL in a message (RFC 3501 §4.3) and Dovecot sends 0x80 in
+    its place in ``BODY[]``; doing the same keeps one message one blob whichever
+    protocol fetched it.
+    """
+    if len(data) == listed_size + 2 and data.endswith(b"\r\n"):
+        del data[-2:]
+    if b"\x00" in data:
+        return bytes(data.replace(b"\x00", b"\x80"))
+    return bytes(data)
+
+
+def delivery_date(raw: bytes) -> datetime | None:
+    """When the message reached the maildrop: the topmost ``Received:`` date, else ``Date:``.
+
+    POP3 has no INTERNALDATE; this is what a server's own INTERNALDATE usually
+    is, and it gives restores and the browse order a sensible date.
+    """
+    end = raw.find(b"\r\n\r\n")
+    head = raw[: end if end >= 0 else min(len(raw), 65536)]
+    unfolded = re.sub(rb"\r?\n[ \t]+", b" ", head).decode("latin-1")
+    received = date = None
+    for line in unfolded.splitlines():
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        lowered = name.strip().lower()
+        if lowered == "received" and received is None and ";" in value:
+            received = value.rpartition(";")[2]
+        elif lowered == "date" and date is None:
+            date = value
+    for candidate in (received, date):
+        if candidate:
+            with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+                when = email.utils.parsedate_to_datetime(candidate.strip())
+                return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
+# -- the connection --------------------------------------------------------------------------------------
+class Pop3Source:
+    """One logged-in POP3 session for one account; reads, never deletes.
+
+    ``use_uidl`` and ``fetch_command`` exist so tests can exercise the fallbacks
+    (no UIDL, no TOP) against a server that has both.
+    """
+
+    def __init__(self, account: AccountConfig, *, use_uidl: bool = True, fetch_command: str | None = None) -> None:
+        self.account = account
+        self.where = f"{account.name}: {account.host}:{account.port}"
+        self.use_uidl = use_uidl
+        self.forced_fetch = fetch_command
+        self.capabilities: frozenset[str] = frozenset()
+        self.has_uidl = False
+        self.fetch_command = "RETR"
+        self.auth_method = ""
+        self._pop: poplib.POP3 | None = None
+
+    # -- connection -----------------------------------------------------------
+    def connect(self) -> Pop3Source:
+        account = self.account
+        context = tls_context(account.tls_ca_file, account.tls_verify)
+        try:
+            if account.security == "tls":
+                pop = poplib.POP3_SSL(account.host, account.port, context=context, timeout=account.timeout)
+            else:
+                pop = poplib.POP3(account.host, account.port, timeout=account.timeout)
+        except _NETWORK_ERRORS as exc:
+            raise network_error(exc, self.where) from None
+        except poplib.error_proto as exc:
+            raise ProtocolError(f"{self.where}: the server did not greet as a POP3 server ({_reason(exc)})") from None
+        try:
+            if account.security == "starttls":
+                if "STLS" not in _capabilities(pop):
+                    raise TLSError(f'{self.where}: the server does not offer STLS; use security = "tls"')
+                pop.stls(context)
+            self._login(pop)
+            self.capabilities = _capabilities(pop)
+        except SourceError:
+            _quietly_close(pop)
+            raise
+        except _NETWORK_ERRORS as exc:
+            _quietly_close(pop)
+            raise network_error(exc, self.where) from None
+        except poplib.error_proto as exc:
+            _quietly_close(pop)
+            raise ProtocolError(f"{self.where}: {_reason(exc)}") from None
+        self._pop = pop
+        self.has_uidl = self.use_uidl and ("UIDL" in self.capabilities or not self.capabilities)
+        self.fetch_command = self.forced_fetch or ("TOP" if "TOP" in self.capabilities else "RETR")
+        return self
+
+    def _login(self, pop: poplib.POP3) -> None:
+        account = self.account
+        mode = account.pop3_auth
+        offers_apop = pop.timestamp.match(pop.welcome) is not None
+        if mode == "apop" and not offers_apop:
+            raise AuthError(f'{self.where}: the server does not offer APOP; set pop3_auth = "user"')
+        password = account.password.resolve() if account.password else ""
+        register_secret(password)
+        self.auth_method = "APOP" if mode == "apop" or (mode == "auto" and offers_apop) else "USER"
+        try:
+            if self.auth_method == "APOP":
+                pop.apop(account.username, password)
+            else:
+                pop.user(account.username)
+                pop.pass_(password)
+        except poplib.error_proto as exc:
+            hint = ' (or set pop3_auth = "user")' if self.auth_method == "APOP" and mode == "auto" else ""
+            raise AuthError(
+                f"{self.where}: login refused for user {account.username!r} ({_reason(exc)}){hint}"
+            ) from None
+        finally:
+            del password
+
+    def close(self) -> None:
+        """End the session without committing anything: ``RSET`` (drops any mark), then ``QUIT``."""
+        pop, self._pop = self._pop, None
+        if pop is None:
+            return
+        try:
+            pop.rset()
+            pop.quit()
+        except Exception:
+            _quietly_close(pop)
+
+    def abandon(self) -> None:
+        """Drop the connection without a word (after a network error)."""
+        pop, self._pop = self._pop, None
+        if pop is not None:
+            _quietly_close(pop)
+
+    def __enter__(self) -> Pop3Source:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pop(self) -> poplib.POP3:
+        if self._pop is None:
+            raise ConnectError(f"{self.where}: not connected")
+        return self._pop
+
+    def _call(self, what: str, func: Callable, *args: object):
+        try:
+            return func(*args)
+        except _NETWORK_ERRORS as exc:
+            self.abandon()
+            raise network_error(exc, self.where) from None
+        except poplib.error_proto as exc:
+            raise ProtocolError(f"{self.where}: {what} failed: {_reason(exc)}") from None
+
+    # -- the maildrop -----------------------------------------------------------
+    def listing(self) -> list[MaildropEntry]:
+        """Every message of the maildrop with its key and size, in message-number order.
+
+        With UIDL the key is the server's unique id; without, one ``TOP n 0`` per
+        message gives the header block for a fingerprint (a round trip each).
+        """
+        _resp, lines, _octets = self._call("LIST", self.pop.list)
+        sizes = parse_scan_listing(lines)
+        numbers = sorted(sizes)
+        if self.has_uidl:
+            try:
+                uidls = parse_uidl_listing(self._call("UIDL", self.pop.uidl)[1])
+            except ProtocolError as exc:
+                if "UIDL" in self.capabilities:
+                    raise
+                log.warning("%s: no usable UIDL (%s); falling back to fingerprints", self.where, exc)
+                self.has_uidl = False
+        if self.has_uidl:
+            missing = [n for n in numbers if n not in uidls]
+            if missing:
+                raise ProtocolError(f"{self.where}: UIDL lists no id for message(s) {missing[:10]}")
+            keys = [uidls[n] for n in numbers]
+        else:
+            keys = [fingerprint(self._multiline(f"TOP {n} 0"), sizes[n]) for n in numbers]
+        return [
+            MaildropEntry(number, key, sizes[number]) for number, key in zip(numbers, unique_keys(keys), strict=True)
+        ]
+
+    def fetch(self, entry: MaildropEntry) -> bytes:
+        """The whole message, streamed off the socket into one buffer (see the module docstring for the byte rule)."""
+        if self.fetch_command == "TOP":
+            data = self._multiline(f"TOP {entry.number} {TOP_ALL_LINES}")
+            if len(data) >= entry.size:
+                return finish_message(data, entry.size)
+            log.warning("%s: TOP gave %d of %d octets of message %d; using RETR", self.where, len(data),
+                        entry.size, entry.number)  # fmt: skip
+        return finish_message(self._multiline(f"RETR {entry.number}"), entry.size)
+
+    def _multiline(self, command: str) -> bytearray:
+        pop = self.pop
+
+        def send_and_read() -> bytearray:
+            pop._shortcmd(command)  # sends, reads the status line, raises error_proto on -ERR
+            return read_multiline(pop.file.readline)
+
+        return self._call(command.split()[0], send_and_read)
+
+
+def _capabilities(pop: poplib.POP3) -> frozenset[str]:
+    """CAPA's keywords, upper case; empty for a server without CAPA (RFC 1939 only)."""
+    try:
+        return frozenset(name.upper() for name in pop.capa())
+    except poplib.error_proto:
+        return frozenset()
+
+
+def _reason(exc: BaseException) -> str:
+    """The server's words from a poplib error, without the ``-ERR`` and the bytes repr."""
+    value = exc.args[0] if exc.args else exc
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    text = text.strip()
+    if text.startswith("-ERR"):
+        text = text[4:].strip()
+    return text[:200] or "no reason given"
+
+
+def _quietly_close(pop: poplib.POP3) -> None:
+    with contextlib.suppress(Exception):
+        pop.close()
+
+
+__all__ = [
+    "MaildropEntry",
+    "Pop3Source",
+    "delivery_date",
+    "fingerprint",
+    "finish_message",
+    "parse_scan_listing",
+    "parse_uidl_listing",
+    "read_multiline",
+    "unique_keys",
+]
