@@ -24,6 +24,9 @@ Layouts (the folder path is the archived folder name split on its own hierarchy 
   no reserved device names (CON, NUL, COM1…), no trailing dot or space, NFC, at most 100 UTF-8
   bytes; names that collide (case-insensitively) get ``~2``, ``~3``…
 
+Where a message has no INTERNALDATE (POP3 gives none) its Date header stands in for From lines,
+file names and mtimes; the manifest still records the INTERNALDATE as archived (empty).
+
 Every format also gets ``MANIFEST.tsv`` (path, ordinal in the file, blob id, folder, flags,
 INTERNALDATE with its offset), which ``archiver import`` reads to bring flags and dates back.
 Bytes are streamed from the store (constant memory) and their sha256 is checked on the way; a message
@@ -53,6 +56,7 @@ FORMATS = ("mbox", "maildir", "eml")
 MANIFEST = "MANIFEST.tsv"
 _CHUNK = 1 << 20
 _FROM = re.compile(rb">*From ")
+_LINE_FROM = re.compile(rb"^(?=>*From )", re.MULTILINE)
 _MAYBE_FROM = re.compile(rb">*(?:F(?:r(?:o(?:m)?)?)?)?\Z")
 _RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(10)}
 MAILDIR_FLAGS = {
@@ -112,23 +116,28 @@ class MboxrdEscaper:
     def feed(self, data: bytes) -> None:
         if self._pending:
             data, self._pending = self._pending + data, b""
-        pos, end = 0, len(data)
-        while pos < end:
-            if not self._line_start:
-                newline = data.find(b"\n", pos)
-                if newline < 0:
-                    self._out(data[pos:])
-                    return
-                self._out(data[pos : newline + 1])
-                pos = newline + 1
-                self._line_start = True
-                continue
-            if _FROM.match(data, pos):
-                self._out(b">")
-            elif _MAYBE_FROM.match(data, pos):
-                self._pending = data[pos:]
+        pos = 0
+        if not self._line_start:  # finish the line that is open
+            newline = data.find(b"\n")
+            if newline < 0:
+                self._out(data)
                 return
-            self._line_start = False
+            self._out(data[: newline + 1])
+            pos = newline + 1
+            self._line_start = True
+        end = data.rfind(b"\n", pos) + 1 or pos  # whole lines: one regex pass (C speed), not a loop per line
+        if end > pos:
+            self._out(_LINE_FROM.sub(b">", data[pos:end]))
+        tail = data[end:]  # a line begun but not ended in this chunk
+        if not tail:
+            return
+        if _FROM.match(tail):
+            self._out(b">")
+        elif _MAYBE_FROM.match(tail):
+            self._pending = tail
+            return
+        self._out(tail)
+        self._line_start = False
 
     def close(self) -> None:
         """Flush, end the message with a newline if it lacks one, and add the separating blank line."""
@@ -181,7 +190,8 @@ def maildir_info(flags: tuple[str, ...], keyword_letter: Callable[[str], str | N
 
 
 def _epoch(item: Item) -> float:
-    return datetime.fromisoformat(item.internaldate).timestamp() if item.internaldate else 0.0
+    """The arrival time for file dates and names: INTERNALDATE, else the Date header (POP3), else 0."""
+    return datetime.fromisoformat(item.arrival).timestamp() if item.arrival else 0.0
 
 
 # -- writers --------------------------------------------------------------------------------------
@@ -252,7 +262,7 @@ class Exporter:
             for item in items:
                 start = out.tell()
                 try:
-                    out.write(from_line(item.internaldate))
+                    out.write(from_line(item.arrival))
                     escaper = MboxrdEscaper(out.write)
                     self._stream(item, escaper.feed)
                     escaper.close()
@@ -272,9 +282,7 @@ class Exporter:
         self.report.folders.append(result)
         taken = self.tree.taken(directory)
         for item in items:
-            stamp = (
-                datetime.fromisoformat(item.internaldate).strftime("%Y%m%d-%H%M%S") if item.internaldate else "undated"
-            )
+            stamp = datetime.fromisoformat(item.arrival).strftime("%Y%m%d-%H%M%S") if item.arrival else "undated"
             name = safe_component(f"{stamp} {item.subject or ''}".strip(), 96)
             path = directory / unique_name(taken, name, ".eml")
             self._write_file(path, path.with_name(path.name + ".part"), item, result)
@@ -311,7 +319,7 @@ class Exporter:
         try:
             with temp.open("wb") as out:
                 self._stream(item, out.write)
-            if item.internaldate:
+            if item.arrival:
                 os.utime(temp, (_epoch(item), _epoch(item)))
             temp.replace(path)
         except (ArchiverError, OSError) as exc:

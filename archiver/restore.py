@@ -24,8 +24,11 @@ How a folder is restored (one connection, :mod:`archiver.restore_target` does th
    and an interrupted restore run again appends only what is missing;
 3. the rest is APPENDed in batches (MULTIAPPEND when offered: one round trip per batch) with the
    stored bytes (hash verified on read), the original flags minus ``\\Recent`` and those outside
-   PERMANENTFLAGS (reported), and the original INTERNALDATE with its offset. A refused batch is
-   retried message by message so one bad message does not fail its neighbours.
+   PERMANENTFLAGS or not valid IMAP atoms (reported), and the original INTERNALDATE with its offset
+   (a message archived without one, e.g. from POP3, gets its Date header). A refused batch is
+   retried message by message so one bad message does not fail its neighbours; a message refused
+   with keywords is appended with its system flags, then each keyword is STOREd, and those the
+   server refuses (Dovecot: longer than 50 characters) are reported, not the message failed.
 """
 
 from __future__ import annotations
@@ -79,6 +82,12 @@ class Item:
     size: int
     message_id: str | None
     subject: str | None = None
+    date: str | None = None  # the Date header (ISO 8601), when it parses
+
+    @property
+    def arrival(self) -> str | None:
+        """The INTERNALDATE to restore: the original, else (POP3 has none) the Date header, else None."""
+        return self.internaldate or self.date
 
 
 @dataclass(frozen=True)
@@ -207,18 +216,47 @@ def target_mailbox(parts: Sequence[str], delimiter: str | None) -> str:
     return delimiter.join(part.replace(delimiter, "_") for part in parts)
 
 
+SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+_SYSTEM = {f.lower() for f in SYSTEM_FLAGS}
+_ATOM_SPECIALS = set('(){ %*"\\]')
+
+
+def is_keyword(flag: str) -> bool:
+    """Whether ``flag`` can be sent as an IMAP keyword at all (an atom: printable ASCII, no specials)."""
+    return bool(flag) and all(32 < ord(ch) < 127 and ch not in _ATOM_SPECIALS for ch in flag)
+
+
+def in_namespace(name: str, prefix: str | None) -> str:
+    """``name`` inside the target's personal namespace (RFC 2342), e.g. ``INBOX.`` on Courier or Cyrus.
+
+    INBOX itself, and names already under the prefix, are left alone; an empty prefix changes nothing.
+    """
+    if not prefix or name.upper() == "INBOX" or name.startswith(prefix):
+        return name
+    if prefix.upper().startswith("INBOX") and name.upper().startswith(prefix.upper()):
+        return name  # INBOX is case-insensitive: "inbox.Sent" is already inside "INBOX."
+    return prefix + name
+
+
 def appendable_flags(flags: Sequence[str], permanent: Sequence[str] | None) -> tuple[tuple[str, ...], set[str]]:
     """(flags to send, flags the target refuses).  ``\\Recent`` can never be set; ``\\*`` allows keywords.
 
-    ``permanent`` None means the server sent no PERMANENTFLAGS: then every flag may be stored (RFC 3501).
+    ``permanent`` None means the server sent no PERMANENTFLAGS: then every system flag and every
+    keyword may be stored (RFC 3501).  A keyword that is not a valid atom (e.g. a label with ``]`` or
+    non-ASCII from another system) or an unknown ``\\`` flag would make the whole APPEND fail: refused here.
     """
     allowed = None if permanent is None else {f.lower() for f in permanent}
     kept: list[str] = []
     refused: set[str] = set()
     for flag in flags:
-        if flag.lower() == "\\recent":
+        low = flag.lower()
+        if low == "\\recent":
             continue
-        if allowed is None or flag.lower() in allowed or (not flag.startswith("\\") and "\\*" in allowed):
+        if flag.startswith("\\"):
+            ok = low in _SYSTEM if allowed is None else low in allowed
+        else:
+            ok = is_keyword(flag) and (allowed is None or low in allowed or "\\*" in allowed)
+        if ok:
             kept.append(flag)
         else:
             refused.add(flag)
@@ -251,6 +289,7 @@ def _item(row: PlacementRow) -> Item:
         row.size,
         row.message_id,
         row.subject,
+        row.date,
     )
 
 
@@ -370,7 +409,7 @@ def execute_restore(
     try:
         imap.connect()
         for folder_plan, items in plan_items(archive.catalog, plan):
-            folder_report = FolderReport(folder_plan.source, folder_plan.target_name(imap.delimiter))
+            folder_report = FolderReport(folder_plan.source, imap.mailbox(folder_plan.target_parts))
             report.folders.append(folder_report)
             try:
                 imap.restore_folder(folder_report, items, dry_run)

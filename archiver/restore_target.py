@@ -2,7 +2,9 @@
 already holds and APPENDs the rest (see :mod:`archiver.restore` for the contract).
 
 Login, TLS and error mapping are :class:`archiver.sources.imap.ImapSource`'s; the write commands
-(CREATE, SELECT, APPEND) are sent only from here, so ``sources/`` stays read-only.
+(CREATE, SELECT, APPEND, and STORE for keywords refused at APPEND) are sent only from here, so
+``sources/`` stays read-only.  One reader thread loads the next batch from the store while the
+server stores the current one; all IMAP traffic stays on the calling thread.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import imaplib
 import logging
+import re
 import ssl
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +27,15 @@ from archiver.archive import Archive
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, ConnectError, ProtocolError
 from archiver.headers import summarize_headers
-from archiver.restore import FolderReport, Item, Progress, appendable_flags, batches
+from archiver.restore import (
+    FolderReport,
+    Item,
+    Progress,
+    appendable_flags,
+    batches,
+    in_namespace,
+    target_mailbox,
+)
 from archiver.sources.connect import network_error
 from archiver.sources.imap import ImapSource, fetch_set, uid_ranges
 
@@ -67,6 +79,15 @@ def held_keys(message_id: str | None, size: int, internaldate: datetime | None) 
     return (("d", size, _epoch(internaldate)), ("d", size, None))
 
 
+@dataclass
+class Loaded:
+    """One batch read from the store: what to APPEND, what could not be read, flags to report."""
+
+    ready: list[tuple[Item, dict[str, Any]]] = field(default_factory=list)
+    failures: list[tuple[Item, str]] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
@@ -81,6 +102,7 @@ class ImapTarget:
         self.where = f"{account.name}: {account.host}:{account.port}"
         self.source: ImapSource | None = None
         self.delimiter: str | None = "/"
+        self.namespace = ""  # the personal namespace prefix, e.g. "INBOX." (Courier, Cyrus); "" for Dovecot
         self.multiappend = False
 
     # -- connection ---------------------------------------------------------------
@@ -90,6 +112,16 @@ class ImapTarget:
         entries = self._call("LIST", self.client.list_folders, "", "")
         if entries and entries[0][1]:
             self.delimiter = _text(entries[0][1])
+        if "NAMESPACE" in self.source.capabilities:
+            personal = self._call("NAMESPACE", self.client.namespace).personal
+            if personal:
+                prefix, delimiter = personal[0]
+                self.namespace = _text(prefix)
+                self.delimiter = _text(delimiter) if delimiter else self.delimiter
+
+    def mailbox(self, parts: Sequence[str]) -> str:
+        """The target mailbox name for path components: joined with the target's delimiter, in its namespace."""
+        return in_namespace(target_mailbox(parts, self.delimiter), self.namespace)
 
     def reconnect_if_needed(self) -> None:
         if self.source is None or self.source._client is None:
@@ -126,6 +158,7 @@ class ImapTarget:
             if dry_run:
                 report.appended = len(items)
                 report.bytes = sum(i.size for i in items)
+                report.refused_flags = _refused(items, None)
                 return
             self._create(name)
         info = self._call(f"SELECT {name!r}", self.client.select_folder, name, readonly=dry_run)
@@ -136,10 +169,20 @@ class ImapTarget:
         if dry_run:
             report.appended = len(todo)
             report.bytes = sum(i.size for i in todo)
+            report.refused_flags = _refused(todo, permanent)
             return
         self.progress.folder(name, len(todo), sum(i.size for i in todo))
-        for batch in batches(todo, APPEND_BATCH_BYTES, APPEND_BATCH_MESSAGES):
-            self._append(name, batch, permanent, report)
+        # Reading the next batch from the store (file read, zstd, sha256: all release the GIL) overlaps
+        # with the server storing the current one; at most two batches are in memory.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-read") as pool:
+            current: Future[Loaded] | None = None
+            for batch in batches(todo, APPEND_BATCH_BYTES, APPEND_BATCH_MESSAGES):
+                upcoming = pool.submit(self._load, batch, permanent)
+                if current is not None:
+                    self._append(name, current.result(), report)
+                current = upcoming
+            if current is not None:
+                self._append(name, current.result(), report)
         log.info("%s: %d appended, %d skipped, %d failed", name, report.appended, report.skipped, report.failed)
 
     def _create(self, name: str) -> None:
@@ -228,40 +271,89 @@ class ImapTarget:
         return copies
 
     # -- appending -------------------------------------------------------------------------
-    def _append(self, name: str, batch: list[Item], permanent: list[str] | None, report: FolderReport) -> None:
-        ready: list[tuple[Item, dict[str, Any]]] = []
+    def _load(self, batch: list[Item], permanent: list[str] | None) -> Loaded:
+        """A batch's bytes and APPEND arguments (runs in the reader thread: touches only the store)."""
+        loaded = Loaded()
         for item in batch:
             try:
                 raw = self.archive.store.get(item.blob_id)  # verifies the hash
             except ArchiverError as exc:
-                self._failed(report, item, str(exc))
+                loaded.failures.append((item, str(exc)))
                 continue
             flags, refused = appendable_flags(item.flags, permanent)
-            report.refused_flags |= refused
+            loaded.refused |= refused
             message: dict[str, Any] = {"msg": raw, "flags": flags}
-            if item.internaldate:
-                message["date"] = datetime.fromisoformat(item.internaldate)
-            ready.append((item, message))
+            when = internaldate(item)
+            if when is not None:
+                message["date"] = when
+            loaded.ready.append((item, message))
+        return loaded
+
+    def _append(self, name: str, loaded: Loaded, report: FolderReport) -> None:
+        for item, reason in loaded.failures:
+            self._failed(report, item, reason)
+        report.refused_flags |= loaded.refused
+        ready = loaded.ready
         if len(ready) > 1 and self.multiappend:
-            status, data = self._call(f"APPEND {name!r}", self.client.multiappend, name, [m for _, m in ready])
+            try:
+                status, data = self._call(f"APPEND {name!r}", self.client.multiappend, name, [m for _, m in ready])
+            except ProtocolError as exc:  # a BAD (e.g. a flag the server calls invalid): the same as NO here
+                status, data = "BAD", [str(exc).encode()]
             if status == "OK":
                 self._done(report, ready)
                 return
             log.warning("%s: MULTIAPPEND refused (%s); appending one by one", name, _response(data))
         for item, message in ready:
             try:
-                self._call(
-                    f"APPEND {name!r}",
-                    self.client.append,
-                    name,
-                    message["msg"],
-                    message["flags"],
-                    message.get("date"),
-                )
+                self._append_one(name, message, report)
             except ProtocolError as exc:
                 self._failed(report, item, str(exc).rsplit("failed: ", 1)[-1])
                 continue
             self._done(report, [(item, message)])
+
+    def _append_one(self, name: str, message: dict[str, Any], report: FolderReport) -> None:
+        """APPEND one message; if refused and it has keywords, again with system flags only.
+
+        A server may refuse a keyword PERMANENTFLAGS seemed to allow (Dovecot: longer than 50
+        characters).  The message matters more than the keyword: it is appended without keywords,
+        then each keyword is added with UID STORE, and the ones the server refuses are reported.
+        """
+        flags = message["flags"]
+        try:
+            self._append_single(name, message)
+            return
+        except ProtocolError:
+            keywords = [f for f in flags if not f.startswith("\\")]
+            if not keywords:
+                raise
+        system = tuple(f for f in flags if f.startswith("\\"))
+        response = self._append_single(name, {**message, "flags": system})
+        uids = appended_uids(response)
+        for keyword in keywords:
+            try:
+                if not uids:
+                    raise ProtocolError("no APPENDUID: cannot add keywords afterwards")
+                self._call("UID STORE", self.client.add_flags, uids, [keyword], silent=True)
+            except ProtocolError as exc:
+                report.refused_flags.add(keyword)
+                log.warning("%s: keyword %r refused: %s", name, keyword, exc)
+
+    def _append_single(self, name: str, message: dict[str, Any]) -> bytes | str:
+        """One plain APPEND; returns the server's response text (with APPENDUID), raises ProtocolError.
+
+        With MULTIAPPEND offered it goes through imapclient's ``multiappend`` (a one-message
+        MULTIAPPEND is a plain RFC 3501 APPEND): that sends the bytes as they are, where
+        ``append`` (imaplib) first runs a CRLF-normalising regex over the whole message, which
+        costs a quarter of a second on a message with a few MB of attachments.
+        """
+        if not self.multiappend:
+            return self._call(
+                f"APPEND {name!r}", self.client.append, name, message["msg"], message["flags"], message.get("date")
+            )
+        status, data = self._call(f"APPEND {name!r}", self.client.multiappend, name, [message])
+        if status != "OK":
+            raise ProtocolError(f"{self.where}: APPEND {name!r} failed: {_response(data)}")
+        return _response(data)
 
     def _done(self, report: FolderReport, appended: list[tuple[Item, dict[str, Any]]]) -> None:
         size = sum(item.size for item, _ in appended)
@@ -273,6 +365,37 @@ class ImapTarget:
         report.failed += 1
         report.failures.append(f"message {item.blob_id[:12]} (placement {item.placement_id}): {reason}")
         log.error("%s: message %s not restored: %s", report.target, item.blob_id, reason)
+
+
+def _refused(items: Iterable[Item], permanent: list[str] | None) -> set[str]:
+    refused: set[str] = set()
+    for item in items:
+        refused |= appendable_flags(item.flags, permanent)[1]
+    return refused
+
+
+def internaldate(item: Item) -> datetime | None:
+    """The date to APPEND with (see :attr:`Item.arrival`), None if there is none IMAP can carry."""
+    if not item.arrival:
+        return None
+    try:
+        moment = datetime.fromisoformat(item.arrival)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None and 1900 <= moment.year <= 9999 else None
+
+
+def appended_uids(response: bytes | str | None) -> list[int]:
+    """The UIDs in an APPEND response's ``[APPENDUID validity uid-set]`` (UIDPLUS), else []."""
+    text = _text(response or b"")
+    match = re.search(r"\[APPENDUID \d+ ([\d:,]+)\]", text)
+    if match is None:
+        return []
+    uids: list[int] = []
+    for part in match.group(1).split(","):
+        first, _, last = part.partition(":")
+        uids += range(int(first), int(last or first) + 1)
+    return uids
 
 
 def _response(data: Sequence[Any]) -> str:

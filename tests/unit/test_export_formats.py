@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import mailbox
 import random
+import re
 
 import pytest
 
@@ -36,6 +37,29 @@ def test_escaping_does_not_depend_on_chunk_boundaries(raw):
         assert escape(raw, chunk) == whole
     lines = whole.splitlines(keepends=True)
     assert not any(line.startswith(b"From ") for line in lines)  # no line can be taken for a separator
+
+
+def reference_escape(raw: bytes) -> bytes:
+    """mboxrd by the book, a line at a time: what the streaming escaper must equal."""
+    lines = [b">" + line if re.match(rb">*From ", line) else line for line in raw.splitlines(keepends=True)]
+    body = b"".join(lines)
+    return body + (b"" if not body or body.endswith(b"\n") else b"\n") + b"\n"
+
+
+def test_escaping_equals_the_line_by_line_definition_at_random_chunkings():
+    rng = random.Random(11)
+    pieces = [b"From ", b">From ", b">>", b"Fro", b"m ", b"\n", b"\r\n", b"text", b" From ", b">", b"F"]
+    for _ in range(300):
+        raw = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 60)))
+        out = io.BytesIO()
+        escaper = MboxrdEscaper(out.write)
+        pos = 0
+        while pos < len(raw):
+            step = rng.randrange(1, 12)
+            escaper.feed(raw[pos : pos + step])
+            pos += step
+        escaper.close()
+        assert out.getvalue() == reference_escape(raw), raw
 
 
 def test_escape_then_read_back_is_identity_for_messages_ending_in_newline(tmp_path):

@@ -12,10 +12,11 @@ from archiver.restore import (
     appendable_flags,
     as_of_timestamp,
     batches,
+    in_namespace,
     target_mailbox,
     target_parts,
 )
-from archiver.restore_target import held_keys, item_key
+from archiver.restore_target import appended_uids, held_keys, internaldate, item_key
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -76,3 +77,32 @@ def test_held_keys_match_item_keys():
     assert item_key(no_id) not in held_keys(None, 42, when + timedelta(seconds=1))
     undated = item(3, 42, mid=None, date=None)
     assert item_key(undated) in held_keys(None, 42, when)  # no date: size, then the hash decides
+
+
+def test_flags_that_are_no_imap_atoms_or_unknown_system_flags_are_refused_up_front():
+    flags = ("\\Seen", "bad]label", "ünï", "a%b", "\\Custom", "$ok")
+    assert appendable_flags(flags, None) == (("\\Seen", "$ok"), {"bad]label", "ünï", "a%b", "\\Custom"})
+    # a server that lists a non-standard system flag in PERMANENTFLAGS gets it
+    assert appendable_flags(("\\Custom",), ["\\Custom"]) == (("\\Custom",), set())
+
+
+def test_internaldate_falls_back_to_the_date_header_and_skips_what_imap_cannot_carry():
+    pop = Item(1, "0" * 64, "INBOX", None, (), None, 10, None, None, "2018-01-02T10:11:12+01:00")
+    assert internaldate(pop) == datetime(2018, 1, 2, 9, 11, 12, tzinfo=UTC)
+    assert internaldate(item(2)) == datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    assert internaldate(item(3, date=None)) is None
+    assert internaldate(Item(4, "0" * 64, "INBOX", None, (), None, 1, None, None, "0001-01-01T00:00:00+00:00")) is None
+
+
+def test_appended_uids_from_appenduid():
+    assert appended_uids(b"[APPENDUID 38505 3955] APPEND completed") == [3955]
+    assert appended_uids("[APPENDUID 1 4:6,9] done") == [4, 5, 6, 9]
+    assert appended_uids(b"APPEND completed") == []
+
+
+def test_target_names_go_inside_the_personal_namespace():
+    assert in_namespace("Restored.2026-11-20.Sent", "INBOX.") == "INBOX.Restored.2026-11-20.Sent"
+    assert in_namespace("INBOX", "INBOX.") == "INBOX"
+    assert in_namespace("INBOX.Sent", "INBOX.") == "INBOX.Sent"
+    assert in_namespace("inbox.Sent", "INBOX.") == "inbox.Sent"
+    assert in_namespace("Sent", "") == "Sent"
