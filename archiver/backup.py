@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from archiver.archive import Archive
 from archiver.catalog import FolderRecord, NewPlacement
 from archiver.config import AccountConfig, Config
-from archiver.errors import ArchiverError, ConnectError, SourceError
+from archiver.errors import ArchiverError, ConnectError, ProtocolError, SourceError
 from archiver.headers import summarize_headers
-from archiver.sources.imap import ImapSource
+from archiver.sources.imap import ImapSource, MessageStub
 from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
+from archiver.sync import gmail, remap
 
 log = logging.getLogger("archiver.backup")
 
@@ -46,6 +47,8 @@ class FolderOutcome:
     new: int = 0
     gone: int = 0
     flags_changed: int = 0
+    adopted: int = 0  # new UIDs recognised as archived messages (no body fetched): archiver.sync
+    stub_bytes: int = 0  # Message-ID header bytes fetched to recognise them
     error: str | None = None
 
 
@@ -85,13 +88,18 @@ def plan_batches(uids: Sequence[int], sizes: dict[int, int], max_bytes: int, max
 
 
 def folder_unchanged(record: FolderRecord, status: FolderStatus) -> bool:
-    """True when STATUS proves nothing changed since the folder was last fully synced."""
+    """True when STATUS proves nothing changed since the folder was last fully synced.
+
+    Only with HIGHESTMODSEQ (CONDSTORE): without it a flag change leaves STATUS as it was, so such a
+    folder is always examined and its flags fetched (one cheap ``UID FETCH 1:* (FLAGS)``).
+    """
     return (
         record.uidvalidity == status.uidvalidity
         and record.uidnext == status.uidnext
         and record.server_messages == status.messages
         and record.highestmodseq == status.highestmodseq
         and status.uidnext is not None
+        and status.highestmodseq is not None
     )
 
 
@@ -124,14 +132,18 @@ class ImapBackup:
         self.progress = progress
         self.source = ImapSource(account)
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
+        # QRESYNC (VANISHED) when offered; False forces the UID-set comparison (tests cover both paths).
+        self.use_qresync = True
 
     def close(self) -> None:
         self._storer.shutdown(wait=True)
         self.source.close()
 
     def run(self, report: RunReport) -> None:
-        self.source.connect()
+        self._connect()
         folders = [f for f in self.source.list_folders() if self.account.folders.matches(f.name)]
+        if self.source.is_gmail:
+            folders = gmail.sync_order(folders)
         listed = {f.name for f in folders}
         known = self.catalog.folders(self.account_id)
         vanished = [
@@ -151,9 +163,14 @@ class ImapBackup:
             except ConnectError as exc:
                 self._fail(report, outcome, str(exc))
                 self.source.close()
-                self.source.connect()  # one reconnect; if it fails the run stops here
+                self._connect()  # one reconnect; if it fails the run stops here
             except (SourceError, ArchiverError) as exc:
                 self._fail(report, outcome, str(exc))
+
+    def _connect(self) -> None:
+        self.source.connect()
+        if self.use_qresync:
+            self.source.enable_qresync()
 
     def _fail(self, report: RunReport, outcome: FolderOutcome, message: str) -> None:
         outcome.error = message
@@ -170,24 +187,39 @@ class ImapBackup:
         if folder_unchanged(record, status):
             outcome.unchanged = True
             return
+        self.source.forget_vanished()
         status = self.source.examine(info.name)
         uidvalidity = status.uidvalidity
-        if record.uidvalidity is not None and record.uidvalidity != uidvalidity:
+        same_uidvalidity = record.uidvalidity == uidvalidity
+        if record.uidvalidity is not None and not same_uidvalidity:
+            # The old placements stay, gone since this run (their history is kept); the new UIDs are
+            # re-mapped onto the same blobs by fingerprint below, so only unmatched bodies are fetched.
             log.warning("%s: UIDVALIDITY changed %s -> %s", info.name, record.uidvalidity, uidvalidity)
             outcome.gone += self.catalog.mark_placements_gone(self.run_id, record.id, record.uidvalidity, None)
-        server_uids = self.source.all_uids()
         present = self.catalog.present_uids(record.id, uidvalidity)
-        gone = present.difference(server_uids)
+        changes = None
+        if same_uidvalidity and record.highestmodseq and record.uidnext and self._qresync_ready():
+            try:
+                changes = self._changes_by_qresync(record, present)
+            except ProtocolError as exc:  # a server that announces QRESYNC but balks: compare UID sets instead
+                log.warning("%s: QRESYNC failed (%s); comparing UID sets", info.name, exc)
+        gone, flags, missing = changes or self._changes_by_uid_sets(record, present, same_uidvalidity)
         if gone:
             outcome.gone += self.catalog.mark_placements_gone(self.run_id, record.id, uidvalidity, gone)
-        still = present.intersection(server_uids)
-        if still:
-            since = record.highestmodseq if record.uidvalidity == uidvalidity else None
-            flags = self.source.flags(sorted(still), changed_since=since)
-            flags = {uid: f for uid, f in flags.items() if uid in still}
+        if flags:
             outcome.flags_changed = self.catalog.update_flags(self.run_id, record.id, uidvalidity, flags)
-        missing = [uid for uid in server_uids if uid not in present]
+            if self.source.is_gmail:
+                labels = self.source.gmail_labels(sorted(flags))
+                gmail.record_labels(self.catalog, record.id, uidvalidity, {u: (None, ls) for u, ls in labels.items()})
+        missing, stubs = self._adopt_known(record, uidvalidity, missing, outcome)
         failed_uids = self._fetch_missing(record, uidvalidity, missing, outcome)
+        if stubs and self.source.is_gmail:
+            gmail.record_labels(
+                self.catalog,
+                record.id,
+                uidvalidity,
+                {uid: (s.gm_msgid, s.gm_labels or ()) for uid, s in stubs.items()},
+            )
         if failed_uids:
             message = (
                 f"the server did not return {len(failed_uids)} message(s) (UIDs {failed_uids[:10]}); retried next run"
@@ -198,6 +230,51 @@ class ImapBackup:
         self.catalog.save_folder_state(
             record.id, uidvalidity, status.uidnext, status.highestmodseq, status.messages, self.run_id
         )
+
+    def _qresync_ready(self) -> bool:
+        return self.use_qresync and self.source.has_qresync
+
+    def _changes_by_qresync(
+        self, record: FolderRecord, present: set
+    ) -> tuple[set, dict[int, tuple[str, ...]], list[int]]:
+        """(gone UIDs, changed flags, UIDs to get) from one CHANGEDSINCE/VANISHED fetch and a search past UIDNEXT.
+
+        Valid because the folder's state is saved only after a complete sync: every UID below the saved
+        UIDNEXT was then in the catalog.
+        """
+        changes = self.source.changes_since(record.highestmodseq)
+        gone = present.intersection(changes.vanished)
+        if gone:  # confirm: a stray VANISHED (another folder's, a racing SELECT) must never mark mail gone
+            gone -= self.source.existing_uids(gone)
+        flags = {uid: f for uid, f in changes.flags.items() if uid in present and uid not in gone}
+        missing = [uid for uid in self.source.uids_from(record.uidnext) if uid not in present]
+        return gone, flags, missing
+
+    def _changes_by_uid_sets(
+        self, record: FolderRecord, present: set, same_uidvalidity: bool
+    ) -> tuple[set, dict[int, tuple[str, ...]], list[int]]:
+        """The fallback: UID SEARCH ALL against the catalog, flags by CHANGEDSINCE (or all of them)."""
+        server_uids = self.source.all_uids()
+        gone = present.difference(server_uids)
+        still = present.intersection(server_uids)
+        flags: dict[int, tuple[str, ...]] = {}
+        if still:
+            since = record.highestmodseq if same_uidvalidity else None
+            flags = self.source.flags(sorted(still), changed_since=since)
+            flags = {uid: f for uid, f in flags.items() if uid in still}
+        return gone, flags, [uid for uid in server_uids if uid not in present]
+
+    def _adopt_known(
+        self, record: FolderRecord, uidvalidity: int, missing: list[int], outcome: FolderOutcome
+    ) -> tuple[list[int], dict[int, MessageStub]]:
+        """Record new UIDs that are messages already archived (X-GM-MSGID or fingerprint); return the rest."""
+        result = remap.adopt_known(
+            self.source, self.catalog, self.account_id, self.run_id, record, uidvalidity, missing
+        )
+        outcome.new += result.added
+        outcome.adopted += result.added
+        outcome.stub_bytes += result.stub_bytes
+        return result.remaining, result.stubs
 
     def _fetch_missing(
         self, record: FolderRecord, uidvalidity: int, missing: list[int], outcome: FolderOutcome

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from archiver.errors import CatalogError
 from archiver.headers import HeaderSummary, utc_now
+from archiver.sync.flag_history import FLAGS_AS_OF_SQL, record_flag_changes
 
 MIGRATIONS: dict[int, str] = {
     # 1: the backbone
@@ -123,6 +124,22 @@ MIGRATIONS: dict[int, str] = {
         problems TEXT NOT NULL,
         at TEXT NOT NULL
     );
+    """,
+    # 3: sync fidelity (archiver.sync). flag_history: a placement's flags as of each run in which they
+    # changed (the first row holds the flags it was first seen with); message_labels: Gmail labels.
+    3: """
+    CREATE TABLE flag_history (
+        placement_id INTEGER NOT NULL REFERENCES placements(id),
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        flags TEXT NOT NULL,
+        PRIMARY KEY (placement_id, run_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE message_labels (
+        placement_id INTEGER PRIMARY KEY REFERENCES placements(id),
+        gm_msgid INTEGER,
+        labels TEXT NOT NULL
+    );
+    CREATE INDEX message_labels_msgid ON message_labels(gm_msgid);
     """,
 }
 
@@ -478,14 +495,9 @@ class Catalog:
         self, run_id: int, folder_id: int, uidvalidity: int, flags_by_uid: dict[int | str, tuple[str, ...]]
     ) -> int:
         """Make placements' flags follow the server; returns how many changed."""
-        changed = 0
+        encoded = {uid: encode_flags(flags) for uid, flags in flags_by_uid.items()}
         with self.transaction():
-            for uid, flags in flags_by_uid.items():
-                changed += self.db.execute(
-                    "UPDATE placements SET flags = ? WHERE folder_id = ? AND uidvalidity = ? AND uid = ? "
-                    "AND flags != ?",
-                    (encode_flags(flags), folder_id, uidvalidity, uid, encode_flags(flags)),
-                ).rowcount
+            changed = record_flag_changes(self.db, run_id, folder_id, uidvalidity, encoded)
             self.db.execute("UPDATE runs SET flags_changed = flags_changed + ? WHERE id = ?", (changed, run_id))
         return changed
 
@@ -510,13 +522,17 @@ class Catalog:
         Folders gone from the server are included: their messages are marked
         gone only if they were expunged before the folder disappeared.
         """
+        # Flags as of the run from the flag history (migration 3; a read-only, older catalog has none yet).
+        as_of_flags = run_id is not None and self.schema_version >= 3
+        flags_sql = f"{FLAGS_AS_OF_SQL} AS flags" if as_of_flags else "p.flags"
         sql = (
-            "SELECT f.name AS folder, f.delimiter, p.id, p.uidvalidity, p.uid, p.blob_id, p.flags, p.internaldate, "
-            "p.size, p.first_seen_run, p.gone_since_run, m.message_id, m.subject, m.sender, m.date "
+            f"SELECT f.name AS folder, f.delimiter, p.id, p.uidvalidity, p.uid, p.blob_id, {flags_sql}, "
+            "p.internaldate, p.size, p.first_seen_run, p.gone_since_run, m.message_id, m.subject, m.sender, m.date "
             "FROM placements p JOIN folders f ON f.id = p.folder_id JOIN messages m ON m.blob_id = p.blob_id "
             "WHERE f.account_id = ?"
         )
-        params: list[object] = [account_id]
+        params: list[object] = [run_id] if as_of_flags else []
+        params.append(account_id)
         if folder is not None:
             sql += " AND f.name = ?"
             params.append(folder)

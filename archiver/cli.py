@@ -124,6 +124,7 @@ COMMAND_MODULES = (
     "restore_cmd",
     "export_cmd",
     "import_cmd",
+    "ls_cmd",
 )
 
 __all__ = ["CliState", "Path", "emit_json", "human_bytes", "main", "register"]

@@ -12,6 +12,7 @@ import imaplib
 import logging
 import ssl
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import imapclient
@@ -29,6 +30,10 @@ log = logging.getLogger("archiver.imap")
 
 SPECIAL_USE = frozenset({"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash", "\\Important"})
 FETCH_ITEMS = [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"]
+# The cheap look at a message before deciding to download it (archiver.sync.fingerprint): no body.
+STUB_ITEMS = [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", b"RFC822.SIZE", b"INTERNALDATE", b"FLAGS"]
+GMAIL_ITEMS = [b"X-GM-MSGID", b"X-GM-LABELS"]
+STUB_BATCH = 2000
 _NETWORK_ERRORS = (OSError, EOFError, imaplib.IMAP4.abort, ssl.SSLError)
 
 
@@ -225,6 +230,97 @@ class ImapSource:
         result = self._call("UID FETCH FLAGS", fetch_set, self.client, target, [b"FLAGS"], modifiers)
         return {uid: _flags(data) for uid, data in result.items()}
 
+    # -- sync fidelity (archiver.sync) ------------------------------------------------
+    @property
+    def has_qresync(self) -> bool:
+        return "QRESYNC" in self.capabilities
+
+    @property
+    def is_gmail(self) -> bool:
+        return "X-GM-EXT-1" in self.capabilities
+
+    def _enable_qresync(self) -> None:
+        """ENABLE QRESYNC once per connection (needed before the VANISHED modifier may be used)."""
+        if getattr(self._client, "_archiver_qresync", False):
+            return
+        self._call("ENABLE QRESYNC", self.client.enable, "QRESYNC")
+        self.client._archiver_qresync = True  # type: ignore[union-attr]
+
+    def enable_qresync(self) -> None:
+        """Call before EXAMINE: with QRESYNC enabled the server reports expunges as VANISHED."""
+        if self.has_qresync:
+            self._enable_qresync()
+
+    def forget_vanished(self) -> None:
+        """Drop VANISHED responses not yet read: they are about the folder examined before (call before EXAMINE)."""
+        if self._client is not None:
+            self._client._imap.untagged_responses.pop("VANISHED", None)
+
+    def changes_since(self, modseq: int) -> FolderChanges:
+        """``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)``: changed flags and expunged UIDs in one round trip.
+
+        The server may list UIDs that never existed in VANISHED (EARLIER); callers intersect with what they know.
+        """
+        self._enable_qresync()
+        pending = self.client._imap.untagged_responses
+        earlier = pending.pop("VANISHED", [])
+        result = self._call(
+            "UID FETCH CHANGEDSINCE VANISHED",
+            fetch_set,
+            self.client,
+            "1:*",
+            [b"FLAGS"],
+            [f"CHANGEDSINCE {modseq} VANISHED"],
+        )
+        vanished = parse_vanished([*earlier, *self.client._imap.untagged_responses.pop("VANISHED", [])])
+        flags = {uid: _flags(data) for uid, data in result.items() if b"FLAGS" in data}
+        return FolderChanges(flags=flags, vanished=vanished)
+
+    def existing_uids(self, uids: Iterable[int]) -> set[int]:
+        """Which of these UIDs the examined folder holds (``UID SEARCH UID <set>``)."""
+        target = uid_ranges(uids)
+        if not target:
+            return set()
+        return set(self._call("UID SEARCH", self.client.search, ["UID", target]))
+
+    def uids_from(self, first_uid: int) -> list[int]:
+        """UIDs >= ``first_uid`` (``UID SEARCH UID n:*`` also answers the highest UID when n is past it)."""
+        found = self._call("UID SEARCH", self.client.search, ["UID", f"{max(first_uid, 1)}:*"])
+        return sorted(uid for uid in found if uid >= first_uid)
+
+    def stubs(self, uids: Sequence[int]) -> dict[int, MessageStub]:
+        """Message-ID header, size, INTERNALDATE and flags (and Gmail ids/labels) of UIDs, without bodies."""
+        items = STUB_ITEMS + (GMAIL_ITEMS if self.is_gmail else [])
+        found: dict[int, MessageStub] = {}
+        ordered = sorted(set(uids))
+        for start in range(0, len(ordered), STUB_BATCH):
+            chunk = ordered[start : start + STUB_BATCH]
+            result = self._call("UID FETCH HEADER.FIELDS", fetch_set, self.client, uid_ranges(chunk), items)
+            wanted = set(chunk)
+            for uid, data in result.items():
+                if uid not in wanted or b"RFC822.SIZE" not in data:
+                    continue
+                internaldate = data.get(b"INTERNALDATE")
+                msgid = data.get(b"X-GM-MSGID")
+                labels = data.get(b"X-GM-LABELS")
+                found[uid] = MessageStub(
+                    uid=uid,
+                    header_fields=_header_fields(data),
+                    size=int(data[b"RFC822.SIZE"]),
+                    internaldate=internaldate if isinstance(internaldate, datetime) else None,
+                    flags=_flags(data),
+                    gm_msgid=None if msgid is None else int(msgid),
+                    gm_labels=None if labels is None else _gmail_labels(labels),
+                )
+        return found
+
+    def gmail_labels(self, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        """X-GM-LABELS of UIDs (Gmail only; empty elsewhere)."""
+        if not self.is_gmail or not uids:
+            return {}
+        result = self._call("UID FETCH X-GM-LABELS", fetch_set, self.client, uid_ranges(uids), [b"X-GM-LABELS"])
+        return {uid: _gmail_labels(data.get(b"X-GM-LABELS", ())) for uid, data in result.items()}
+
     def fetch(self, uids: Sequence[int]) -> tuple[list[FetchedMessage], list[int]]:
         """Fetch whole messages; returns them and the UIDs the server did not return."""
         if not uids:
@@ -252,6 +348,53 @@ class ImapSource:
         return messages, [uid for uid in uids if uid not in returned]
 
 
+@dataclass(frozen=True)
+class MessageStub:
+    """What a message looks like without its body: enough to recognise a copy the archive already holds."""
+
+    uid: int
+    header_fields: bytes | None  # the Message-ID header line(s) as the server sent them
+    size: int
+    internaldate: datetime | None
+    flags: tuple[str, ...]
+    gm_msgid: int | None = None  # Gmail (X-GM-EXT-1) only
+    gm_labels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class FolderChanges:
+    """What changed in the examined folder since a modseq (QRESYNC): new flags and expunged UIDs."""
+
+    flags: dict[int, tuple[str, ...]]
+    vanished: set[int]
+
+
+def parse_vanished(items: Iterable[bytes | str]) -> set[int]:
+    """UIDs from untagged ``VANISHED [(EARLIER)] <uid-set>`` responses (RFC 7162)."""
+    uids: set[int] = set()
+    for item in items:
+        text = _text(item).strip()
+        if text.upper().startswith("(EARLIER)"):
+            text = text[len("(EARLIER)") :].strip()
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            low, _sep, high = part.partition(":")
+            start, end = int(low), int(high or low)
+            if start > end:
+                start, end = end, start
+            uids.update(range(start, end + 1))
+    return uids
+
+
+def _header_fields(data: dict) -> bytes | None:
+    for key, value in data.items():
+        if isinstance(key, bytes) and key.upper().startswith(b"BODY[HEADER.FIELDS"):
+            return value.encode("latin-1") if isinstance(value, str) else value
+    return None
+
+
 def _int_or_none(value: object) -> int | None:
     return None if value is None else int(value)
 
@@ -268,4 +411,10 @@ def _quietly_close(client: imapclient.IMAPClient) -> None:
         client.shutdown()
 
 
-__all__ = ["ImapSource", "fetch_set", "uid_ranges"]
+def _gmail_labels(value: object) -> tuple[str, ...]:
+    from archiver.sync.gmail import parse_labels  # the parsing is pure and unit-tested there
+
+    return parse_labels(value)
+
+
+__all__ = ["FolderChanges", "ImapSource", "MessageStub", "fetch_set", "parse_vanished", "uid_ranges"]

@@ -1,0 +1,147 @@
+"""Placements for messages the archive already holds: re-mapping without downloading.
+
+Used for every batch of new UIDs once the account has any message: after a
+UIDVALIDITY reset (the old placements are marked gone since this run and keep
+their history; the new ones point at the same blobs), for a renamed folder, and
+for copies of a message in several folders.  See :mod:`archiver.sync.fingerprint`
+for the matching rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from archiver.catalog import Catalog, FolderRecord, encode_flags
+from archiver.sources.imap import ImapSource, MessageStub
+from archiver.sync.fingerprint import Fingerprint, KnownCopy, fingerprint, instant, match_known
+
+log = logging.getLogger("archiver.sync")
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """A new UID recognised as a known blob: the placement to record, no bytes fetched."""
+
+    uid: int
+    blob_id: str
+    flags: tuple[str, ...]
+    internaldate: str | None  # ISO 8601 as the server gave it (offset kept, like fetched placements)
+    size: int
+
+
+def account_has_messages(catalog: Catalog, account_id: int) -> bool:
+    """Whether any placement exists for the account (a first backup skips the fingerprint round trip)."""
+    row = catalog.db.execute(
+        "SELECT 1 FROM placements p JOIN folders f ON f.id = p.folder_id WHERE f.account_id = ? LIMIT 1",
+        (account_id,),
+    ).fetchone()
+    return row is not None
+
+
+def known_copies(catalog: Catalog, account_id: int, message_ids: Iterable[str]) -> list[KnownCopy]:
+    """Every placement (present or gone, any folder) of the account whose message has one of these Message-IDs."""
+    wanted = sorted(set(message_ids))
+    copies: list[KnownCopy] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = catalog.db.execute(
+            "SELECT DISTINCT m.message_id, p.size, p.internaldate, p.blob_id FROM messages m "
+            "JOIN placements p ON p.blob_id = m.blob_id JOIN folders f ON f.id = p.folder_id "
+            f"WHERE f.account_id = ? AND m.message_id IN ({marks})",
+            (account_id, *chunk),
+        )
+        for row in rows:
+            copies.append(KnownCopy(row[3], Fingerprint(row[0], int(row[1]), instant(row[2]))))
+    return copies
+
+
+def adopt(catalog: Catalog, run_id: int, folder_id: int, uidvalidity: int, adoptions: Sequence[Adoption]) -> int:
+    """Record placements of already-archived blobs in one transaction; returns how many were added.
+
+    They count as new messages of the run, with no bytes fetched or stored.
+    """
+    if not adoptions:
+        return 0
+    added = 0
+    with catalog.transaction():
+        for item in adoptions:
+            added += catalog.db.execute(
+                "INSERT INTO placements (folder_id, uidvalidity, uid, blob_id, flags, internaldate, size, "
+                "first_seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (folder_id, uidvalidity, uid) DO UPDATE SET gone_since_run = NULL, "
+                "flags = excluded.flags",
+                (
+                    folder_id,
+                    uidvalidity,
+                    item.uid,
+                    item.blob_id,
+                    encode_flags(item.flags),
+                    item.internaldate,
+                    item.size,
+                    run_id,
+                ),
+            ).rowcount
+        catalog.db.execute("UPDATE runs SET messages_new = messages_new + ? WHERE id = ?", (added, run_id))
+    return added
+
+
+@dataclass(frozen=True)
+class AdoptResult:
+    """What :func:`adopt_known` did: placements added, UIDs still to download, the stubs it fetched."""
+
+    added: int
+    remaining: list[int]
+    stubs: dict[int, MessageStub]
+    stub_bytes: int
+
+
+def adopt_known(
+    source: ImapSource,
+    catalog: Catalog,
+    account_id: int,
+    run_id: int,
+    folder: FolderRecord,
+    uidvalidity: int,
+    missing: list[int],
+) -> AdoptResult:
+    """Fetch stubs of the new UIDs of the examined folder and record those that are archived messages.
+
+    Gmail: by X-GM-MSGID first.  Everyone: by fingerprint.  Skipped (no round trip) while the
+    account has no message at all, i.e. during the first folder of a first backup.
+    """
+    is_gmail = source.is_gmail
+    if not missing or not (is_gmail or account_has_messages(catalog, account_id)):
+        return AdoptResult(0, missing, {}, 0)
+    stubs = source.stubs(missing)
+    stub_bytes = sum(len(s.header_fields or b"") for s in stubs.values())
+    matches: dict[int, str] = {}
+    if is_gmail:
+        from archiver.sync.gmail import blobs_by_gm_msgid
+
+        by_msgid = blobs_by_gm_msgid(catalog, account_id, [s.gm_msgid for s in stubs.values() if s.gm_msgid])
+        matches = {uid: by_msgid[s.gm_msgid] for uid, s in stubs.items() if s.gm_msgid in by_msgid}
+    prints = {
+        uid: fingerprint(s.header_fields, s.size, s.internaldate) for uid, s in stubs.items() if uid not in matches
+    }
+    wanted = {p.message_id for p in prints.values() if p.usable and p.message_id}
+    matches.update(match_known(prints, known_copies(catalog, account_id, wanted)))
+    adoptions = [
+        Adoption(
+            uid=uid,
+            blob_id=blob_id,
+            flags=stubs[uid].flags,
+            internaldate=stubs[uid].internaldate.isoformat() if stubs[uid].internaldate else None,
+            size=stubs[uid].size,
+        )
+        for uid, blob_id in sorted(matches.items())
+    ]
+    added = 0
+    for start in range(0, len(adoptions), 1000):
+        added += adopt(catalog, run_id, folder.id, uidvalidity, adoptions[start : start + 1000])
+    if adoptions:
+        log.info("%s: %d new UID(s) are messages already archived; not downloaded", folder.name, len(adoptions))
+    remaining = [uid for uid in missing if uid not in matches]
+    return AdoptResult(added, remaining, stubs, stub_bytes)

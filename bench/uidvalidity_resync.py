@@ -1,0 +1,174 @@
+"""Sync-fidelity figures against a real, private Dovecot: re-runs after no change, after churn, after a
+UIDVALIDITY reset.
+
+One folder of N seeded, realistic messages is backed up, then (each step a backup run, in-process):
+
+(1) a no-change re-run (the STATUS short-circuit);
+(2) a re-run after 1 % of the messages had their flags changed and 1 % were expunged
+    (QRESYNC: one CHANGEDSINCE/VANISHED fetch), and the same churn again over the UID-set fallback;
+(3) a re-run after the folder's UIDVALIDITY changed (``doveadm mailbox update --uid-validity``, same
+    UIDs; or ``--method uidlist``: Dovecot's uidlist and indexes deleted, every message gets a new UID).
+
+For (3) it prints the body bytes downloaded again against the folder's bytes (the goal is under 5 %), and
+the Message-ID header bytes fetched to recognise the messages.  The baseline is what a resync without
+re-mapping costs: the whole folder (100 %).
+
+    python bench/uidvalidity_resync.py                       # 2,000 messages
+    python bench/uidvalidity_resync.py --messages 10000      # the issue's size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from archiver.archive import Archive
+from archiver.backup import ImapBackup, RunReport, run_backup, update_search_index
+from archiver.config import config_from_toml_text
+from archiver.sample_mail import generate_mailbox
+from archiver.sandbox import DovecotSandbox
+
+USER, PASSWORD, FOLDER = "bench", "bench-password", "Big"
+
+
+def make_config(sandbox: DovecotSandbox, work: Path):
+    text = f"""[archive]
+path = "{work / "archive"}"
+
+[[accounts]]
+name = "bench"
+protocol = "imap"
+host = "127.0.0.1"
+port = {sandbox.imap_port}
+security = "none"
+username = "{USER}"
+password = "{PASSWORD}"
+timeout = 120
+"""
+    return config_from_toml_text(text, work / "archiver.toml")
+
+
+def timed(config, archive) -> tuple[float, float, RunReport]:
+    """(seconds of the sync itself, seconds of the index refresh, report) of one backup run."""
+    started = time.perf_counter()
+    report = run_backup(config, config.accounts[0], archive=archive, index=False)
+    if not report.ok:
+        raise SystemExit(f"backup failed: {report.problems}")
+    synced = time.perf_counter()
+    update_search_index(archive, report.run_id)  # not sync work: timed apart
+    return synced - started, time.perf_counter() - synced, report
+
+
+def churn(sandbox: DovecotSandbox, uids: list[int], rng: random.Random, share: float) -> None:
+    """Change the flags of ``share`` of the messages and expunge another ``share``."""
+    count = max(1, int(len(uids) * share))
+    picked = rng.sample(uids, 2 * count)
+    flagged, expunged = picked[:count], picked[count:]
+    client = sandbox.connect(USER)
+    client.select_folder(FOLDER)
+    client.add_flags(flagged, [b"\\Flagged"])
+    client.delete_messages(expunged)
+    client.expunge()
+    client.logout()
+    for uid in expunged:
+        uids.remove(uid)
+
+
+def reset_uidvalidity(sandbox: DovecotSandbox, method: str) -> None:
+    client = sandbox.connect(USER)
+    old = client.folder_status(FOLDER, [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+    client.logout()
+    if method == "doveadm":
+        result = sandbox.doveadm("mailbox", "update", "--uid-validity", str(old + 1000), "-u", USER, FOLDER)
+        if result.returncode != 0:
+            raise SystemExit(f"doveadm mailbox update failed: {result.stderr}")
+    else:
+        time.sleep(1.1)  # Dovecot's new UIDVALIDITY is the clock in seconds
+        folder = sandbox.maildir(USER) / FOLDER
+        for path in folder.iterdir():
+            if path.name == "dovecot-uidlist" or path.name.startswith("dovecot.index"):
+                path.unlink()
+
+
+def folder_bytes(sandbox: DovecotSandbox) -> int:
+    client = sandbox.connect(USER)
+    client.select_folder(FOLDER, readonly=True)
+    sizes = client.fetch(client.search(["ALL"]), [b"RFC822.SIZE"])
+    client.logout()
+    return sum(item[b"RFC822.SIZE"] for item in sizes.values())
+
+
+def bench(count: int, seed: int, method: str) -> dict:
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="archiver-bench-") as tmp:
+        work = Path(tmp)
+        with DovecotSandbox(work / "dovecot") as sandbox:
+            sandbox.add_user(USER, PASSWORD)
+            samples = ((s.raw, s.flags, s.internaldate) for s in generate_mailbox(count, seed=seed))
+            uids = sandbox.append_many(USER, FOLDER, samples)
+            config = make_config(sandbox, work)
+            with Archive(config.archive) as archive:
+                first_s, first_ix, _first = timed(config, archive)
+                same_s, _same_ix, same = timed(config, archive)
+                churn(sandbox, uids, rng, 0.01)
+                churn_s, churn_ix, churned = timed(config, archive)
+                churn(sandbox, uids, rng, 0.01)
+                original_init = ImapBackup.__init__
+
+                def without_qresync(self, *args, **kwargs):
+                    original_init(self, *args, **kwargs)
+                    self.use_qresync = False
+
+                ImapBackup.__init__ = without_qresync
+                try:
+                    fallback_s, _fallback_ix, fallback = timed(config, archive)
+                finally:
+                    ImapBackup.__init__ = original_init
+                total = folder_bytes(sandbox)
+                reset_uidvalidity(sandbox, method)
+                reset_s, reset_ix, reset = timed(config, archive)
+    big = next(f for f in reset.folders if f.name == FOLDER)
+    return {
+        "messages": count,
+        "folder_MB": round(total / 1e6, 1),
+        "first_backup_s": round(first_s, 2),
+        "first_backup_index_s": round(first_ix, 2),
+        "no_change_rerun_s": round(same_s, 3),
+        "no_change_bytes_fetched": same.bytes_fetched,
+        "churn_1pct_rerun_s_qresync": round(churn_s, 3),
+        "churn_index_refresh_s": round(churn_ix, 2),
+        "churn_flags_changed": sum(f.flags_changed for f in churned.folders),
+        "churn_gone": sum(f.gone for f in churned.folders),
+        "churn_bytes_fetched": churned.bytes_fetched,
+        "churn_1pct_rerun_s_uid_sets": round(fallback_s, 3),
+        "fallback_flags_changed": sum(f.flags_changed for f in fallback.folders),
+        "fallback_gone": sum(f.gone for f in fallback.folders),
+        "uidvalidity_method": method,
+        "uidvalidity_rerun_s": round(reset_s, 2),
+        "uidvalidity_index_refresh_s": round(reset_ix, 2),
+        "uidvalidity_bytes_refetched": reset.bytes_fetched,
+        "uidvalidity_refetched_pct": round(100 * reset.bytes_fetched / total, 3),
+        "uidvalidity_header_bytes": big.stub_bytes,
+        "uidvalidity_header_pct": round(100 * big.stub_bytes / total, 3),
+        "uidvalidity_remapped": big.adopted,
+        "uidvalidity_new_blobs": reset.blobs_new,
+        "baseline_without_remap_pct": 100.0,
+        "first_backup_over_resync_time": round(first_s / reset_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=2000, help="messages in the folder (issue: 10000)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--method", choices=["doveadm", "uidlist"], default="doveadm")
+    args = parser.parse_args()
+    print(json.dumps(bench(args.messages, args.seed, args.method), indent=2))
+
+
+if __name__ == "__main__":
+    main()
