@@ -141,6 +141,21 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX message_labels_msgid ON message_labels(gm_msgid);
     """,
+    # 4: the scheduler's memory across restarts (archiver.schedule): next run per account, the last
+    # start/finish, and whether a failure alert is outstanding (so recovery can be announced once).
+    4: """
+    CREATE TABLE schedule_state (
+        account TEXT PRIMARY KEY,
+        schedule TEXT,
+        next_run_at TEXT,
+        last_started_at TEXT,
+        last_finished_at TEXT,
+        last_status TEXT,
+        last_run_id INTEGER,
+        failing INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );
+    """,
 }
 
 

@@ -125,6 +125,7 @@ COMMAND_MODULES = (
     "export_cmd",
     "import_cmd",
     "ls_cmd",
+    "daemon_cmd",
 )
 
 __all__ = ["CliState", "Path", "emit_json", "human_bytes", "main", "register"]

@@ -53,7 +53,7 @@ PASSWORD_KEYS = {"password": "value", "password_file": "file", "password_command
 _T = TypeVar("_T")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
-_TOP_KEYS = ("archive", "accounts", "web")
+_TOP_KEYS = ("archive", "accounts", "web", "scheduler", "alerts", "metrics")
 _ARCHIVE_KEYS = ("path", "compression_level", "batch_bytes", "batch_messages")
 _ACCOUNT_KEYS = (
     "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
@@ -62,6 +62,10 @@ _ACCOUNT_KEYS = (
 _FOLDER_KEYS = ("include", "exclude")
 _WEB_KEYS = ("listen", "secret_key_file", "secure_cookies", "users")
 _WEB_USER_KEYS = ("name", "password_hash", "admin", "accounts")
+_SCHEDULER_KEYS = ("default_schedule", "jitter", "max_concurrent", "misfire_grace", "stale_after")
+_ALERTS_KEYS = ("webhook_url", "healthcheck_url", "on_failure", "on_recovery", "timeout", "email")
+_EMAIL_KEYS = ("to", "from", "host", "port", "security", "username", *PASSWORD_KEYS, "tls_ca_file", "tls_verify")
+_METRICS_KEYS = ("enabled", "token", "token_file")
 
 
 @dataclass(frozen=True, repr=False)
@@ -230,6 +234,54 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class SchedulerConfig:
+    """The ``[scheduler]`` table of ``archiver daemon``; durations are in seconds."""
+
+    default_schedule: str = "every 6h"  # for accounts without ``schedule``
+    jitter: int = 300  # up to this many seconds added to every fire time (no thundering herd)
+    max_concurrent: int = 2  # accounts backed up at the same time
+    misfire_grace: int = 86400  # a run late by more than this (machine suspended) is skipped
+    stale_after: int | None = None  # None: 2 x the schedule's interval, or 48 h without a schedule
+
+
+@dataclass(frozen=True)
+class EmailAlertConfig:
+    """The ``[alerts.email]`` table: where failure/recovery mails go and the SMTP server that sends them."""
+
+    to: tuple[str, ...]
+    sender: str
+    host: str
+    port: int
+    security: str  # "starttls" (587), "tls" (465) or "none" (25)
+    username: str | None
+    password: PasswordSource | None
+    tls_ca_file: Path | None
+    tls_verify: bool
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """The ``[alerts]`` table: notifications on failure and recovery, and a health-check ping on success."""
+
+    webhook_url: str | None = None
+    healthcheck_url: str | None = None
+    on_failure: bool = True
+    on_recovery: bool = True
+    timeout: float = 10.0
+    email: EmailAlertConfig | None = None
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The ``[metrics]`` table: ``/metrics`` needs ``Authorization: Bearer <token>`` when a token is set,
+    else it answers loopback clients only."""
+
+    enabled: bool = True
+    token: str | None = field(default=None, repr=False)
+    token_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole, validated config file.  ``warnings`` are non-fatal problems (already logged)."""
 
@@ -238,6 +290,9 @@ class Config:
     accounts: tuple[AccountConfig, ...]
     warnings: tuple[str, ...] = ()
     web: WebConfig = field(default_factory=lambda: WebConfig())
+    scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig())
+    alerts: AlertsConfig = field(default_factory=lambda: AlertsConfig())
+    metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
 
     def account(self, name: str) -> AccountConfig:
         for account in self.accounts:
@@ -314,7 +369,10 @@ def _build(text: str, source: Path, file_mode: int | None) -> Config:
     warnings = _permission_warnings(accounts, label, file_mode)
     for warning in warnings:
         log.warning("%s", warning)
-    return Config(source=source.absolute(), archive=archive, accounts=accounts, warnings=tuple(warnings), web=web)
+    appliance = _read_appliance(top)  # [scheduler], [alerts], [metrics]
+    return Config(
+        source=source.absolute(), archive=archive, accounts=accounts, warnings=tuple(warnings), web=web, **appliance
+    )
 
 
 def _syntax_error(message: str) -> str:
@@ -362,6 +420,104 @@ def _read_web(table: _Table, account_names: set[str]) -> WebConfig:
     return WebConfig(listen, table.path("secret_key_file"), secure, tuple(users))
 
 
+def _schedule(table: _Table, key: str) -> str | None:
+    """A schedule string, parsed now so a typo fails at load time, naming the key."""
+    from archiver.schedule import parse_schedule
+
+    value = table.string(key)
+    if value is None:
+        return None
+    try:
+        parse_schedule(value)
+    except ValueError as exc:
+        raise table.fail(key, str(exc)) from None
+    return value
+
+
+def _duration(table: _Table, key: str, default: _T) -> int | _T:
+    """Seconds, as an integer or a string like "30m", "2h", "1d"."""
+    from archiver.schedule import parse_duration
+
+    if not table.has(key):
+        return default
+    value = table.data[key]
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError:
+            pass
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise table.error(key, 'a duration: seconds (an integer) or a string like "30m", "2h", "1d"', value)
+
+
+def _url(table: _Table, key: str) -> str | None:
+    value = table.string(key)
+    if value is not None and not re.match(r"https?://[^/\s]+", value):
+        raise table.error(key, "an http:// or https:// URL", value)
+    return value
+
+
+def _read_appliance(top: _Table) -> dict[str, Any]:
+    """The daemon's sections; each absent section takes its defaults."""
+    result: dict[str, Any] = {}
+    scheduler = top.table("scheduler", _SCHEDULER_KEYS)
+    if scheduler is not None:
+        result["scheduler"] = SchedulerConfig(
+            default_schedule=_schedule(scheduler, "default_schedule") or SchedulerConfig.default_schedule,
+            jitter=_duration(scheduler, "jitter", SchedulerConfig.jitter),
+            max_concurrent=scheduler.integer("max_concurrent", 2, low=1, high=64),
+            misfire_grace=_duration(scheduler, "misfire_grace", SchedulerConfig.misfire_grace),
+            stale_after=_duration(scheduler, "stale_after", None),
+        )
+    alerts = top.table("alerts", _ALERTS_KEYS)
+    if alerts is not None:
+        email = alerts.table("email", _EMAIL_KEYS)
+        result["alerts"] = AlertsConfig(
+            webhook_url=_url(alerts, "webhook_url"),
+            healthcheck_url=_url(alerts, "healthcheck_url"),
+            on_failure=alerts.boolean("on_failure", True),
+            on_recovery=alerts.boolean("on_recovery", True),
+            timeout=alerts.number("timeout", 10.0),
+            email=_read_email(email) if email is not None else None,
+        )
+    metrics = top.table("metrics", _METRICS_KEYS)
+    if metrics is not None:
+        if metrics.has("token") and metrics.has("token_file"):
+            raise metrics.fail("", "expected at most one of token, token_file, got both")
+        token = metrics.string("token", secret=True)
+        if token:
+            register_secret(token)
+        result["metrics"] = MetricsConfig(metrics.boolean("enabled", True), token, metrics.path("token_file"))
+    return result
+
+
+def _read_email(table: _Table) -> EmailAlertConfig:
+    to = table.strings("to", ())
+    if not to:
+        raise table.missing("to", "a non-empty array of e-mail addresses")
+    sender = table.string("from", required=True)
+    host = table.string("host", required=True)
+    assert sender is not None and host is not None
+    security = table.choice("security", SECURITY_MODES, "starttls")
+    port = table.integer("port", {"tls": 465, "starttls": 587, "none": 25}[security], low=1, high=65535)
+    username = table.string("username")
+    password = _read_password(table, "alerts.email", required=False)
+    if password is not None and username is None:
+        raise table.missing("username", "a string (a password is given)")
+    return EmailAlertConfig(
+        to=to,
+        sender=sender,
+        host=host,
+        port=port,
+        security=security,
+        username=username,
+        password=password,
+        tls_ca_file=table.path("tls_ca_file", must_exist=True),
+        tls_verify=table.boolean("tls_verify", True),
+    )
+
+
 def _read_account(table: _Table) -> AccountConfig:
     name = table.string("name", required=True)
     assert name is not None
@@ -390,7 +546,7 @@ def _read_account(table: _Table) -> AccountConfig:
         tls_verify=table.boolean("tls_verify", True),
         timeout=table.number("timeout", 60.0),
         folders=_read_folders(folders) if folders else FolderFilter(),
-        schedule=table.string("schedule"),
+        schedule=_schedule(table, "schedule"),
         pop3_auth=table.choice("pop3_auth", POP3_AUTH_MODES, "auto"),
     )
 

@@ -75,7 +75,9 @@ def create_app(config: Config, *, testing: bool = False) -> Flask:
     app.extensions["archiver_jobs"] = jobs.JobRegistry()
     for blueprint in (auth.bp, browse.bp, search.bp, runs.bp, restore.bp, jobs.bp, prefs.bp):
         app.register_blueprint(blueprint)
+    from web import metrics as metrics_web  # GET /metrics: own auth (token or loopback only), see web/metrics.py
 
+    app.register_blueprint(metrics_web.bp)
     app.before_request(auth.load_user)
     app.before_request(auth.check_csrf)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, time_zone=prefs.zone_name)

@@ -6,6 +6,7 @@ import click
 
 from archiver.archive import Archive
 from archiver.cli import emit_json, human_bytes, register
+from archiver.schedule import freshness
 
 
 def collect_status(archive: Archive, account_names: list[str]) -> list[dict]:
@@ -39,6 +40,8 @@ def status(ctx: click.Context, as_json: bool, folders: bool) -> None:
     config = ctx.obj.config
     with Archive(config.archive) as archive:
         data = collect_status(archive, [a.name for a in config.accounts])
+        for entry in data:  # last_success, stale_after_seconds, stale: see archiver.schedule.freshness
+            entry.update(freshness(archive.catalog, config, entry["account"]))
         totals = archive.catalog.archive_totals()
     if as_json:
         emit_json(
@@ -59,6 +62,9 @@ def status(ctx: click.Context, as_json: bool, folders: bool) -> None:
         run = entry["last_run"]
         last = "never backed up" if run is None else f"last run {run['started_at'][:19]} {run['status']}"
         click.echo(f"{entry['account']}: {entry['messages']} message(s), {human_bytes(entry['bytes'])}; {last}")
+        if entry["stale"]:
+            since = f"since {entry['last_success'][:19]}" if entry["last_success"] else "ever"
+            click.echo(f"  STALE: no successful backup {since} (threshold {entry['stale_after_seconds'] / 3600:g} h)")
         for err in entry.get("errors", [])[:10]:
             where = f" [{err['folder']}]" if err["folder"] else ""
             click.echo(f"  error {err['at'][:19]}{where}: {err['message']}")
