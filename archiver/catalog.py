@@ -772,13 +772,16 @@ class Catalog:
     ) -> list[sqlite3.Row]:
         """One page of a folder, newest first, strictly older than the keyset ``before`` (internaldate, id).
 
-        ``run_id`` shows the folder as it was after that run (gone messages included when they were present).
+        ``run_id`` shows the folder as it was after that run (gone messages included when they were present,
+        flags as they were then).
         """
+        flags_sql = "p.flags" if run_id is None else f"{FLAGS_AS_OF_SQL} AS flags"
         sql = (
-            "SELECT p.id, p.blob_id, p.flags, p.internaldate, p.size, p.gone_since_run, m.subject, m.sender, m.date "
-            "FROM placements p JOIN messages m ON m.blob_id = p.blob_id WHERE p.folder_id = ?"
+            f"SELECT p.id, p.blob_id, {flags_sql}, p.internaldate, p.size, p.gone_since_run, m.subject, m.sender, "
+            "m.date FROM placements p JOIN messages m ON m.blob_id = p.blob_id WHERE p.folder_id = ?"
         )
-        params: list[object] = [folder_id]
+        params: list[object] = [] if run_id is None else [run_id]
+        params.append(folder_id)
         if run_id is None:
             sql += " AND p.gone_since_run IS NULL"
         else:

@@ -500,3 +500,27 @@ def test_example_config_is_valid() -> None:
     text = example.read_text()
     for key in (*config_module._ARCHIVE_KEYS, *config_module._ACCOUNT_KEYS, *config_module._FOLDER_KEYS):
         assert f"{key} =" in text or f"[accounts.{key}]" in text, key
+
+
+def test_example_config_shows_every_table_and_key() -> None:
+    """The web, scheduler, alerts and metrics tables are documented with all their keys too."""
+    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+    text = example.read_text()
+    config = config_from_toml_text(text, example)
+    assert config.web.users and config.alerts.email is not None and config.metrics.enabled
+    for table in ("[web]", "[[web.users]]", "[scheduler]", "[alerts]", "[alerts.email]", "[metrics]"):
+        assert table in text, table
+    one_of = {*config_module.PASSWORD_KEYS, "token"}  # alternatives: one is shown, the others named in comments
+    keys = (
+        *config_module._WEB_KEYS,
+        *config_module._WEB_USER_KEYS,
+        *config_module._SCHEDULER_KEYS,
+        *config_module._ALERTS_KEYS,
+        *config_module._EMAIL_KEYS,
+        *config_module._METRICS_KEYS,
+    )
+    for key in keys:
+        if key in one_of:
+            assert key in text, key
+        else:
+            assert f"{key} =" in text or f"[alerts.{key}]" in text or f"[[web.{key}]]" in text, key
