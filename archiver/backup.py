@@ -8,6 +8,11 @@ the next run diffs UID sets and fetches only what the catalog lacks.
 
 Fetching and storing overlap: while batch *k* is hashed, compressed and fsynced
 on worker threads, the connection already fetches batch *k + 1*.
+
+Faults (:mod:`archiver.faults`): a connection dropped mid-folder is re-opened with
+backoff and the same folder synced again, which fetches only what is not committed;
+the run's time limit is checked before each batch; a full disk or a failing
+catalog stops the run at once with one problem line.
 """
 
 from __future__ import annotations
@@ -21,7 +26,16 @@ from dataclasses import dataclass, field
 from archiver.archive import Archive
 from archiver.catalog import FolderRecord, NewPlacement
 from archiver.config import AccountConfig, Config
-from archiver.errors import ArchiverError, ConnectError, ProtocolError, SourceError
+from archiver.errors import ArchiverError, ConnectError, ProtocolError
+from archiver.faults import (
+    FATAL_ERRORS,
+    MAX_DROPS_WITHOUT_PROGRESS,
+    PoisonedMessages,
+    RunClock,
+    RunTimeLimit,
+    is_dropped,
+    reconnect,
+)
 from archiver.headers import summarize_headers
 from archiver.sources.imap import ImapSource, MessageStub
 from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
@@ -134,6 +148,9 @@ class ImapBackup:
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
         # QRESYNC (VANISHED) when offered; False forces the UID-set comparison (tests cover both paths).
         self.use_qresync = True
+        self.clock = RunClock(archive.settings.max_run_time)
+        self.reconnect_attempts = archive.settings.reconnect_attempts
+        self._poison = PoisonedMessages()  # per folder
 
     def close(self) -> None:
         self._storer.shutdown(wait=True)
@@ -156,16 +173,67 @@ class ImapBackup:
             for name in vanished:
                 log.info("folder gone from the server: %s", name)
         for info in folders:
+            if self.clock.expired():
+                self._stop_for_time(report, None)
+                return
             outcome = FolderOutcome(info.name)
             report.folders.append(outcome)
             try:
-                self._sync_folder(info, known.get(info.name), outcome)
-            except ConnectError as exc:
+                self._sync_with_reconnects(info, known.get(info.name), outcome)
+                if outcome.error:  # messages the server did not return: recorded, retried next run
+                    report.problems.append(f"{self.account.name}: folder {info.name!r}: {outcome.error}")
+            except RunTimeLimit:
+                self._stop_for_time(report, outcome)
+                return
+            except FATAL_ERRORS as exc:  # the archive cannot take more: every other folder would fail the same way
+                outcome.error = str(exc)
+                raise
+            except ArchiverError as exc:
+                if is_dropped(exc):  # reconnecting failed too: the server is gone for this run
+                    outcome.error = str(exc)
+                    raise
                 self._fail(report, outcome, str(exc))
-                self.source.close()
-                self._connect()  # one reconnect; if it fails the run stops here
-            except (SourceError, ArchiverError) as exc:
-                self._fail(report, outcome, str(exc))
+
+    def _sync_with_reconnects(self, info: FolderInfo, record: FolderRecord | None, outcome: FolderOutcome) -> None:
+        """Sync one folder; after a dropped connection reconnect with backoff and sync it again.
+
+        Syncing again is cheap and exact: the folder's state is saved only once it is complete, so
+        the catalog diff fetches just the messages no committed batch holds.  A folder whose
+        connection keeps dropping without any batch committed in between is given up after
+        ``MAX_DROPS_WITHOUT_PROGRESS`` drops; a single message that drops it every time is skipped for
+        this run (:class:`PoisonedMessages`).
+        """
+        self._poison = PoisonedMessages()
+        drops_without_progress = 0
+        while True:
+            committed = outcome.new
+            try:
+                self._sync_folder(info, record, outcome)
+                return
+            except ArchiverError as exc:
+                if not is_dropped(exc):
+                    raise
+                cause = exc
+            self.source.close()
+            record = self.catalog.folders(self.account_id).get(info.name)  # as the committed batches left it
+            isolated = self._poison.dropped()
+            drops_without_progress = 0 if isolated or outcome.new > committed else drops_without_progress + 1
+            context = f"folder {info.name!r}"
+            if drops_without_progress > MAX_DROPS_WITHOUT_PROGRESS:
+                raise ConnectError(
+                    f"{self.source.where}: {context}: the connection dropped {drops_without_progress} times in a row "
+                    f"without any progress (last: {cause}); the next run tries again"
+                )
+            reconnect(self._connect, self.source.where, cause, self.reconnect_attempts, self.clock, context)
+
+    def _stop_for_time(self, report: RunReport, outcome: FolderOutcome | None) -> None:
+        """End the run early: everything fetched so far is committed; the next run goes on from there."""
+        message = self.clock.problem(self.account.name)
+        if outcome is not None:
+            outcome.error = "stopped after the run time limit"
+        report.problems.append(message)
+        self.catalog.record_error(self.run_id, None if outcome is None else outcome.name, message)
+        log.warning("%s", message)
 
     def _connect(self) -> None:
         self.source.connect()
@@ -207,12 +275,14 @@ class ImapBackup:
         if gone:
             outcome.gone += self.catalog.mark_placements_gone(self.run_id, record.id, uidvalidity, gone)
         if flags:
-            outcome.flags_changed = self.catalog.update_flags(self.run_id, record.id, uidvalidity, flags)
+            outcome.flags_changed += self.catalog.update_flags(self.run_id, record.id, uidvalidity, flags)
             if self.source.is_gmail:
                 labels = self.source.gmail_labels(sorted(flags))
                 gmail.record_labels(self.catalog, record.id, uidvalidity, {u: (None, ls) for u, ls in labels.items()})
         missing, stubs = self._adopt_known(record, uidvalidity, missing, outcome)
-        failed_uids = self._fetch_missing(record, uidvalidity, missing, outcome)
+        skipped = sorted(self._poison.skipped.intersection(missing))  # they dropped the connection: not again
+        missing = [uid for uid in missing if uid not in skipped]
+        failed_uids = skipped + self._fetch_missing(record, uidvalidity, missing, outcome)
         if stubs and self.source.is_gmail:
             gmail.record_labels(
                 self.catalog,
@@ -268,9 +338,13 @@ class ImapBackup:
         self, record: FolderRecord, uidvalidity: int, missing: list[int], outcome: FolderOutcome
     ) -> tuple[list[int], dict[int, MessageStub]]:
         """Record new UIDs that are messages already archived (X-GM-MSGID or fingerprint); return the rest."""
+        if self._poison.skip_stubs:  # the header look keeps dropping the connection: fetch bodies instead
+            return missing, {}
+        self._poison.fetching_stubs()
         result = remap.adopt_known(
             self.source, self.catalog, self.account_id, self.run_id, record, uidvalidity, missing
         )
+        self._poison.fetched()
         outcome.new += result.added
         outcome.adopted += result.added
         outcome.stub_bytes += result.stub_bytes
@@ -287,12 +361,17 @@ class ImapBackup:
         failed: list[int] = []
         pending: tuple[Future, list[FetchedMessage]] | None = None
         try:
-            for uids in plan_batches(missing, sizes, settings.batch_bytes, settings.batch_messages):
+            batches = plan_batches(missing, sizes, settings.batch_bytes, settings.batch_messages)
+            for uids in self._poison.split(batches):
+                self.clock.check()  # between batches: stopping here leaves nothing fetched and uncommitted
+                self._poison.fetching(uids)
                 messages, not_returned = self.source.fetch(uids)
+                self._poison.fetched()
                 failed.extend(not_returned)
                 job = self._storer.submit(self._store, messages)
                 if pending is not None:
-                    self._commit(record, uidvalidity, *pending, outcome)
+                    previous, pending = pending, None  # a failed commit is not retried in ``finally``
+                    self._commit(record, uidvalidity, *previous, outcome)
                 pending = (job, messages)
             if pending is not None:
                 self._commit(record, uidvalidity, *pending, outcome)
@@ -372,7 +451,17 @@ def update_search_index(archive: Archive, run_id: int) -> None:
         update_index(archive)
     except Exception as exc:
         log.error("search index not updated (the next run catches up): %s", exc)
-        archive.catalog.record_error(run_id, None, f"search index not updated: {exc}")
+        _record_quietly(archive, run_id, None, f"search index not updated: {exc}")
+
+
+def _record_quietly(archive: Archive, run_id: int | None, folder: str | None, message: str) -> None:
+    """Record an error on the run unless the catalog cannot take it (disk full): then the log has it."""
+    if run_id is None:
+        return
+    try:
+        archive.catalog.record_error(run_id, folder, message)
+    except ArchiverError as exc:
+        log.error("could not record %r on run %s: %s", message, run_id, exc)
 
 
 def _execute(archive: Archive, account: AccountConfig, account_id: int, report: RunReport, progress: Progress) -> None:
@@ -391,15 +480,18 @@ def _execute(archive: Archive, account: AccountConfig, account_id: int, report: 
     runner = runner_class(archive, account, report.run_id, account_id, progress)
     try:
         runner.run(report)
-    except ArchiverError as exc:
+    except ArchiverError as exc:  # the run stopped: no connection after retries, disk full, catalog failing
         report.problems.append(str(exc))
-        catalog.record_error(report.run_id, None, str(exc))
+        _record_quietly(archive, report.run_id, None, str(exc))
         report.status = "failed"
     finally:
         runner.close()
     failed = sum(1 for f in report.folders if f.error)
     if report.status != "failed":
-        report.status = "partial" if failed else "ok"
+        report.status = "partial" if failed or report.problems else "ok"
     unchanged = sum(1 for f in report.folders if f.unchanged)
-    catalog.finish_run(report.run_id, report.status, len(report.folders), unchanged, failed)
+    try:
+        catalog.finish_run(report.run_id, report.status, len(report.folders), unchanged, failed)
+    except ArchiverError as exc:  # disk full: the next run marks this one interrupted
+        log.error("could not record the end of run %s: %s", report.run_id, exc)
     log.info("run %s of %s: %s", report.run_id, account.name, report.status)

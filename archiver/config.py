@@ -54,7 +54,7 @@ _T = TypeVar("_T")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 _TOP_KEYS = ("archive", "accounts", "web", "scheduler", "alerts", "metrics")
-_ARCHIVE_KEYS = ("path", "compression_level", "batch_bytes", "batch_messages")
+_ARCHIVE_KEYS = ("path", "compression_level", "batch_bytes", "batch_messages", "max_run_time", "reconnect_attempts")
 _ACCOUNT_KEYS = (
     "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
     "tls_ca_file", "tls_verify", "timeout", "folders", "schedule", "pop3_auth",
@@ -211,6 +211,8 @@ class ArchiveConfig:
     compression_level: int = 6
     batch_bytes: int = 8 * 2**20
     batch_messages: int = 500
+    max_run_time: int | None = 24 * 3600  # seconds; a run stops after the batch that crosses it (None: no limit)
+    reconnect_attempts: int = 5  # after a dropped connection, waiting 1 s, 2 s, 4 s… (archiver.faults)
 
 
 @dataclass(frozen=True)
@@ -394,6 +396,8 @@ def _read_archive(table: _Table) -> ArchiveConfig:
         compression_level=table.integer("compression_level", 6, low=1, high=22),
         batch_bytes=table.integer("batch_bytes", 8 * 2**20, low=1),
         batch_messages=table.integer("batch_messages", 500, low=1),
+        max_run_time=_duration(table, "max_run_time", 24 * 3600) or None,  # 0: no limit
+        reconnect_attempts=table.integer("reconnect_attempts", 5, low=0, high=20),
     )
 
 

@@ -26,6 +26,7 @@ from archiver.backup import FolderOutcome, Progress, RunReport, plan_batches
 from archiver.catalog import FolderRecord, NewPlacement
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, ConnectError, ProtocolError
+from archiver.faults import MAX_DROPS_WITHOUT_PROGRESS, RunClock, RunTimeLimit, is_dropped, reconnect
 from archiver.headers import summarize_headers
 from archiver.sources.model import FetchedMessage
 from archiver.sources.pop3 import MaildropEntry, Pop3Source, delivery_date
@@ -79,6 +80,7 @@ class Pop3Backup:
         self.progress = progress
         self.source = source or Pop3Source(account)
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
+        self.clock = RunClock(archive.settings.max_run_time)
 
     def close(self) -> None:
         self._storer.shutdown(wait=True)
@@ -89,7 +91,13 @@ class Pop3Backup:
         outcome = Pop3FolderOutcome(FOLDER)
         report.folders.append(outcome)
         try:
-            self._sync(outcome)
+            self._sync_with_reconnects(outcome)
+        except RunTimeLimit:
+            message = self.clock.problem(self.account.name)
+            outcome.error = "stopped after the run time limit"
+            report.problems.append(message)
+            self.catalog.record_error(self.run_id, FOLDER, message)
+            log.warning("%s", message)
         except ArchiverError as exc:  # recorded on the run; the runner's caller finishes it as partial
             if isinstance(exc, ConnectError):
                 self.source.abandon()
@@ -97,6 +105,30 @@ class Pop3Backup:
             report.problems.append(f"{self.account.name}: {exc}")
             self.catalog.record_error(self.run_id, FOLDER, str(exc))
             log.error("%s: POP3 backup failed: %s", self.account.name, exc)
+
+    def _sync_with_reconnects(self, outcome: Pop3FolderOutcome) -> None:
+        """As ``ImapBackup``: after a dropped connection, reconnect with backoff and list the maildrop again.
+
+        Message numbers are per session, so the new session's listing is diffed against the catalog
+        afresh; only keys no committed batch holds are fetched.  Gives up after
+        ``MAX_DROPS_WITHOUT_PROGRESS`` drops in a row without a committed batch.
+        """
+        attempts = self.archive.settings.reconnect_attempts
+        drops_without_progress = 0
+        while True:
+            committed = outcome.new
+            try:
+                self._sync(outcome)
+                return
+            except ArchiverError as exc:
+                if not is_dropped(exc):
+                    raise
+                cause = exc
+            self.source.abandon()
+            drops_without_progress = 0 if outcome.new > committed else drops_without_progress + 1
+            if drops_without_progress > MAX_DROPS_WITHOUT_PROGRESS:
+                raise cause
+            reconnect(self.source.connect, self.source.where, cause, attempts, self.clock, "maildrop")
 
     def _sync(self, outcome: Pop3FolderOutcome) -> None:
         record = self.catalog.folders(self.account_id).get(FOLDER)
@@ -142,6 +174,7 @@ class Pop3Backup:
         pending: tuple[Future, list[FetchedMessage]] | None = None
         try:
             for numbers in plan_batches(list(by_number), sizes, settings.batch_bytes, settings.batch_messages):
+                self.clock.check()  # between batches: stopping here leaves nothing fetched and uncommitted
                 messages = []
                 for number in numbers:
                     entry = by_number[number]

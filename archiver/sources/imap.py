@@ -158,6 +158,8 @@ class ImapSource:
         try:
             return func(*args, **kwargs)
         except _NETWORK_ERRORS as exc:
+            if self._client is not None:  # a timed-out socket may still be open: close it, do not leak it
+                _quietly_close(self._client)
             self._client = None
             raise network_error(exc, self.where) from None
         except IMAPClientError as exc:
