@@ -21,7 +21,11 @@ and the web UI call; everything takes an open :class:`archiver.archive.Archive`)
 Query syntax: see :mod:`archiver.index.query` and the README.  Layout:
 ``analysis`` (tokenizer), ``documents`` (schema, one blob → one document),
 ``query`` (syntax → Whoosh query), ``writer`` (incremental and full builds,
-on-disk generations), ``search`` (results and snippets).
+on-disk generations), ``parallel`` (full builds on both cores), ``search``
+(results and snippets), and the two modules that make Whoosh fast enough at
+100,000 messages: ``fastmatch`` (phrases, counting, ranking and date order
+with set operations over whole posting blocks) and ``fastwrite`` (the hot
+spots of Whoosh's writer, byte-identical output).
 """
 
 from __future__ import annotations

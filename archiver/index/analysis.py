@@ -108,7 +108,7 @@ def iter_terms(
                 offset += len(piece)
             continue
         folded = fold(word)
-        if not _PARTS.fullmatch(word):  # a compound: the whole, then its parts
+        if not word.isalnum():  # a compound (``[^\W_]`` is exactly str.isalnum): the whole, then its parts
             pos += 1
             if len(folded) <= MAX_TOKEN:
                 yield folded, pos, start, match.end()

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 
 from archiver.index.analysis import MailTokenizer
+from archiver.index.fastwrite import MailPositions
 from archiver.textextract import ExtractLimits, MessageText, extract
 
 #: Bump when the schema or the analysis changes: an index of another version is rebuilt.
@@ -38,6 +39,13 @@ def to_minutes(when: datetime) -> int:
     return max(0, int((when - _EPOCH).total_seconds() // 60))
 
 
+def _phrase_text(analyzer: MailTokenizer) -> TEXT:
+    """A text field with positions (phrases), written through the fast path of :class:`MailPositions`."""
+    field = TEXT(analyzer=analyzer, phrase=True)
+    field.format = MailPositions(field_boost=field.format.field_boost)
+    return field
+
+
 def make_schema() -> Schema:
     plain = MailTokenizer(None)
     return Schema(
@@ -47,9 +55,9 @@ def make_schema() -> Schema:
         to=TEXT(analyzer=plain, phrase=False),
         cc=TEXT(analyzer=plain, phrase=False),
         bcc=TEXT(analyzer=plain, phrase=False),
-        subject=TEXT(analyzer=plain, phrase=True),
-        text_en=TEXT(analyzer=MailTokenizer("en"), phrase=True),
-        text_fr=TEXT(analyzer=MailTokenizer("fr"), phrase=True),
+        subject=_phrase_text(plain),
+        text_en=_phrase_text(MailTokenizer("en")),
+        text_fr=_phrase_text(MailTokenizer("fr")),
         filename=TEXT(analyzer=plain, phrase=False),
         # Minutes and bytes as 32-bit numbers with 8-bit tiers: 4 terms per value, and a range query
         # unions few terms (microsecond DATETIMEs made a 3-month range cost 1,800 term lookups).

@@ -19,6 +19,7 @@ from whoosh.writing import SegmentWriter
 
 from archiver.catalog import Catalog
 from archiver.index.documents import CatalogMessage
+from archiver.index.fastwrite import FastSegmentWriter
 from archiver.index.writer import (
     IndexReport,
     ProgressFn,
@@ -29,9 +30,38 @@ from archiver.index.writer import (
 )
 from archiver.store import BlobStore
 
+#: Per worker: Whoosh's in-memory posting pool (its own size estimate).  A worker closes its segment and
+#: starts a new one before the pool fills, because a full pool spills sorted runs to disk and merges them
+#: back one posting at a time (pickled, then a Python heap merge): measured at a fifth of the indexing time.
+POOL_MB = 512
+SEGMENT_AT = 0.7  # fraction of the pool at which a worker starts a new segment
+
 
 class _BlobTask(SubWriterTask):
-    """A worker process: job = (archive root, catalog messages); reads, extracts and analyses them."""
+    """A worker process: job = (archive root, catalog messages); reads, extracts and analyses them.
+
+    Results on the queue: ``("progress", messages, problems)`` after each job,
+    ``("segment", segment)`` for each segment closed along the way, and
+    Whoosh's final ``(None, fieldnames, segment or None)`` when told to stop.
+    """
+
+    def run(self) -> None:  # Whoosh's SubWriterTask.run, with our writer and segments closed along the way
+        self._ix = self.storage.open_index(self.indexname)
+        self.writer = FastSegmentWriter(self._ix, _lk=False, **self.kwargs)
+        while self.running:
+            job = self.jobqueue.get()
+            if job is None:
+                break
+            self._process_file(*job)
+        if not self.running:
+            self.writer.cancel()
+            return
+        writer = self.writer
+        if writer.docnum:
+            self.resultqueue.put((None, writer.pool.fieldnames, writer._finalize_segment()), timeout=60)
+        else:
+            writer._close_segment()
+            self.resultqueue.put((None, writer.pool.fieldnames, None), timeout=60)
 
     def _process_file(self, archive_root: str, messages: list[CatalogMessage]) -> None:  # type: ignore[override]
         store = getattr(self, "_store", None)
@@ -41,6 +71,10 @@ class _BlobTask(SubWriterTask):
         if problems:
             with Catalog.open(Path(archive_root)) as catalog:
                 catalog.record_index_problems(problems)
+        pool = self.writer.pool
+        if pool.currentsize > SEGMENT_AT * pool.limit:
+            self.resultqueue.put(("segment", self.writer._finalize_segment()), timeout=60)
+            self.writer = FastSegmentWriter(self._ix, _lk=False, **self.kwargs)
         self.resultqueue.put(("progress", len(messages), len(problems)))
 
 
@@ -48,10 +82,11 @@ class _ParallelBuilder(MpWriter):
     """Whoosh's multiprocessing writer, fed catalog rows instead of documents."""
 
     def __init__(self, ix: FileIndex, archive_root: Path, procs: int) -> None:
-        super().__init__(ix, procs=procs, multisegment=True, limitmb=96)
+        super().__init__(ix, procs=procs, multisegment=True, limitmb=POOL_MB)
         self.archive_root = str(archive_root)
         self.progress_events: list[tuple[int, int]] = []
         self._early_results: list = []
+        self._closed_segments: list = []
 
     def _new_task(self) -> SubWriterTask:
         task = _BlobTask(self.storage, self.indexname, self.jobqueue, self.resultqueue, self.subargs, True)
@@ -75,6 +110,8 @@ class _ParallelBuilder(MpWriter):
             if item[0] == "progress":
                 done += item[1]
                 problems += item[2]
+            elif item[0] == "segment":
+                self._closed_segments.append(item[1])
             else:  # a worker's final segment: keep it for commit()
                 self._early_results.append(item)
         return done, problems
@@ -91,13 +128,16 @@ class _ParallelBuilder(MpWriter):
             if item[0] == "progress":
                 self.progress_events.append((item[1], item[2]))
                 continue
+            if item[0] == "segment":
+                self._closed_segments.append(item[1])
+                continue
             segments.append(item[2])
             waiting -= 1
         for task in self.tasks:
             task.join()
             if task.exitcode != 0:
                 raise SearchIndexError(f"an indexing worker failed (exit code {task.exitcode}); see the log")
-        finalsegments += segments
+        finalsegments += self._closed_segments + [segment for segment in segments if segment is not None]
         if self._added:
             finalsegments.append(self._finalize_segment())
         else:

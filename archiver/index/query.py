@@ -28,6 +28,7 @@ from whoosh import query as wq
 from archiver.errors import ArchiverError
 from archiver.index.analysis import fold, query_terms
 from archiver.index.documents import MAX_SIZE, to_minutes
+from archiver.index.fastmatch import FastPhrase
 
 
 class QuerySyntaxError(ArchiverError):
@@ -187,7 +188,7 @@ def _terms_query(field: str, terms: list[str], phrase_ok: bool) -> wq.Query | No
         return None
     if len(terms) == 1:
         return wq.Term(field, terms[0])
-    return wq.Phrase(field, terms) if phrase_ok else wq.And([wq.Term(field, t) for t in terms])
+    return FastPhrase(field, terms) if phrase_ok else wq.And([wq.Term(field, t) for t in terms])
 
 
 def _wildcard(field: str, value: str) -> wq.Query:

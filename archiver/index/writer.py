@@ -44,6 +44,7 @@ from whoosh.writing import SegmentWriter
 from archiver.catalog import Catalog
 from archiver.errors import ArchiverError, IntegrityError, StoreError
 from archiver.index.documents import SCHEMA_VERSION, STATE_ID, CatalogMessage, build_document, make_schema
+from archiver.index.fastwrite import FastSegmentWriter
 from archiver.store import BlobStore
 
 log = logging.getLogger("archiver.index")
@@ -217,7 +218,7 @@ def _index_new(
     rowid = state["rowid"]
     while rows := catalog.messages_for_index(rowid, upto_rowid, BATCH):
         messages = _catalog_messages(catalog, rows)
-        writer = ix.writer(timeout=60.0, limitmb=64)
+        writer = FastSegmentWriter(ix, timeout=60.0, limitmb=64)
         try:
             problems = _write_batch(writer, store, messages, replace=not fresh)
             rowid = rows[-1]["rowid"]
@@ -242,7 +243,7 @@ def _refresh_changed(
     rows = [row for row in catalog.message_rows_for_index(changed) if row["rowid"] <= old_rowid]
     for start in range(0, max(len(rows), 1), BATCH):
         messages = _catalog_messages(catalog, rows[start : start + BATCH])
-        writer = ix.writer(timeout=60.0, limitmb=64)
+        writer = FastSegmentWriter(ix, timeout=60.0, limitmb=64)
         try:
             problems = _write_batch(writer, store, messages, replace=True)
             last = start + BATCH >= len(rows)
@@ -299,7 +300,7 @@ def update_index(
 
 
 def _commit_state(ix: FileIndex, state: dict) -> None:
-    writer = ix.writer(timeout=60.0)
+    writer = FastSegmentWriter(ix, timeout=60.0)
     writer.update_document(**_state_doc(state["rowid"], state["seq"]))
     writer.commit()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.textextract import ExtractLimits, decode_text, detect_language, extract, html_to_text
+from archiver.textextract import ExtractLimits, MessageText, decode_text, detect_language, extract, html_to_text
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
@@ -131,3 +131,46 @@ def test_whole_corpus_extracts() -> None:
         text = extract(path.read_bytes())
         with_text += bool(text.body or text.subject or text.attachment_text)
     assert with_text > 0.95 * len(files)
+
+
+def _parsed_text(raw: bytes) -> MessageText:
+    """What :func:`extract` gives when the email package parses the whole message (no splitting)."""
+    from unittest import mock
+
+    from archiver import textextract
+
+    with mock.patch.object(textextract, "SPLIT_FROM", 10**12):
+        return extract(raw)
+
+
+def test_big_messages_are_split_with_the_same_text() -> None:
+    from archiver.sample_mail import generate_mailbox
+    from archiver.textextract import SPLIT_FROM
+
+    big = [m.raw for m in generate_mailbox(400, seed=9) if len(m.raw) >= SPLIT_FROM]
+    assert len(big) >= 20
+    message = EmailMessage()  # a binary attachment before a text one, a PDF, nested multiparts, a message
+    message["Subject"] = "split me"
+    message.set_content("body text\n")
+    message.add_alternative("<p>body <b>html</b></p>", subtype="html")
+    message.add_attachment(bytes(range(256)) * 600, maintype="image", subtype="png", filename="photo.png")
+    message.add_attachment("notes in a text file\n", filename="notes.txt")
+    message.add_attachment(make_pdf("split pdf"), maintype="application", subtype="pdf", filename="s.pdf")
+    inner = EmailMessage()
+    inner["Subject"] = "forwarded"
+    inner.set_content("inner words")
+    message.add_attachment(inner)
+    big.append(message.as_bytes())
+    for raw in big:
+        assert extract(raw) == _parsed_text(raw)
+    text = extract(big[-1])
+    assert "notes in a text file" in text.attachment_text and "split pdf page 1" in text.attachment_text
+    assert text.attachment_names == ["photo.png", "notes.txt", "s.pdf"] and "inner words" in text.body
+
+
+def test_split_leaves_odd_multiparts_to_the_email_package() -> None:
+    padding = b"X" * (70 * 1024)
+    head = b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+    unterminated = head + b"--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n" + padding
+    assert extract(unterminated) == _parsed_text(unterminated)
+    assert extract(unterminated).body == "hi"
