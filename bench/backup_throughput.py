@@ -30,46 +30,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import imapclient
+from measure import run_child, tree_bytes
 
 from archiver.sample_mail import generate_mailbox
 from archiver.sandbox import DovecotSandbox
 
 USER, PASSWORD = "bench", "bench-password"
-
-
-def run_child(command: list[str], env: dict | None = None) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Run a command; return wall seconds, its own peak RSS in KB, and the result.
-
-    The peak is read from ``/proc/<pid>/status`` (VmHWM of the exec'ed image), polled until the
-    child exits: ``ru_maxrss`` from ``wait4`` would also count this parent's memory at fork time.
-    """
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
-        peak_kb = 0
-        while process.poll() is None:
-            peak_kb = max(peak_kb, _vm_hwm_kb(process.pid))
-            time.sleep(0.02)
-        elapsed = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode(errors="replace")
-        stderr = err.read().decode(errors="replace")
-    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-    if result.returncode != 0:
-        print(f"  ! {command[0]} exited {result.returncode}: {stderr.strip()[-500:]}", file=sys.stderr)
-    return elapsed, peak_kb, result
-
-
-def _vm_hwm_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def raw_fetch_floor(sandbox: DovecotSandbox) -> tuple[float, int]:
@@ -139,10 +105,6 @@ password = "{PASSWORD}"
 """)
     path.chmod(0o600)
     return path
-
-
-def tree_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def gzip_ratio(maildir: Path, raw: int) -> float:

@@ -22,39 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import poplib
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
+from measure import run_child, tree_bytes
+
 from archiver.sample_mail import generate_mailbox
 from archiver.sandbox import DovecotSandbox
 
 USER, PASSWORD = "bench", "bench-password"
 TOP_ALL_LINES = 2**31 - 1
-
-
-def run_child(command: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Run a command; return wall seconds, its own peak RSS in KB (reaped with ``wait4``), and the result."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err)
-        _pid, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        result = subprocess.CompletedProcess(
-            command, process.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace")
-        )
-    if result.returncode != 0:
-        print(f"  ! {command[0]} exited {result.returncode}: {result.stderr.strip()[-500:]}", file=sys.stderr)
-    return elapsed, usage.ru_maxrss, result
 
 
 def raw_loop(sandbox: DovecotSandbox, command: str) -> tuple[float, int]:
@@ -96,10 +78,6 @@ def run_spans(archive: Path) -> list[float]:
     with sqlite3.connect(archive / "catalog.sqlite3") as db:
         rows = db.execute("SELECT started_at, ended_at FROM runs ORDER BY id").fetchall()
     return [(datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() for start, end in rows]
-
-
-def tree_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def bench_one(count: int, seed: int) -> dict:

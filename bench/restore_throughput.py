@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import imapclient
+from measure import run_child
 
 from archiver.sample_mail import generate_mailbox
 from archiver.sandbox import DovecotSandbox, ensure_folder
@@ -42,35 +42,15 @@ SOURCE = ("src", "src-password")
 BATCH = 200
 
 
-# The child's own peak RSS: wait4's ru_maxrss would also count this (big) parent's pages, which a
-# fork copies and exec keeps as the high-water mark; VmHWM of the exec'd process is its own.
-_PEAK = (
-    "import atexit, os, runpy, sys\n"
-    "def peak():\n"
-    "    line = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
-    "    open(os.environ['BENCH_PEAK_FILE'], 'w').write(line.split()[1])\n"
-    "atexit.register(peak)\n"
-    "sys.argv = ['archiver', *sys.argv[1:]]\n"
-    "runpy.run_module('archiver', run_name='__main__')\n"
-)
-
-
 def run_measured(arguments: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Run ``python -m archiver arguments``; return wall seconds, its own peak RSS in KB, and the result."""
-    command = [sys.executable, "-c", _PEAK, *arguments]
-    with tempfile.NamedTemporaryFile() as peak:
-        started = time.perf_counter()
-        result = subprocess.run(
-            command, capture_output=True, text=True, env={**os.environ, "BENCH_PEAK_FILE": peak.name}
-        )
-        elapsed = time.perf_counter() - started
-        text = Path(peak.name).read_text().strip()
+    """Run ``python -m archiver arguments``; return wall seconds, peak RSS in KB (process tree), and the result."""
+    elapsed, peak_kb, result = run_child([sys.executable, "-m", "archiver", *arguments], quiet=True)
     if result.returncode != 0:
         print(
             f"  ! {' '.join(arguments[2:4])} exited {result.returncode}: {result.stderr.strip()[-500:]}",
             file=sys.stderr,
         )
-    return elapsed, int(text or 0), result
+    return elapsed, peak_kb, result
 
 
 def append_loop(sandbox: DovecotSandbox, user: str, by_folder: dict[str, list], batch: int = 1) -> float:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import logging
 import os
 import secrets
@@ -275,6 +276,9 @@ def update_index(
     report = IndexReport()
     started = time.monotonic()
     procs = procs or min(2, os.cpu_count() or 1)
+    if _up_to_date(archive_root, catalog):
+        report.seconds = time.monotonic() - started
+        return report
     with _update_lock(archive_root, wait) as locked:
         if not locked:
             report.skipped = "another process is writing the index; the next update catches up"
@@ -295,8 +299,62 @@ def update_index(
         _index_new(ix, archive_root, catalog, store, state, upto_rowid, procs, progress, report)
         if upto_seq > state["seq"]:
             _refresh_changed(ix, catalog, store, state, old_rowid, upto_seq, report)
+        _write_hint(archive_root, state)
     report.seconds = time.monotonic() - started
     return report
+
+
+HINT_FILE = "STATE.hint"
+
+
+def _write_hint(archive_root: Path, state: dict) -> None:
+    """Leave the committed bookmark beside the live generation, so a no-change run need not open the index.
+
+    The index's own state document stays the truth: the hint is written only after that commit,
+    lives inside the generation it describes (a rebuild starts without one), and is trusted only
+    when it matches the catalog's high-water marks (the same last message, no newer placement change);
+    anything else opens the index as before.
+    """
+    live = _live_dir(archive_root)
+    if live is None:
+        return
+    text = json.dumps({"rowid": state["rowid"], "seq": state["seq"], "schema": SCHEMA_VERSION})
+    temp = live / f"{HINT_FILE}.{os.getpid()}.tmp"
+    try:
+        temp.write_text(text)
+        os.replace(temp, live / HINT_FILE)
+    except OSError as exc:  # only an optimisation: never fail the update for it
+        log.debug("index hint not written: %s", exc)
+        temp.unlink(missing_ok=True)
+
+
+def _up_to_date(archive_root: Path, catalog: Catalog) -> bool:
+    """True when the live generation's hint says it already reflects the catalog's current state."""
+    live = _live_dir(archive_root)
+    if live is None:
+        return False
+    try:
+        hint = json.loads((live / HINT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    upto_rowid, upto_seq = catalog.index_high_water()
+    # seq only grows (AUTOINCREMENT) but indexed changes are deleted, so the catalog's max may be lower.
+    return (
+        isinstance(hint, dict)
+        and hint.get("schema") == SCHEMA_VERSION
+        and hint.get("rowid") == upto_rowid
+        and isinstance(hint.get("seq"), int)
+        and upto_seq <= hint["seq"]
+    )
+
+
+def _live_dir(archive_root: Path) -> Path | None:
+    root = index_root(archive_root)
+    try:
+        name = (root / "CURRENT").read_text().strip()
+    except OSError:
+        return None
+    return root / name if name.startswith("g-") else None
 
 
 def _commit_state(ix: FileIndex, state: dict) -> None:

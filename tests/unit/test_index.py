@@ -290,3 +290,29 @@ def test_date_window_gives_the_same_pages_as_a_full_sort(archive: Archive, monke
         windowed_pages += collected == ["window"]
         assert got.total >= expected.total
     assert windowed_pages >= 6  # most pages were answered from the window alone
+
+
+def test_no_change_update_does_not_open_the_index(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scheduled no-change backup must stay cheap: the hint beside the live generation answers it."""
+    index.update_index(archive)
+
+    def must_not_open(_root: Path) -> None:
+        raise AssertionError("the index was opened although nothing changed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(index_writer, "open_live", must_not_open)
+        assert index.update_index(archive).indexed == 0
+    # A new message, then a flag change: each makes the hint stale, so the index is opened and updated.
+    add_messages(archive, "work", [("INBOX", mail("m10", "a@b.example", "c@d.example", "Hint", "ocarina", "Fri, 01 Jan 2021 0:0:0 +0000"), (), None)])  # noqa: E501
+    assert index.update_index(archive).indexed == 1 and index.search(archive, "ocarina").total == 1
+    catalog = archive.catalog
+    work_id = catalog.account_id("work")
+    folder = catalog.folders(work_id)["INBOX"]
+    uid = catalog.db.execute("SELECT MAX(uid) FROM placements WHERE folder_id = ?", (folder.id,)).fetchone()[0]
+    assert catalog.update_flags(catalog.start_run(work_id), folder.id, 1, {uid: ("\\Flagged",)}) == 1
+    assert index.update_index(archive).refreshed == 1
+    assert index.search(archive, "ocarina is:flagged").total == 1
+    # A hint that does not parse is ignored, never trusted.
+    live = index_writer._live_dir(archive.root)
+    (live / index_writer.HINT_FILE).write_text("{not json")
+    assert index.update_index(archive).indexed == 0

@@ -1,0 +1,70 @@
+"""Measuring child processes for the benchmarks: wall time, peak memory of the whole process tree.
+
+Shared by the bench scripts (run as ``python bench/NAME.py``, so this directory is on sys.path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_child(
+    command: list[str], env: dict | None = None, quiet: bool = False
+) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Run a command; return wall seconds, its peak RSS in KB, and the result.
+
+    The peak covers the whole process tree (the search index may use worker processes): the
+    larger of the command's own VmHWM and the highest sum of VmRSS over the tree, sampled every
+    20 ms from ``/proc``.  ``ru_maxrss`` from ``wait4`` would instead count this parent's
+    memory at fork time and miss the workers.
+    """
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+        peak_kb = 0
+        while process.poll() is None:
+            tree = _process_tree(process.pid)
+            peak_kb = max(peak_kb, _status_kb(process.pid, "VmHWM"), sum(_status_kb(p, "VmRSS") for p in tree))
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    if result.returncode != 0 and not quiet:
+        print(f"  ! {command[0]} exited {result.returncode}: {stderr.strip()[-500:]}", file=sys.stderr)
+    return elapsed, peak_kb, result
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc/<pid>/task/*/children."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):  # the task ended meanwhile
+                queue.extend(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of every file under ``path``."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
