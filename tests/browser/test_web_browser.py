@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import secrets
 import shutil
 import threading
@@ -310,11 +311,21 @@ def test_remote_images_load_only_when_asked(page, site):
     assert set(_Recorder.requests) <= images
 
 
-def test_copy_small_screenshots_for_readme():
-    """Keep the main pages' screenshots for the README (small, under 200 KB each)."""
-    target = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("accounts", "folder", "message", "search", "restore", "restore-result"):
-        source = SHOTS / f"{name}.png"
-        if source.exists() and source.stat().st_size < 200_000:
-            shutil.copyfile(source, target / f"{name}.png")
+def test_screenshots_of_the_main_pages_were_taken():
+    """The tests above leave a screenshot of each main page in test-output/screenshots/ (CI artefacts).
+
+    ``ARCHIVER_UPDATE_SCREENSHOTS=1`` also copies them to docs/screenshots/ for the README; a plain
+    test run never writes into the source tree.
+    """
+    names = ("accounts", "folder", "message", "search", "restore", "restore-result")
+    if not any((SHOTS / f"{name}.png").exists() for name in names):
+        pytest.skip("run the whole browser module: the page tests take the screenshots")
+    for name in names:
+        shot = SHOTS / f"{name}.png"
+        assert shot.exists(), name
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 1_000 < shot.stat().st_size < 200_000, name
+    if os.environ.get("ARCHIVER_UPDATE_SCREENSHOTS") == "1":
+        target = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copyfile(SHOTS / f"{name}.png", target / f"{name}.png")
