@@ -20,11 +20,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from archiver.archive import Archive
-from archiver.catalog import FolderRecord, NewPlacement
+from archiver.catalog import FolderRecord
 from archiver.config import AccountConfig, Config
 from archiver.errors import ArchiverError, ConnectError, ProtocolError
 from archiver.faults import (
@@ -36,9 +36,9 @@ from archiver.faults import (
     is_dropped,
     reconnect,
 )
-from archiver.headers import summarize_headers
+from archiver.pipeline import StorePipeline
 from archiver.sources.imap import ImapSource, MessageStub
-from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
+from archiver.sources.model import FolderInfo, FolderStatus
 from archiver.sync import gmail, remap
 
 log = logging.getLogger("archiver.backup")
@@ -115,21 +115,6 @@ def folder_unchanged(record: FolderRecord, status: FolderStatus) -> bool:
         and status.uidnext is not None
         and status.highestmodseq is not None
     )
-
-
-def _placements(messages: Sequence[FetchedMessage], stored: Sequence) -> list[NewPlacement]:
-    return [
-        NewPlacement(
-            uid=message.uid,
-            blob_id=blob.blob_id,
-            flags=message.flags,
-            internaldate=message.internaldate.isoformat() if message.internaldate else None,
-            size=message.size,
-            stored_size=blob.stored_size,
-            headers=summarize_headers(message.raw),
-        )
-        for message, blob in zip(messages, stored, strict=True)
-    ]
 
 
 class ImapBackup:
@@ -359,8 +344,9 @@ class ImapBackup:
         settings = self.archive.settings
         self.progress.folder(record.name, len(missing), sum(sizes.values()))
         failed: list[int] = []
-        pending: tuple[Future, list[FetchedMessage]] | None = None
-        try:
+        with StorePipeline(
+            self.archive, self._storer, self.run_id, record, uidvalidity, outcome, self.progress
+        ) as pipeline:
             batches = plan_batches(missing, sizes, settings.batch_bytes, settings.batch_messages)
             for uids in self._poison.split(batches):
                 self.clock.check()  # between batches: stopping here leaves nothing fetched and uncommitted
@@ -368,38 +354,8 @@ class ImapBackup:
                 messages, not_returned = self.source.fetch(uids)
                 self._poison.fetched()
                 failed.extend(not_returned)
-                job = self._storer.submit(self._store, messages)
-                if pending is not None:
-                    previous, pending = pending, None  # a failed commit is not retried in ``finally``
-                    self._commit(record, uidvalidity, *previous, outcome)
-                pending = (job, messages)
-            if pending is not None:
-                self._commit(record, uidvalidity, *pending, outcome)
-                pending = None
-        finally:
-            if pending is not None:  # a fetch failed: still record what is already durable
-                try:
-                    self._commit(record, uidvalidity, *pending, outcome)
-                except ArchiverError as exc:
-                    log.error("could not record the last batch of %s: %s", record.name, exc)
+                pipeline.add(messages)
         return failed
-
-    def _store(self, messages: list[FetchedMessage]) -> list[NewPlacement]:
-        stored = self.archive.store.put_batch([m.raw for m in messages])
-        return _placements(messages, stored)
-
-    def _commit(
-        self,
-        record: FolderRecord,
-        uidvalidity: int,
-        job: Future,
-        messages: list[FetchedMessage],
-        outcome: FolderOutcome,
-    ) -> None:
-        placements = job.result()
-        totals = self.catalog.add_placements(self.run_id, record.id, uidvalidity, placements)
-        outcome.new += totals.messages_new
-        self.progress.advance(len(messages), sum(m.size for m in messages))
 
 
 def run_backup(

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence, Set
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from archiver.archive import Archive
 from archiver.backup import FolderOutcome, Progress, RunReport, plan_batches
-from archiver.catalog import FolderRecord, NewPlacement
+from archiver.catalog import FolderRecord
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, ConnectError, ProtocolError
 from archiver.faults import MAX_DROPS_WITHOUT_PROGRESS, RunClock, RunTimeLimit, is_dropped, reconnect
-from archiver.headers import summarize_headers
+from archiver.pipeline import StorePipeline
 from archiver.sources.model import FetchedMessage
 from archiver.sources.pop3 import MaildropEntry, Pop3Source, delivery_date
 
@@ -171,8 +171,9 @@ class Pop3Backup:
         sizes = {entry.number: entry.size for entry in missing}
         settings = self.archive.settings
         self.progress.folder(record.name, len(missing), sum(sizes.values()))
-        pending: tuple[Future, list[FetchedMessage]] | None = None
-        try:
+        with StorePipeline(
+            self.archive, self._storer, self.run_id, record, uidvalidity, outcome, self.progress
+        ) as pipeline:
             for numbers in plan_batches(list(by_number), sizes, settings.batch_bytes, settings.batch_messages):
                 self.clock.check()  # between batches: stopping here leaves nothing fetched and uncommitted
                 messages = []
@@ -183,52 +184,12 @@ class Pop3Backup:
                     except ProtocolError as exc:
                         log.warning("%s: %s", self.account.name, exc)
                         failed.append(entry.key)
-                job = self._storer.submit(self._store, messages)
-                if pending is not None:
-                    self._commit(record, uidvalidity, *pending, outcome)
-                pending = (job, messages)
-            if pending is not None:
-                self._commit(record, uidvalidity, *pending, outcome)
-                pending = None
-        finally:
-            if pending is not None:  # a fetch failed: still record what is already durable
-                try:
-                    self._commit(record, uidvalidity, *pending, outcome)
-                except ArchiverError as exc:
-                    log.error("could not record the last batch of %s: %s", record.name, exc)
+                pipeline.add(messages)
         return failed
 
     def _fetch(self, entry: MaildropEntry) -> FetchedMessage:
         raw = self.source.fetch(entry)
         return FetchedMessage(uid=entry.key, raw=raw, flags=(), internaldate=delivery_date(raw), size=len(raw))
-
-    def _store(self, messages: list[FetchedMessage]) -> list[NewPlacement]:
-        stored = self.archive.store.put_batch([m.raw for m in messages])
-        return [
-            NewPlacement(
-                uid=message.uid,
-                blob_id=blob.blob_id,
-                flags=message.flags,
-                internaldate=message.internaldate.isoformat() if message.internaldate else None,
-                size=message.size,
-                stored_size=blob.stored_size,
-                headers=summarize_headers(message.raw),
-            )
-            for message, blob in zip(messages, stored, strict=True)
-        ]
-
-    def _commit(
-        self,
-        record: FolderRecord,
-        uidvalidity: int,
-        job: Future,
-        messages: list[FetchedMessage],
-        outcome: Pop3FolderOutcome,
-    ) -> None:
-        placements = job.result()
-        totals = self.catalog.add_placements(self.run_id, record.id, uidvalidity, placements)
-        outcome.new += totals.messages_new
-        self.progress.advance(len(messages), sum(m.size for m in messages))
 
 
 __all__ = ["FINGERPRINT_UIDVALIDITY", "UIDL_UIDVALIDITY", "Pop3Backup", "Pop3FolderOutcome", "maildrop_changes"]

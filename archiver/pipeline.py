@@ -1,0 +1,115 @@
+"""Fetch → store → record, overlapped, for every source (IMAP and POP3 runs share it).
+
+While batch *k* is hashed, compressed and made durable on the storer thread, the
+source already fetches batch *k + 1*.  Batch *k* is recorded in the catalog only
+after its blobs are durable (``put_batch`` returned), one transaction per batch,
+so a run killed at any instant leaves every recorded message readable and at most
+one batch of durable-but-unrecorded blobs, which the next run finds again by hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+from archiver.catalog import FolderRecord, NewPlacement
+from archiver.errors import ArchiverError
+from archiver.headers import summarize_headers
+from archiver.sources.model import FetchedMessage
+
+if TYPE_CHECKING:
+    from archiver.archive import Archive
+
+log = logging.getLogger("archiver.pipeline")
+
+
+class _Outcome(Protocol):
+    new: int
+
+
+class _Progress(Protocol):
+    def advance(self, messages: int, size: int) -> None: ...
+
+
+def placements_for(messages: Sequence[FetchedMessage], stored: Sequence) -> list[NewPlacement]:
+    """The catalog rows of fetched messages whose blobs ``stored`` describes (same order)."""
+    return [
+        NewPlacement(
+            uid=message.uid,
+            blob_id=blob.blob_id,
+            flags=message.flags,
+            internaldate=message.internaldate.isoformat() if message.internaldate else None,
+            size=message.size,
+            stored_size=blob.stored_size,
+            headers=summarize_headers(message.raw),
+        )
+        for message, blob in zip(messages, stored, strict=True)
+    ]
+
+
+class StorePipeline:
+    """One folder's batches: ``add`` each fetched batch; leaving the ``with`` block records the last one.
+
+    On an exception inside the block (the connection dropped mid-folder, the run time ran out) the
+    batch already being stored is still recorded, so committed work never depends on the fetch that
+    failed; a failing commit is never retried there (it would fail the same way).
+    """
+
+    def __init__(
+        self,
+        archive: Archive,
+        storer: ThreadPoolExecutor,
+        run_id: int,
+        record: FolderRecord,
+        uidvalidity: int,
+        outcome: _Outcome,
+        progress: _Progress,
+    ) -> None:
+        self._archive = archive
+        self._storer = storer
+        self._run_id = run_id
+        self._record = record
+        self._uidvalidity = uidvalidity
+        self._outcome = outcome
+        self._progress = progress
+        self._pending: tuple[Future, list[FetchedMessage]] | None = None
+
+    def add(self, messages: list[FetchedMessage]) -> None:
+        """Start storing ``messages``, then record the previous batch (whose storing overlapped this fetch)."""
+        job = self._storer.submit(self._store, messages)
+        previous, self._pending = self._pending, None
+        if previous is not None:
+            self._commit(*previous)
+        self._pending = (job, messages)
+
+    def __enter__(self) -> StorePipeline:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        previous, self._pending = self._pending, None
+        if previous is None:
+            return
+        if exc_type is None:
+            self._commit(*previous)
+            return
+        try:  # still record what is already durable, then let the original failure propagate
+            self._commit(*previous)
+        except ArchiverError as commit_error:
+            log.error("could not record the last batch of %s: %s", self._record.name, commit_error)
+
+    def _store(self, messages: list[FetchedMessage]) -> list[NewPlacement]:
+        return placements_for(messages, self._archive.store.put_batch([m.raw for m in messages]))
+
+    def _commit(self, job: Future, messages: list[FetchedMessage]) -> None:
+        placements = job.result()
+        totals = self._archive.catalog.add_placements(self._run_id, self._record.id, self._uidvalidity, placements)
+        self._outcome.new += totals.messages_new
+        self._progress.advance(len(messages), sum(m.size for m in messages))
+
+
+__all__ = ["StorePipeline", "placements_for"]
