@@ -159,6 +159,15 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
+# A placement seen again (a killed run's upsert, a message back under the same UID) is revived, not duplicated.
+# Parameters: folder_id, uidvalidity, uid, blob_id, flags, internaldate, size, first_seen_run.
+UPSERT_PLACEMENT_SQL = (
+    "INSERT INTO placements (folder_id, uidvalidity, uid, blob_id, flags, internaldate, size, first_seen_run) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (folder_id, uidvalidity, uid) DO UPDATE SET gone_since_run = NULL, flags = excluded.flags"
+)
+
+
 @dataclass(frozen=True)
 class FolderRecord:
     """The catalog's view of one folder of an account."""
@@ -459,10 +468,7 @@ class Catalog:
                     new_blobs += 1
                     stored += item.stored_size
                 cursor = self.db.execute(
-                    "INSERT INTO placements (folder_id, uidvalidity, uid, blob_id, flags, internaldate, size, "
-                    "first_seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (folder_id, uidvalidity, uid) DO UPDATE SET gone_since_run = NULL, "
-                    "flags = excluded.flags",
+                    UPSERT_PLACEMENT_SQL,
                     (
                         folder_id,
                         uidvalidity,

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from archiver.catalog import Catalog, FolderRecord, encode_flags
+from archiver.catalog import UPSERT_PLACEMENT_SQL, Catalog, FolderRecord, encode_flags
 from archiver.sources.imap import ImapSource, MessageStub
 from archiver.sync.fingerprint import Fingerprint, KnownCopy, fingerprint, instant, match_known
 
@@ -69,10 +69,7 @@ def adopt(catalog: Catalog, run_id: int, folder_id: int, uidvalidity: int, adopt
     with catalog.transaction():
         for item in adoptions:
             added += catalog.db.execute(
-                "INSERT INTO placements (folder_id, uidvalidity, uid, blob_id, flags, internaldate, size, "
-                "first_seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (folder_id, uidvalidity, uid) DO UPDATE SET gone_since_run = NULL, "
-                "flags = excluded.flags",
+                UPSERT_PLACEMENT_SQL,
                 (
                     folder_id,
                     uidvalidity,
