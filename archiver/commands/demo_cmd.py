@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from archiver import index
 from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.cli import human_bytes, register
@@ -45,6 +46,9 @@ tls_ca_file = {json.dumps(str(sandbox.ca_file))}
     path.write_text(text)
     path.chmod(0o600)
     return path
+
+
+DEMO_QUERY = "has:attachment budget"  # shows the index the backup just updated
 
 
 @click.command()
@@ -95,6 +99,7 @@ def demo(directory: Path, messages: int, seed: int) -> None:
                     click.echo(f"demo: problem: {problem}", err=True)
             totals = archive.catalog.archive_totals()
             checked = verify_archive(archive)
+            found = index.search(archive, DEMO_QUERY)
         ratio = totals["stored_bytes"] / max(totals["raw_bytes"], 1)
         click.echo(
             f"demo: archive {config.archive.path}: {totals['blobs']} unique messages, "
@@ -105,7 +110,10 @@ def demo(directory: Path, messages: int, seed: int) -> None:
             f"demo: verify: {checked.blobs_checked} blobs re-hashed, "
             f"{'OK' if checked.ok else 'PROBLEMS: ' + '; '.join(checked.problems)}"
         )
-    click.echo(f"demo: Dovecot stopped. Explore the archive with: archiver --config {config_path} status")
+    click.echo(f"demo: search {DEMO_QUERY!r}: {found.total} message(s)")
+    program = Path(sys.executable).with_name("archiver")
+    program_text = str(program) if program.exists() else "archiver"
+    click.echo(f"demo: Dovecot stopped. Explore the archive with: {program_text} --config {config_path} status")
     if not checked.ok or not report.ok:
         sys.exit(1)
 
