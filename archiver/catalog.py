@@ -388,8 +388,28 @@ class Catalog:
     def ensure_folder(
         self, account_id: int, name: str, delimiter: str | None, special_use: str | None, run_id: int
     ) -> FolderRecord:
-        """The folder's record, created on first sight and revived if it had been gone."""
+        """The folder's record, created on first sight and revived if it had been gone.
+
+        A gone folder that shows up again (deleted and re-created under the same name, or back after a
+        rename or a listing glitch) is synced from scratch: its old messages are marked gone since the
+        run that found the folder missing, so "as of" any run in between shows the folder empty, not its
+        old content.  The sync that follows recognises messages still there by fingerprint (no body is
+        downloaded) and revives their placements.
+        """
         with self.transaction():
+            old = self.db.execute(
+                "SELECT id, gone_since_run FROM folders WHERE account_id = ? AND name = ?", (account_id, name)
+            ).fetchone()
+            if old is not None and old["gone_since_run"] is not None:
+                self.db.execute(
+                    "UPDATE placements SET gone_since_run = ? WHERE folder_id = ? AND gone_since_run IS NULL",
+                    (old["gone_since_run"], old["id"]),
+                )
+                self.db.execute(
+                    "UPDATE folders SET uidvalidity = NULL, uidnext = NULL, highestmodseq = NULL, "
+                    "server_messages = NULL WHERE id = ?",
+                    (old["id"],),
+                )
             self.db.execute(
                 "INSERT INTO folders (account_id, name, delimiter, special_use, first_seen_run) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, name) DO UPDATE SET "

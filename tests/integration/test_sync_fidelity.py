@@ -226,3 +226,38 @@ def test_vanished_of_one_folder_never_marks_another(dovecot, mail_user, tmp_path
         assert changes.vanished == set()
     finally:
         source.close()
+
+
+def test_folder_deleted_then_recreated_keeps_its_gone_interval(dovecot, mail_user, tmp_path):
+    """A folder deleted and later re-created under the same name: as of the runs in between it is empty,
+    as of before the deletion it has its old content, and a message that comes back is not downloaded."""
+    old = [f"Subject: old {n}\r\nMessage-ID: <old-{n}@example.org>\r\n\r\nbody {n}\r\n".encode() for n in range(6)]
+    for raw in old:
+        dovecot.append(mail_user.name, "Projects", raw)
+    config = load(write_config(tmp_path, account_toml(dovecot, mail_user)))
+    account = config.accounts[0]
+    with Archive(config.archive) as archive:
+        first = run_backup(config, account, archive=archive)
+        client = dovecot.connect(mail_user.name)
+        client.delete_folder("Projects")
+        client.logout()
+        second = run_backup(config, account, archive=archive)
+        fresh = b"Subject: new\r\nMessage-ID: <new@example.org>\r\n\r\nnew body\r\n"
+        dovecot.append(mail_user.name, "Projects", fresh)
+        dovecot.append(mail_user.name, "Projects", old[0])  # one old message comes back (e.g. restored)
+        third = run_backup(config, account, archive=archive)
+        assert first.ok and second.ok and third.ok, third.problems
+        assert third.bytes_fetched == len(fresh)  # the returning message was recognised, not downloaded
+
+        catalog = archive.catalog
+        account_id = catalog.account_id("acct")
+
+        def subjects(run_id: int | None) -> list[str]:
+            rows = catalog.placements_as_of(account_id, "Projects", run_id)
+            return sorted(catalog.hit_details([r.blob_id])[r.blob_id]["subject"] for r in rows)
+
+        assert subjects(first.run_id) == [f"old {n}" for n in range(6)]
+        assert subjects(second.run_id) == []  # deleted on the server then
+        assert subjects(third.run_id) == subjects(None) == ["new", "old 0"]
+        assert catalog.folders(account_id)["Projects"].gone_since_run is None
+        assert verify_archive(archive).ok
