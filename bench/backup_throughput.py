@@ -30,6 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import imapclient
+import measure
 from measure import run_child, tree_bytes
 
 from archiver.sample_mail import generate_mailbox
@@ -90,21 +91,7 @@ SyncState *
 
 
 def write_config(sandbox: DovecotSandbox, work: Path) -> Path:
-    path = work / "archiver.toml"
-    path.write_text(f"""[archive]
-path = "{work / "archive"}"
-
-[[accounts]]
-name = "bench"
-protocol = "imap"
-host = "127.0.0.1"
-port = {sandbox.imap_port}
-security = "none"
-username = "{USER}"
-password = "{PASSWORD}"
-""")
-    path.chmod(0o600)
-    return path
+    return measure.write_config(work, "imap", sandbox.imap_port, USER, PASSWORD)
 
 
 def gzip_ratio(maildir: Path, raw: int) -> float:

@@ -1,4 +1,5 @@
-"""Measuring child processes for the benchmarks: wall time, peak memory of the whole process tree.
+"""What the benchmarks share: measuring child processes (wall time, peak memory of the whole
+process tree) and the archiver config pointing at a benchmark's private Dovecot.
 
 Shared by the bench scripts (run as ``python bench/NAME.py``, so this directory is on sys.path).
 """
@@ -68,3 +69,22 @@ def _status_kb(pid: int, field: str) -> int:
 def tree_bytes(path: Path) -> int:
     """Bytes of every file under ``path``."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def write_config(work: Path, protocol: str, port: int, user: str, password: str, extra: str = "") -> Path:
+    """``work/archiver.toml``: an archive in ``work/archive`` and one plain-text account "bench" on loopback."""
+    path = work / "archiver.toml"
+    path.write_text(f"""[archive]
+path = "{work / "archive"}"
+
+[[accounts]]
+name = "bench"
+protocol = "{protocol}"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+username = "{user}"
+password = "{password}"
+{extra}""")
+    path.chmod(0o600)
+    return path

@@ -30,6 +30,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import measure
 from measure import run_child, tree_bytes
 
 from archiver.sample_mail import generate_mailbox
@@ -56,21 +57,7 @@ def raw_loop(sandbox: DovecotSandbox, command: str) -> tuple[float, int]:
 
 
 def write_config(sandbox: DovecotSandbox, work: Path) -> Path:
-    path = work / "archiver.toml"
-    path.write_text(f"""[archive]
-path = "{work / "archive"}"
-
-[[accounts]]
-name = "bench"
-protocol = "pop3"
-host = "127.0.0.1"
-port = {sandbox.pop3_port}
-security = "none"
-username = "{USER}"
-password = "{PASSWORD}"
-""")
-    path.chmod(0o600)
-    return path
+    return measure.write_config(work, "pop3", sandbox.pop3_port, USER, PASSWORD)
 
 
 def run_spans(archive: Path) -> list[float]:

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import measure
+
 from archiver.archive import Archive
 from archiver.backup import ImapBackup, RunReport, run_backup, update_search_index
 from archiver.config import config_from_toml_text
@@ -36,20 +38,8 @@ USER, PASSWORD, FOLDER = "bench", "bench-password", "Big"
 
 
 def make_config(sandbox: DovecotSandbox, work: Path):
-    text = f"""[archive]
-path = "{work / "archive"}"
-
-[[accounts]]
-name = "bench"
-protocol = "imap"
-host = "127.0.0.1"
-port = {sandbox.imap_port}
-security = "none"
-username = "{USER}"
-password = "{PASSWORD}"
-timeout = 120
-"""
-    return config_from_toml_text(text, work / "archiver.toml")
+    path = measure.write_config(work, "imap", sandbox.imap_port, USER, PASSWORD, extra="timeout = 120\n")
+    return config_from_toml_text(path.read_text(), path)
 
 
 def timed(config, archive) -> tuple[float, float, RunReport]:

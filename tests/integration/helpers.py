@@ -7,19 +7,38 @@ import json
 import os
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 from archiver.config import Config, config_from_toml_text
+from archiver.sample_mail import generate_mailbox
+
+
+def fill_mailbox(dovecot, user, count: int, seed: int = 7, **options: object) -> dict[str, list[int]]:
+    """Append ``count`` generated messages (``generate_mailbox`` options) to the user's mailbox: folder -> UIDs."""
+    by_folder: dict[str, list] = defaultdict(list)
+    for sample in generate_mailbox(count, seed=seed, **options):
+        by_folder[sample.folder].append((sample.raw, sample.flags, sample.internaldate))
+    return {folder: dovecot.append_many(user.name, folder, items) for folder, items in by_folder.items()}
 
 
 def account_toml(
-    dovecot, user, name: str = "acct", security: str = "starttls", extra: str = "", password: str | None = None
+    dovecot,
+    user,
+    name: str = "acct",
+    security: str = "starttls",
+    extra: str = "",
+    password: str | None = None,
+    protocol: str = "imap",
 ) -> str:
-    port = {"starttls": dovecot.imap_port, "none": dovecot.imap_port, "tls": dovecot.imaps_port}[security]
+    """An ``[[accounts]]`` table for the Dovecot fixture (IMAP or POP3; plain+STARTTLS/STLS port or implicit TLS)."""
+    ports = {"imap": (dovecot.imap_port, dovecot.imaps_port), "pop3": (dovecot.pop3_port, dovecot.pop3s_port)}
+    plain, tls = ports[protocol]
+    port = {"starttls": plain, "none": plain, "tls": tls}[security]
     return f"""
 [[accounts]]
 name = "{name}"
-protocol = "imap"
+protocol = "{protocol}"
 host = "127.0.0.1"
 port = {port}
 security = "{security}"

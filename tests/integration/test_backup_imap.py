@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from archiver.archive import Archive
 from archiver.backup import run_backup
-from archiver.sample_mail import generate_mailbox
 from archiver.verify import verify_archive
-from tests.integration.helpers import account_toml, archived_hashes, load, server_hashes, write_config
+from tests.integration.helpers import account_toml, archived_hashes, fill_mailbox, load, server_hashes, write_config
 
 pytestmark = pytest.mark.integration
 
 
 def fill(dovecot, user, count: int, seed: int = 7) -> list[str]:
-    by_folder: dict[str, list] = defaultdict(list)
-    for sample in generate_mailbox(count, seed=seed):
-        by_folder[sample.folder].append((sample.raw, sample.flags, sample.internaldate))
-    for folder, items in by_folder.items():
-        dovecot.append_many(user.name, folder, items)
-    return sorted(by_folder)
+    return sorted(fill_mailbox(dovecot, user, count, seed))
 
 
 def server_folders(dovecot, user) -> list[str]:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,11 +19,18 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.catalog import Catalog
-from archiver.sample_mail import generate_mailbox
 from archiver.sandbox import free_ports
 from archiver.verify import verify_archive
 from tests.conftest import MailUser
-from tests.integration.helpers import account_toml, archived_hashes, load, run_cli, server_hashes, write_config
+from tests.integration.helpers import (
+    account_toml,
+    archived_hashes,
+    fill_mailbox,
+    load,
+    run_cli,
+    server_hashes,
+    write_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,12 +44,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 90.0, what: str = "
 
 
 def fill(dovecot, user: MailUser, count: int, seed: int) -> list[str]:
-    by_folder: dict[str, list] = defaultdict(list)
-    for sample in generate_mailbox(count, seed=seed, folders=3):
-        by_folder[sample.folder].append((sample.raw, sample.flags, sample.internaldate))
-    for folder, items in by_folder.items():
-        dovecot.append_many(user.name, folder, items)
-    return sorted(by_folder)
+    return sorted(fill_mailbox(dovecot, user, count, seed, folders=3))
 
 
 def runs(archive_root: Path, account: str) -> list[dict]:

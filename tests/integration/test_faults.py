@@ -15,26 +15,27 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from archiver.archive import Archive
-from archiver.sample_mail import generate_mailbox
 from archiver.verify import verify_archive
-from tests.integration.helpers import account_toml, archived_hashes, load, run_cli, server_hashes, write_config
+from tests.integration.helpers import (
+    account_toml,
+    archived_hashes,
+    fill_mailbox,
+    load,
+    run_cli,
+    server_hashes,
+    write_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _fill(dovecot, user, count: int, seed: int) -> list[str]:
-    by_folder: dict[str, list] = defaultdict(list)
-    for sample in generate_mailbox(count, seed=seed):
-        by_folder[sample.folder].append((sample.raw, sample.flags, sample.internaldate))
-    for folder, items in by_folder.items():
-        dovecot.append_many(user.name, folder, items)
-    return sorted(by_folder)
+    return sorted(fill_mailbox(dovecot, user, count, seed))
 
 
 def _placement_count(archive_dir: Path) -> int:

@@ -9,24 +9,26 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import defaultdict
 
 import pytest
 
 from archiver.archive import Archive
-from archiver.sample_mail import generate_mailbox
 from archiver.verify import verify_archive
-from tests.integration.helpers import account_toml, archived_hashes, load, run_cli, server_hashes, write_config
+from tests.integration.helpers import (
+    account_toml,
+    archived_hashes,
+    fill_mailbox,
+    load,
+    run_cli,
+    server_hashes,
+    write_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path):
-    by_folder: dict[str, list] = defaultdict(list)
-    for sample in generate_mailbox(900, seed=11):
-        by_folder[sample.folder].append((sample.raw, sample.flags, sample.internaldate))
-    for folder, items in by_folder.items():
-        dovecot.append_many(mail_user.name, folder, items)
+    by_folder = fill_mailbox(dovecot, mail_user, 900, seed=11)
     path = write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 25")
     config = load(path)
     command = [sys.executable, "-m", "archiver", "--config", str(path), "backup"]
@@ -62,11 +64,7 @@ def test_twenty_sigkills_at_random_points_then_a_completing_run(dovecot, mail_us
     indexing): after each kill the archive verifies clean; the committed count never goes back; a
     final run completes it, equal to the server, with every message recorded exactly once."""
     rng = random.Random(20261123)
-    by_folder: dict[str, list] = defaultdict(list)
-    for sample in generate_mailbox(600, seed=29):
-        by_folder[sample.folder].append((sample.raw, sample.flags, sample.internaldate))
-    for folder, items in by_folder.items():
-        dovecot.append_many(mail_user.name, folder, items)
+    by_folder = fill_mailbox(dovecot, mail_user, 600, seed=29)
     path = write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 4")
     config = load(path)
     command = [sys.executable, "-m", "archiver", "--config", str(path), "backup"]

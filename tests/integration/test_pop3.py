@@ -8,7 +8,6 @@ What the server did is read from Dovecot's own log (``top=…, retr=…, del=…
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import signal
@@ -37,20 +36,7 @@ LOG_WAIT = 10.0  # seconds to wait for Dovecot to log a session's end (it logs a
 
 # -- helpers -------------------------------------------------------------------------------------------------
 def pop3_toml(dovecot, user, name="pop", security="starttls", extra="", password=None) -> str:
-    port = {"starttls": dovecot.pop3_port, "none": dovecot.pop3_port, "tls": dovecot.pop3s_port}[security]
-    return f"""
-[[accounts]]
-name = "{name}"
-protocol = "pop3"
-host = "127.0.0.1"
-port = {port}
-security = "{security}"
-username = "{user.name}"
-password = {json.dumps(password if password is not None else user.password)}
-tls_ca_file = {json.dumps(str(dovecot.ca_file))}
-timeout = 20
-{extra}
-"""
+    return account_toml(dovecot, user, name, security, extra, password, protocol="pop3")
 
 
 def uidvalidity_of_inbox(dovecot, user) -> int:

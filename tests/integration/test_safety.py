@@ -19,15 +19,13 @@ files from ``new/`` to ``cur/``, does not clear ``\\Recent`` and does not raise 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from archiver.backup import run_backup
-from archiver.sample_mail import generate_mailbox
-from tests.integration.helpers import account_toml, load, write_config
+from tests.integration.helpers import account_toml, fill_mailbox, load, write_config
 
 pytestmark = [pytest.mark.integration]
 
@@ -78,11 +76,7 @@ def assert_unchanged(before: ServerState, after: ServerState) -> None:
 
 
 def _fill(dovecot, user, count: int, seed: int) -> None:
-    by_folder: dict[str, list] = defaultdict(list)
-    for sample in generate_mailbox(count, seed=seed):
-        by_folder[sample.folder].append((sample.raw, sample.flags, sample.internaldate))
-    for folder, items in by_folder.items():
-        dovecot.append_many(user.name, folder, items)
+    fill_mailbox(dovecot, user, count, seed)
 
 
 def test_backup_and_rerun_leave_the_server_exactly_as_it_was(dovecot, mail_user, tmp_path: Path):

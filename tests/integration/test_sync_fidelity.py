@@ -4,7 +4,6 @@ copies across folders, and ``archiver ls`` as of a run."""
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 
 import pytest
 
@@ -13,16 +12,21 @@ from archiver.backup import ImapBackup, run_backup
 from archiver.sample_mail import generate_mailbox
 from archiver.sources.imap import ImapSource
 from archiver.verify import verify_archive
-from tests.integration.helpers import account_toml, archived_hashes, load, run_cli, server_hashes, write_config
+from tests.integration.helpers import (
+    account_toml,
+    archived_hashes,
+    fill_mailbox,
+    load,
+    run_cli,
+    server_hashes,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def fill(dovecot, user, count: int, seed: int = 11, folders: int = 5) -> dict[str, list[int]]:
-    by_folder: dict[str, list] = defaultdict(list)
-    for sample in generate_mailbox(count, seed=seed, folders=folders, duplicate_ratio=0):
-        by_folder[sample.folder].append((sample.raw, sample.flags, sample.internaldate))
-    return {folder: dovecot.append_many(user.name, folder, items) for folder, items in by_folder.items()}
+    return fill_mailbox(dovecot, user, count, seed, folders=folders, duplicate_ratio=0)
 
 
 def server_flags(dovecot, user, folder: str) -> dict[int, set[str]]:
