@@ -69,7 +69,8 @@ def _clean(text: str) -> str:
     return text[:_MAX_FIELD_CHARS]
 
 
-def _iso_date(value: str | None) -> str | None:
+def parse_date(value: str | None) -> datetime | None:
+    """A Date header as an aware datetime (its own offset; UTC when it has none), None when unreadable."""
     if not value:
         return None
     try:
@@ -78,10 +79,13 @@ def _iso_date(value: str | None) -> str | None:
         return None
     if parsed is None:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _iso_date(value: str | None) -> str | None:
+    parsed = parse_date(value)
     try:
-        return parsed.isoformat()
+        return None if parsed is None else parsed.isoformat()
     except (ValueError, OverflowError):
         return None
 

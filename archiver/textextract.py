@@ -23,7 +23,6 @@ and big binary attachments made parsing the largest cost of indexing.
 from __future__ import annotations
 
 import codecs
-import email.utils
 import html
 import io
 import logging
@@ -38,7 +37,7 @@ from email.parser import BytesHeaderParser, BytesParser
 from email.policy import compat32
 from itertools import pairwise
 
-from archiver.headers import decode_words
+from archiver.headers import decode_words, parse_date
 
 log = logging.getLogger("archiver.textextract")
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf warns about every odd PDF
@@ -237,15 +236,11 @@ def _header(message: Message, name: str) -> str:
 def _date(message: Message) -> datetime | None:
     try:
         value = message.get("Date")
-        parsed = email.utils.parsedate_to_datetime(str(value)) if value else None
-    except (TypeError, ValueError, IndexError, OverflowError):
+    except (TypeError, ValueError, IndexError):
         return None
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parse_date(str(value)) if value else None
     try:
-        return parsed.astimezone(UTC)
+        return None if parsed is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
 
