@@ -52,6 +52,8 @@ from typing import NamedTuple
 
 import imapclient
 
+from archiver.sources.imap import quiet_protocol_trace
+
 LOCALHOST = "127.0.0.1"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
@@ -235,6 +237,7 @@ class DovecotSandbox:
         ``password`` defaults to the one given to :meth:`add_user`.
         """
         client = imapclient.IMAPClient(self.host, port=self.imap_port, ssl=False, timeout=30)
+        quiet_protocol_trace(client)  # filling big mailboxes: no repr of every APPEND
         try:
             client.login(user, password if password is not None else self._users[user])
         except Exception:

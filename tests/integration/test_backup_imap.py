@@ -155,3 +155,27 @@ def test_corpus_round_trips_byte_exact(dovecot, mail_user, tmp_path, corpus_dir)
             assert archive.store.get(blob_id) == raw
         rows = archive.catalog.db.execute("SELECT COUNT(*) FROM messages WHERE subject IS NOT NULL").fetchone()[0]
         assert rows > 0.8 * len(set(archived.values()))
+
+
+def test_fetch_formats_no_protocol_trace_of_message_bodies(dovecot, mail_user, tmp_path):
+    """imapclient turns imaplib's trace on (debug 5): every FETCH response, bodies included, was repr'd then dropped."""
+    import logging
+
+    from archiver.sources.imap import ImapSource
+
+    fill(dovecot, mail_user, 5)
+    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, security="none")))
+    traced: list[str] = []
+    with ImapSource(config.accounts[0]).connect() as source:
+        source.client._imap._mesg = traced.append
+        source.examine("INBOX")
+        messages, _ = source.fetch(source.all_uids())
+    assert messages and not any("Subject" in line for line in traced)
+
+    trace_logger = logging.getLogger("imapclient.imaplib")
+    trace_logger.setLevel(logging.DEBUG)  # asked for explicitly: the trace stays on
+    try:
+        with ImapSource(config.accounts[0]).connect() as source:
+            assert source.client._imap.debug == 5
+    finally:
+        trace_logger.setLevel(logging.NOTSET)
