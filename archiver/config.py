@@ -208,7 +208,7 @@ class ArchiveConfig:
     """The ``[archive]`` table: where the archive lives and how big a fetch batch may grow."""
 
     path: Path
-    compression_level: int = 6
+    compression_level: int = 3
     batch_bytes: int = 8 * 2**20
     batch_messages: int = 500
     max_run_time: int | None = 24 * 3600  # seconds; a run stops after the batch that crosses it (None: no limit)
@@ -393,7 +393,7 @@ def _read_archive(table: _Table) -> ArchiveConfig:
     assert path is not None
     return ArchiveConfig(
         path=path,
-        compression_level=table.integer("compression_level", 6, low=1, high=22),
+        compression_level=table.integer("compression_level", 3, low=1, high=22),
         batch_bytes=table.integer("batch_bytes", 8 * 2**20, low=1),
         batch_messages=table.integer("batch_messages", 500, low=1),
         max_run_time=_duration(table, "max_run_time", 24 * 3600) or None,  # 0: no limit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import shutil
@@ -106,3 +107,103 @@ def test_sweep_removes_only_dead_writers_temp_files(store):
     mine.write_bytes(b"in flight")
     assert store.sweep_temp_of_dead() == 1
     assert not dead.exists() and mine.exists()
+
+
+@functools.cache
+def _generated_small_messages() -> tuple[bytes, ...]:
+    from archiver.sample_mail import generate_mailbox
+
+    small = [s.raw for s in generate_mailbox(1800, seed=5) if len(s.raw) < 64 * 1024]
+    return tuple(dict.fromkeys(small))
+
+
+def _small_messages(count: int) -> list[bytes]:
+    return list(_generated_small_messages()[:count])
+
+
+def _dict_id(store: BlobStore, blob_id: str) -> int:
+    import zstandard
+
+    return zstandard.get_frame_parameters(store.path_of(blob_id).read_bytes()[:18]).dict_id
+
+
+def test_small_messages_get_a_trained_dictionary_once_enough_are_seen(tmp_path):
+    from archiver.store.blobs import DICT_SAMPLES
+
+    store = BlobStore(tmp_path)
+    messages = _small_messages(DICT_SAMPLES + 300)
+    early, late = messages[:500], messages[500:]
+    store.put_batch(early)
+    assert not list(store.dict_dir.glob("*.zdict")) if store.dict_dir.exists() else True
+    assert all(_dict_id(store, blob_id_of(raw)) == 0 for raw in early)  # before training: plain frames
+    results = []
+    for start in range(0, len(late), 200):
+        results += store.put_batch(late[start : start + 200])
+    (dict_file,) = store.dict_dir.glob("*.zdict")
+    trained_after = [r for r in results if _dict_id(store, r.blob_id) != 0]
+    assert trained_after and {_dict_id(store, r.blob_id) for r in trained_after} == {int(dict_file.stem)}
+    big = os.urandom(200_000)
+    assert _dict_id(store, store.put_batch([big])[0].blob_id) == 0  # big messages never use it
+    plain = sum(r.stored_size for r in results[: len(results) - len(trained_after)])
+    plain_in = sum(r.size for r in results[: len(results) - len(trained_after)])
+    with_dict = sum(r.stored_size for r in trained_after) / sum(r.size for r in trained_after)
+    assert with_dict < 0.75 * (plain / plain_in)  # the point of it: small mail gets much smaller
+    for raw in [*messages, big]:
+        assert store.get(blob_id_of(raw)) == raw
+        with store.open(blob_id_of(raw)) as reader:
+            assert reader.read() == raw
+        assert store.check(blob_id_of(raw), len(raw)) is None
+
+    with BlobStore(tmp_path) as reopened:  # a later run writes with the same dictionary, trains no other
+        fresh = _small_messages(DICT_SAMPLES + 400)[-50:]
+        reopened.put_batch(fresh)
+        assert {_dict_id(reopened, blob_id_of(raw)) for raw in fresh} == {int(dict_file.stem)}
+        assert list(store.dict_dir.glob("*.zdict")) == [dict_file]
+    store.close()
+
+
+def test_dictionary_frames_read_back_with_the_zstd_tool(tmp_path):
+    if shutil.which("zstd") is None:
+        pytest.skip("zstd command not installed")
+    with BlobStore(tmp_path) as store:
+        messages = _small_messages(1100)
+        store.put_batch(messages)
+        raw = messages[-1]
+        path = store.path_of(blob_id_of(raw))
+        (dict_file,) = store.dict_dir.glob("*.zdict")
+        assert _dict_id(store, blob_id_of(raw)) == int(dict_file.stem)
+        out = subprocess.run(["zstd", "-dc", "-D", str(dict_file), str(path)], capture_output=True, check=True)
+        assert out.stdout == raw
+
+
+def test_missing_dictionary_is_reported_not_a_traceback(tmp_path):
+    with BlobStore(tmp_path) as store:
+        messages = _small_messages(1100)
+        store.put_batch(messages[:600])  # stored before there is a dictionary
+        store.put_batch(messages[600:])
+        (dict_file,) = store.dict_dir.glob("*.zdict")
+        blob_id = blob_id_of(messages[-1])
+    dict_file.rename(tmp_path / "elsewhere")
+    with BlobStore(tmp_path) as store:
+        problem = store.check(blob_id, len(messages[-1]))
+        assert problem is not None and dict_file.name in problem and "missing" in problem
+        with pytest.raises(IntegrityError, match="dictionary"):
+            store.get(blob_id)
+        assert store.get(blob_id_of(messages[0])) == messages[0]  # frames without it still read
+
+
+def test_untrainable_samples_leave_small_messages_plain(tmp_path, monkeypatch):
+    import zstandard
+
+    from archiver.store import blobs
+
+    def refuse(*args, **kwargs):
+        raise zstandard.ZstdError("cannot train dictionary")
+
+    monkeypatch.setattr(blobs.zstandard, "train_dictionary", refuse)
+    with BlobStore(tmp_path) as store:
+        messages = _small_messages(1100)
+        store.put_batch(messages[:600])
+        store.put_batch(messages[600:])
+        assert not store.dict_dir.exists() or not list(store.dict_dir.glob("*.zdict"))
+        assert all(store.get(blob_id_of(raw)) == raw for raw in messages)

@@ -134,7 +134,7 @@ protocol = "local"
 
 def test_defaults() -> None:
     config = parse(MINIMAL)
-    assert config.archive.compression_level == 6
+    assert config.archive.compression_level == 3
     assert config.archive.batch_bytes == 8 * 2**20
     assert config.archive.batch_messages == 500
     (account,) = config.accounts
