@@ -267,7 +267,7 @@ class ImapBackup:
         missing, stubs = self._adopt_known(record, uidvalidity, missing, outcome)
         skipped = sorted(self._poison.skipped.intersection(missing))  # they dropped the connection: not again
         missing = [uid for uid in missing if uid not in skipped]
-        failed_uids = skipped + self._fetch_missing(record, uidvalidity, missing, outcome)
+        failed_uids = skipped + self._fetch_missing(record, uidvalidity, missing, outcome, stubs)
         if stubs and self.source.is_gmail:
             gmail.record_labels(
                 self.catalog,
@@ -336,11 +336,19 @@ class ImapBackup:
         return result.remaining, result.stubs
 
     def _fetch_missing(
-        self, record: FolderRecord, uidvalidity: int, missing: list[int], outcome: FolderOutcome
+        self,
+        record: FolderRecord,
+        uidvalidity: int,
+        missing: list[int],
+        outcome: FolderOutcome,
+        stubs: dict[int, MessageStub],
     ) -> list[int]:
         if not missing:
             return []
-        sizes = self.source.sizes(missing)
+        sizes = {uid: stubs[uid].size for uid in missing if uid in stubs}  # the header look already had them
+        unsized = [uid for uid in missing if uid not in sizes]
+        if unsized:
+            sizes |= self.source.sizes(unsized)
         settings = self.archive.settings
         self.progress.folder(record.name, len(missing), sum(sizes.values()))
         failed: list[int] = []

@@ -265,3 +265,45 @@ def test_folder_deleted_then_recreated_keeps_its_gone_interval(dovecot, mail_use
         assert subjects(third.run_id) == subjects(None) == ["new", "old 0"]
         assert catalog.folders(account_id)["Projects"].gone_since_run is None
         assert verify_archive(archive).ok
+
+
+def test_a_big_new_folder_is_sampled_and_a_renamed_one_fully_recognised(dovecot, mail_user, tmp_path):
+    """A first-time folder of >= 256 new UIDs gets a 64-UID header look first: mostly new mail -> no full look
+    (its few copies are downloaded, stored once); a renamed folder's sample is all known -> the full look."""
+    from archiver.sync.remap import SAMPLE_FROM, STUB_SAMPLE
+
+    samples = [s for s in generate_mailbox(700, seed=21, folders=1, duplicate_ratio=0) if len(s.raw) < 50_000][:600]
+    inbox = dovecot.append_many(mail_user.name, "INBOX", [(s.raw, s.flags, s.internaldate) for s in samples[:300]])
+    config = load(write_config(tmp_path, account_toml(dovecot, mail_user)))
+    with Archive(config.archive) as archive:
+        assert run_backup(config, config.accounts[0], archive=archive).ok
+        new = samples[300:]
+        dovecot.append_many(mail_user.name, "Projects", [(s.raw, s.flags, s.internaldate) for s in new])
+        client = dovecot.connect(mail_user.name)
+        client.select_folder("INBOX")
+        client.copy(inbox[:10], "Projects")  # a few copies of archived mail among 300 new messages
+        client.logout()
+        assert len(new) + 10 >= SAMPLE_FROM
+
+        second = run_backup(config, config.accounts[0], archive=archive)
+        assert second.ok, second.problems
+        (projects,) = [f for f in second.folders if f.name == "Projects"]
+        assert projects.new == 310 and projects.adopted < 10  # only copies that fell in the sample
+        header_look = max(len(s.raw.split(b"Message-ID:")[1].split(b"\r\n")[0]) for s in samples) + 20
+        assert projects.stub_bytes <= STUB_SAMPLE * header_look  # the sample only, not 310 headers
+        assert second.blobs_new == 300  # the downloaded copies were stored once, by hash
+        assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, ["INBOX", "Projects"])
+
+        client = dovecot.connect(mail_user.name)
+        client.rename_folder("Projects", "Projects 2020")
+        client.logout()
+        third = run_backup(config, config.accounts[0], archive=archive)
+        assert third.ok, third.problems
+        (renamed,) = [f for f in third.folders if f.name == "Projects 2020"]
+        assert renamed.new == renamed.adopted == 310  # recognised in full: nothing downloaded
+        assert third.bytes_fetched == 0 and third.blobs_new == 0
+        archived = archived_hashes(archive.catalog)  # the old name's placements stay, gone since this run
+        assert {k: v for k, v in archived.items() if k[0] != "Projects"} == server_hashes(
+            dovecot, mail_user, ["INBOX", "Projects 2020"]
+        )
+        assert verify_archive(archive).ok
