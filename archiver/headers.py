@@ -8,14 +8,17 @@ every step here falls back to something readable instead of raising.
 from __future__ import annotations
 
 import email.utils
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 
 _MAX_HEADER_BYTES = 512 * 1024
 _MAX_FIELD_CHARS = 2000
+_SUMMARY_FIELDS = frozenset({b"message-id", b"date", b"from", b"to", b"subject"})
+# What starts a header line for the stdlib's parser: a field name (printable, no colon) and a colon, or
+# folding whitespace; the first line that is neither ends the header section, as it does there.
+_HEADER_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]*):|[\t ]")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ def decode_words(value: str | None) -> str | None:
     """Decode RFC 2047 encoded words leniently; unknown charsets fall back to latin-1."""
     if value is None:
         return None
+    if "=?" not in value:  # no encoded word: nothing to decode (most headers)
+        return _clean(value)
     try:
         parts = decode_header(value)
     except Exception:
@@ -90,29 +95,49 @@ def _iso_date(value: str | None) -> str | None:
         return None
 
 
+def header_fields(raw: bytes, wanted: frozenset[bytes] = _SUMMARY_FIELDS) -> dict[bytes, str]:
+    """{lowercase name: value} of the first occurrence of each ``wanted`` header, never raising.
+
+    The values are what the stdlib's ``compat32`` header parser returns (folding kept, leading
+    blanks and the final line break dropped, undecodable bytes as U+FFFD), found by a scan of
+    the header lines instead: the parser builds a message object of every header, which cost a
+    fifth of the backup's single-threaded time for five fields.
+    """
+    found: dict[bytes, list[bytes]] = {}
+    current: list[bytes] | None = None
+    for line in header_block(raw).splitlines(keepends=True):  # \r\n, \r and \n: the parser's line ends
+        if line in (b"\r\n", b"\n", b"\r"):
+            break
+        if line.startswith(b"From "):  # an mbox "From " line, first or misplaced: not a header, skipped
+            continue
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            break  # not a header line: the header section ends here, as it does for the parser
+        name = match.group(1)
+        if name is None:  # a continuation line
+            if current is not None:
+                current.append(line)
+            continue
+        name = name.lower()
+        if name in wanted and name not in found:
+            current = found[name] = [line[match.end() :].lstrip(b" \t")]
+        else:
+            current = None
+    return {name: b"".join(parts).rstrip(b"\r\n").decode("utf-8", "replace") for name, parts in found.items()}
+
+
 def summarize_headers(raw: bytes) -> HeaderSummary:
     """Parse Message-ID, Date, From, To and Subject from a raw message, never raising."""
-    try:
-        message = BytesHeaderParser(policy=compat32).parsebytes(header_block(raw))
-    except Exception:
-        return HeaderSummary(None, None, None, None, None)
-
-    def field(name: str) -> str | None:
-        try:
-            value = message.get(name)
-        except Exception:
-            return None
-        return None if value is None else str(value)
-
-    message_id = field("Message-ID")
+    fields = header_fields(raw)
+    message_id = fields.get(b"message-id")
     if message_id is not None:
         message_id = _clean(message_id)[:998] or None
     return HeaderSummary(
         message_id=message_id,
-        date=_iso_date(field("Date")),
-        sender=decode_words(field("From")),
-        recipients=decode_words(field("To")),
-        subject=decode_words(field("Subject")),
+        date=_iso_date(fields.get(b"date")),
+        sender=decode_words(fields.get(b"from")),
+        recipients=decode_words(fields.get(b"to")),
+        subject=decode_words(fields.get(b"subject")),
     )
 
 
