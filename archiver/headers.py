@@ -34,13 +34,12 @@ class HeaderSummary:
 
 def header_block(raw: bytes) -> bytes:
     """The header section of a message (up to the first empty line), bounded in size."""
-    head = raw[:_MAX_HEADER_BYTES]
-    cut = len(head)
+    cut = min(len(raw), _MAX_HEADER_BYTES)
     for separator in (b"\r\n\r\n", b"\n\n"):
-        position = head.find(separator)
+        position = raw.find(separator, 0, cut)  # searched in place: no copy of a big message's first 512 KB
         if position != -1:
             cut = min(cut, position + len(separator))
-    return head[:cut]
+    return raw[:cut]
 
 
 def decode_words(value: str | None) -> str | None:

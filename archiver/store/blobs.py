@@ -104,6 +104,8 @@ class BlobStore:
         self.blob_root = self.root / "blobs"
         self.temp_dir = self.blob_root / "tmp"
         self.dict_dir = self.blob_root / "dict"
+        self._blob_root_name = str(self.blob_root)
+        self._shards_seen: set[str] = set()  # shard directories known to exist (they are never removed)
         self.compression_level = compression_level
         self._local = threading.local()
         self._dictionaries: dict[int, zstandard.ZstdCompressionDict] = {}
@@ -134,6 +136,10 @@ class BlobStore:
 
     def exists(self, blob_id: BlobId) -> bool:
         return self.path_of(blob_id).exists()
+
+    def _final_name(self, blob_id: BlobId) -> str:
+        """:meth:`path_of` as a string, for ids this store computed (no Path objects in the write loop)."""
+        return f"{self._blob_root_name}/{blob_id[0:2]}/{blob_id[2:4]}/{blob_id}"
 
     # -- dictionaries --------------------------------------------------------
     def _load_dictionary(self, dict_id: int) -> zstandard.ZstdCompressionDict:
@@ -276,30 +282,33 @@ class BlobStore:
         ids = list(self._pool.map(blob_id_of, raws)) if len(raws) > 1 else [blob_id_of(r) for r in raws]
         fresh: dict[BlobId, bytes] = {}
         for blob_id, raw in zip(ids, raws, strict=True):
-            if blob_id not in fresh and not self.exists(blob_id):
+            if blob_id not in fresh and not os.path.exists(self._final_name(blob_id)):
                 fresh[blob_id] = raw
         if fresh:
             self._learn(fresh)
         temps = self._write_temps(fresh)
         if not temps:
             return self._results(ids, raws, temps)
-        touched: set[Path] = set()
+        touched: set[str] = set()
         try:
             if self._use_syncfs:
                 _syncfs(self.temp_dir)  # the data, before any final name can point at it
             for blob_id, (temp, _) in temps.items():
-                final = self.path_of(blob_id)
-                if not final.parent.exists():
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    touched.add(final.parent.parent)
-                    touched.add(self.blob_root)
+                final = self._final_name(blob_id)
+                shard = final[: -len(blob_id) - 1]
+                if shard not in self._shards_seen:
+                    if not os.path.isdir(shard):
+                        os.makedirs(shard, exist_ok=True)
+                        touched.add(os.path.dirname(shard))
+                        touched.add(self._blob_root_name)
+                    self._shards_seen.add(shard)
                 os.replace(temp, final)
-                touched.add(final.parent)
+                touched.add(shard)
             if self._use_syncfs:
                 _syncfs(self.blob_root)  # the renames and new directories
             else:
                 for directory in touched:
-                    _fsync_dir(directory)
+                    _fsync_dir(Path(directory))
         except OSError as exc:
             for temp, _ in temps.values():
                 temp.unlink(missing_ok=True)
