@@ -24,6 +24,7 @@ from archiver.config import AccountConfig
 from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
 from archiver.logs import register_secret
 from archiver.sources.connect import network_error, tls_context
+from archiver.sources.fetch_parse import parse_body_fetch
 from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
 
 log = logging.getLogger("archiver.imap")
@@ -65,13 +66,19 @@ def uid_ranges(uids: Iterable[int]) -> str:
 
 
 def fetch_set(
-    client: imapclient.IMAPClient, uid_set: str, items: Sequence[bytes], modifiers: Sequence[str] | None = None
+    client: imapclient.IMAPClient,
+    uid_set: str,
+    items: Sequence[bytes],
+    modifiers: Sequence[str] | None = None,
+    fast: bool = False,
 ) -> dict[int, dict]:
     """``UID FETCH <uid_set> <items>``, uid → attributes.
 
     imapclient 4's ``fetch()`` re-reads its message argument as integers to drop unsolicited
     responses, so a compact set like "1:5" raises there; this sends the very same command (the
     steps of ``IMAPClient.fetch``) and returns every FETCH response, unsolicited ones included.
+    With ``fast`` (the body fetch), :func:`parse_body_fetch` reads the responses when they have
+    the plain shape it knows, imapclient's parser otherwise.
     """
     args = ["UID", "FETCH", uid_set, seq_to_parenstr_upper(items)]
     if modifiers:
@@ -80,6 +87,10 @@ def fetch_set(
     typ, data = client._imap._command_complete("FETCH", tag)
     client._checkok("fetch", typ, data)
     typ, data = client._imap._untagged_response(typ, data, "FETCH")
+    if fast and not client.normalise_times:
+        parsed = parse_body_fetch(data)
+        if parsed is not None:
+            return parsed
     return parse_fetch_response(data, client.normalise_times, True)
 
 
@@ -328,7 +339,7 @@ class ImapSource:
         """Fetch whole messages; returns them and the UIDs the server did not return."""
         if not uids:
             return [], []
-        result = self._call("UID FETCH BODY.PEEK[]", fetch_set, self.client, uid_ranges(uids), FETCH_ITEMS)
+        result = self._call("UID FETCH BODY.PEEK[]", fetch_set, self.client, uid_ranges(uids), FETCH_ITEMS, fast=True)
         messages = []
         for uid in uids:
             data = result.get(uid)
