@@ -53,7 +53,7 @@ def test_blob_file_is_a_plain_zstd_frame(store):
     raw = ("Grüße\r\n" * 2000).encode()
     [blob] = store.put_batch([raw])
     path = store.path_of(blob.blob_id)
-    assert path.relative_to(store.blob_root).parts[:2] == (blob.blob_id[:2], blob.blob_id[2:4])
+    assert path.relative_to(store.blob_root).parts == (blob.blob_id[:2], blob.blob_id)
     out = subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=True).stdout
     assert out == raw
     assert blob.stored_size < len(raw) / 10
@@ -207,3 +207,28 @@ def test_untrainable_samples_leave_small_messages_plain(tmp_path, monkeypatch):
         store.put_batch(messages[600:])
         assert not store.dict_dir.exists() or not list(store.dict_dir.glob("*.zdict"))
         assert all(store.get(blob_id_of(raw)) == raw for raw in messages)
+
+
+def test_archives_made_with_two_shard_levels_keep_them(tmp_path):
+    raws = [f"Subject: {n}\r\n\r\nbody {n}\r\n".encode() for n in range(40)]
+    older = tmp_path / "older"
+    first = blob_id_of(raws[0])
+    legacy = older / "blobs" / first[:2] / first[2:4]
+    legacy.mkdir(parents=True)
+    with BlobStore(tmp_path / "new") as new:  # a new archive: one level, recorded
+        new.put_batch(raws)
+        assert (new.blob_root / "LAYOUT").read_text() == "shards: 1\n"
+        assert new.path_of(first).parent.parent == new.blob_root
+    import zstandard
+
+    (legacy / first).write_bytes(zstandard.ZstdCompressor().compress(raws[0]))  # as an older version wrote it
+    with BlobStore(older) as store:
+        assert (store.blob_root / "LAYOUT").read_text() == "shards: 2\n"
+        assert store.path_of(first) == legacy / first and store.get(first) == raws[0]
+        store.put_batch(raws)
+        assert store.path_of(blob_id_of(raws[5])).parent.parent.parent == store.blob_root
+        assert sorted(store.iter_ids()) == sorted(blob_id_of(r) for r in raws)
+        assert all(store.check(blob_id_of(r), len(r)) is None for r in raws)
+    (older / "blobs" / "LAYOUT").write_text("shards: 3\n")
+    with pytest.raises(StoreError, match="unknown blob layout"):
+        BlobStore(older)
