@@ -1,10 +1,19 @@
 """Fetch → store → record, overlapped, for every source (IMAP and POP3 runs share it).
 
-While batch *k* is hashed, compressed and made durable on the storer thread, the
-source already fetches batch *k + 1*.  Batch *k* is recorded in the catalog only
-after its blobs are durable (``put_batch`` returned), one transaction per batch,
-so a run killed at any instant leaves every recorded message readable and at most
-one batch of durable-but-unrecorded blobs, which the next run finds again by hash.
+While batch *k* is hashed, compressed, made durable and then recorded on the
+storer thread, the source already fetches batch *k + 1* on the connection's
+thread.  Batch *k* is recorded in the catalog only after its blobs are durable
+(``put_batch`` returned), one transaction per batch, on the same thread and in
+the same job, so a run killed at any instant leaves every recorded message
+readable and at most one batch of durable-but-unrecorded blobs, which the next
+run finds again by hash.
+
+The catalog's commit is on the storer thread, not the connection's, because
+the commit waits for the disk (``synchronous=FULL``): on the connection's
+thread it stopped fetching for a fifth of a backup.  The connection's thread
+does not use the catalog while a folder's batches are in flight (it waits for
+the last one when the folder's ``with`` block ends), so the two never share
+the connection.
 """
 
 from __future__ import annotations
@@ -78,12 +87,11 @@ class StorePipeline:
         self._pending: tuple[Future, list[FetchedMessage]] | None = None
 
     def add(self, messages: list[FetchedMessage]) -> None:
-        """Start storing ``messages``, then record the previous batch (whose storing overlapped this fetch)."""
-        job = self._storer.submit(self._store, messages)
+        """Wait for the previous batch (stored and recorded while this one was fetched), then start this one."""
         previous, self._pending = self._pending, None
         if previous is not None:
-            self._commit(*previous)
-        self._pending = (job, messages)
+            self._finish(*previous)
+        self._pending = (self._storer.submit(self._store_and_record, messages), messages)
 
     def __enter__(self) -> StorePipeline:
         return self
@@ -95,20 +103,21 @@ class StorePipeline:
         if previous is None:
             return
         if exc_type is None:
-            self._commit(*previous)
+            self._finish(*previous)
             return
-        try:  # still record what is already durable, then let the original failure propagate
-            self._commit(*previous)
+        try:  # the last batch is still stored and recorded; then the original failure propagates
+            self._finish(*previous)
         except ArchiverError as commit_error:
             log.error("could not record the last batch of %s: %s", self._record.name, commit_error)
 
-    def _store(self, messages: list[FetchedMessage]) -> list[NewPlacement]:
-        return placements_for(messages, self._archive.store.put_batch([m.raw for m in messages]))
-
-    def _commit(self, job: Future, messages: list[FetchedMessage]) -> None:
-        placements = job.result()
+    def _store_and_record(self, messages: list[FetchedMessage]) -> int:
+        """The storer's job: blobs durable first, then one catalog transaction; returns the messages it added."""
+        placements = placements_for(messages, self._archive.store.put_batch([m.raw for m in messages]))
         totals = self._archive.catalog.add_placements(self._run_id, self._record.id, self._uidvalidity, placements)
-        self._outcome.new += totals.messages_new
+        return totals.messages_new
+
+    def _finish(self, job: Future, messages: list[FetchedMessage]) -> None:
+        self._outcome.new += job.result()
         self._progress.advance(len(messages), sum(m.size for m in messages))
 
 
