@@ -466,6 +466,9 @@ class Catalog:
         new_placements = 0
         stored = 0
         with self.transaction():
+            # A UID that is already there (a placement marked gone by mistake, a POP3 key back in the
+            # maildrop) is revived by the upsert below: a change of its flags goes into their history first.
+            record_flag_changes(self.db, run_id, folder_id, uidvalidity, {i.uid: encode_flags(i.flags) for i in batch})
             for item in batch:
                 h = item.headers
                 cursor = self.db.execute(
