@@ -55,6 +55,7 @@ def search(
             {
                 "query": result.query,
                 "total": result.total,
+                "total_exact": result.total_exact,  # false: estimated (a phrase over very common words)
                 "page": result.page,
                 "pages": result.pages,
                 "seconds": round(result.seconds, 4),
@@ -76,8 +77,10 @@ def search(
         return
     color = click.get_text_stream("stdout").isatty()
     first = (result.page - 1) * result.page_size + 1
+    about = "" if result.total_exact else "about "
     click.echo(
-        f"{result.total} message(s) match; page {result.page} of {result.pages} ({result.seconds * 1000:.0f} ms)"
+        f"{about}{result.total} message(s) match; page {result.page} of {result.pages} "
+        f"({result.seconds * 1000:.0f} ms)"
     )
     for number, hit in enumerate(result.hits, start=first):
         where = ", ".join(f"{a}/{f}" for a, f in hit.folders[:3]) + (" …" if len(hit.folders) > 3 else "")

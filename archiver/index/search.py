@@ -24,7 +24,7 @@ from archiver.catalog import Catalog
 from archiver.errors import ArchiverError
 from archiver.index.analysis import _stemmers, iter_terms
 from archiver.index.documents import STATE_ID
-from archiver.index.fastmatch import matching_docs, newest, rank
+from archiver.index.fastmatch import matching_docs, newest, phrase_page, rank
 from archiver.index.query import compile_query, parse
 from archiver.index.writer import SearchIndexError, index_root, open_live
 from archiver.store import BlobStore
@@ -60,7 +60,7 @@ class SearchPage:
     page_size: int
     hits: tuple[Hit, ...]
     seconds: float
-    total_exact: bool = True  # False: ``total`` is an upper-bound estimate (huge date-sorted result sets)
+    total_exact: bool = True  # False: ``total`` is an estimate ("about N": phrases, huge date-sorted result sets)
 
     @property
     def pages(self) -> int:
@@ -178,7 +178,10 @@ def _run(
     and ranked by :func:`archiver.index.fastmatch.rank` (Whoosh's matcher
     tree costs ~10 µs per match, and counts every match a second time).
     Sorting by date takes the newest from the ``date`` column read once per
-    searcher.  Whoosh's own search remains for queries the fast path does
+    searcher.  A query holding a phrase goes through
+    :func:`archiver.index.fastmatch.phrase_page`, which checks the positions
+    of only as many candidates as the page needs (the total may then be an
+    estimate).  Whoosh's own search remains for queries the fast path does
     not handle, with this shortcut:
 
     Sorting by date makes Whoosh visit every match (a few microseconds each
@@ -192,6 +195,10 @@ def _run(
     """
     need = page * page_size
     start = need - page_size
+    lazily = phrase_page(searcher, compiled, need, sort, restrict)  # phrases: check only what the page needs
+    if lazily is not None:
+        top, total, exact = lazily
+        return [(searcher.stored_fields(docnum)["blob_id"], score) for docnum, score in top[start:]], total, exact
     allowed = matching_docs(searcher, restrict) if restrict is not None else None
     matched = matching_docs(searcher, compiled)
     if matched is not None and allowed is not None:

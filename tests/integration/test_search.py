@@ -115,7 +115,8 @@ def test_backup_indexes_incrementally_and_search_cli(dovecot, mail_user, tmp_pat
     result = run_cli(config_path, "search", "--json", "marmalade")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["total"] == 1 and data["hits"][0]["folders"] == [{"account": "acct", "folder": "Archive"}]
+    assert data["total"] == 1 and data["total_exact"] is True
+    assert data["hits"][0]["folders"] == [{"account": "acct", "folder": "Archive"}]
     assert "<mark>marmalade</mark>" in data["hits"][0]["snippet_html"]
     bad = run_cli(config_path, "search", "(unclosed")
     assert bad.returncode == 1 and bad.stderr.startswith("archiver: error:") and "Traceback" not in bad.stderr
