@@ -24,7 +24,8 @@ from archiver.catalog import Catalog
 from archiver.errors import ArchiverError
 from archiver.index.analysis import _stemmers, iter_terms
 from archiver.index.documents import STATE_ID
-from archiver.index.fastmatch import matching_docs, newest, phrase_page, rank
+from archiver.index.fastmatch import matching_docs, newest, rank
+from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
 from archiver.index.writer import SearchIndexError, index_root, open_live
 from archiver.store import BlobStore
@@ -179,7 +180,7 @@ def _run(
     tree costs ~10 µs per match, and counts every match a second time).
     Sorting by date takes the newest from the ``date`` column read once per
     searcher.  A query holding a phrase goes through
-    :func:`archiver.index.fastmatch.phrase_page`, which checks the positions
+    :func:`archiver.index.phrases.phrase_page`, which checks the positions
     of only as many candidates as the page needs (the total may then be an
     estimate).  Whoosh's own search remains for queries the fast path does
     not handle, with this shortcut:

@@ -1,4 +1,4 @@
-"""Pages of phrase queries checked lazily (fastmatch.phrase_page) against Whoosh's own Phrase search.
+"""Pages of phrase queries checked lazily (phrases.phrase_page) against Whoosh's own Phrase search.
 
 Each query is run three ways: Whoosh's search with its ``Phrase`` (the
 reference), ``phrase_page`` checking every candidate up front (exact totals),
@@ -18,11 +18,12 @@ from whoosh import query as wq
 from whoosh.index import FileIndex
 
 from archiver import index
-from archiver.index import fastmatch
+from archiver.index import fastmatch, phrases
 from archiver.index.analysis import query_terms
 from archiver.index.documents import STATE_ID, CatalogMessage, document_from_text, make_schema
-from archiver.index.fastmatch import FastPhrase, _iter_blocks, matching_docs, phrase_page, rank
+from archiver.index.fastmatch import FastPhrase, _iter_blocks, matching_docs, rank
 from archiver.index.fastwrite import FastSegmentWriter
+from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
 from archiver.sample_mail import generate_mailbox
 from archiver.textextract import extract
@@ -87,9 +88,9 @@ def _whoosh(query: wq.Query) -> wq.Query:
 
 
 def _lazily(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fastmatch, "CHECK_ALL_BLOCKS", -1)  # never check everything up front
-    monkeypatch.setattr(fastmatch, "FIRST_ROUND", 4)
-    monkeypatch.setattr(fastmatch, "SAMPLE", 40)
+    monkeypatch.setattr(phrases, "CHECK_ALL_BLOCKS", -1)  # never check everything up front
+    monkeypatch.setattr(phrases, "FIRST_ROUND", 4)
+    monkeypatch.setattr(phrases, "SAMPLE", 40)
 
 
 @pytest.mark.parametrize("mode", ["exact", "lazy"])
@@ -141,7 +142,7 @@ def test_lazy_pages_leave_most_candidates_unchecked(ix: FileIndex, monkeypatch: 
         return real(self, docnums)
 
     monkeypatch.setattr(fastmatch._PhraseScan, "check", spy)
-    monkeypatch.setattr(fastmatch._Segment, "sample", lambda self, size: [])  # the page's checks only
+    monkeypatch.setattr(phrases._Segment, "sample", lambda self, size: [])  # the page's checks only
     query = compile_query(parse('"the the"'))
     with ix.searcher() as searcher:
         candidates = sum(len(q.candidates) for q in _scans(searcher, query))
@@ -154,7 +155,7 @@ def _scans(searcher, query: wq.Query) -> list[fastmatch._PhraseScan]:  # type: i
     out = []
     for leaf, _ in searcher.leaf_searchers():
         reader = leaf.reader()
-        for phrase in fastmatch._phrases(query):
+        for phrase in phrases._phrases(query):
             out.append(fastmatch._PhraseScan(reader, phrase, fastmatch._blocks_cache(reader, cached=False)))
     return out
 
