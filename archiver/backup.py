@@ -390,7 +390,7 @@ def run_backup(
             report.run_id = archive.catalog.start_run(account_id)
             _execute(archive, account, account_id, report, progress)
             if index:
-                update_search_index(archive, report.run_id)
+                update_search_index(archive, report.run_id, config.index.memory_mb)
             run = archive.catalog.run(report.run_id)
             report.messages_new = run["messages_new"]
             report.blobs_new = run["blobs_new"]
@@ -403,16 +403,20 @@ def run_backup(
     return report
 
 
-def update_search_index(archive: Archive, run_id: int) -> None:
+def update_search_index(archive: Archive, run_id: int, memory_mb: int | None = None) -> None:
     """Index what the run committed (blob → catalog → index); a failure never fails the backup.
 
     The index bookmarks the catalog state it reflects, so whatever is not
-    indexed now is indexed by the next run or ``archiver reindex``.
+    indexed now is indexed by the next run or ``archiver reindex``.  ``memory_mb``
+    is the ``[index] memory_mb`` budget for the whole process tree (None: the default).
     """
     try:
         from archiver.index import update_index
 
-        update_index(archive)
+        if memory_mb is None:
+            update_index(archive)
+        else:
+            update_index(archive, memory_mb=memory_mb)
     except Exception as exc:
         log.error("search index not updated (the next run catches up): %s", exc)
         _record_quietly(archive, run_id, None, f"search index not updated: {exc}")

@@ -53,7 +53,7 @@ PASSWORD_KEYS = {"password": "value", "password_file": "file", "password_command
 _T = TypeVar("_T")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
-_TOP_KEYS = ("archive", "accounts", "web", "scheduler", "alerts", "metrics")
+_TOP_KEYS = ("archive", "accounts", "index", "web", "scheduler", "alerts", "metrics")
 _ARCHIVE_KEYS = ("path", "compression_level", "batch_bytes", "batch_messages", "max_run_time", "reconnect_attempts")
 _ACCOUNT_KEYS = (
     "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
@@ -66,6 +66,7 @@ _SCHEDULER_KEYS = ("default_schedule", "jitter", "max_concurrent", "misfire_grac
 _ALERTS_KEYS = ("webhook_url", "healthcheck_url", "on_failure", "on_recovery", "timeout", "email")
 _EMAIL_KEYS = ("to", "from", "host", "port", "security", "username", *PASSWORD_KEYS, "tls_ca_file", "tls_verify")
 _METRICS_KEYS = ("enabled", "token", "token_file")
+_INDEX_KEYS = ("memory_mb",)
 
 
 @dataclass(frozen=True, repr=False)
@@ -216,6 +217,18 @@ class ArchiveConfig:
 
 
 @dataclass(frozen=True)
+class IndexConfig:
+    """The ``[index]`` table: the search index update that follows every backup (not ``archiver reindex``)."""
+
+    #: MB for the whole backup process tree while it updates the index (it picks worker processes and
+    #: posting-pool sizes to fit); more is faster (two cores, fewer segments), down to ``MIN_INDEX_MEMORY_MB``.
+    memory_mb: int = 150
+
+
+MIN_INDEX_MEMORY_MB = 64
+
+
+@dataclass(frozen=True)
 class WebUser:
     """One ``[[web.users]]`` entry: who may log in to the web UI and which accounts they see."""
 
@@ -295,6 +308,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig())
     alerts: AlertsConfig = field(default_factory=lambda: AlertsConfig())
     metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
+    index: IndexConfig = field(default_factory=lambda: IndexConfig())
 
     def account(self, name: str) -> AccountConfig:
         for account in self.accounts:
@@ -371,7 +385,7 @@ def _build(text: str, source: Path, file_mode: int | None) -> Config:
     warnings = _permission_warnings(accounts, label, file_mode)
     for warning in warnings:
         log.warning("%s", warning)
-    appliance = _read_appliance(top)  # [scheduler], [alerts], [metrics]
+    appliance = _read_appliance(top)  # [index], [scheduler], [alerts], [metrics]
     return Config(
         source=source.absolute(), archive=archive, accounts=accounts, warnings=tuple(warnings), web=web, **appliance
     )
@@ -463,8 +477,11 @@ def _url(table: _Table, key: str) -> str | None:
 
 
 def _read_appliance(top: _Table) -> dict[str, Any]:
-    """The daemon's sections; each absent section takes its defaults."""
+    """The optional sections ([index] and the daemon's); each absent section takes its defaults."""
     result: dict[str, Any] = {}
+    index = top.table("index", _INDEX_KEYS)
+    if index is not None:
+        result["index"] = IndexConfig(index.integer("memory_mb", IndexConfig.memory_mb, low=MIN_INDEX_MEMORY_MB))
     scheduler = top.table("scheduler", _SCHEDULER_KEYS)
     if scheduler is not None:
         result["scheduler"] = SchedulerConfig(
@@ -538,6 +555,8 @@ def _read_account(table: _Table) -> AccountConfig:
                 raise table.missing(key, f"a string (required for protocol {protocol!r})")
     port = table.integer("port", None if local else DEFAULT_PORTS[protocol, security == "tls"], low=1, high=65535)
     folders = table.table("folders", _FOLDER_KEYS)
+    if protocol != "pop3" and table.has("pop3_auth"):  # would be silently ignored: a typo-level mistake
+        raise table.fail("pop3_auth", f'only for protocol "pop3"; this account uses {protocol!r}')
     return AccountConfig(
         name=name,
         protocol=protocol,

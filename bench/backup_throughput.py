@@ -33,6 +33,7 @@ import imapclient
 import measure
 from measure import run_child, tree_bytes
 
+from archiver.index.writer import open_live
 from archiver.sample_mail import generate_mailbox
 from archiver.sandbox import DovecotSandbox
 from archiver.sources.imap import quiet_protocol_trace
@@ -123,11 +124,14 @@ def bench_one(count: int, seed: int, index: bool = True) -> dict:
             command = [sys.executable, "-m", "archiver", "--config", str(config), "backup", "--json"]
             if not index:  # the backup alone: its memory is what "bounded by the batch" is about
                 command.append("--no-index")
-            full_s, full_rss, result = run_child(command)
+            peaks: dict = {}
+            full_s, full_rss, result = run_child(command, peaks=peaks)
             report = json.loads(result.stdout)[0] if result.returncode == 0 else {}
             again_s, again_rss, again = run_child(command)
             again_report = json.loads(again.stdout)[0] if again.returncode == 0 else {}
             stored = tree_bytes(work / "archive" / "blobs")
+            live = open_live(work / "archive")
+            segments = len(live._segments()) if live is not None else 0
             ratio_gzip = gzip_ratio(sandbox.maildir(USER), tree_bytes(sandbox.maildir(USER)))
     mb = raw_bytes / 1e6
     out = {
@@ -143,6 +147,8 @@ def bench_one(count: int, seed: int, index: bool = True) -> dict:
         "archiver_backup_phase_s": report.get("seconds"),
         "archiver_index_phase_s": report.get("index_seconds"),
         "archiver_peak_rss_MB": round(full_rss / 1024, 1),
+        "archiver_peak_pss_MB": round(peaks.get("pss_kb", 0) / 1024, 1),
+        "index_segments": segments,
         "no_change_rerun_s": round(again_s, 3),
         "no_change_rerun_new": again_report.get("messages_new"),
         "stored_over_raw": round(stored / raw_bytes, 3),

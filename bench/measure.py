@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def run_child(
-    command: list[str], env: dict | None = None, quiet: bool = False
+    command: list[str], env: dict | None = None, quiet: bool = False, peaks: dict | None = None
 ) -> tuple[float, int, subprocess.CompletedProcess]:
     """Run a command; return wall seconds, its peak RSS in KB, and the result.
 
@@ -23,15 +23,25 @@ def run_child(
     larger of the command's own VmHWM and the highest sum of VmRSS over the tree, sampled every
     20 ms from ``/proc``.  ``ru_maxrss`` from ``wait4`` would instead count this parent's
     memory at fork time and miss the workers.
+
+    The RSS sum counts a page shared by several processes of the tree (a forked worker's
+    copy-on-write pages, shared libraries) once per process, so it overstates a tree's memory.
+    Given a ``peaks`` dict, it is filled with ``rss_kb`` (the figure returned) and ``pss_kb``:
+    the highest sum over the tree of PSS (``/proc/PID/smaps_rollup``: each shared page divided
+    among the processes sharing it), the honest figure for what the tree costs the machine.
     """
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
-        peak_kb = 0
+        peak_kb = peak_pss_kb = 0
         while process.poll() is None:
             tree = _process_tree(process.pid)
             peak_kb = max(peak_kb, _status_kb(process.pid, "VmHWM"), sum(_status_kb(p, "VmRSS") for p in tree))
+            if peaks is not None:
+                peak_pss_kb = max(peak_pss_kb, sum(_pss_kb(p) for p in tree))
             time.sleep(0.02)
+        if peaks is not None:
+            peaks.update(rss_kb=peak_kb, pss_kb=peak_pss_kb)
         elapsed = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
@@ -60,6 +70,18 @@ def _status_kb(pid: int, field: str) -> int:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _pss_kb(pid: int) -> int:
+    """Proportional set size of ``pid`` in KB (0 when it ended or the kernel has no smaps_rollup)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
                     return int(line.split()[1])
     except OSError:
         pass

@@ -43,7 +43,7 @@ def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool, no_inde
         indexed_run = next((r.run_id for r in reversed(reports) if r.run_id is not None), None)
         if not no_index and indexed_run is not None:
             started = time.monotonic()
-            update_search_index(archive, indexed_run)  # once for all accounts: one index commit
+            update_search_index(archive, indexed_run, config.index.memory_mb)  # once for all accounts: one commit
             index_seconds = time.monotonic() - started
             if not as_json:
                 click.echo(f"search index updated in {index_seconds:.1f}s")

@@ -10,10 +10,12 @@ and the web UI call; everything takes an open :class:`archiver.archive.Archive`)
           snippet_html is HTML-escaped text where only <mark>…</mark> is markup;
           folders is a tuple of (account, folder) pairs.
         Raises QuerySyntaxError (an ArchiverError) for a query it cannot read.
-    update_index(archive, progress=None) -> IndexReport
+    update_index(archive, progress=None, procs=None, memory_mb=150) -> IndexReport
         Index what the catalog gained since the index's bookmark and refresh the
         folders/flags of messages whose placements changed.  Cheap when nothing
-        changed; the backup calls it after each run.
+        changed; the backup calls it after each run.  ``memory_mb`` bounds the
+        whole process tree while it indexes (None: unbounded, like a rebuild);
+        ``IndexReport.plan`` says which processes and pool size it chose.
     reindex(archive, progress=None, procs=None) -> IndexReport
         Rebuild from scratch into a new generation and swap it in.
     index_status(archive) -> dict   documents, bookmark, size on disk
@@ -70,9 +72,17 @@ def search(
     )
 
 
-def update_index(archive: Archive, progress: ProgressFn | None = None, procs: int | None = None) -> IndexReport:
-    """Bring the index up to date with the catalog (creates it when missing)."""
-    return _writer.update_index(archive.root, archive.catalog, archive.store, progress, procs)
+def update_index(
+    archive: Archive,
+    progress: ProgressFn | None = None,
+    procs: int | None = None,
+    memory_mb: int | None = _writer.DEFAULT_MEMORY_MB,
+) -> IndexReport:
+    """Bring the index up to date with the catalog (creates it when missing).
+
+    ``memory_mb`` bounds the whole process tree meanwhile (``[index] memory_mb``); None: unbounded.
+    """
+    return _writer.update_index(archive.root, archive.catalog, archive.store, progress, procs, memory_mb=memory_mb)
 
 
 def reindex(archive: Archive, progress: ProgressFn | None = None, procs: int | None = None) -> IndexReport:

@@ -7,10 +7,21 @@ blobs, extracts the text and analyses it into its own segment (where all the
 time goes), and the parent only reads the catalog, then commits the workers'
 segments together with the bookmark in one commit.  On a 2-core machine this
 is measured by ``bench/search.py --compare-procs``.
+
+**Memory.** A worker's memory is its interpreter plus its posting pool
+(``pool_mb``, Whoosh's own estimate of the postings it holds).  A full rebuild
+forks its workers with big pools (:data:`POOL_MB`): fewest segments, fastest.
+The index update after a backup gets a pool size from its memory budget (see
+:func:`archiver.index.writer.plan_memory`) and *spawns* its workers: a forked
+worker starts as a copy-on-write view of the whole parent (about 50 MB after a
+backup), counted again in its RSS and partly copied as it runs (reference
+counts, the garbage collector); a spawned one holds only what indexing
+imports (about 35 MB).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 from whoosh.index import FileIndex
@@ -27,6 +38,7 @@ from archiver.index.writer import (
     _catalog_messages,
     _state_doc,
     _write_batch,
+    forget_caches,
 )
 from archiver.store import BlobStore
 
@@ -45,7 +57,14 @@ class _BlobTask(SubWriterTask):
     Whoosh's final ``(None, fieldnames, segment or None)`` when told to stop.
     """
 
+    def __init__(self, storage, indexname, jobqueue, resultqueue, kwargs, segment_at: float) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(storage, indexname, jobqueue, resultqueue, kwargs, True)
+        self.segment_at = segment_at  # an attribute, not the module's global: a spawned worker re-imports this module
+
     def run(self) -> None:  # Whoosh's SubWriterTask.run, with our writer and segments closed along the way
+        from archiver.memory import tune_allocator
+
+        tune_allocator()  # a forked worker inherits the parent's settings, a spawned one starts without them
         self._ix = self.storage.open_index(self.indexname)
         self.writer = FastSegmentWriter(self._ix, _lk=False, **self.kwargs)
         while self.running:
@@ -72,24 +91,50 @@ class _BlobTask(SubWriterTask):
             with Catalog.open(Path(archive_root)) as catalog:
                 catalog.record_index_problems(problems)
         pool = self.writer.pool
-        if pool.currentsize > SEGMENT_AT * pool.limit:
+        if pool.currentsize > self.segment_at * pool.limit:
             self.resultqueue.put(("segment", self.writer._finalize_segment()), timeout=60)
             self.writer = FastSegmentWriter(self._ix, _lk=False, **self.kwargs)
+            forget_caches()
         self.resultqueue.put(("progress", len(messages), len(problems)))
 
 
-class _ParallelBuilder(MpWriter):
-    """Whoosh's multiprocessing writer, fed catalog rows instead of documents."""
+class _SpawnedBlobTask(_BlobTask):
+    """A :class:`_BlobTask` started as a fresh interpreter (``spawn``) whatever the default start method."""
 
-    def __init__(self, ix: FileIndex, archive_root: Path, procs: int) -> None:
-        super().__init__(ix, procs=procs, multisegment=True, limitmb=POOL_MB)
+    _start_method = "spawn"
+
+    @staticmethod
+    def _Popen(process_obj):  # type: ignore[no-untyped-def, override]
+        return multiprocessing.get_context("spawn").Process._Popen(process_obj)  # type: ignore[attr-defined]
+
+
+class _ParallelBuilder(MpWriter):
+    """Whoosh's multiprocessing writer, fed catalog rows instead of documents.
+
+    ``pool_mb`` is each worker's posting pool (and this writer's own, used only
+    to merge small existing segments at commit, after the workers are gone);
+    ``spawn`` starts the workers as fresh interpreters instead of forks.
+    """
+
+    def __init__(
+        self, ix: FileIndex, archive_root: Path, procs: int, pool_mb: int = POOL_MB, spawn: bool = False
+    ) -> None:
+        super().__init__(ix, procs=procs, multisegment=True, limitmb=pool_mb)
         self.archive_root = str(archive_root)
         self.progress_events: list[tuple[int, int]] = []
         self._early_results: list = []
         self._closed_segments: list = []
+        self._task_class = _SpawnedBlobTask if spawn else _BlobTask
+        self._segment_at = SEGMENT_AT
+        if spawn:  # queues must come from the workers' context
+            context = multiprocessing.get_context("spawn")
+            self.jobqueue = context.Queue(self.procs * 4)
+            self.resultqueue = context.Queue()
 
     def _new_task(self) -> SubWriterTask:
-        task = _BlobTask(self.storage, self.indexname, self.jobqueue, self.resultqueue, self.subargs, True)
+        task = self._task_class(
+            self.storage, self.indexname, self.jobqueue, self.resultqueue, self.subargs, self._segment_at
+        )
         self.tasks.append(task)
         task.start()
         return task
@@ -120,7 +165,6 @@ class _ParallelBuilder(MpWriter):
         # Progress messages share the result queue with the workers' segments: sort them out.
         for _ in self.tasks:
             self.jobqueue.put(None)
-        finalsegments = self._merge_segments(mergetype, optimize, merge)
         segments = [s for _, _, s in self._early_results]
         waiting = len(self.tasks) - len(segments)
         while waiting:
@@ -137,6 +181,9 @@ class _ParallelBuilder(MpWriter):
             task.join()
             if task.exitcode != 0:
                 raise SearchIndexError(f"an indexing worker failed (exit code {task.exitcode}); see the log")
+        # Only now, with the workers gone, merge small existing segments (this writer's pool): the two never
+        # hold memory at the same time.
+        finalsegments = self._merge_segments(mergetype, optimize, merge)
         finalsegments += self._closed_segments + [segment for segment in segments if segment is not None]
         if self._added:
             finalsegments.append(self._finalize_segment())
@@ -156,9 +203,11 @@ def index_parallel(
     procs: int,
     progress: ProgressFn | None,
     report: IndexReport,
+    pool_mb: int = POOL_MB,
+    spawn: bool = False,
 ) -> None:
-    """One commit for the whole backlog, built by ``procs`` worker processes."""
-    builder = _ParallelBuilder(ix, archive_root, procs)
+    """One commit for the whole backlog, built by ``procs`` worker processes with ``pool_mb`` pools each."""
+    builder = _ParallelBuilder(ix, archive_root, procs, pool_mb, spawn)
     rowid = state["rowid"]
     done = 0
     try:

@@ -21,12 +21,23 @@ deleted only after the swap, and open files stay readable on POSIX.
 
 **Both cores.** A full build (or a large backlog) is done by worker processes,
 see :mod:`archiver.index.parallel`.
+
+**Memory.** :func:`reindex` (explicit and rare) uses both cores and big
+posting pools: fastest, a few hundred MB.  :func:`update_index` (what every
+backup runs) is given a memory budget (``[index] memory_mb``) for the whole
+process tree while it runs, and :func:`plan_memory` turns it into a number of
+worker processes and a posting-pool size, from what this process already holds
+(read from /proc) and the measured costs of indexing.  Below a few hundred MB it
+indexes in this process, committing a segment every :data:`COMMIT_DOCS` messages.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -43,6 +54,7 @@ from whoosh.index import EmptyIndexError, FileIndex
 from whoosh.writing import SegmentWriter
 
 from archiver.catalog import Catalog
+from archiver.config import IndexConfig
 from archiver.errors import ArchiverError, IntegrityError, StoreError
 from archiver.index.documents import SCHEMA_VERSION, STATE_ID, CatalogMessage, build_document, make_schema
 from archiver.index.fastwrite import FastSegmentWriter
@@ -52,6 +64,18 @@ log = logging.getLogger("archiver.index")
 
 BATCH = 500  # documents per incremental commit (each commit is a bookmark)
 PARALLEL_FROM = 2000  # below this many new messages, one process is faster than starting workers
+
+#: Default budget, in MB, for the index update a backup runs: the whole process tree, this process included.
+DEFAULT_MEMORY_MB = IndexConfig.memory_mb
+#: The cost model of :func:`plan_memory`, measured on ``bench/backup_throughput.py``'s generated mailbox (messages
+#: up to 10 MB): the peak is mostly a big message being parsed, far less the posting pool.
+WORKER_BASE_MB = 100  # a spawned worker: interpreter and imports (~35), a 10 MB message being parsed (~60)
+POOL_FACTOR = 1.0  # resident MB per MB of Whoosh's pool estimate
+INPROC_SLACK_MB = 90  # in this process: imports and caches of indexing (~40), a 10 MB message being parsed (~50)
+MIN_WORKER_POOL_MB = 24  # smaller pools make too many segments: rather fewer workers
+MIN_POOL_MB = 8
+COMMIT_DOCS = 2500  # budgeted, in this process: messages per commit (a segment and a bookmark)
+INPROC_POOL_MB = 64  # the pool of an unbudgeted in-process batch (its segment is flushed at every commit anyway)
 
 
 class SearchIndexError(ArchiverError):
@@ -69,6 +93,79 @@ class IndexReport:
     rebuilt: bool = False
     skipped: str | None = None  # why nothing was done (e.g. another indexer holds the lock)
     errors: list[str] = field(default_factory=list)
+    plan: MemoryPlan | None = None  # how the messages were indexed (processes, pool), when any were
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How an update indexes: ``procs`` worker processes (0: in this process) with ``pool_mb`` posting pools.
+
+    ``budget_mb`` is the budget it was planned for (None: unbounded, a rebuild), ``base_mb`` what this
+    process held when planning, and ``estimate_mb`` the peak the model expects for the whole tree.
+    """
+
+    procs: int
+    pool_mb: int
+    spawn: bool = False
+    budget_mb: int | None = None
+    base_mb: float = 0.0
+    estimate_mb: float = 0.0
+
+
+def resident_mb() -> float:
+    """This process's resident memory (VmRSS) in MB; 0 where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def forget_caches() -> None:
+    """Empty the analyzer's word cache (up to 200,000 entries: ~12 MB after 10,000 messages) and give the
+    freed pages back; between segments, where a budgeted writer has nothing else to drop."""
+    from archiver.index.analysis import fold
+
+    fold.cache_clear()
+    release_memory()
+
+
+def release_memory() -> None:
+    """Give the allocator's free pages back before measuring what this process holds (a backup leaves many)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def plan_memory(budget_mb: int | None, pending: int, procs: int, base_mb: float) -> MemoryPlan:
+    """Processes and pool size for indexing ``pending`` messages within ``budget_mb`` (whole tree).
+
+    Without a budget (a rebuild): ``procs`` forked workers with :data:`POOL_MB <archiver.index.parallel.POOL_MB>`
+    pools from :data:`PARALLEL_FROM` messages on.  With one: ``base_mb`` (this process, now) is taken off; the
+    most workers (up to ``procs``) whose pools still get :data:`MIN_WORKER_POOL_MB` share the rest, each
+    costing :data:`WORKER_BASE_MB` plus its pool; when not even one fits, or the backlog is small, the
+    messages are indexed here with what is left after :data:`INPROC_SLACK_MB`.  Budgets too small for
+    that still get :data:`MIN_POOL_MB` pools (the update works, only above its budget).
+    """
+    from archiver.index.parallel import POOL_MB
+
+    if budget_mb is None:
+        if procs > 1 and pending >= PARALLEL_FROM:
+            return MemoryPlan(procs, POOL_MB)
+        return MemoryPlan(0, INPROC_POOL_MB)
+    spare = budget_mb - base_mb
+    if pending >= PARALLEL_FROM:
+        for workers in range(procs, 1, -1):  # one worker is no faster than this process, and costs more
+            pool = int((spare / workers - WORKER_BASE_MB) / POOL_FACTOR)
+            if pool >= MIN_WORKER_POOL_MB:
+                estimate = base_mb + workers * (WORKER_BASE_MB + pool * POOL_FACTOR)
+                return MemoryPlan(workers, pool, True, budget_mb, round(base_mb, 1), round(estimate, 1))
+    pool = max(MIN_POOL_MB, min(INPROC_POOL_MB, int((spare - INPROC_SLACK_MB) / POOL_FACTOR)))
+    estimate = base_mb + INPROC_SLACK_MB + pool * POOL_FACTOR
+    return MemoryPlan(0, pool, False, budget_mb, round(base_mb, 1), round(estimate, 1))
 
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
@@ -203,6 +300,7 @@ def _index_new(
     procs: int,
     progress: ProgressFn | None,
     report: IndexReport,
+    budget_mb: int | None = None,
 ) -> None:
     """Index messages with rowid in (state.rowid, upto_rowid], committing a bookmark per batch."""
     pending = catalog.db.execute(
@@ -210,41 +308,90 @@ def _index_new(
     ).fetchone()[0]
     if not pending:
         return
+    if budget_mb is not None:
+        release_memory()
+    plan = plan_memory(budget_mb, pending, procs, resident_mb() if budget_mb is not None else 0.0)
+    report.plan = report.plan or plan
+    log.log(
+        logging.INFO if pending >= PARALLEL_FROM else logging.DEBUG,
+        "indexing %d message(s): %s, posting pool %d MB%s", pending,
+        f"{plan.procs} worker process(es)" if plan.procs else "in this process", plan.pool_mb,
+        f" (budget {plan.budget_mb} MB, {plan.base_mb:.0f} MB in use, about {plan.estimate_mb:.0f} MB expected)"
+        if plan.budget_mb is not None else "",
+    )  # fmt: skip
     fresh = state["rowid"] == 0
-    if procs > 1 and pending >= PARALLEL_FROM:
+    if plan.procs > 1:
         from archiver.index.parallel import index_parallel
 
-        index_parallel(ix, archive_root, catalog, state, upto_rowid, pending, procs, progress, report)
+        index_parallel(
+            ix,
+            archive_root,
+            catalog,
+            state,
+            upto_rowid,
+            pending,
+            plan.procs,
+            progress,
+            report,
+            plan.pool_mb,
+            plan.spawn,
+        )
         return
+    # A commit (a segment, a bookmark) per batch, except for a large budgeted backlog: one writer per
+    # COMMIT_DOCS messages, whose pool spills sorted runs to disk when full (bounded memory, one segment),
+    # instead of a segment per BATCH that Whoosh's merge policy merges again and again (measured at 10,000
+    # messages: a third of the time, and the merges' memory).
+    commit_every = COMMIT_DOCS if plan.budget_mb is not None and pending >= PARALLEL_FROM else BATCH
     rowid = state["rowid"]
-    while rows := catalog.messages_for_index(rowid, upto_rowid, BATCH):
-        messages = _catalog_messages(catalog, rows)
-        writer = FastSegmentWriter(ix, timeout=60.0, limitmb=64)
-        try:
-            problems = _write_batch(writer, store, messages, replace=not fresh)
-            rowid = rows[-1]["rowid"]
-            writer.update_document(**_state_doc(rowid, state["seq"]))
-        except BaseException:
+    writer: FastSegmentWriter | None = None
+    held = 0  # messages in the open writer
+    problems: dict[str, list[str]] = {}
+    try:
+        while True:
+            rows = catalog.messages_for_index(rowid, upto_rowid, BATCH)
+            if rows:
+                writer = writer or FastSegmentWriter(ix, timeout=60.0, limitmb=plan.pool_mb)
+                problems |= _write_batch(writer, store, _catalog_messages(catalog, rows), replace=not fresh)
+                rowid = rows[-1]["rowid"]
+                held += len(rows)
+                if progress:
+                    progress(report.indexed + held, pending)
+            if writer is not None and (held >= commit_every or not rows):
+                writer.update_document(**_state_doc(rowid, state["seq"]))
+                committing, writer = writer, None
+                committing.commit()
+                if plan.budget_mb is not None:
+                    forget_caches()
+                catalog.record_index_problems(problems)
+                report.indexed += held
+                report.problems += len(problems)
+                held, problems = 0, {}
+            if not rows:
+                break
+    except BaseException:
+        if writer is not None:
             writer.cancel()
-            raise
-        writer.commit()
-        catalog.record_index_problems(problems)
-        report.indexed += len(messages)
-        report.problems += len(problems)
-        if progress:
-            progress(report.indexed, pending)
+        raise
     state["rowid"] = rowid
 
 
 def _refresh_changed(
-    ix: FileIndex, catalog: Catalog, store: BlobStore, state: dict, old_rowid: int, upto_seq: int, report: IndexReport
+    ix: FileIndex,
+    catalog: Catalog,
+    store: BlobStore,
+    state: dict,
+    old_rowid: int,
+    upto_seq: int,
+    report: IndexReport,
+    budget_mb: int | None = None,
 ) -> None:
     """Rewrite the documents of blobs whose placements changed (their account/folder/flags fields)."""
     changed = catalog.changed_blobs_for_index(state["seq"], upto_seq)
     rows = [row for row in catalog.message_rows_for_index(changed) if row["rowid"] <= old_rowid]
+    pool_mb = plan_memory(budget_mb, 0, 1, resident_mb() if budget_mb is not None else 0.0).pool_mb
     for start in range(0, max(len(rows), 1), BATCH):
         messages = _catalog_messages(catalog, rows[start : start + BATCH])
-        writer = FastSegmentWriter(ix, timeout=60.0, limitmb=64)
+        writer = FastSegmentWriter(ix, timeout=60.0, limitmb=pool_mb)
         try:
             problems = _write_batch(writer, store, messages, replace=True)
             last = start + BATCH >= len(rows)
@@ -266,12 +413,15 @@ def update_index(
     progress: ProgressFn | None = None,
     procs: int | None = None,
     wait: float = 30.0,
+    memory_mb: int | None = DEFAULT_MEMORY_MB,
 ) -> IndexReport:
     """Bring the index up to the catalog's current state (creating it if there is none).
 
     Safe to call at any time from any process: writers serialise on a lock
     (waiting at most ``wait`` seconds, then reporting ``skipped``: the
     bookmark guarantees the next call catches up), readers are never blocked.
+    ``memory_mb`` bounds the whole process tree while indexing (see :func:`plan_memory`;
+    None: as fast as a rebuild, unbounded).
     """
     report = IndexReport()
     started = time.monotonic()
@@ -295,10 +445,13 @@ def update_index(
             _commit_state(ix, state)
             _switch(archive_root, name)
             report.rebuilt = True
+        if memory_mb is not None:
+            # Merges read whole segments: through mmap every page read would count in this process's RSS.
+            ix.storage.supports_mmap = False
         old_rowid = state["rowid"]
-        _index_new(ix, archive_root, catalog, store, state, upto_rowid, procs, progress, report)
+        _index_new(ix, archive_root, catalog, store, state, upto_rowid, procs, progress, report, memory_mb)
         if upto_seq > state["seq"]:
-            _refresh_changed(ix, catalog, store, state, old_rowid, upto_seq, report)
+            _refresh_changed(ix, catalog, store, state, old_rowid, upto_seq, report, memory_mb)
         _write_hint(archive_root, state)
     report.seconds = time.monotonic() - started
     return report

@@ -189,6 +189,12 @@ def test_error_names_file_key_expected_and_found() -> None:
     assert message == f'{SOURCE}: accounts[0].port: expected an integer from 1 to 65535, got "abc"'
 
 
+def test_pop3_only_key_on_an_imap_account_is_refused() -> None:
+    message = error_of(with_account(pop3_auth='"apop"'))
+    assert message == f'{SOURCE}: accounts[0].pop3_auth: only for protocol "pop3"; this account uses \'imap\''
+    assert parse(with_account(protocol='"pop3"', pop3_auth='"apop"')).accounts[0].pop3_auth == "apop"
+
+
 def test_error_index_is_zero_based_position_in_file() -> None:
     text = MINIMAL + '\n[[accounts]]\nname = "b"\nprotocol = "local"\ntimeout = 0\n'
     assert error_of(text) == f"{SOURCE}: accounts[1].timeout: expected a number greater than 0, got 0"
@@ -524,3 +530,26 @@ def test_example_config_shows_every_table_and_key() -> None:
             assert key in text, key
         else:
             assert f"{key} =" in text or f"[alerts.{key}]" in text or f"[[web.{key}]]" in text, key
+
+
+def test_index_table_default_and_errors() -> None:
+    assert parse(MINIMAL).index.memory_mb == 150
+    assert parse(MINIMAL + "\n[index]\nmemory_mb = 512\n").index.memory_mb == 512
+    assert error_of(MINIMAL + "\n[index]\nmemory_mb = 32\n") == (
+        f"{SOURCE}: index.memory_mb: expected an integer of at least 64, got 32"
+    )
+    assert error_of(MINIMAL + '\n[index]\nmemory_mb = "512M"\n') == (
+        f'{SOURCE}: index.memory_mb: expected an integer of at least 64, got "512M"'
+    )
+    assert error_of(MINIMAL + "\n[index]\nmemory = 100\n").startswith(
+        f"{SOURCE}: index.memory: unknown key (did you mean 'memory_mb'?); valid keys in [index]: memory_mb"
+    )
+
+
+def test_example_config_shows_the_index_table() -> None:
+    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+    text = example.read_text()
+    assert "[index]" in text
+    for key in config_module._INDEX_KEYS:
+        assert f"{key} =" in text, key
+    assert config_from_toml_text(text, example).index.memory_mb == 150
