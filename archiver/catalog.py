@@ -156,6 +156,16 @@ MIGRATIONS: dict[int, str] = {
         updated_at TEXT NOT NULL
     );
     """,
+    # 5: what the search index last wrote of each blob's placements (a digest of its account, folder
+    # and flags fields), so a refresh skips documents whose fields did not change: after a UIDVALIDITY
+    # reset every placement is new, but a message's folders and flags are the same.
+    5: """
+    CREATE TABLE index_fields (
+        blob_id TEXT PRIMARY KEY,
+        generation TEXT NOT NULL,
+        digest TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 }
 
 
@@ -652,6 +662,39 @@ class Catalog:
             "SELECT DISTINCT blob_id FROM placement_changes WHERE seq > ? AND seq <= ?", (after_seq, upto_seq)
         )
         return [row[0] for row in rows]
+
+    def index_digests(self, generation: str, blob_ids: Sequence[str]) -> dict[str, str]:
+        """The placement digests index generation ``generation`` last wrote for these blobs (absent: unknown)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(blob_ids), 500):
+            chunk = list(blob_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.db.execute(
+                    f"SELECT blob_id, digest FROM index_fields WHERE generation = ? AND blob_id IN ({marks})",
+                    (generation, *chunk),
+                )
+            )
+        return found
+
+    def record_index_digests(self, generation: str, digests: dict[str, str]) -> None:
+        """Note what a generation now holds; call only after the index commit that wrote those documents.
+
+        A blob has one row: a rebuild that writes it for a new generation makes the old
+        generation's lookup miss (so it rewrites, never skips wrongly) should the rebuild fail.
+        """
+        if not digests:
+            return
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO index_fields (blob_id, generation, digest) VALUES (?, ?, ?)",
+                ((blob_id, generation, digest) for blob_id, digest in digests.items()),
+            )
+
+    def keep_index_digests_of(self, generation: str) -> None:
+        """Drop the rows of every other generation (after a rebuild was swapped in)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM index_fields WHERE generation != ?", (generation,))
 
     def forget_placement_changes(self, upto_seq: int) -> None:
         """Drop change-log entries the index has absorbed (it keeps its own bookmark)."""

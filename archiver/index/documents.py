@@ -14,6 +14,7 @@ so the index and its bookmark can never disagree.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,6 +101,18 @@ def placement_fields(placements: Sequence[tuple[str, str, str, str | None]]) -> 
     if "seen" not in flags:
         flags.add("unread")
     return {"account": ",".join(accounts), "folder": ",".join(folders), "flags": " ".join(sorted(flags))}
+
+
+def placement_digest(placements: Sequence[tuple[str, str, str, str | None]]) -> str:
+    """What a document takes from its placements (account, folder, flags, the INTERNALDATE fallback), hashed.
+
+    Equal digests mean equal documents, so a refresh can skip a message whose placements changed
+    without changing its fields (after a UIDVALIDITY reset, every one of them).
+    """
+    fields = placement_fields(placements)
+    first = _first_internaldate(placements)
+    text = "\x1f".join((fields["account"], fields["folder"], fields["flags"], first.isoformat() if first else ""))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _first_internaldate(placements: Iterable[tuple[str, str, str, str | None]]) -> datetime | None:

@@ -36,6 +36,8 @@ from archiver.index.writer import (
     ProgressFn,
     SearchIndexError,
     _catalog_messages,
+    _digests,
+    _generation,
     _state_doc,
     _write_batch,
     forget_caches,
@@ -210,9 +212,12 @@ def index_parallel(
     builder = _ParallelBuilder(ix, archive_root, procs, pool_mb, spawn)
     rowid = state["rowid"]
     done = 0
+    digests: dict[str, str] = {}
     try:
         while rows := catalog.messages_for_index(rowid, upto_rowid, 100):
-            builder.add_messages(_catalog_messages(catalog, rows))
+            messages = _catalog_messages(catalog, rows)
+            builder.add_messages(messages)
+            digests |= _digests(messages)
             rowid = rows[-1]["rowid"]
             finished, problems = builder.drain_progress()
             done += finished
@@ -224,6 +229,7 @@ def index_parallel(
         builder.cancel()
         raise
     builder.commit()
+    catalog.record_index_digests(_generation(ix), digests)  # after the commit: never ahead of the index
     for finished, problems in builder.progress_events:
         done += finished
         report.problems += problems

@@ -56,7 +56,14 @@ from whoosh.writing import SegmentWriter
 from archiver.catalog import Catalog
 from archiver.config import IndexConfig
 from archiver.errors import ArchiverError, IntegrityError, StoreError
-from archiver.index.documents import SCHEMA_VERSION, STATE_ID, CatalogMessage, build_document, make_schema
+from archiver.index.documents import (
+    SCHEMA_VERSION,
+    STATE_ID,
+    CatalogMessage,
+    build_document,
+    make_schema,
+    placement_digest,
+)
 from archiver.index.fastwrite import FastSegmentWriter
 from archiver.store import BlobStore
 
@@ -88,6 +95,7 @@ class IndexReport:
 
     indexed: int = 0
     refreshed: int = 0
+    unchanged: int = 0  # placements changed, fields did not: document left as it was
     problems: int = 0
     seconds: float = 0.0
     rebuilt: bool = False
@@ -275,6 +283,15 @@ def document_for(store: BlobStore, message: CatalogMessage) -> tuple[dict, list[
     return build_document(message, raw)
 
 
+def _generation(ix: FileIndex) -> str:
+    """The generation directory's name: what the catalog's placement digests are recorded for."""
+    return Path(ix.storage.folder).name
+
+
+def _digests(messages: Sequence[CatalogMessage]) -> dict[str, str]:
+    return {message.blob_id: placement_digest(message.placements) for message in messages}
+
+
 def _write_batch(
     writer: SegmentWriter, store: BlobStore, messages: Sequence[CatalogMessage], replace: bool
 ) -> dict[str, list[str]]:
@@ -346,12 +363,15 @@ def _index_new(
     writer: FastSegmentWriter | None = None
     held = 0  # messages in the open writer
     problems: dict[str, list[str]] = {}
+    digests: dict[str, str] = {}
     try:
         while True:
             rows = catalog.messages_for_index(rowid, upto_rowid, BATCH)
             if rows:
                 writer = writer or FastSegmentWriter(ix, timeout=60.0, limitmb=plan.pool_mb)
-                problems |= _write_batch(writer, store, _catalog_messages(catalog, rows), replace=not fresh)
+                messages = _catalog_messages(catalog, rows)
+                problems |= _write_batch(writer, store, messages, replace=not fresh)
+                digests |= _digests(messages)
                 rowid = rows[-1]["rowid"]
                 held += len(rows)
                 if progress:
@@ -363,9 +383,10 @@ def _index_new(
                 if plan.budget_mb is not None:
                     forget_caches()
                 catalog.record_index_problems(problems)
+                catalog.record_index_digests(_generation(ix), digests)  # after the commit: never ahead of it
                 report.indexed += held
                 report.problems += len(problems)
-                held, problems = 0, {}
+                held, problems, digests = 0, {}, {}
             if not rows:
                 break
     except BaseException:
@@ -385,22 +406,34 @@ def _refresh_changed(
     report: IndexReport,
     budget_mb: int | None = None,
 ) -> None:
-    """Rewrite the documents of blobs whose placements changed (their account/folder/flags fields)."""
+    """Rewrite the documents of blobs whose placements changed their account/folder/flags fields.
+
+    A blob whose placements changed but whose fields did not (a UIDVALIDITY reset re-maps every
+    message onto new placements with the same folder and flags) is skipped: its digest equals the
+    one recorded when its document was written.
+    """
     changed = catalog.changed_blobs_for_index(state["seq"], upto_seq)
     rows = [row for row in catalog.message_rows_for_index(changed) if row["rowid"] <= old_rowid]
     pool_mb = plan_memory(budget_mb, 0, 1, resident_mb() if budget_mb is not None else 0.0).pool_mb
     for start in range(0, max(len(rows), 1), BATCH):
+        last = start + BATCH >= len(rows)
         messages = _catalog_messages(catalog, rows[start : start + BATCH])
+        digests = _digests(messages)
+        known = catalog.index_digests(_generation(ix), list(digests))
+        messages = [m for m in messages if known.get(m.blob_id) != digests[m.blob_id]]
+        report.unchanged += len(digests) - len(messages)
+        if not messages and not last:
+            continue
         writer = FastSegmentWriter(ix, timeout=60.0, limitmb=pool_mb)
         try:
             problems = _write_batch(writer, store, messages, replace=True)
-            last = start + BATCH >= len(rows)
             writer.update_document(**_state_doc(state["rowid"], upto_seq if last else state["seq"]))
         except BaseException:
             writer.cancel()
             raise
         writer.commit()
         catalog.record_index_problems(problems)
+        catalog.record_index_digests(_generation(ix), {m.blob_id: digests[m.blob_id] for m in messages})
         report.refreshed += len(messages)
     state["seq"] = upto_seq
     catalog.forget_placement_changes(upto_seq)
@@ -444,6 +477,7 @@ def update_index(
             state = {"rowid": 0, "seq": 0}
             _commit_state(ix, state)
             _switch(archive_root, name)
+            catalog.keep_index_digests_of(name)
             report.rebuilt = True
         if memory_mb is not None:
             # Merges read whole segments: through mmap every page read would count in this process's RSS.
@@ -549,5 +583,6 @@ def reindex(
             shutil.rmtree(index_root(archive_root) / name, ignore_errors=True)
             raise
         _switch(archive_root, name)
+        catalog.keep_index_digests_of(name)
     report.seconds = time.monotonic() - started
     return report

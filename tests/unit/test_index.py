@@ -316,3 +316,46 @@ def test_no_change_update_does_not_open_the_index(archive: Archive, monkeypatch:
     live = index_writer._live_dir(archive.root)
     (live / index_writer.HINT_FILE).write_text("{not json")
     assert index.update_index(archive).indexed == 0
+
+
+def test_refresh_skips_documents_whose_fields_did_not_change(archive: Archive) -> None:
+    """A UIDVALIDITY reset re-maps every message onto new placements with the same folder and flags:
+    no document is rewritten; a real change among them still is, and a rebuild starts the digests over."""
+    from archiver.sync.remap import Adoption, adopt
+
+    index.update_index(archive)
+    catalog = archive.catalog
+    work_id = catalog.account_id("work")
+    folder = catalog.folders(work_id)["INBOX"]
+    rows = catalog.db.execute(
+        "SELECT uid, blob_id, flags, internaldate, size FROM placements WHERE folder_id = ?", (folder.id,)
+    ).fetchall()
+    assert {row["blob_id"] for row in rows} == {BLOB_IDS[m] for m in ("m1", "m3", "m5")}
+    assert "m3" not in markers(archive, "is:flagged")
+    run = catalog.start_run(work_id)
+    catalog.mark_placements_gone(run, folder.id, 1, None)  # as a reset does: the old placements gone ...
+    adoptions = [
+        Adoption(row["uid"] + 100, row["blob_id"], tuple(row["flags"].split()), row["internaldate"], row["size"])
+        for row in rows
+    ]
+    adoptions = [  # ... and every message re-mapped under the new UIDVALIDITY; m3 was flagged meanwhile
+        Adoption(a.uid, a.blob_id, ("\\Flagged", "\\Seen"), a.internaldate, a.size) if a.blob_id == BLOB_IDS["m3"]
+        else a
+        for a in adoptions
+    ]
+    assert adopt(catalog, run, folder.id, 2, adoptions) == 3
+    report = index.update_index(archive)
+    assert report.refreshed == 1 and report.unchanged == 2
+    assert markers(archive, "is:flagged") == {"m1", "m3"}
+    assert {"m1", "m3", "m5"} <= markers(archive, "folder:work/inbox")
+    assert index.update_index(archive).refreshed == 0
+
+    index.reindex(archive)  # a new generation: only its own digests are kept
+    generations = {g for (g,) in catalog.db.execute("SELECT DISTINCT generation FROM index_fields")}
+    assert generations == {index_writer._live_dir(archive.root).name}
+    run = catalog.start_run(work_id)
+    m5 = next(a for a in adoptions if a.blob_id == BLOB_IDS["m5"])
+    assert catalog.update_flags(run, folder.id, 2, {m5.uid: ("\\Answered", "\\Seen")}) == 1
+    report = index.update_index(archive)
+    assert report.refreshed == 1 and report.unchanged == 0
+    assert "m5" in markers(archive, "is:answered")
