@@ -411,6 +411,10 @@ def update_search_index(archive: Archive, run_id: int, memory_mb: int | None = N
     is the ``[index] memory_mb`` budget for the whole process tree (None: the default).
     """
     try:
+        from archiver.index_hint import up_to_date
+
+        if up_to_date(archive.root, archive.catalog):  # nothing to index: Whoosh is not even imported
+            return
         from archiver.index import update_index
 
         if memory_mb is None:

@@ -25,8 +25,6 @@ from archiver.index.analysis import MailTokenizer
 from archiver.index.fastwrite import MailPositions
 from archiver.textextract import ExtractLimits, MessageText, extract
 
-#: Bump when the schema or the analysis changes: an index of another version is rebuilt.
-SCHEMA_VERSION = 2
 STATE_ID = "state"
 LANGUAGES = ("en", "fr")
 MAX_SIZE = 2**32 - 1

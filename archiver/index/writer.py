@@ -57,7 +57,6 @@ from archiver.catalog import Catalog
 from archiver.config import IndexConfig
 from archiver.errors import ArchiverError, IntegrityError, StoreError
 from archiver.index.documents import (
-    SCHEMA_VERSION,
     STATE_ID,
     CatalogMessage,
     build_document,
@@ -65,6 +64,9 @@ from archiver.index.documents import (
     placement_digest,
 )
 from archiver.index.fastwrite import FastSegmentWriter
+from archiver.index_hint import HINT_FILE, SCHEMA_VERSION, index_root
+from archiver.index_hint import live_dir as _live_dir
+from archiver.index_hint import up_to_date as _up_to_date
 from archiver.store import BlobStore
 
 log = logging.getLogger("archiver.index")
@@ -177,10 +179,6 @@ def plan_memory(budget_mb: int | None, pending: int, procs: int, base_mb: float)
 
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
-
-
-def index_root(archive_root: Path) -> Path:
-    return Path(archive_root) / "index"
 
 
 def open_live(archive_root: Path) -> FileIndex | None:
@@ -491,9 +489,6 @@ def update_index(
     return report
 
 
-HINT_FILE = "STATE.hint"
-
-
 def _write_hint(archive_root: Path, state: dict) -> None:
     """Leave the committed bookmark beside the live generation, so a no-change run need not open the index.
 
@@ -513,35 +508,6 @@ def _write_hint(archive_root: Path, state: dict) -> None:
     except OSError as exc:  # only an optimisation: never fail the update for it
         log.debug("index hint not written: %s", exc)
         temp.unlink(missing_ok=True)
-
-
-def _up_to_date(archive_root: Path, catalog: Catalog) -> bool:
-    """True when the live generation's hint says it already reflects the catalog's current state."""
-    live = _live_dir(archive_root)
-    if live is None:
-        return False
-    try:
-        hint = json.loads((live / HINT_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    upto_rowid, upto_seq = catalog.index_high_water()
-    # seq only grows (AUTOINCREMENT) but indexed changes are deleted, so the catalog's max may be lower.
-    return (
-        isinstance(hint, dict)
-        and hint.get("schema") == SCHEMA_VERSION
-        and hint.get("rowid") == upto_rowid
-        and isinstance(hint.get("seq"), int)
-        and upto_seq <= hint["seq"]
-    )
-
-
-def _live_dir(archive_root: Path) -> Path | None:
-    root = index_root(archive_root)
-    try:
-        name = (root / "CURRENT").read_text().strip()
-    except OSError:
-        return None
-    return root / name if name.startswith("g-") else None
 
 
 def _commit_state(ix: FileIndex, state: dict) -> None:
