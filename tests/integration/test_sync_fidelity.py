@@ -4,6 +4,7 @@ copies across folders, and ``archiver ls`` as of a run."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -236,8 +237,9 @@ def test_folder_deleted_then_recreated_keeps_its_gone_interval(dovecot, mail_use
     """A folder deleted and later re-created under the same name: as of the runs in between it is empty,
     as of before the deletion it has its old content, and a message that comes back is not downloaded."""
     old = [f"Subject: old {n}\r\nMessage-ID: <old-{n}@example.org>\r\n\r\nbody {n}\r\n".encode() for n in range(6)]
+    when = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)  # fixed: a restore brings a message back with its INTERNALDATE
     for raw in old:
-        dovecot.append(mail_user.name, "Projects", raw)
+        dovecot.append(mail_user.name, "Projects", raw, internaldate=when)
     config = load(write_config(tmp_path, account_toml(dovecot, mail_user)))
     account = config.accounts[0]
     with Archive(config.archive) as archive:
@@ -248,7 +250,7 @@ def test_folder_deleted_then_recreated_keeps_its_gone_interval(dovecot, mail_use
         second = run_backup(config, account, archive=archive)
         fresh = b"Subject: new\r\nMessage-ID: <new@example.org>\r\n\r\nnew body\r\n"
         dovecot.append(mail_user.name, "Projects", fresh)
-        dovecot.append(mail_user.name, "Projects", old[0])  # one old message comes back (e.g. restored)
+        dovecot.append(mail_user.name, "Projects", old[0], internaldate=when)  # one old message comes back (restored)
         third = run_backup(config, account, archive=archive)
         assert first.ok and second.ok and third.ok, third.problems
         assert third.bytes_fetched == len(fresh)  # the returning message was recognised, not downloaded
