@@ -22,7 +22,7 @@ from pathlib import Path
 
 from archiver.errors import CatalogError
 from archiver.headers import HeaderSummary, utc_now
-from archiver.sync.flag_history import FLAGS_AS_OF_SQL, record_flag_changes
+from archiver.sync.flag_history import FLAGS_AS_OF_SQL, record_flag_changes, record_revived_flag_changes
 
 MIGRATIONS: dict[int, str] = {
     # 1: the backbone
@@ -478,7 +478,9 @@ class Catalog:
         with self.transaction():
             # A UID that is already there (a placement marked gone by mistake, a POP3 key back in the
             # maildrop) is revived by the upsert below: a change of its flags goes into their history first.
-            record_flag_changes(self.db, run_id, folder_id, uidvalidity, {i.uid: encode_flags(i.flags) for i in batch})
+            record_revived_flag_changes(
+                self.db, run_id, folder_id, uidvalidity, {i.uid: encode_flags(i.flags) for i in batch}
+            )
             for item in batch:
                 h = item.headers
                 cursor = self.db.execute(

@@ -11,10 +11,12 @@ keeps memory proportional to the batch in flight, not to the mailbox.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
+from pathlib import Path
 
 log = logging.getLogger("archiver.memory")
 
@@ -36,3 +38,36 @@ def tune_allocator() -> bool:
     ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_ARENA_MAX, ARENA_MAX))
     log.debug("allocator tuned: %s", ok)
     return ok
+
+
+# -- reading memory from /proc (the index's budget, the benchmarks and the memory tests share these) --------
+def proc_kb(pid: int | str, field: str, source: str = "status") -> int:
+    """``field`` (``VmRSS``, ``VmHWM``…; ``Pss`` with ``source="smaps_rollup"``) of a process in KB.
+
+    ``pid`` may be ``"self"``.  0 when the process ended or the kernel has no such file.
+    """
+    try:
+        with open(f"/proc/{pid}/{source}") as lines:
+            for line in lines:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def resident_mb() -> float:
+    """This process's resident memory (VmRSS) in MB; 0 where /proc is missing."""
+    return proc_kb("self", "VmRSS") / 1024
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc/<pid>/task/*/children."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):  # the task ended meanwhile
+                queue.extend(int(child) for child in (task / "children").read_text().split())
+    return found

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from archiver.catalog import Catalog
+from archiver.memory import proc_kb
 from archiver.sample_mail import generate_mailbox
 from archiver.sandbox import DovecotSandbox, free_ports
 
@@ -37,10 +38,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return proc_kb(pid, "VmRSS") / 1024
 
 
 def main() -> None:

@@ -6,12 +6,13 @@ Shared by the bench scripts (run as ``python bench/NAME.py``, so this directory 
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from archiver.memory import proc_kb, process_tree
 
 
 def run_child(
@@ -35,10 +36,10 @@ def run_child(
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         peak_kb = peak_pss_kb = 0
         while process.poll() is None:
-            tree = _process_tree(process.pid)
-            peak_kb = max(peak_kb, _status_kb(process.pid, "VmHWM"), sum(_status_kb(p, "VmRSS") for p in tree))
+            tree = process_tree(process.pid)
+            peak_kb = max(peak_kb, proc_kb(process.pid, "VmHWM"), sum(proc_kb(p, "VmRSS") for p in tree))
             if peaks is not None:
-                peak_pss_kb = max(peak_pss_kb, sum(_pss_kb(p) for p in tree))
+                peak_pss_kb = max(peak_pss_kb, sum(proc_kb(p, "Pss", "smaps_rollup") for p in tree))
             time.sleep(0.02)
         if peaks is not None:
             peaks.update(rss_kb=peak_kb, pss_kb=peak_pss_kb)
@@ -51,41 +52,6 @@ def run_child(
     if result.returncode != 0 and not quiet:
         print(f"  ! {command[0]} exited {result.returncode}: {stderr.strip()[-500:]}", file=sys.stderr)
     return elapsed, peak_kb, result
-
-
-def _process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants, from /proc/<pid>/task/*/children."""
-    found, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            with contextlib.suppress(OSError):  # the task ended meanwhile
-                queue.extend(int(child) for child in (task / "children").read_text().split())
-    return found
-
-
-def _status_kb(pid: int, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(f"{field}:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _pss_kb(pid: int) -> int:
-    """Proportional set size of ``pid`` in KB (0 when it ended or the kernel has no smaps_rollup)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as rollup:
-            for line in rollup:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def tree_bytes(path: Path) -> int:

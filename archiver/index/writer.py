@@ -67,6 +67,7 @@ from archiver.index.fastwrite import FastSegmentWriter
 from archiver.index_hint import HINT_FILE, SCHEMA_VERSION, index_root
 from archiver.index_hint import live_dir as _live_dir
 from archiver.index_hint import up_to_date as _up_to_date
+from archiver.memory import resident_mb
 from archiver.store import BlobStore
 
 log = logging.getLogger("archiver.index")
@@ -120,18 +121,6 @@ class MemoryPlan:
     budget_mb: int | None = None
     base_mb: float = 0.0
     estimate_mb: float = 0.0
-
-
-def resident_mb() -> float:
-    """This process's resident memory (VmRSS) in MB; 0 where /proc is missing."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def forget_caches() -> None:

@@ -158,16 +158,9 @@ class BlobStore:
         with os.scandir(self.blob_root) as entries:
             older = any(len(entry.name) == 2 and entry.is_dir() for entry in entries)
         levels = 2 if older else 1
-        temp = self.temp_dir / f"LAYOUT.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            with temp.open("w", encoding="ascii") as handle:
-                handle.write(f"shards: {levels}\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, marker)
-            _fsync_dir(self.blob_root)
+            self._write_small(marker, f"shards: {levels}\n".encode("ascii"))
         except OSError as exc:  # a read-only archive: the layout found is still the right one
-            temp.unlink(missing_ok=True)
             log.debug("could not record the blob layout in %s: %s", marker, exc)
         return levels
 
@@ -240,18 +233,26 @@ class BlobStore:
         """Write the dictionary under its final name and make it durable before any frame can name it."""
         self.dict_dir.mkdir(exist_ok=True)
         final = self.dict_dir / f"{trained.dict_id()}.zdict"
+        try:
+            self._write_small(final, trained.as_bytes())
+        except OSError as exc:
+            raise _store_error("write", final, exc) from exc
+
+    def _write_small(self, final: Path, data: bytes) -> None:
+        """Write a small file under ``final`` atomically and durably (temp, fsync, rename, directory fsyncs)."""
         temp = self.temp_dir / f"{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             with temp.open("wb") as handle:
-                handle.write(trained.as_bytes())
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, final)
-            _fsync_dir(self.dict_dir)
-            _fsync_dir(self.blob_root)
-        except OSError as exc:
+            _fsync_dir(final.parent)
+            if final.parent != self.blob_root:  # blobs/dict/ may have just been created
+                _fsync_dir(self.blob_root)
+        except OSError:
             temp.unlink(missing_ok=True)
-            raise _store_error("write", final, exc) from exc
+            raise
 
     def _decompressor(self, header: bytes) -> zstandard.ZstdDecompressor:
         """A decompressor for the frame starting with ``header`` (with its dictionary, if it names one)."""

@@ -54,6 +54,29 @@ def record_flag_changes(
     return changed
 
 
+def record_revived_flag_changes(
+    db: sqlite3.Connection, run_id: int, folder_id: int, uidvalidity: int, flags_by_uid: Mapping[int | str, str]
+) -> int:
+    """:func:`record_flag_changes` for the UIDs of a batch about to be upserted that are already there.
+
+    A new batch's UIDs are almost never in the catalog yet (a placement marked gone by mistake, a
+    POP3 key back in the maildrop): one query per 500 UIDs finds those, instead of one per message.
+    """
+    uids = list(flags_by_uid)
+    existing: list[int | str] = []
+    for start in range(0, len(uids), 500):
+        chunk = uids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        existing += [
+            row[0]
+            for row in db.execute(
+                f"SELECT uid FROM placements WHERE folder_id = ? AND uidvalidity = ? AND uid IN ({marks})",
+                (folder_id, uidvalidity, *chunk),
+            )
+        ]
+    return record_flag_changes(db, run_id, folder_id, uidvalidity, {uid: flags_by_uid[uid] for uid in existing})
+
+
 def flag_timeline(db: sqlite3.Connection, placement_id: int) -> list[tuple[int, str, str]]:
     """(run id, run start, flags) for each run in which the placement's flags were set; oldest first.
 

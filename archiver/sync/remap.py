@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from archiver.catalog import UPSERT_PLACEMENT_SQL, Catalog, FolderRecord, encode_flags
 from archiver.sources.imap import ImapSource, MessageStub
 from archiver.sync.fingerprint import Fingerprint, KnownCopy, fingerprint, instant, match_known
-from archiver.sync.flag_history import record_flag_changes
+from archiver.sync.flag_history import record_revived_flag_changes
 
 log = logging.getLogger("archiver.sync")
 
@@ -69,7 +69,7 @@ def adopt(catalog: Catalog, run_id: int, folder_id: int, uidvalidity: int, adopt
     added = 0
     with catalog.transaction():
         revived = {item.uid: encode_flags(item.flags) for item in adoptions}
-        record_flag_changes(catalog.db, run_id, folder_id, uidvalidity, revived)  # flags of revived UIDs: history
+        record_revived_flag_changes(catalog.db, run_id, folder_id, uidvalidity, revived)  # revived UIDs' history
         for item in adoptions:
             added += catalog.db.execute(
                 UPSERT_PLACEMENT_SQL,

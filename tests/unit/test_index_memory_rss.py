@@ -7,7 +7,6 @@ the child and its workers every 10 ms from /proc.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from archiver.memory import proc_kb, process_tree
 from archiver.sample_mail import generate_mailbox
 from tests.unit.test_index_support import add_messages, open_archive
 
@@ -68,27 +68,6 @@ def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
     yield root, unique
 
 
-def _tree(pid: int) -> list[int]:
-    found, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            with contextlib.suppress(OSError):  # the task ended meanwhile
-                queue.extend(int(child) for child in (task / "children").read_text().split())
-    return found
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def _index_measured(archive: Path, budget_mb: int) -> tuple[dict, float]:
     """Run the update in a child; its plan and the peak of the tree's summed VmRSS in MB."""
     for path in (archive / "index").glob("*"):  # start from no index: every message is pending
@@ -101,7 +80,7 @@ def _index_measured(archive: Path, budget_mb: int) -> tuple[dict, float]:
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(archive), str(budget_mb)], stdout=subprocess.PIPE)
     peak = 0
     while child.poll() is None:
-        peak = max(peak, sum(_rss_kb(pid) for pid in _tree(child.pid)))
+        peak = max(peak, sum(proc_kb(pid, "VmRSS") for pid in process_tree(child.pid)))
         time.sleep(0.01)
     assert child.returncode == 0
     assert child.stdout is not None
