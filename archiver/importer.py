@@ -32,8 +32,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from pathlib import Path
 
 from imapclient import imap_utf7
@@ -43,7 +41,7 @@ from archiver.catalog import NewPlacement
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, RestoreError
 from archiver.export import MAILDIR_FLAGS, MANIFEST, mboxrd_unescape_line
-from archiver.headers import header_block, summarize_headers
+from archiver.headers import header_fields, summarize_headers
 
 log = logging.getLogger("archiver.importer")
 
@@ -109,13 +107,13 @@ def from_line_date(line: bytes) -> str | None:
     return moment.replace(tzinfo=UTC).isoformat()
 
 
+_STATUS_FIELDS = frozenset({b"status", b"x-status"})
+
+
 def status_flags(raw: bytes) -> tuple[str, ...]:
     """Flags from mbox ``Status``/``X-Status`` headers (mutt, Thunderbird, Evolution write them)."""
-    try:
-        headers = BytesHeaderParser(policy=compat32).parsebytes(header_block(raw))
-        status = str(headers.get("Status", "")) + str(headers.get("X-Status", ""))
-    except Exception:
-        return ()
+    fields = header_fields(raw, _STATUS_FIELDS)
+    status = fields.get(b"status", "") + fields.get(b"x-status", "")
     table = {"R": "\\Seen", "A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
     return tuple(sorted({table[c] for c in status if c in table}))
 
