@@ -40,7 +40,6 @@ import itertools
 import os
 import re
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +49,8 @@ from imapclient import imap_utf7
 
 from archiver.archive import Archive
 from archiver.errors import ArchiverError, IntegrityError, RestoreError
-from archiver.restore import Item, Progress, Scope, select_items, split_folder
+from archiver.names import safe_component, split_folder, unique_name
+from archiver.restore import Item, Progress, Scope, select_items
 
 FORMATS = ("mbox", "maildir", "eml")
 MANIFEST = "MANIFEST.tsv"
@@ -58,7 +58,6 @@ _CHUNK = 1 << 20
 _FROM = re.compile(rb">*From ")
 _LINE_FROM = re.compile(rb"^(?=>*From )", re.MULTILINE)
 _MAYBE_FROM = re.compile(rb">*(?:F(?:r(?:o(?:m)?)?)?)?\Z")
-_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(10)}
 MAILDIR_FLAGS = {
     "\\Draft": "D",
     "\\Flagged": "F",
@@ -155,30 +154,6 @@ def mboxrd_unescape_line(line: bytes) -> bytes:
 def from_line(internaldate: str | None) -> bytes:
     moment = datetime.fromisoformat(internaldate).astimezone(UTC) if internaldate else datetime(1970, 1, 1, tzinfo=UTC)
     return f"From MAILER-DAEMON {time.asctime(moment.timetuple())}\n".encode()
-
-
-def safe_component(name: str, max_bytes: int = 100) -> str:
-    """A file or directory name valid on every common filesystem (see the module docstring)."""
-    name = unicodedata.normalize("NFC", name)
-    name = "".join("_" if ch in '<>:"/\\|?*' or ord(ch) < 32 or ord(ch) == 127 else ch for ch in name)
-    name = name.strip().rstrip(". ")
-    if name.startswith("."):
-        name = "_" + name[1:]
-    if name.split(".")[0].strip().upper() in _RESERVED:
-        name = "_" + name
-    name = name.encode()[:max_bytes].decode("utf-8", "ignore").rstrip(". ")
-    return name or "_"
-
-
-def unique_name(taken: set[str], name: str, suffix: str = "") -> str:
-    """``name + suffix``, or with ``~2``, ``~3``… before the suffix if taken (case-insensitively)."""
-    candidate = name + suffix
-    number = 1
-    while candidate.casefold() in taken:
-        number += 1
-        candidate = f"{name}~{number}{suffix}"
-    taken.add(candidate.casefold())
-    return candidate
 
 
 def maildir_info(flags: tuple[str, ...], keyword_letter: Callable[[str], str | None]) -> str:

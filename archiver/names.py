@@ -1,0 +1,72 @@
+"""Folder and file names carried to other systems: an IMAP server (restore) or a filesystem (export).
+
+An archived folder name is whatever a server once reported: it may be empty, absolute (``/abs``),
+hold empty components (``a//b``), ``.`` or ``..`` components, or be 10 kB long.  These functions
+turn such names into components the destination accepts, decided here rather than left to the
+destination (which may refuse them, or worse, give ``..`` its filesystem meaning).  Pure: no I/O.
+
+Restore mapping (:func:`folder_parts`): empty components are dropped (``a//b`` → ``a/b``, ``/abs``
+→ ``abs``), a ``.`` component becomes ``(dot)``, ``..`` becomes ``(dot-dot)``, and a name with no
+component left (``""``, ``/``) becomes ``(unnamed)``; never INBOX.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Callable
+
+UNNAMED = "(unnamed)"
+_DOT_NAMES = {".": "(dot)", "..": "(dot-dot)"}
+_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(10)}
+
+
+def split_folder(name: str, delimiter: str | None) -> list[str]:
+    """A folder name's components on its own server's hierarchy delimiter (INBOX is never split)."""
+    if not delimiter or name.upper() == "INBOX":
+        return [name]
+    return name.split(delimiter)
+
+
+def folder_parts(name: str, delimiter: str | None) -> tuple[str, ...]:
+    """The components a restore creates for a source folder (the mapping in the module docstring)."""
+    parts = tuple(_DOT_NAMES.get(part, part) for part in split_folder(name, delimiter) if part)
+    return parts or (UNNAMED,)
+
+
+def safe_component(name: str, max_bytes: int = 100) -> str:
+    """A file or directory name valid on every common filesystem.
+
+    No control characters or ``<>:"/\\|?*``, no reserved device names (CON, NUL, COM1…), no
+    leading dot, no trailing dot or space, NFC, at most ``max_bytes`` UTF-8 bytes, never empty.
+    """
+    name = unicodedata.normalize("NFC", name)
+    name = "".join("_" if ch in '<>:"/\\|?*' or ord(ch) < 32 or ord(ch) == 127 else ch for ch in name)
+    name = name.strip().rstrip(". ")
+    if name.startswith("."):
+        name = "_" + name[1:]
+    if name.split(".")[0].strip().upper() in _RESERVED:
+        name = "_" + name
+    name = name.encode()[:max_bytes].decode("utf-8", "ignore").rstrip(". ")
+    return name or "_"
+
+
+def capped(name: str, max_bytes: int, whole: str) -> str:
+    """``name`` if it fits in ``max_bytes`` (ASCII), else its head plus ``~`` and 8 hex digits of
+    the sha256 of ``whole`` (the full original name), so two long names that share a head stay apart."""
+    if len(name.encode()) <= max_bytes:
+        return name
+    tag = "~" + hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return name.encode()[: max_bytes - len(tag)].decode("utf-8", "ignore") + tag
+
+
+def unique_name(taken: set[str], name: str, suffix: str = "", fold: Callable[[str], str] = str.casefold) -> str:
+    """``name + suffix``, or with ``~2``, ``~3``… before the suffix if taken (compared after ``fold``:
+    case-insensitively by default, as on Windows and macOS filesystems)."""
+    candidate = name + suffix
+    number = 1
+    while fold(candidate) in taken:
+        number += 1
+        candidate = f"{name}~{number}{suffix}"
+    taken.add(fold(candidate))
+    return candidate
