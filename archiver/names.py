@@ -16,7 +16,10 @@ import hashlib
 import unicodedata
 from collections.abc import Callable
 
+from imapclient import imap_utf7
+
 UNNAMED = "(unnamed)"
+MAX_NAME_BYTES = 100  # what every exported file or directory name is held to (filesystems allow 255)
 _DOT_NAMES = {".": "(dot)", "..": "(dot-dot)"}
 _RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(10)}
 
@@ -34,7 +37,7 @@ def folder_parts(name: str, delimiter: str | None) -> tuple[str, ...]:
     return parts or (UNNAMED,)
 
 
-def safe_component(name: str, max_bytes: int = 100) -> str:
+def safe_component(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     """A file or directory name valid on every common filesystem.
 
     No control characters or ``<>:"/\\|?*``, no reserved device names (CON, NUL, COM1…), no
@@ -51,15 +54,6 @@ def safe_component(name: str, max_bytes: int = 100) -> str:
     return name or "_"
 
 
-def capped(name: str, max_bytes: int, whole: str) -> str:
-    """``name`` if it fits in ``max_bytes`` (ASCII), else its head plus ``~`` and 8 hex digits of
-    the sha256 of ``whole`` (the full original name), so two long names that share a head stay apart."""
-    if len(name.encode()) <= max_bytes:
-        return name
-    tag = "~" + hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return name.encode()[: max_bytes - len(tag)].decode("utf-8", "ignore") + tag
-
-
 def unique_name(taken: set[str], name: str, suffix: str = "", fold: Callable[[str], str] = str.casefold) -> str:
     """``name + suffix``, or with ``~2``, ``~3``… before the suffix if taken (compared after ``fold``:
     case-insensitively by default, as on Windows and macOS filesystems)."""
@@ -70,3 +64,33 @@ def unique_name(taken: set[str], name: str, suffix: str = "", fold: Callable[[st
         candidate = f"{name}~{number}{suffix}"
     taken.add(fold(candidate))
     return candidate
+
+
+def maildir_dirname(parts: tuple[str, ...]) -> str:
+    """The Maildir++ directory of a folder other than INBOX: ``.a.b`` for ``a/b``.
+
+    Components are modified-UTF-7 encoded, a ``.`` or ``/`` inside one becomes ``_``, an empty one
+    (``a//b``, ``""``) becomes ``_`` as in the other export formats, so no folder lands on the root
+    (INBOX).  At most :data:`MAX_NAME_BYTES` bytes: a longer name keeps its head (never cut inside
+    an ``&…-`` sequence, so readers can still decode it) and a hash of the whole name.
+    """
+    encoded = [imap_utf7.encode(p).decode("ascii").replace(".", "_").replace("/", "_") or "_" for p in parts]
+    name = "." + ".".join(encoded)
+    if len(name) <= MAX_NAME_BYTES:
+        return name
+    tag = "~" + hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    head = name[: MAX_NAME_BYTES - len(tag)]
+    if head.rfind("&") > head.rfind("-"):  # an encoded run cut short: drop it
+        head = head[: head.rfind("&")]
+    return head.rstrip(".") + tag
+
+
+def decode_maildir_component(part: str) -> str:
+    """A Maildir++ name component back to a folder name; one that is no valid modified UTF-7 (a
+    foreign Maildir may hold anything) stays as it is instead of failing the import."""
+    if "&" not in part:
+        return part
+    try:
+        return imap_utf7.decode(part.encode("ascii"))
+    except (UnicodeError, ValueError):
+        return part
