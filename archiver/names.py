@@ -24,6 +24,12 @@ _DOT_NAMES = {".": "(dot)", "..": "(dot-dot)"}
 _RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(10)}
 
 
+def _without_surrogates(text: str) -> str:
+    """``text`` with lone surrogates (modified UTF-7 can decode to them; no file system or UTF-8
+    encoder takes them) replaced by ``_``."""
+    return "".join("_" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
 def split_folder(name: str, delimiter: str | None) -> list[str]:
     """A folder name's components on its own server's hierarchy delimiter (INBOX is never split)."""
     if not delimiter or name.upper() == "INBOX":
@@ -43,7 +49,7 @@ def safe_component(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     No control characters or ``<>:"/\\|?*``, no reserved device names (CON, NUL, COM1…), no
     leading dot, no trailing dot or space, NFC, at most ``max_bytes`` UTF-8 bytes, never empty.
     """
-    name = unicodedata.normalize("NFC", name)
+    name = unicodedata.normalize("NFC", _without_surrogates(name))
     name = "".join("_" if ch in '<>:"/\\|?*' or ord(ch) < 32 or ord(ch) == 127 else ch for ch in name)
     name = name.strip().rstrip(". ")
     if name.startswith("."):
@@ -74,15 +80,20 @@ def maildir_dirname(parts: tuple[str, ...]) -> str:
     (INBOX).  At most :data:`MAX_NAME_BYTES` bytes: a longer name keeps its head (never cut inside
     an ``&…-`` sequence, so readers can still decode it) and a hash of the whole name.
     """
-    encoded = [imap_utf7.encode(p).decode("ascii").replace(".", "_").replace("/", "_") or "_" for p in parts]
+    encoded = [
+        imap_utf7.encode(_without_surrogates(p)).decode("ascii").replace(".", "_").replace("/", "_") or "_"
+        for p in parts
+    ]
     name = "." + ".".join(encoded)
     if len(name) <= MAX_NAME_BYTES:
         return name
     tag = "~" + hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    head = name[: MAX_NAME_BYTES - len(tag)]
-    if head.rfind("&") > head.rfind("-"):  # an encoded run cut short: drop it
-        head = head[: head.rfind("&")]
-    return head.rstrip(".") + tag
+    head = name[: MAX_NAME_BYTES - len(tag) - 1]  # room for a "-" that closes a cut encoded run
+    start = head.rfind("&")
+    if start > head.rfind("-"):  # an encoded run cut short: keep whole 8-character groups, close it
+        whole = (len(head) - start - 1) // 8 * 8
+        head = head[: start + 1 + whole] + "-" if whole else head[:start]
+    return (head.rstrip(".") or ".") + tag
 
 
 def decode_maildir_component(part: str) -> str:
