@@ -18,7 +18,8 @@ the .eml path relative to the source.  Importing the same source again therefore
 a second, different source into the same folder never overwrites the first one's placements.
 
 Flags and INTERNALDATE come from an ``archiver export`` MANIFEST.tsv when one is present (exact,
-offset included, and the original folder names); otherwise from the Maildir file name (+
+offset included, the original folder names, and for an mbox whether a message had a final newline:
+the blob id tells, see :func:`original_bytes`); otherwise from the Maildir file name (+
 ``dovecot-keywords``) and file mtime, the mbox ``From `` line date and ``Status``/``X-Status``
 headers, or the .eml file's mtime.  Folder names: an mbox file's path without ``.mbox``; Maildir++
 ``.a.b`` (modified UTF-7) or nested directories; an .eml file's directory (root files: INBOX).
