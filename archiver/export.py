@@ -10,13 +10,15 @@ Library API::
 Layouts (the folder path is the archived folder name split on its own hierarchy delimiter):
 
 * ``mbox``: one file per folder, ``<out>/<part>/<part>.mbox``, mboxrd: each message starts with
-  ``From MAILER-DAEMON <INTERNALDATE in UTC, asctime>``, a body line matching ``^>*From `` gets one
-  more ``>``, a message not ending in a newline gets one, and a blank line separates messages.
-  Reading back undoes exactly that, so the bytes come back unchanged for every message that ends in a
-  newline (all that came from IMAP do: lines end in CRLF there).
+  ``From MAILER-DAEMON <INTERNALDATE in UTC, asctime>`` (:func:`from_line`), a body line matching
+  ``^>*From `` gets one more ``>``, a message not ending in a newline gets one, and a blank line
+  separates messages.  Reading back undoes exactly that; the one newline added to a message that
+  had none (Dovecot keeps such messages as sent) is told apart by the manifest's blob id, so
+  ``archiver import`` gives every message back byte for byte.
 * ``maildir``: Maildir++ (what Dovecot, Courier, mutt, notmuch and Python's ``mailbox`` read):
   INBOX is ``<out>/cur``, folder ``a/b`` is ``<out>/.a.b/cur`` (components modified-UTF-7 encoded,
-  a ``.`` inside a component becomes ``_``).  Messages go to ``cur/`` named
+  a ``.`` inside a component becomes ``_``, an empty one ``_``; at most 100 bytes, a longer name
+  cut with a hash of the whole: see :func:`archiver.names.maildir_dirname`).  Messages go to ``cur/`` named
   ``<time>.<placement>_<blob12>.archiver,S=<size>:2,<flags>``; flags as Maildir letters
   (D F P R S T; keywords as a-z letters listed in ``dovecot-keywords``), file mtime = INTERNALDATE.
 * ``eml``: ``<out>/<part>/<part>/<YYYYMMDD-HHMMSS> <subject>.eml``, exact bytes, mtime = INTERNALDATE.
@@ -40,17 +42,15 @@ import itertools
 import os
 import re
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from imapclient import imap_utf7
-
 from archiver.archive import Archive
 from archiver.errors import ArchiverError, IntegrityError, RestoreError
-from archiver.restore import Item, Progress, Scope, select_items, split_folder
+from archiver.names import maildir_dirname, safe_component, split_folder, unique_name
+from archiver.restore import Item, Progress, Scope, select_items
 
 FORMATS = ("mbox", "maildir", "eml")
 MANIFEST = "MANIFEST.tsv"
@@ -58,7 +58,6 @@ _CHUNK = 1 << 20
 _FROM = re.compile(rb">*From ")
 _LINE_FROM = re.compile(rb"^(?=>*From )", re.MULTILINE)
 _MAYBE_FROM = re.compile(rb">*(?:F(?:r(?:o(?:m)?)?)?)?\Z")
-_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(10)}
 MAILDIR_FLAGS = {
     "\\Draft": "D",
     "\\Flagged": "F",
@@ -152,33 +151,27 @@ def mboxrd_unescape_line(line: bytes) -> bytes:
     return line[1:] if line.startswith(b">") and _FROM.match(line, 1) else line
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def from_line(internaldate: str | None) -> bytes:
-    moment = datetime.fromisoformat(internaldate).astimezone(UTC) if internaldate else datetime(1970, 1, 1, tzinfo=UTC)
-    return f"From MAILER-DAEMON {time.asctime(moment.timetuple())}\n".encode()
+    """The ``From `` line: asctime of the date in UTC, the year always four digits.
 
-
-def safe_component(name: str, max_bytes: int = 100) -> str:
-    """A file or directory name valid on every common filesystem (see the module docstring)."""
-    name = unicodedata.normalize("NFC", name)
-    name = "".join("_" if ch in '<>:"/\\|?*' or ord(ch) < 32 or ord(ch) == 127 else ch for ch in name)
-    name = name.strip().rstrip(". ")
-    if name.startswith("."):
-        name = "_" + name[1:]
-    if name.split(".")[0].strip().upper() in _RESERVED:
-        name = "_" + name
-    name = name.encode()[:max_bytes].decode("utf-8", "ignore").rstrip(". ")
-    return name or "_"
-
-
-def unique_name(taken: set[str], name: str, suffix: str = "") -> str:
-    """``name + suffix``, or with ``~2``, ``~3``… before the suffix if taken (case-insensitively)."""
-    candidate = name + suffix
-    number = 1
-    while candidate.casefold() in taken:
-        number += 1
-        candidate = f"{name}~{number}{suffix}"
-    taken.add(candidate.casefold())
-    return candidate
+    An INTERNALDATE at the edge of the calendar (0001-01-01 +14:00, 9999-12-31 -12:00) has no UTC
+    form in Python's range: its own wall-clock time stands in.  Only the From line is approximate;
+    the manifest keeps the exact INTERNALDATE, which is what ``archiver import`` takes back.
+    """
+    moment = datetime(1970, 1, 1, tzinfo=UTC)
+    if internaldate:
+        parsed = datetime.fromisoformat(internaldate)
+        try:
+            moment = parsed.astimezone(UTC)
+        except OverflowError:
+            moment = parsed.replace(tzinfo=UTC)
+    clock = f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    day, month = _DAYS[moment.weekday()], _MONTHS[moment.month - 1]
+    return f"From MAILER-DAEMON {day} {month} {moment.day:2d} {clock} {moment.year:04d}\n".encode()
 
 
 def maildir_info(flags: tuple[str, ...], keyword_letter: Callable[[str], str | None]) -> str:
@@ -258,23 +251,27 @@ class Exporter:
         result = FolderExport(folder, str(path))
         self.report.folders.append(result)
         partial = path.with_name(path.name + ".part")
-        with partial.open("wb") as out:
-            for item in items:
-                start = out.tell()
-                try:
-                    out.write(from_line(item.arrival))
-                    escaper = MboxrdEscaper(out.write)
-                    self._stream(item, escaper.feed)
-                    escaper.close()
-                except (ArchiverError, OSError) as exc:
-                    out.seek(start)
-                    out.truncate()
-                    self._fail(item, exc)
-                    continue
-                result.messages += 1
-                result.bytes += item.size
-                self._record(path, result.messages, item)
-        partial.replace(path)
+        try:
+            with partial.open("wb") as out:
+                for item in items:
+                    start = out.tell()
+                    try:
+                        out.write(from_line(item.arrival))
+                        escaper = MboxrdEscaper(out.write)
+                        self._stream(item, escaper.feed)
+                        escaper.close()
+                    except (ArchiverError, OSError) as exc:
+                        out.seek(start)
+                        out.truncate()
+                        self._fail(item, exc)
+                        continue
+                    result.messages += 1
+                    result.bytes += item.size
+                    self._record(path, result.messages, item)
+            partial.replace(path)
+        except BaseException:  # whatever stops the folder (a bug, a cancel, Ctrl-C): no .part left behind
+            partial.unlink(missing_ok=True)
+            raise
 
     def _eml(self, folder: str, parts: tuple[str, ...], items) -> None:
         directory = self.tree.directory(parts)
@@ -291,8 +288,7 @@ class Exporter:
         if parts == ("INBOX",):
             directory = self.root
         else:
-            encoded = [imap_utf7.encode(p).decode("ascii").replace(".", "_").replace("/", "_") for p in parts]
-            directory = self.root / unique_name(self.tree.taken(self.root), "." + ".".join(encoded))
+            directory = self.root / unique_name(self.tree.taken(self.root), maildir_dirname(parts))
         for sub in ("cur", "new", "tmp"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         if directory != self.root:
@@ -322,8 +318,10 @@ class Exporter:
             if item.arrival:
                 os.utime(temp, (_epoch(item), _epoch(item)))
             temp.replace(path)
-        except (ArchiverError, OSError) as exc:
+        except BaseException as exc:  # no temp file left behind, whatever the failure
             temp.unlink(missing_ok=True)
+            if not isinstance(exc, ArchiverError | OSError):
+                raise
             self._fail(item, exc)
             return
         result.messages += 1

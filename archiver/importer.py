@@ -18,7 +18,8 @@ the .eml path relative to the source.  Importing the same source again therefore
 a second, different source into the same folder never overwrites the first one's placements.
 
 Flags and INTERNALDATE come from an ``archiver export`` MANIFEST.tsv when one is present (exact,
-offset included, and the original folder names); otherwise from the Maildir file name (+
+offset included, the original folder names, and for an mbox whether a message had a final newline:
+the blob id tells, see :func:`original_bytes`); otherwise from the Maildir file name (+
 ``dovecot-keywords``) and file mtime, the mbox ``From `` line date and ``Status``/``X-Status``
 headers, or the .eml file's mtime.  Folder names: an mbox file's path without ``.mbox``; Maildir++
 ``.a.b`` (modified UTF-7) or nested directories; an .eml file's directory (root files: INBOX).
@@ -26,6 +27,7 @@ headers, or the .eml file's mtime.  Folder names: an mbox file's path without ``
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -33,8 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-from imapclient import imap_utf7
+from typing import NamedTuple
 
 from archiver.archive import Archive
 from archiver.catalog import NewPlacement
@@ -42,6 +43,7 @@ from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, RestoreError
 from archiver.export import MAILDIR_FLAGS, MANIFEST, mboxrd_unescape_line
 from archiver.headers import header_fields, summarize_headers
+from archiver.names import decode_maildir_component
 
 log = logging.getLogger("archiver.importer")
 
@@ -81,8 +83,17 @@ class ImportReport:
 
 
 # -- reading sources (pure file reading, no catalog) --------------------------------------------
-def read_manifest(root: Path) -> dict[str, tuple[str, tuple[str, ...], str | None]]:
-    """key ("<path>#<n>" for mbox, "<path>" otherwise) → (folder, flags, internaldate)."""
+class ManifestEntry(NamedTuple):
+    """One line of an export's MANIFEST.tsv: what the message was in the archive."""
+
+    folder: str
+    flags: tuple[str, ...]
+    internaldate: str | None
+    blob_id: str
+
+
+def read_manifest(root: Path) -> dict[str, ManifestEntry]:
+    """key ("<path>#<n>" for mbox, "<path>" otherwise) → its manifest entry."""
     path = root / MANIFEST
     if not path.is_file():
         return {}
@@ -90,10 +101,21 @@ def read_manifest(root: Path) -> dict[str, tuple[str, tuple[str, ...], str | Non
     for line in path.read_text(encoding="utf-8").splitlines()[1:]:
         parts = line.split("\t")
         if len(parts) == 6:
-            rel, ordinal, _blob, folder, flags, when = parts
+            rel, ordinal, blob_id, folder, flags, when = parts
             key = f"{rel}#{ordinal}" if ordinal != "0" else rel
-            entries[key] = (folder, tuple(flags.split()), when or None)
+            entries[key] = ManifestEntry(folder, tuple(flags.split()), when or None, blob_id)
     return entries
+
+
+def original_bytes(raw: bytes, blob_id: str) -> bytes:
+    """The archived bytes of a message read back from an mbox export.
+
+    mboxrd ends every message with a newline, so a message archived without a final newline
+    (about 4 % of real mail; IMAP servers keep them as sent) reads back with one more.  The
+    manifest's blob id is the sha256 of the original: it tells which of the two forms that was.
+    """
+    added = raw.endswith(b"\n") and hashlib.sha256(raw).hexdigest() != blob_id
+    return raw[:-1] if added and hashlib.sha256(raw[:-1]).hexdigest() == blob_id else raw
 
 
 def from_line_date(line: bytes) -> str | None:
@@ -168,7 +190,7 @@ def maildir_folder(rel: Path) -> str:
         return "INBOX"
     maildir_plus = len(rel.parts) == 1 and rel.name.startswith(".")
     parts = rel.name[1:].split(".") if maildir_plus else list(rel.parts)
-    return "/".join(imap_utf7.decode(p.encode("ascii", "replace")) if "&" in p else p for p in parts)
+    return "/".join(decode_maildir_component(p) for p in parts)
 
 
 def read_source(source: Path, fmt: str, folder: str | None) -> Iterator[Incoming]:
@@ -177,13 +199,13 @@ def read_source(source: Path, fmt: str, folder: str | None) -> Iterator[Incoming
     manifest = read_manifest(root)
 
     def name(default: str, key: str) -> str:
-        base = manifest[key][0] if key in manifest else default
+        base = manifest[key].folder if key in manifest else default
         if folder:
             return folder if base == "INBOX" else f"{folder}/{base}"
         return base
 
     def meta(key: str, flags: tuple[str, ...], when: str | None) -> tuple[tuple[str, ...], str | None]:
-        return (manifest[key][1], manifest[key][2]) if key in manifest else (flags, when)
+        return (manifest[key].flags, manifest[key].internaldate) if key in manifest else (flags, when)
 
     if fmt == "mbox":
         files = [source] if source.is_file() else sorted(p for p in source.rglob("*.mbox") if p.is_file())
@@ -191,6 +213,8 @@ def read_source(source: Path, fmt: str, folder: str | None) -> Iterator[Incoming
             rel = path.relative_to(root).as_posix()
             default = "INBOX" if (folder and source.is_file()) else rel.removesuffix(".mbox")
             for key, raw, date, _n in read_mbox(path, rel):
+                if key in manifest:
+                    raw = original_bytes(raw, manifest[key].blob_id)
                 flags, when = meta(key, status_flags(raw), date)
                 yield Incoming(name(default, key), key, raw, flags, when)
     elif fmt == "maildir":

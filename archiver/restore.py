@@ -37,7 +37,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from datetime import time as dtime
 
@@ -46,6 +46,7 @@ from archiver.catalog import Catalog, PlacementRow
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, RestoreError
 from archiver.headers import utc_now
+from archiver.names import folder_parts, split_folder, unique_name
 from archiver.store.blobs import is_blob_id
 
 log = logging.getLogger("archiver.restore")
@@ -197,16 +198,35 @@ def as_of_timestamp(text: str, now: datetime | None = None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def split_folder(name: str, delimiter: str | None) -> list[str]:
-    if not delimiter or name.upper() == "INBOX":
-        return [name]
-    return name.split(delimiter)
-
-
 def target_parts(folder: str, delimiter: str | None, prefix: str | None) -> tuple[str, ...]:
-    """The target folder as path components: prefix components (``/`` separated), then the source's."""
+    """The target folder as path components: prefix components (``/`` separated), then the source's
+    as :func:`archiver.names.folder_parts` maps them (no empty, ``.`` or ``..`` component reaches
+    the server).  Raises RestoreError for a prefix with a ``.`` or ``..`` component."""
     head = [p for p in (prefix or "").split("/") if p]
-    return (*head, *split_folder(folder, delimiter))
+    for part in head:
+        if part in (".", ".."):
+            raise RestoreError(f"prefix {prefix!r}: {part!r} is not a folder name")
+    return (*head, *folder_parts(folder, delimiter))
+
+
+def distinct_targets(folders: Sequence[FolderPlan]) -> list[FolderPlan]:
+    """The plans with no two source folders sharing a target: a folder whose name was mapped (see
+    :mod:`archiver.names`) and lands on another's target gets ``~2``, ``~3``… on its last component;
+    folders restored under their own names keep them."""
+    taken: dict[tuple[str, ...], set[str]] = {}
+    mapped = []
+    for plan in folders:
+        own = tuple(split_folder(plan.source, plan.source_delimiter))
+        if folder_parts(plan.source, plan.source_delimiter) == own:
+            taken.setdefault(plan.target_parts[:-1], set()).add(plan.target_parts[-1])
+        else:
+            mapped.append(plan)
+    result = {id(plan): plan for plan in folders}
+    for plan in mapped:
+        parent, last = plan.target_parts[:-1], plan.target_parts[-1]
+        unique = unique_name(taken.setdefault(parent, set()), last, fold=str)
+        result[id(plan)] = replace(plan, target_parts=(*parent, unique))
+    return [result[id(plan)] for plan in folders]
 
 
 def target_mailbox(parts: Sequence[str], delimiter: str | None) -> str:
@@ -377,7 +397,7 @@ def plan_restore(catalog: Catalog, scope: Scope, prefix: str | None = None, in_p
             count += 1
             size += item.size
         folders.append(FolderPlan(folder, delimiter, target_parts(folder, delimiter, prefix), count, size))
-    return RestorePlan(scope, account_id, run_id, tuple(folders))
+    return RestorePlan(scope, account_id, run_id, tuple(distinct_targets(folders)))
 
 
 def plan_items(catalog: Catalog, plan: RestorePlan) -> Iterator[tuple[FolderPlan, list[Item]]]:
@@ -414,6 +434,8 @@ def execute_restore(
             try:
                 imap.restore_folder(folder_report, items, dry_run)
             except ArchiverError as exc:
+                # what the folder did not get counts as failed: the summary line must not say "failed 0"
+                folder_report.failed = len(items) - folder_report.appended - folder_report.skipped
                 message = f"{folder_report.target}: {exc}"
                 report.problems.append(message)
                 log.error("restore into %s failed: %s", folder_report.target, exc)

@@ -67,16 +67,24 @@ def _epoch(value: str | datetime | None) -> int | None:
 
 
 def item_key(item: Item) -> Key:
-    """How a planned message is recognised in the target before hashing."""
+    """The key a big target folder is SEARCHed by for a planned message: Message-ID, else size."""
     if item.message_id:
         return ("m", item.message_id, item.size)
     return ("d", item.size, _epoch(item.internaldate))
 
 
+def item_keys(item: Item) -> tuple[Key, ...]:
+    """Every key a planned message is recognised by before hashing: its Message-ID key, and always
+    (size, INTERNALDATE), so a catalog row without a Message-ID (one archived before the header scan
+    read past broken folds) still finds the copy a server indexed by its Message-ID."""
+    date_key = ("d", item.size, _epoch(item.internaldate))
+    return (item_key(item), date_key) if item.message_id else (date_key,)
+
+
 def held_keys(message_id: str | None, size: int, internaldate: datetime | None) -> tuple[Key, ...]:
-    if message_id:
-        return (("m", message_id, size),)
-    return (("d", size, _epoch(internaldate)), ("d", size, None))
+    """The keys of a message the target holds; a candidate matching a planned key is then hashed."""
+    date_keys = (("d", size, _epoch(internaldate)), ("d", size, None))
+    return ((("m", message_id, size),) if message_id else ()) + date_keys
 
 
 @dataclass
@@ -202,7 +210,7 @@ class ImapTarget:
         """The planned items the folder does not hold yet (one held copy satisfies one item)."""
         if exists == 0 or not items:
             return items
-        wanted = {item_key(item) for item in items}
+        wanted = {key for item in items for key in item_keys(item)}
         if exists <= BULK_INDEX_LIMIT or exists <= 20 * len(items):
             uids = self._call("UID SEARCH", self.client.search, ["ALL"])
         else:
