@@ -7,6 +7,14 @@ message lives (accounts, folders, flags) are computed from the catalog's
 placements by :func:`placement_fields` and rewritten whenever a placement
 changes.
 
+Those placement fields come twice.  ``account``/``folder``/``flags`` merge
+every account's placements: what an administrator searches.  ``owner``,
+``owner_folder`` and ``owner_flag`` hold the same words prefixed with the
+exact account name (``work\x00inbox``): what a search limited to some
+accounts matches, so that a message shared by two accounts is found by
+``folder:`` or ``is:`` only through the viewer's own placements (see
+:mod:`archiver.index.visibility`).
+
 A single extra document (``kind = "state"``) records which catalog state the
 index reflects; it is rewritten in the same Whoosh commit as the documents,
 so the index and its bookmark can never disagree.
@@ -66,6 +74,10 @@ def make_schema() -> Schema:
         flags=KEYWORD(lowercase=True),
         account=KEYWORD(lowercase=True, commas=True),
         folder=KEYWORD(lowercase=True, commas=True),
+        # Per account (exact names: "Work" and "work" are two accounts): see the module's docstring.
+        owner=KEYWORD(commas=True),
+        owner_folder=KEYWORD(commas=True),
+        owner_flag=KEYWORD(),
         message_id=ID(),
         list_id=ID(),
     )
@@ -85,20 +97,51 @@ def _flag_word(flag: str) -> str:
     return flag.lstrip("\\$").lower()
 
 
+#: Between the account name and the word in the ``owner_*`` fields (account names never hold it).
+OWNER_SEP = "\x00"
+
+
+def owned(account: str, word: str) -> str:
+    """The ``owner_folder`` / ``owner_flag`` term of ``word`` (already lowercased) in ``account``."""
+    return f"{account}{OWNER_SEP}{word}"
+
+
+def _folder_words(account: str, folder: str) -> tuple[str, str]:
+    """How a folder is searched: by its name and as ``account/name`` (lowercase, commas are separators)."""
+    return folder.replace(",", " ").strip().lower(), f"{account}/{folder}".replace(",", " ").strip().lower()
+
+
+def _flag_words(flag_texts: Iterable[str]) -> set[str]:
+    flags = {_flag_word(f) for flag_text in flag_texts for f in flag_text.split()}
+    if "seen" not in flags:
+        flags.add("unread")
+    return flags
+
+
 def placement_fields(placements: Sequence[tuple[str, str, str, str | None]]) -> dict[str, str]:
-    """account, folder and flags fields from a blob's placements (gone ones included: it is an archive).
+    """The fields a blob's placements give it (gone ones included: it is an archive).
 
     A folder is indexed by its name and as ``account/name``, so ``folder:work/INBOX`` names one exactly.
     """
     accounts = sorted({account.replace(",", " ") for account, _, _, _ in placements})
-    folders = sorted({folder.replace(",", " ") for _, folder, _, _ in placements})
-    folders += sorted({f"{account}/{folder}".replace(",", " ") for account, folder, _, _ in placements})
-    flags: set[str] = set()
-    for _, _, flag_text, _ in placements:
-        flags.update(_flag_word(f) for f in flag_text.split())
-    if "seen" not in flags:
-        flags.add("unread")
-    return {"account": ",".join(accounts), "folder": ",".join(folders), "flags": " ".join(sorted(flags))}
+    folders = sorted({word for account, folder, _, _ in placements for word in _folder_words(account, folder)})
+    flags = _flag_words(flag_text for _, _, flag_text, _ in placements)
+    owned_folders: set[str] = set()
+    owned_flags: set[str] = set()
+    for account in {account for account, _, _, _ in placements}:
+        mine = [p for p in placements if p[0] == account]
+        owned_folders.update(
+            owned(account, word) for _, folder, _, _ in mine for word in _folder_words(account, folder)
+        )
+        owned_flags.update(owned(account, flag) for flag in _flag_words(flag_text for _, _, flag_text, _ in mine))
+    return {
+        "account": ",".join(accounts),
+        "folder": ",".join(folders),
+        "flags": " ".join(sorted(flags)),
+        "owner": ",".join(accounts),
+        "owner_folder": ",".join(sorted(owned_folders)),
+        "owner_flag": " ".join(sorted(owned_flags)),
+    }
 
 
 def placement_digest(placements: Sequence[tuple[str, str, str, str | None]]) -> str:
@@ -109,7 +152,7 @@ def placement_digest(placements: Sequence[tuple[str, str, str, str | None]]) -> 
     """
     fields = placement_fields(placements)
     first = _first_internaldate(placements)
-    text = "\x1f".join((fields["account"], fields["folder"], fields["flags"], first.isoformat() if first else ""))
+    text = "\x1f".join([*(fields[name] for name in sorted(fields)), first.isoformat() if first else ""])
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
