@@ -290,6 +290,11 @@ def search(
     for attempt in range(3):  # a concurrent rebuild or merge may delete files we were about to open
         try:
             searcher = _searcher(archive_root)
+            if visible is not None and "owner" not in searcher.schema:  # written before per-account fields
+                raise SearchIndexError(
+                    "the search index predates per-account search and is rebuilt by the next backup: "
+                    "wait for it, or run `archiver reindex`"
+                )
             found, total, exact = _run(searcher, compiled, page, page_size, sort, restrict)
             break
         except (OSError, EmptyIndexError):

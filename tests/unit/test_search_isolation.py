@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from archiver import index
 from archiver.archive import Archive
 from archiver.index import ALL_ACCOUNTS
+from archiver.index import writer as index_writer
 from tests.unit.test_index_support import add_messages, open_archive
 
 
@@ -167,3 +168,17 @@ def test_accounts_are_matched_exactly_not_by_case(tmp_path: Path) -> None:
         _fill(archive, ["Work", "work"])
         assert _result(archive, "twin", ["work"]) == (0, set())
         assert _result(archive, "twin", ["Work"])[0] == 1
+
+
+def test_an_index_without_per_account_fields_refuses_viewers_with_one_clear_line(tmp_path: Path) -> None:
+    """An index written by an older version cannot limit placement fields: say so rather than show nothing."""
+    with open_archive(tmp_path) as archive:
+        _fill(archive, ["acct-a", "acct-b"])
+        live = index_writer.open_live(archive.root)
+        writer = live.writer()
+        for field in ("owner", "owner_folder", "owner_flag"):
+            writer.remove_field(field)
+        writer.commit()
+        with pytest.raises(index.SearchIndexError, match="archiver reindex"):
+            index.search(archive, "merger", accounts=["acct-a"])
+        assert index.search(archive, "merger", accounts=ALL_ACCOUNTS).total == 3
