@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archiver import index
@@ -154,7 +154,7 @@ QUERIES = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None)
 @given(query=QUERIES, viewer=st.sampled_from(sorted(PLACEMENTS)))
 def test_a_viewer_gets_what_an_archive_of_their_account_alone_gives(
     archives: Archives, query: str, viewer: str
@@ -168,6 +168,18 @@ def test_accounts_are_matched_exactly_not_by_case(tmp_path: Path) -> None:
         _fill(archive, ["Work", "work"])
         assert _result(archive, "twin", ["work"]) == (0, set())
         assert _result(archive, "twin", ["Work"])[0] == 1
+
+
+def test_a_copy_archived_later_by_another_account_stays_out_of_sight(tmp_path: Path) -> None:
+    """The incremental refresh (a known message gains a placement) rewrites the per-account fields too."""
+    with open_archive(tmp_path) as archive:
+        _fill(archive, ["acct-a"])
+        add_messages(archive, "acct-b", [("INBOX", SHARED, ("\\Seen",), WHEN)])
+        assert index.update_index(archive).refreshed == 1
+        shared = archive.store.put_batch([SHARED])[0].blob_id
+        assert _result(archive, "quarterly is:seen folder:inbox", ["acct-b"]) == (1, {(shared, (("acct-b", "INBOX"),))})
+        assert _result(archive, "quarterly", ["acct-a"]) == (1, {(shared, (("acct-a", "Private-Merger"),))})
+        assert _result(archive, "quarterly (is:seen OR folder:inbox OR account:acct-b)", ["acct-a"]) == (0, set())
 
 
 def test_an_index_without_per_account_fields_refuses_viewers_with_one_clear_line(tmp_path: Path) -> None:
