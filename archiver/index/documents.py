@@ -13,7 +13,10 @@ every account's placements: what an administrator searches.  ``owner``,
 exact account name (``work\x00inbox``): what a search limited to some
 accounts matches, so that a message shared by two accounts is found by
 ``folder:`` or ``is:`` only through the viewer's own placements (see
-:mod:`archiver.index.visibility`).
+:mod:`archiver.index.visibility`).  The same holds for the date of a message
+without a usable Date header, which comes from its placements' INTERNALDATE:
+``owner_date`` holds each account's earliest (``work\x00`` + minutes, ten
+digits) and a bare ``\x00`` marks such a document.
 
 A single extra document (``kind = "state"``) records which catalog state the
 index reflects; it is rewritten in the same Whoosh commit as the documents,
@@ -78,6 +81,7 @@ def make_schema() -> Schema:
         owner=KEYWORD(commas=True),
         owner_folder=KEYWORD(commas=True),
         owner_flag=KEYWORD(),
+        owner_date=KEYWORD(),
         message_id=ID(),
         list_id=ID(),
     )
@@ -151,8 +155,7 @@ def placement_digest(placements: Sequence[tuple[str, str, str, str | None]]) -> 
     without changing its fields (after a UIDVALIDITY reset, every one of them).
     """
     fields = placement_fields(placements)
-    first = _first_internaldate(placements)
-    text = "\x1f".join([*(fields[name] for name in sorted(fields)), first.isoformat() if first else ""])
+    text = "\x1f".join([*(fields[name] for name in sorted(fields)), placement_dates(placements)])
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -168,6 +171,21 @@ def _first_internaldate(placements: Iterable[tuple[str, str, str, str | None]]) 
     return min(dates) if dates else None
 
 
+def date_key(minutes: int) -> str:
+    """An ``owner_date`` term's date part: minutes since 1970, zero-padded so terms sort as numbers."""
+    return f"{minutes:010d}"
+
+
+def placement_dates(placements: Sequence[tuple[str, str, str, str | None]]) -> str:
+    """The ``owner_date`` field of a message dated by its placements: the marker, each account's earliest."""
+    terms = [OWNER_SEP]
+    for account in sorted({account for account, _, _, _ in placements}):
+        first = _first_internaldate(p for p in placements if p[0] == account)
+        if first is not None:
+            terms.append(owned(account, date_key(to_minutes(first))))
+    return " ".join(terms)
+
+
 def build_document(message: CatalogMessage, raw: bytes, limits: ExtractLimits | None = None) -> tuple[dict, list[str]]:
     """The Whoosh fields of one message, and the problems met while reading it."""
     text = extract(raw, limits)
@@ -177,7 +195,8 @@ def build_document(message: CatalogMessage, raw: bytes, limits: ExtractLimits | 
 def document_from_text(message: CatalogMessage, text: MessageText) -> dict:
     # Whoosh DATETIME wants naive UTC; the Date header wins, INTERNALDATE when it is missing or absurd.
     date = text.date
-    if date is None or date.year < 1971 or date.year > 2100:
+    placement_dated = date is None or date.year < 1971 or date.year > 2100
+    if placement_dated:
         date = _first_internaldate(message.placements)
     lang = text.language if text.language in LANGUAGES else "en"
     names = " ".join(text.attachment_names)
@@ -208,4 +227,6 @@ def document_from_text(message: CatalogMessage, text: MessageText) -> dict:
     if date is not None:
         document["date"] = to_minutes(date)
     document.update(placement_fields(message.placements))
+    if placement_dated:
+        document["owner_date"] = placement_dates(message.placements)
     return {key: value for key, value in document.items() if value not in ("", None)}

@@ -28,7 +28,7 @@ from whoosh import query as wq
 
 from archiver.errors import ArchiverError
 from archiver.index.analysis import fold, query_terms
-from archiver.index.documents import MAX_SIZE, owned, to_minutes
+from archiver.index.documents import MAX_SIZE, OWNER_SEP, date_key, owned, to_minutes
 from archiver.index.fastmatch import FastPhrase
 
 
@@ -237,6 +237,14 @@ def _owner(value: str, visible: frozenset[str]) -> wq.Query:
     return _any_of([wq.Term("owner", a) for a in sorted(visible) if fnmatch.fnmatchcase(a.lower(), pattern)])
 
 
+def _owned_dates(low: int | None, high: int | None, visible: frozenset[str]) -> wq.Query:
+    """A date range for a viewer: the Date header, or (without one) the viewer's own earliest INTERNALDATE."""
+    by_header = wq.AndNot(wq.NumericRange("date", low, high), wq.Term("owner_date", OWNER_SEP))
+    first, last = date_key(low or 0), date_key(high if high is not None else 10**10 - 1)
+    by_placement = [wq.TermRange("owner_date", owned(a, first), owned(a, last)) for a in sorted(visible)]
+    return _any_of([by_header, *by_placement])
+
+
 def compile_atom(atom: Atom, visible: frozenset[str] | None = None) -> wq.Query:
     """The Whoosh query of one atom; ``visible`` (None: every account) limits placement fields to those accounts."""
     field = atom.field
@@ -274,6 +282,8 @@ def compile_atom(atom: Atom, visible: frozenset[str] | None = None) -> wq.Query:
         start, end = date_range(field, value)
         low = to_minutes(start) if start else None
         high = to_minutes(end) - 1 if end else None  # [start, end) in whole minutes
+        if visible is not None:
+            return _owned_dates(low, high, visible)
         return wq.NumericRange("date", low, high)
     if field == "size":
         low, high = size_range(value)

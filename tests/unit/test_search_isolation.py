@@ -25,11 +25,11 @@ from archiver.index import writer as index_writer
 from tests.unit.test_index_support import add_messages, open_archive
 
 
-def mail(subject: str, body: str, n: int) -> bytes:
+def mail(subject: str, body: str, n: int, dated: bool = True) -> bytes:
+    date = f"Date: Mon, 0{1 + n % 9} Jan 2024 10:00:00 +0000\r\n" if dated else ""
     return (
-        f"From: Anna <anna@example.org>\r\nTo: bob@example.org\r\nSubject: {subject}\r\n"
-        f"Date: Mon, 0{1 + n % 9} Jan 2024 10:00:00 +0000\r\nMessage-ID: <iso{n}@example.org>\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        f"From: Anna <anna@example.org>\r\nTo: bob@example.org\r\nSubject: {subject}\r\n{date}"
+        f"Message-ID: <iso{n}@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
     ).encode()
 
 
@@ -37,20 +37,33 @@ SHARED = mail("Quarterly figures", "the merger numbers, shared by both accounts"
 ALPHA_ONLY = mail("Alpha private", "alpha secret merger plans", 2)
 BRAVO_ONLY = mail("Bravo private", "bravo secret merger plans", 3)
 CASE_TWIN = mail("Twin private", "upper case twin secret merger", 4)
+UNDATED = mail("Undated memo", "undated merger memo, dated by where it was archived", 5, dated=False)
 WHEN = datetime(2024, 1, 1, tzinfo=UTC)
 
-#: account -> (folder, message, flags); "Work" and "work" are two accounts (names are case-sensitive).
-PLACEMENTS: dict[str, list[tuple[str, bytes, tuple[str, ...]]]] = {
-    "acct-a": [("Private-Merger", SHARED, ("\\Flagged",)), ("INBOX", ALPHA_ONLY, ("\\Seen",))],
-    "acct-b": [("INBOX", SHARED, ("\\Seen",)), ("Bravo-Hidden", BRAVO_ONLY, ("\\Seen", "\\Answered"))],
-    "Work": [("Secret-Twin", CASE_TWIN, ("\\Flagged",)), ("INBOX", SHARED, ())],
-    "work": [("INBOX", ALPHA_ONLY, ("\\Seen",))],
+#: account -> (folder, message, flags, INTERNALDATE); "Work" and "work" are two accounts (names are case-sensitive).
+PLACEMENTS: dict[str, list[tuple[str, bytes, tuple[str, ...], datetime]]] = {
+    "acct-a": [
+        ("Private-Merger", SHARED, ("\\Flagged",), WHEN),
+        ("INBOX", ALPHA_ONLY, ("\\Seen",), WHEN),
+        ("INBOX", UNDATED, ("\\Seen",), datetime(2024, 6, 1, tzinfo=UTC)),
+    ],
+    "acct-b": [
+        ("INBOX", SHARED, ("\\Seen",), WHEN),
+        ("Bravo-Hidden", BRAVO_ONLY, ("\\Seen", "\\Answered"), WHEN),
+        ("Bravo-Hidden", UNDATED, ("\\Seen",), datetime(2019, 3, 5, tzinfo=UTC)),
+    ],
+    "Work": [
+        ("Secret-Twin", CASE_TWIN, ("\\Flagged",), WHEN),
+        ("INBOX", SHARED, (), WHEN),
+        ("INBOX", UNDATED, (), datetime(2021, 7, 1, tzinfo=UTC)),
+    ],
+    "work": [("INBOX", ALPHA_ONLY, ("\\Seen",), WHEN)],
 }
 
 
 def _fill(archive: Archive, accounts: list[str]) -> None:
     for name in accounts:
-        add_messages(archive, name, [(folder, raw, flags, WHEN) for folder, raw, flags in PLACEMENTS[name]])
+        add_messages(archive, name, PLACEMENTS[name])
     index.update_index(archive)
 
 
@@ -85,7 +98,7 @@ def test_no_accounts_means_no_hits(archives: Archives) -> None:
         page = index.search(archives.shared, query, accounts=[])
         assert (page.total, page.hits, page.pages) == (0, (), 1), query
         assert index.search(archives.shared, query, accounts=()).total == 0
-    assert index.search(archives.shared, "merger", accounts=ALL_ACCOUNTS).total == 4  # the administrator's view
+    assert index.search(archives.shared, "merger", accounts=ALL_ACCOUNTS).total == 5  # the administrator's view
 
 
 def test_a_missing_visibility_is_refused_not_guessed(archives: Archives) -> None:
@@ -119,6 +132,10 @@ def test_a_shared_message_shows_only_the_viewers_folders(archives: Archives) -> 
         ("acct-a", "account:acct-b OR account:Work"),
         ("work", "account:Work twin"),  # account: is case-insensitive, but "Work" is another account than "work"
         ("work", "folder:secret-twin OR is:flagged"),
+        ("acct-a", "undated date:2019"),  # no Date header: dated by acct-b's earlier INTERNALDATE before
+        ("acct-a", "undated before:2024-05"),
+        ("acct-b", "undated after:2020"),
+        ("work", "undated"),
     ],
 )
 def test_field_terms_cannot_probe_other_accounts(archives: Archives, viewer: str, query: str) -> None:
@@ -128,10 +145,13 @@ def test_field_terms_cannot_probe_other_accounts(archives: Archives, viewer: str
 
 def test_field_terms_match_the_viewers_own_placements(archives: Archives) -> None:
     assert _result(archives.shared, "is:unread folder:private-merger", ["acct-a"])[0] == 1
-    assert _result(archives.shared, "is:seen account:acct-*", ["acct-b"])[0] == 2
-    assert _result(archives.shared, "NOT folder:inbox", ["acct-b"])[0] == 1  # Bravo-Hidden only
+    assert _result(archives.shared, "is:seen account:acct-*", ["acct-b"])[0] == 3
+    assert _result(archives.shared, "NOT folder:inbox", ["acct-b"])[0] == 2  # Bravo-Hidden only
     assert _result(archives.shared, "folder:secret-twin", ["Work"])[0] == 1
-    assert _result(archives.shared, "merger", ["acct-a", "acct-b"])[0] == 3
+    assert _result(archives.shared, "merger", ["acct-a", "acct-b"])[0] == 4
+    for viewer, day in (("acct-a", "2024-06-01"), ("acct-b", "2019-03-05"), ("Work", "2021-07-01")):
+        assert _result(archives.shared, f"undated date:{day}", [viewer])[0] == 1  # its own INTERNALDATE
+    assert _result(archives.shared, "undated date:2019", ["acct-a", "acct-b"])[0] == 1
 
 
 _FOLDERS = ["inbox", "private-merger", "bravo-hidden", "secret-twin", "acct-a/inbox", "acct-b/inbox", "work/inbox"]
@@ -142,6 +162,8 @@ _ATOMS = st.one_of(
     st.builds(lambda f, v: f"{f}:{v}", st.sampled_from(["folder", "in"]), st.sampled_from(_FOLDERS)),
     st.builds(lambda v: f"account:{v}", st.sampled_from(_ACCOUNTS)),
     st.builds(lambda v: f"is:{v}", st.sampled_from(["unread", "seen", "flagged", "answered", "read", "starred"])),
+    st.sampled_from(["date:2019", "date:2024-06", "date:2024-01-01", "before:2020", "after:2021", "date:2021..2024"]),
+    st.sampled_from(["before:2024-06-01", "after:2024-01-02", "date:..2021-07", "undated"]),
 )
 QUERIES = st.recursive(
     _ATOMS,
@@ -193,4 +215,4 @@ def test_an_index_without_per_account_fields_refuses_viewers_with_one_clear_line
         writer.commit()
         with pytest.raises(index.SearchIndexError, match="archiver reindex"):
             index.search(archive, "merger", accounts=["acct-a"])
-        assert index.search(archive, "merger", accounts=ALL_ACCOUNTS).total == 3
+        assert index.search(archive, "merger", accounts=ALL_ACCOUNTS).total == 4
