@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from archiver.catalog import Catalog
 
 #: Bump when the schema or the analysis changes: an index of another version is rebuilt.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HINT_FILE = "STATE.hint"
 
 

@@ -137,7 +137,9 @@ def run_query(archive: Archive, spec: str, snippets: bool) -> tuple[float, int, 
     page = 20 if "@page20" in spec else 1
     text = spec.replace("@date", "").replace("@page20", "").strip()
     started = time.perf_counter()
-    result = index.search(archive, text, page=page, page_size=20, sort=sort, snippets=snippets)
+    result = index.search(
+        archive, text, accounts=index.ALL_ACCOUNTS, page=page, page_size=20, sort=sort, snippets=snippets
+    )
     return time.perf_counter() - started, result.total, result.total_exact
 
 

@@ -99,7 +99,7 @@ def demo(directory: Path, messages: int, seed: int) -> None:
                     click.echo(f"demo: problem: {problem}", err=True)
             totals = archive.catalog.archive_totals()
             checked = verify_archive(archive)
-            found = index.search(archive, DEMO_QUERY)
+            found = index.search(archive, DEMO_QUERY, accounts=index.ALL_ACCOUNTS)
         ratio = totals["stored_bytes"] / max(totals["raw_bytes"], 1)
         click.echo(
             f"demo: archive {config.archive.path}: {totals['blobs']} unique messages, "

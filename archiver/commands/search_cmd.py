@@ -9,6 +9,7 @@ import click
 
 from archiver.archive import Archive
 from archiver.cli import emit_json, human_bytes, register
+from archiver.index import ALL_ACCOUNTS
 from archiver.index import search as run_search
 
 _MARK = re.compile(r"</?mark>")
@@ -49,7 +50,9 @@ def search(
     text = " ".join(query)
     config = ctx.obj.config
     with Archive(config.archive, readonly=True) as archive:
-        result = run_search(archive, text, accounts=list(accounts) or None, page=page, page_size=limit, sort=sort)
+        # The CLI is the administrator: every account unless --account names some.
+        scope = list(accounts) if accounts else ALL_ACCOUNTS
+        result = run_search(archive, text, accounts=scope, page=page, page_size=limit, sort=sort)
     if as_json:
         emit_json(
             {
@@ -79,8 +82,7 @@ def search(
     first = (result.page - 1) * result.page_size + 1
     about = "" if result.total_exact else "about "
     click.echo(
-        f"{about}{result.total} message(s) match; page {result.page} of {result.pages} "
-        f"({result.seconds * 1000:.0f} ms)"
+        f"{about}{result.total} message(s) match; page {result.page} of {result.pages} ({result.seconds * 1000:.0f} ms)"
     )
     for number, hit in enumerate(result.hits, start=first):
         where = ", ".join(f"{a}/{f}" for a, f in hit.folders[:3]) + (" …" if len(hit.folders) > 3 else "")

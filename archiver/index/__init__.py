@@ -4,11 +4,13 @@ The index is derived data: one Whoosh document per unique message (blob),
 rebuilt at any time from the blobs and the catalog.  Public API (what the CLI
 and the web UI call; everything takes an open :class:`archiver.archive.Archive`)::
 
-    search(archive, query, accounts=None, page=1, page_size=20, sort="relevance") -> SearchPage
+    search(archive, query, *, accounts, page=1, page_size=20, sort="relevance") -> SearchPage
+        accounts (required): the account names the caller may see ([]: nothing),
+          or ALL_ACCOUNTS (administrators only); see ``visibility``.
         SearchPage(query, total, page, page_size, hits: tuple[Hit, ...], seconds), .pages
         Hit(blob_id, score, date, sender, subject, snippet_html, folders, size)
           snippet_html is HTML-escaped text where only <mark>…</mark> is markup;
-          folders is a tuple of (account, folder) pairs.
+          folders is a tuple of (account, folder) pairs, the visible ones only.
         Raises QuerySyntaxError (an ArchiverError) for a query it cannot read.
     update_index(archive, progress=None, procs=None, memory_mb=150) -> IndexReport
         Index what the catalog gained since the index's bookmark and refresh the
@@ -22,7 +24,7 @@ and the web UI call; everything takes an open :class:`archiver.archive.Archive`)
 
 Query syntax: see :mod:`archiver.index.query` and the README.  Layout:
 ``analysis`` (tokenizer), ``documents`` (schema, one blob → one document),
-``query`` (syntax → Whoosh query), ``writer`` (incremental and full builds,
+``query`` (syntax → Whoosh query), ``visibility`` (who sees what), ``writer`` (incremental and full builds,
 on-disk generations), ``parallel`` (full builds on both cores), ``search``
 (results and snippets), and the two modules that make Whoosh fast enough at
 100,000 messages: ``fastmatch`` (phrases, counting, ranking and date order
@@ -32,19 +34,21 @@ spots of Whoosh's writer, byte-identical output).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from archiver.index import search as _search
 from archiver.index import writer as _writer
 from archiver.index.query import QuerySyntaxError
 from archiver.index.search import Hit, SearchPage
+from archiver.index.visibility import ALL_ACCOUNTS, Accounts
 from archiver.index.writer import IndexReport, ProgressFn, SearchIndexError
 
 if TYPE_CHECKING:
     from archiver.archive import Archive
 
 __all__ = [
+    "ALL_ACCOUNTS",
+    "Accounts",
     "Hit",
     "IndexReport",
     "QuerySyntaxError",
@@ -60,15 +64,27 @@ __all__ = [
 def search(
     archive: Archive,
     query: str,
-    accounts: Sequence[str] | None = None,
+    *,
+    accounts: Accounts,
     page: int = 1,
     page_size: int = 20,
     sort: str = "relevance",
     snippets: bool = True,
 ) -> SearchPage:
-    """One page of results for ``query``; ``sort`` is ``"relevance"`` or ``"date"`` (newest first)."""
+    """One page of results for ``query``; ``sort`` is ``"relevance"`` or ``"date"`` (newest first).
+
+    ``accounts`` is required: the names the caller may see (empty: no results) or :data:`ALL_ACCOUNTS`.
+    """
     return _search.search(
-        archive.root, archive.catalog, archive.store, query, accounts, page, page_size, sort, snippets
+        archive.root,
+        archive.catalog,
+        archive.store,
+        query,
+        accounts=accounts,
+        page=page,
+        page_size=page_size,
+        sort=sort,
+        snippets=snippets,
     )
 
 

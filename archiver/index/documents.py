@@ -7,6 +7,17 @@ message lives (accounts, folders, flags) are computed from the catalog's
 placements by :func:`placement_fields` and rewritten whenever a placement
 changes.
 
+Those placement fields come twice.  ``account``/``folder``/``flags`` merge
+every account's placements: what an administrator searches.  ``owner``,
+``owner_folder`` and ``owner_flag`` hold the same words prefixed with the
+exact account name (``work\x00inbox``): what a search limited to some
+accounts matches, so that a message shared by two accounts is found by
+``folder:`` or ``is:`` only through the viewer's own placements (see
+:mod:`archiver.index.visibility`).  The same holds for the date of a message
+without a usable Date header, which comes from its placements' INTERNALDATE:
+``owner_date`` holds each account's earliest (``work\x00`` + minutes, ten
+digits) and a bare ``\x00`` marks such a document.
+
 A single extra document (``kind = "state"``) records which catalog state the
 index reflects; it is rewritten in the same Whoosh commit as the documents,
 so the index and its bookmark can never disagree.
@@ -66,6 +77,11 @@ def make_schema() -> Schema:
         flags=KEYWORD(lowercase=True),
         account=KEYWORD(lowercase=True, commas=True),
         folder=KEYWORD(lowercase=True, commas=True),
+        # Per account (exact names: "Work" and "work" are two accounts): see the module's docstring.
+        owner=KEYWORD(commas=True),
+        owner_folder=KEYWORD(commas=True),
+        owner_flag=KEYWORD(),
+        owner_date=KEYWORD(),
         message_id=ID(),
         list_id=ID(),
     )
@@ -85,20 +101,51 @@ def _flag_word(flag: str) -> str:
     return flag.lstrip("\\$").lower()
 
 
+#: Between the account name and the word in the ``owner_*`` fields (account names never hold it).
+OWNER_SEP = "\x00"
+
+
+def owned(account: str, word: str) -> str:
+    """The ``owner_folder`` / ``owner_flag`` term of ``word`` (already lowercased) in ``account``."""
+    return f"{account}{OWNER_SEP}{word}"
+
+
+def _folder_words(account: str, folder: str) -> tuple[str, str]:
+    """How a folder is searched: by its name and as ``account/name`` (lowercase, commas are separators)."""
+    return folder.replace(",", " ").strip().lower(), f"{account}/{folder}".replace(",", " ").strip().lower()
+
+
+def _flag_words(flag_texts: Iterable[str]) -> set[str]:
+    flags = {_flag_word(f) for flag_text in flag_texts for f in flag_text.split()}
+    if "seen" not in flags:
+        flags.add("unread")
+    return flags
+
+
 def placement_fields(placements: Sequence[tuple[str, str, str, str | None]]) -> dict[str, str]:
-    """account, folder and flags fields from a blob's placements (gone ones included: it is an archive).
+    """The fields a blob's placements give it (gone ones included: it is an archive).
 
     A folder is indexed by its name and as ``account/name``, so ``folder:work/INBOX`` names one exactly.
     """
     accounts = sorted({account.replace(",", " ") for account, _, _, _ in placements})
-    folders = sorted({folder.replace(",", " ") for _, folder, _, _ in placements})
-    folders += sorted({f"{account}/{folder}".replace(",", " ") for account, folder, _, _ in placements})
-    flags: set[str] = set()
-    for _, _, flag_text, _ in placements:
-        flags.update(_flag_word(f) for f in flag_text.split())
-    if "seen" not in flags:
-        flags.add("unread")
-    return {"account": ",".join(accounts), "folder": ",".join(folders), "flags": " ".join(sorted(flags))}
+    folders = sorted({word for account, folder, _, _ in placements for word in _folder_words(account, folder)})
+    flags = _flag_words(flag_text for _, _, flag_text, _ in placements)
+    owned_folders: set[str] = set()
+    owned_flags: set[str] = set()
+    for account in {account for account, _, _, _ in placements}:
+        mine = [p for p in placements if p[0] == account]
+        owned_folders.update(
+            owned(account, word) for _, folder, _, _ in mine for word in _folder_words(account, folder)
+        )
+        owned_flags.update(owned(account, flag) for flag in _flag_words(flag_text for _, _, flag_text, _ in mine))
+    return {
+        "account": ",".join(accounts),
+        "folder": ",".join(folders),
+        "flags": " ".join(sorted(flags)),
+        "owner": ",".join(accounts),
+        "owner_folder": ",".join(sorted(owned_folders)),
+        "owner_flag": " ".join(sorted(owned_flags)),
+    }
 
 
 def placement_digest(placements: Sequence[tuple[str, str, str, str | None]]) -> str:
@@ -108,8 +155,7 @@ def placement_digest(placements: Sequence[tuple[str, str, str, str | None]]) -> 
     without changing its fields (after a UIDVALIDITY reset, every one of them).
     """
     fields = placement_fields(placements)
-    first = _first_internaldate(placements)
-    text = "\x1f".join((fields["account"], fields["folder"], fields["flags"], first.isoformat() if first else ""))
+    text = "\x1f".join([*(fields[name] for name in sorted(fields)), placement_dates(placements)])
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -125,6 +171,21 @@ def _first_internaldate(placements: Iterable[tuple[str, str, str, str | None]]) 
     return min(dates) if dates else None
 
 
+def date_key(minutes: int) -> str:
+    """An ``owner_date`` term's date part: minutes since 1970, zero-padded so terms sort as numbers."""
+    return f"{minutes:010d}"
+
+
+def placement_dates(placements: Sequence[tuple[str, str, str, str | None]]) -> str:
+    """The ``owner_date`` field of a message dated by its placements: the marker, each account's earliest."""
+    terms = [OWNER_SEP]
+    for account in sorted({account for account, _, _, _ in placements}):
+        first = _first_internaldate(p for p in placements if p[0] == account)
+        if first is not None:
+            terms.append(owned(account, date_key(to_minutes(first))))
+    return " ".join(terms)
+
+
 def build_document(message: CatalogMessage, raw: bytes, limits: ExtractLimits | None = None) -> tuple[dict, list[str]]:
     """The Whoosh fields of one message, and the problems met while reading it."""
     text = extract(raw, limits)
@@ -134,7 +195,8 @@ def build_document(message: CatalogMessage, raw: bytes, limits: ExtractLimits | 
 def document_from_text(message: CatalogMessage, text: MessageText) -> dict:
     # Whoosh DATETIME wants naive UTC; the Date header wins, INTERNALDATE when it is missing or absurd.
     date = text.date
-    if date is None or date.year < 1971 or date.year > 2100:
+    placement_dated = date is None or date.year < 1971 or date.year > 2100
+    if placement_dated:
         date = _first_internaldate(message.placements)
     lang = text.language if text.language in LANGUAGES else "en"
     names = " ".join(text.attachment_names)
@@ -165,4 +227,6 @@ def document_from_text(message: CatalogMessage, text: MessageText) -> dict:
     if date is not None:
         document["date"] = to_minutes(date)
     document.update(placement_fields(message.placements))
+    if placement_dated:
+        document["owner_date"] = placement_dates(message.placements)
     return {key: value for key, value in document.items() if value not in ("", None)}

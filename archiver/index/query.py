@@ -18,6 +18,7 @@ Parsing is pure; :func:`compile_query` is the only Whoosh-aware part.
 from __future__ import annotations
 
 import calendar
+import fnmatch
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from whoosh import query as wq
 
 from archiver.errors import ArchiverError
 from archiver.index.analysis import fold, query_terms
-from archiver.index.documents import MAX_SIZE, to_minutes
+from archiver.index.documents import MAX_SIZE, OWNER_SEP, date_key, owned, to_minutes
 from archiver.index.fastmatch import FastPhrase
 
 
@@ -217,9 +218,41 @@ def _keyword(field: str, value: str) -> wq.Query:
     return wq.Term(field, value)
 
 
-def compile_atom(atom: Atom) -> wq.Query:
+def _any_of(queries: list[wq.Query]) -> wq.Query:
+    if not queries:
+        return wq.NullQuery
+    return queries[0] if len(queries) == 1 else wq.Or(queries)
+
+
+def _owned_keyword(field: str, value: str, visible: frozenset[str]) -> wq.Query:
+    """``folder:``/``is:`` for a viewer: the word in the viewer's own accounts' placements only."""
+    word = value.lower()  # (not the account name: "Work" and "work" are two accounts)
+    kind = wq.Wildcard if any(c in word for c in "*?") else wq.Term
+    return _any_of([kind(field, owned(account, word)) for account in sorted(visible)])
+
+
+def _owner(value: str, visible: frozenset[str]) -> wq.Query:
+    """``account:`` for a viewer: names among the viewer's accounts only (case-insensitive, wildcards)."""
+    pattern = value.lower()
+    return _any_of([wq.Term("owner", a) for a in sorted(visible) if fnmatch.fnmatchcase(a.lower(), pattern)])
+
+
+def _owned_dates(low: int | None, high: int | None, visible: frozenset[str]) -> wq.Query:
+    """A date range for a viewer: the Date header, or (without one) the viewer's own earliest INTERNALDATE."""
+    by_header = wq.AndNot(wq.NumericRange("date", low, high), wq.Term("owner_date", OWNER_SEP))
+    first, last = date_key(low or 0), date_key(high if high is not None else 10**10 - 1)
+    by_placement = [wq.TermRange("owner_date", owned(a, first), owned(a, last)) for a in sorted(visible)]
+    return _any_of([by_header, *by_placement])
+
+
+def compile_atom(atom: Atom, visible: frozenset[str] | None = None) -> wq.Query:
+    """The Whoosh query of one atom; ``visible`` (None: every account) limits placement fields to those accounts."""
     field = atom.field
     value = atom.value
+    if visible is not None and field in ("folder", "in"):
+        return _owned_keyword("owner_folder", value, visible)
+    if visible is not None and field == "account":
+        return _owner(value, visible)
     if field is None:
         return _text_query(atom, TEXT_FIELDS + BARE_FIELDS, {"text_en", "text_fr", "subject"})
     if field in ADDRESS_FIELDS:
@@ -242,11 +275,15 @@ def compile_atom(atom: Atom) -> wq.Query:
         flag = IS_VALUES.get(value.lower())
         if flag is None:
             raise QuerySyntaxError(f"is:{value} is not known: use one of {', '.join(sorted(IS_VALUES))}")
+        if visible is not None:
+            return _owned_keyword("owner_flag", flag, visible)
         return wq.Term("flags", flag)
     if field in ("date", "before", "after"):
         start, end = date_range(field, value)
         low = to_minutes(start) if start else None
         high = to_minutes(end) - 1 if end else None  # [start, end) in whole minutes
+        if visible is not None:
+            return _owned_dates(low, high, visible)
         return wq.NumericRange("date", low, high)
     if field == "size":
         low, high = size_range(value)
@@ -254,13 +291,20 @@ def compile_atom(atom: Atom) -> wq.Query:
     raise QuerySyntaxError(f"unknown search field {field!r}")  # pragma: no cover - the lexer filters
 
 
-def compile_query(tree: Node | Atom | None) -> wq.Query:
-    """The Whoosh query for a syntax tree (everything for an empty query)."""
+def compile_query(tree: Node | Atom | None, visible: frozenset[str] | None = None) -> wq.Query:
+    """The Whoosh query for a syntax tree (everything for an empty query).
+
+    With ``visible`` (account names; None: every account), the fields that
+    come from placements (``folder:``, ``in:``, ``account:``, ``is:``) match
+    only through those accounts' placements: a message shared with another
+    account is not found by that account's folder names or flags.  The
+    caller still limits the documents to the visible accounts.
+    """
     if tree is None:
         return wq.Every()
     if isinstance(tree, Atom):
-        return compile_atom(tree)
+        return compile_atom(tree, visible)
     if tree.op == "not":
-        return wq.Not(compile_query(tree.children[0]))
-    children = [compile_query(child) for child in tree.children]
+        return wq.Not(compile_query(tree.children[0], visible))
+    children = [compile_query(child, visible) for child in tree.children]
     return wq.And(children) if tree.op == "and" else wq.Or(children)

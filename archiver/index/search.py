@@ -12,7 +12,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from archiver.index.documents import STATE_ID
 from archiver.index.fastmatch import matching_docs, newest, rank
 from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
+from archiver.index.visibility import Accounts, visible_set
 from archiver.index.writer import SearchIndexError, index_root, open_live
 from archiver.store import BlobStore
 from archiver.textextract import ExtractLimits, extract
@@ -47,7 +48,7 @@ class Hit:
     sender: str | None
     subject: str | None
     snippet_html: str  # HTML-escaped text; matches wrapped in <mark>
-    folders: tuple[tuple[str, str], ...]  # (account, folder) of every placement
+    folders: tuple[tuple[str, str], ...]  # (account, folder) of every placement the viewer may see
     size: int = 0
 
 
@@ -249,32 +250,51 @@ def _recent_cutoff(searcher: Searcher, fraction: float) -> int | None:
 _date_samples: dict[int, list[int]] = {}
 
 
+def _visible_folders(
+    placements: Iterable[tuple[str, str, str, str | None]], visible: frozenset[str] | None
+) -> tuple[tuple[str, str], ...]:
+    """(account, folder) of the placements the viewer may see (None: all), sorted, once each."""
+    return tuple(sorted({(a, f) for a, f, _, _ in placements if visible is None or a in visible}))
+
+
 def search(
     archive_root: Path,
     catalog: Catalog,
     store: BlobStore,
     query: str,
-    accounts: Sequence[str] | None = None,
+    *,
+    accounts: Accounts,
     page: int = 1,
     page_size: int = 20,
     sort: str = "relevance",
     snippets: bool = True,
 ) -> SearchPage:
-    """One page of results for ``query`` (our syntax), newest first with ``sort="date"``."""
+    """One page of results for ``query`` (our syntax), newest first with ``sort="date"``.
+
+    ``accounts`` says what the caller may see (see :mod:`archiver.index.visibility`):
+    an empty collection finds nothing; the hits, their folders and the total
+    count only what those accounts hold.
+    """
     if sort not in SORTS:
         raise ArchiverError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
     if page < 1 or not 1 <= page_size <= 1000:
         raise ArchiverError("page must be >= 1 and page size between 1 and 1000")
     started = time.perf_counter()
-    compiled = compile_query(parse(query))
-    restrict = None
-    if accounts:
-        restrict = wq.Or([wq.Term("account", name.lower()) for name in accounts])
+    visible = visible_set(accounts)
+    compiled = compile_query(parse(query), visible)
+    if visible is not None and not visible:
+        return SearchPage(query, 0, page, page_size, (), time.perf_counter() - started)
+    restrict = None if visible is None else wq.Or([wq.Term("owner", name) for name in sorted(visible)])
     # Not Whoosh's ``mask=``: counting results under a mask is quadratic in whoosh 2.7.
     compiled = wq.AndNot(compiled, wq.Term("blob_id", STATE_ID))
     for attempt in range(3):  # a concurrent rebuild or merge may delete files we were about to open
         try:
             searcher = _searcher(archive_root)
+            if visible is not None and "owner" not in searcher.schema:  # written before per-account fields
+                raise SearchIndexError(
+                    "the search index predates per-account search and is rebuilt by the next backup: "
+                    "wait for it, or run `archiver reindex`"
+                )
             found, total, exact = _run(searcher, compiled, page, page_size, sort, restrict)
             break
         except (OSError, EmptyIndexError):
@@ -303,7 +323,7 @@ def search(
                 sender=row["sender"] if row else None,
                 subject=row["subject"] if row else None,
                 snippet_html=snippet(text, wanted) if snippets else "",
-                folders=tuple(sorted({(account, folder) for account, folder, _, _ in placements.get(blob_id, ())})),
+                folders=_visible_folders(placements.get(blob_id, ()), visible),
                 size=row["size"] if row else 0,
             )
         )

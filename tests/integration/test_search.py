@@ -15,6 +15,7 @@ import pytest
 from archiver import index
 from archiver.archive import Archive
 from archiver.backup import run_backup
+from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.textextract import extract
 from tests.conftest import CORPUS_DIR
 from tests.integration.helpers import account_toml, load, run_cli, write_config
@@ -30,7 +31,7 @@ NON_ASCII_TAGS = ("charset:koi8", "charset:big5", "charset:gb", "charset:iso-202
 
 
 def _ids(archive: Archive, query: str) -> set[str]:
-    page = index.search(archive, query, page_size=1000, snippets=False)
+    page = index.search(archive, query, accounts=ALL, page_size=1000, snippets=False)
     return {hit.blob_id for hit in page.hits}
 
 
@@ -139,7 +140,7 @@ def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path) -> None:
     try:
         with Archive(config.archive, readonly=True) as archive:
             while backup.poll() is None:
-                assert index.search(archive, "pomegranate", snippets=False).total == 20
+                assert index.search(archive, "pomegranate", accounts=ALL, snippets=False).total == 20
                 searches += 1
                 time.sleep(0.05)
     finally:

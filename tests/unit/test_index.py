@@ -18,6 +18,7 @@ import pytest
 
 from archiver import index
 from archiver.archive import Archive
+from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.index import writer as index_writer
 from archiver.index.documents import to_minutes
 from tests.unit.test_index_support import add_messages, open_archive
@@ -111,6 +112,7 @@ EXPECTED = {
 
 
 def markers(archive: Archive, query: str, **kwargs: object) -> set[str]:
+    kwargs.setdefault("accounts", ALL)
     page = index.search(archive, query, page_size=100, snippets=False, **kwargs)  # type: ignore[arg-type]
     assert page.total == len(page.hits)
     by_blob = {blob: name for name, blob in BLOB_IDS.items()}
@@ -145,16 +147,16 @@ def test_accounts_filter_sort_paging_and_snippets(archive: Archive) -> None:
     index.update_index(archive)
     assert markers(archive, "quick OR budget", accounts=["home"]) == {"m1", "m7", "m8"}
     assert markers(archive, "zeppelin", accounts=["home"]) == set()
-    newest = index.search(archive, "has:attachment", sort="date")
+    newest = index.search(archive, "has:attachment", accounts=ALL, sort="date")
     assert [h.blob_id for h in newest.hits] == [BLOB_IDS["m1"], BLOB_IDS["m5"], BLOB_IDS["m6"]]
-    second = index.search(archive, "has:attachment", sort="date", page=2, page_size=2)
+    second = index.search(archive, "has:attachment", accounts=ALL, sort="date", page=2, page_size=2)
     assert [h.blob_id for h in second.hits] == [BLOB_IDS["m6"]] and second.pages == 2
-    hit = index.search(archive, "lazy OR quick", sort="date").hits[0]
+    hit = index.search(archive, "lazy OR quick", accounts=ALL, sort="date").hits[0]
     assert hit.blob_id == BLOB_IDS["m8"] and "a &lt; b &amp; c" in hit.snippet_html
     assert "<mark>quick</mark>" in hit.snippet_html
     assert hit.subject == "Re: Typing test" and hit.folders == (("home", "INBOX"),)
-    assert index.search(archive, "budget").hits[0].folders == (("home", "Archive"), ("work", "INBOX"))
-    french = index.search(archive, "réunion").hits[0].snippet_html
+    assert index.search(archive, "budget", accounts=ALL).hits[0].folders == (("home", "Archive"), ("work", "INBOX"))
+    french = index.search(archive, "réunion", accounts=ALL).hits[0].snippet_html
     assert "<mark>réunions</mark>" in french
 
 
@@ -164,10 +166,10 @@ def test_incremental_new_messages_and_placement_changes(archive: Archive) -> Non
         "m9", "gina@example.com", "me@example.com", "Late arrival", "xylophone lessons", "Fri, 01 Jan 2021 0:0:0 +0000"
     )
     add_messages(archive, "work", [("INBOX", extra, ("\\Seen",), None)])
-    assert index.search(archive, "xylophone").total == 0  # committed to the catalog, not yet indexed
+    assert index.search(archive, "xylophone", accounts=ALL).total == 0  # committed to the catalog, not yet indexed
     assert index.index_status(archive)["behind"]["messages"] == 1
     report = index.update_index(archive)
-    assert report.indexed == 1 and index.search(archive, "xylophone").total == 1
+    assert report.indexed == 1 and index.search(archive, "xylophone", accounts=ALL).total == 1
     # m2 gets flagged on the server, m7 is copied to a new folder: only those documents are rewritten.
     catalog = archive.catalog
     work_id = catalog.account_id("work")
@@ -211,7 +213,7 @@ def test_deleted_index_is_rebuilt_with_the_same_results(archive: Archive, monkey
     before = {q: markers(archive, q) for q in EXPECTED}
     shutil.rmtree(archive.root / "index")
     with pytest.raises(index.SearchIndexError):
-        index.search(archive, "budget")
+        index.search(archive, "budget", accounts=ALL)
     monkeypatch.setattr(index_writer, "PARALLEL_FROM", 1)  # exercise the worker processes too
     assert index.update_index(archive, procs=2).indexed == 8
     assert {q: markers(archive, q) for q in EXPECTED} == before
@@ -235,7 +237,7 @@ def test_searches_keep_working_while_the_index_is_rebuilt(archive: Archive) -> N
     def searcher() -> None:
         while not done.is_set():
             try:
-                totals.add(index.search(archive, "fox OR budget", snippets=False).total)
+                totals.add(index.search(archive, "fox OR budget", accounts=ALL, snippets=False).total)
             except BaseException as exc:
                 errors.append(exc)
                 return
@@ -265,7 +267,7 @@ def test_date_window_gives_the_same_pages_as_a_full_sort(archive: Archive, monke
     index.update_index(archive)
     queries = ["NOT nosuchword", "the OR fox OR budget", "has:attachment OR is:unread"]
     full = {
-        (q, size, page): index.search(archive, q, sort="date", page=page, page_size=size, snippets=False)
+        (q, size, page): index.search(archive, q, accounts=ALL, sort="date", page=page, page_size=size, snippets=False)
         for q in queries
         for size in (1, 2, 3)
         for page in (1, 2)
@@ -285,7 +287,7 @@ def test_date_window_gives_the_same_pages_as_a_full_sort(archive: Archive, monke
     windowed_pages = 0
     for (q, size, page), expected in full.items():
         collected.clear()
-        got = index.search(archive, q, sort="date", page=page, page_size=size, snippets=False)
+        got = index.search(archive, q, accounts=ALL, sort="date", page=page, page_size=size, snippets=False)
         assert [h.blob_id for h in got.hits] == [h.blob_id for h in expected.hits], (q, size, page)
         windowed_pages += collected == ["window"]
         assert got.total >= expected.total
@@ -303,15 +305,26 @@ def test_no_change_update_does_not_open_the_index(archive: Archive, monkeypatch:
         patched.setattr(index_writer, "open_live", must_not_open)
         assert index.update_index(archive).indexed == 0
     # A new message, then a flag change: each makes the hint stale, so the index is opened and updated.
-    add_messages(archive, "work", [("INBOX", mail("m10", "a@b.example", "c@d.example", "Hint", "ocarina", "Fri, 01 Jan 2021 0:0:0 +0000"), (), None)])  # noqa: E501
-    assert index.update_index(archive).indexed == 1 and index.search(archive, "ocarina").total == 1
+    add_messages(
+        archive,
+        "work",
+        [
+            (
+                "INBOX",
+                mail("m10", "a@b.example", "c@d.example", "Hint", "ocarina", "Fri, 01 Jan 2021 0:0:0 +0000"),
+                (),
+                None,
+            )
+        ],
+    )
+    assert index.update_index(archive).indexed == 1 and index.search(archive, "ocarina", accounts=ALL).total == 1
     catalog = archive.catalog
     work_id = catalog.account_id("work")
     folder = catalog.folders(work_id)["INBOX"]
     uid = catalog.db.execute("SELECT MAX(uid) FROM placements WHERE folder_id = ?", (folder.id,)).fetchone()[0]
     assert catalog.update_flags(catalog.start_run(work_id), folder.id, 1, {uid: ("\\Flagged",)}) == 1
     assert index.update_index(archive).refreshed == 1
-    assert index.search(archive, "ocarina is:flagged").total == 1
+    assert index.search(archive, "ocarina is:flagged", accounts=ALL).total == 1
     # A hint that does not parse is ignored, never trusted.
     live = index_writer._live_dir(archive.root)
     (live / index_writer.HINT_FILE).write_text("{not json")
@@ -339,7 +352,8 @@ def test_refresh_skips_documents_whose_fields_did_not_change(archive: Archive) -
         for row in rows
     ]
     adoptions = [  # ... and every message re-mapped under the new UIDVALIDITY; m3 was flagged meanwhile
-        Adoption(a.uid, a.blob_id, ("\\Flagged", "\\Seen"), a.internaldate, a.size) if a.blob_id == BLOB_IDS["m3"]
+        Adoption(a.uid, a.blob_id, ("\\Flagged", "\\Seen"), a.internaldate, a.size)
+        if a.blob_id == BLOB_IDS["m3"]
         else a
         for a in adoptions
     ]

@@ -17,6 +17,7 @@ from archiver import index
 from archiver.archive import Archive
 from archiver.config import IndexConfig, config_from_toml_text
 from archiver.errors import ConfigError
+from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.index import writer as index_writer
 from archiver.index.parallel import POOL_MB
 from archiver.index.writer import MIN_POOL_MB, PARALLEL_FROM, plan_memory
@@ -85,7 +86,10 @@ QUERIES = ["budget", "meeting OR report", "has:attachment", "is:unread", "folder
 
 
 def _results(archive: Archive) -> dict[str, set[str]]:
-    return {q: {h.blob_id for h in index.search(archive, q, page_size=100, snippets=False).hits} for q in QUERIES}
+    return {
+        q: {h.blob_id for h in index.search(archive, q, accounts=ALL, page_size=100, snippets=False).hits}
+        for q in QUERIES
+    }
 
 
 def test_the_update_reports_its_plan_and_spawned_workers_index_like_this_process(

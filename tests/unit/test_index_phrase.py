@@ -18,6 +18,7 @@ from whoosh import query as wq
 from whoosh.index import FileIndex
 
 from archiver import index
+from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.index import fastmatch, phrases
 from archiver.index.analysis import query_terms
 from archiver.index.documents import STATE_ID, CatalogMessage, document_from_text, make_schema
@@ -212,16 +213,19 @@ def test_search_reports_an_estimated_total(tmp_path: Path, monkeypatch: pytest.M
         index.update_index(archive)
         words = query_terms("the the", "en")
         assert words == ["the", "the"]
-        exact = index.search(archive, '"the the"', page_size=5, snippets=False)
+        exact = index.search(archive, '"the the"', accounts=ALL, page_size=5, snippets=False)
         assert exact.total_exact and exact.total > 10
         _lazily(monkeypatch)
-        lazy = index.search(archive, '"the the"', page_size=5, snippets=False)
+        lazy = index.search(archive, '"the the"', accounts=ALL, page_size=5, snippets=False)
         assert not lazy.total_exact
         assert [h.blob_id for h in lazy.hits] == [h.blob_id for h in exact.hits]
-        by_date = index.search(archive, '"the the"', page_size=5, page=2, sort="date", snippets=False)
+        by_date = index.search(archive, '"the the"', accounts=ALL, page_size=5, page=2, sort="date", snippets=False)
         monkeypatch.undo()
         assert [h.blob_id for h in by_date.hits] == [
-            h.blob_id for h in index.search(archive, '"the the"', page_size=5, page=2, sort="date", snippets=False).hits
+            h.blob_id
+            for h in index.search(
+                archive, '"the the"', accounts=ALL, page_size=5, page=2, sort="date", snippets=False
+            ).hits
         ]
 
 
