@@ -22,6 +22,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from archiver.archive import Archive
 from archiver.config import Config
+from web.ids import IdConverter
 
 APP_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; "
@@ -66,6 +67,7 @@ def create_app(config: Config, *, testing: bool = False) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.session_interface = _SessionInterface(config.web.secure_cookies)
+    app.url_map.converters["id"] = IdConverter
     app.extensions["archiver_config"] = config
     app.extensions["archiver_archive"] = Archive(config.archive)
     app.extensions["archiver_lock"] = threading.Lock()
