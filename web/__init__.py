@@ -22,6 +22,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from archiver.archive import Archive
 from archiver.config import Config
+from web.filenames import shown_name
 from web.ids import IdConverter
 
 APP_CSP = (
@@ -83,7 +84,7 @@ def create_app(config: Config, *, testing: bool = False) -> Flask:
     app.before_request(auth.load_user)
     app.before_request(auth.check_csrf)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, time_zone=prefs.zone_name)
-    app.jinja_env.filters.update(size=human_size, when=prefs.local_time, duration=duration)
+    app.jinja_env.filters.update(size=human_size, when=prefs.local_time, duration=duration, shown_name=shown_name)
     for status in (400, 401, 403, 404, 405, 409, 413, 429, 500):
         app.register_error_handler(status, error_page)
 

@@ -9,6 +9,7 @@ import time
 from collections import defaultdict, deque
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -75,6 +76,24 @@ def check_csrf() -> None:
         abort(400, "missing or stale form token: reload the page and try again")
 
 
+def safe_next(target: str) -> str | None:
+    """``target`` if it is a path of this site, else None: the only redirect a login may follow.
+
+    Browsers drop tabs and newlines from URLs and read ``\\`` as ``/``, so
+    ``/%09/evil.example`` or ``/\\evil.example`` would become the
+    protocol-relative ``//evil.example``: any control character, white space
+    or backslash refuses the target, as does anything with a scheme or host.
+    """
+    if not target.startswith("/") or len(target) > 2000:
+        return None
+    if any(c == "\\" or c.isspace() or not c.isprintable() for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return None
+    return target
+
+
 def _rate_limited(key: tuple[str, str]) -> bool:
     now = time.monotonic()
     window = _attempts[key]
@@ -107,10 +126,7 @@ def login() -> Any:
                 session["user"] = name
                 session.permanent = True
                 csrf_token()
-                target = request.args.get("next", "")
-                if not target.startswith("/") or target.startswith("//"):
-                    target = url_for("browse.accounts")
-                return redirect(target)
+                return redirect(safe_next(request.args.get("next", "")) or url_for("browse.accounts"))
             _attempts[key].append(time.monotonic())
             log.warning("failed web login for user %r from %s", name, request.remote_addr)
             error, status = "Wrong user name or password.", 401

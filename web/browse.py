@@ -12,13 +12,13 @@ import hmac
 import time
 from datetime import UTC
 from typing import Any
-from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
 
 from archiver.message_view import parse_message, part_bytes, safe_content_type, safe_html
 from web import archive, visible_accounts
 from web.auth import login_required
+from web.filenames import content_disposition
 from web.ids import parse_id
 from web.prefs import end_of_day, parse_day
 
@@ -48,11 +48,8 @@ def _raw(row: Any) -> bytes:
 
 def attachment_response(data: bytes, filename: str, content_type: str) -> Response:
     """A download that never renders in the page: attachment, RFC 6266 filename*, nosniff."""
-    ascii_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[:100] or "download"
     response = Response(data, content_type=safe_content_type(content_type))
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename[:200], safe='')}"
-    )
+    response.headers["Content-Disposition"] = content_disposition(filename)
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
