@@ -24,6 +24,7 @@ from archiver.archive import Archive
 from archiver.config import Config
 from web.filenames import shown_name
 from web.ids import IdConverter
+from web.sessions import SessionStore
 
 APP_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; "
@@ -64,7 +65,8 @@ def create_app(config: Config, *, testing: bool = False) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(config.web.secure_cookies),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=config.web.session_lifetime),
+        SESSION_REFRESH_EACH_REQUEST=False,  # the server decides when a session ends (web/sessions.py)
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.session_interface = _SessionInterface(config.web.secure_cookies)
@@ -81,6 +83,8 @@ def create_app(config: Config, *, testing: bool = False) -> Flask:
     from web import metrics as metrics_web  # GET /metrics: own auth (token or loopback only), see web/metrics.py
 
     app.register_blueprint(metrics_web.bp)
+    auth.init_app(app, SessionStore(Path(config.archive.path), config.web.session_idle_timeout,
+                                     config.web.session_lifetime))  # fmt: skip
     app.before_request(auth.load_user)
     app.before_request(auth.check_csrf)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, time_zone=prefs.zone_name)

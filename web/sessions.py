@@ -1,0 +1,85 @@
+"""Server-side login sessions: logout, a password change and a revoke end them for good.
+
+The session cookie (signed by Flask) carries only a random token; the catalog
+(``web_sessions``, migration 6) keeps the token's sha256, the user, a digest of
+the user's ``password_hash`` at login, and the times of login and of the last
+request.  A request's session is valid only while its row exists, the user is
+still configured with the same password hash, it was used within
+``[web] session_idle_timeout`` and it is younger than ``session_lifetime``.  So
+a cookie copied before logout opens nothing afterwards, and neither does one
+made before the password changed in the config or before
+``archiver sessions revoke``.
+
+Each check opens its own short catalog connection: the app's shared
+connection may be inside another thread's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from archiver.catalog import Catalog
+from archiver.config import WebUser
+
+TOUCH_EVERY = 60.0  # seconds: last_seen_at is written at most this often per session (one fsync each)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def credential(user: WebUser) -> str:
+    """What binds a session to the password it was opened with: a digest of the user's argon2 hash."""
+    return _digest("web-credential:" + user.password_hash)
+
+
+class SessionStore:
+    """Start, check and end login sessions of one archive; ``clock`` is Unix time (tests move it forward)."""
+
+    def __init__(
+        self, archive_root: Path, idle_timeout: int, lifetime: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.root = archive_root
+        self.idle_timeout = idle_timeout
+        self.lifetime = lifetime
+        self.clock = clock
+        self.touch_every = min(TOUCH_EVERY, idle_timeout / 10)
+
+    def start(self, user: WebUser) -> str:
+        """A new session of ``user``: the token for the cookie (only its hash is stored)."""
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        with Catalog.open(self.root) as catalog:
+            catalog.purge_web_sessions(now - self.lifetime, now - self.idle_timeout)
+            catalog.add_web_session(_digest(token), user.name, credential(user), now)
+        return token
+
+    def check(self, token: str, users: Mapping[str, WebUser]) -> WebUser | None:
+        """The user of a live session, or None (and the dead session is deleted)."""
+        key = _digest(token)
+        now = self.clock()
+        with Catalog.open(self.root) as catalog:
+            row = catalog.web_session(key)
+            if row is None:
+                return None
+            user = users.get(row["user"])
+            alive = (
+                user is not None
+                and secrets.compare_digest(row["credential"], credential(user))
+                and now - row["created_at"] < self.lifetime
+                and now - row["last_seen_at"] < self.idle_timeout
+            )
+            if not alive:
+                catalog.end_web_sessions(token_hash=key)
+                return None
+            if now - row["last_seen_at"] >= self.touch_every:
+                catalog.touch_web_session(key, now)
+            return user
+
+    def end(self, token: str) -> None:
+        with Catalog.open(self.root) as catalog:
+            catalog.end_web_sessions(token_hash=_digest(token))
