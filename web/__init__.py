@@ -56,8 +56,12 @@ class _SessionInterface(SecureCookieSessionInterface):
         return self.secure if self.secure is not None else request.is_secure
 
 
-def create_app(config: Config, *, testing: bool = False) -> Flask:
-    """Build the web app for ``config`` (the archive must exist: run a backup first)."""
+def create_app(config: Config, *, testing: bool = False, listen: str | None = None) -> Flask:
+    """Build the web app for ``config`` (the archive must exist: run a backup first).
+
+    ``listen`` is the address the server really listens on (``--listen``), when not ``[web] listen``:
+    ``/metrics`` opens without a token only on a loopback address.
+    """
     app = Flask(__name__)
     app.config.update(
         TESTING=testing,
@@ -72,6 +76,7 @@ def create_app(config: Config, *, testing: bool = False) -> Flask:
     app.session_interface = _SessionInterface(config.web.secure_cookies)
     app.url_map.converters["id"] = IdConverter
     app.extensions["archiver_config"] = config
+    app.extensions["archiver_listen"] = listen or config.web.listen
     app.extensions["archiver_archive"] = Archive(config.archive)
     app.extensions["archiver_lock"] = threading.Lock()
     app.extensions["archiver_backups"] = {}  # account -> thread of its latest web-started backup
