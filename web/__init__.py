@@ -80,10 +80,10 @@ def create_app(config: Config, *, testing: bool = False, listen: str | None = No
     app.extensions["archiver_archive"] = Archive(config.archive)
     app.extensions["archiver_lock"] = threading.Lock()
     app.extensions["archiver_backups"] = {}  # account -> thread of its latest web-started backup
-    from web import auth, browse, jobs, prefs, restore, runs, search
+    from web import auth, browse, jobs, prefs, restore, runs, search, sessions_page
 
     app.extensions["archiver_jobs"] = jobs.JobRegistry()
-    for blueprint in (auth.bp, browse.bp, search.bp, runs.bp, restore.bp, jobs.bp, prefs.bp):
+    for blueprint in (auth.bp, browse.bp, search.bp, runs.bp, restore.bp, jobs.bp, prefs.bp, sessions_page.bp):
         app.register_blueprint(blueprint)
     from web import metrics as metrics_web  # GET /metrics: own auth (token or loopback only), see web/metrics.py
 

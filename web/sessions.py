@@ -20,12 +20,28 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from archiver.catalog import Catalog
 from archiver.config import WebUser
 
 TOUCH_EVERY = 60.0  # seconds: last_seen_at is written at most this often per session (one fsync each)
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """A session as the sessions page shows it (never its token)."""
+
+    user: str
+    created_at: str  # ISO 8601, UTC
+    last_seen_at: str
+    this_browser: bool
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
 def _digest(text: str) -> str:
@@ -83,3 +99,21 @@ class SessionStore:
     def end(self, token: str) -> None:
         with Catalog.open(self.root) as catalog:
             catalog.end_web_sessions(token_hash=_digest(token))
+
+    def end_user(self, name: str) -> int:
+        """End every session of ``name`` (the revoke of ``archiver sessions revoke`` and the sessions page)."""
+        with Catalog.open(self.root) as catalog:
+            return catalog.end_web_sessions(user=name)
+
+    def live(self, users: set[str], current_token: str) -> list[LiveSession]:
+        """The live sessions of ``users``, oldest first per user; ``this_browser`` marks ``current_token``'s."""
+        now = self.clock()
+        current = _digest(current_token)
+        with Catalog.open(self.root) as catalog:
+            catalog.purge_web_sessions(now - self.lifetime, now - self.idle_timeout)
+            rows = catalog.web_sessions()
+        return [
+            LiveSession(r["user"], _iso(r["created_at"]), _iso(r["last_seen_at"]), r["token_hash"] == current)
+            for r in rows
+            if r["user"] in users
+        ]

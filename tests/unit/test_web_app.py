@@ -100,7 +100,7 @@ def test_every_route_needs_login(app):
     assert {rule.endpoint for rule in app.url_map.iter_rules()} - own_auth == {
         "browse.accounts", "browse.folders", "browse.folder", "browse.message", "browse.raw", "browse.part",
         "browse.html", "browse.cid", "search.search", "search.blob", "runs.history", "runs.backup_now",
-        "restore.form", "restore.start", "jobs.job", "prefs.prefs",
+        "restore.form", "restore.start", "jobs.job", "prefs.prefs", "sessions.sessions_page", "sessions.end",
     }  # fmt: skip
 
 

@@ -143,3 +143,21 @@ def test_session_and_proxy_settings_are_read_and_checked():
     ]:
         with pytest.raises(ConfigError, match=message):
             load(f"[web]\n{line}\n")
+
+
+def test_sessions_page_admin_ends_a_users_sessions_and_users_only_their_own(web_app):
+    bob, other_bob, root = web_app.test_client(), web_app.test_client(), web_app.test_client()
+    for client, name in ((bob, "bob"), (other_bob, "bob"), (root, "root")):
+        assert log_in(client, name, f"{name}-pass").status_code == 302
+    own = bob.get("/sessions").get_data(as_text=True)
+    assert own.count("<tr><td>bob</td>") == 2 and "root" not in own.split("<h1>")[1] and "this browser" in own
+    refused = bob.post("/sessions/end", data={"user": "root", "csrf_token": form_token(bob, "/sessions")})
+    assert refused.status_code == 404 and root.get("/").status_code == 200
+    page = root.get("/sessions").get_data(as_text=True)
+    assert page.count("<tr><td>bob</td>") == 2 and page.count("<tr><td>root</td>") == 1
+    ended = root.post("/sessions/end", data={"user": "bob", "csrf_token": form_token(root, "/sessions")})
+    assert ended.status_code == 302
+    assert "Ended 2 session(s) of bob." in root.get("/sessions").get_data(as_text=True)
+    assert bob.get("/").status_code == 302 and other_bob.get("/").status_code == 302
+    assert root.get("/").status_code == 200
+    assert web_app.test_client().get("/sessions").status_code == 302  # anonymous: to the login page
