@@ -10,16 +10,19 @@ a cookie copied before logout opens nothing afterwards, and neither does one
 made before the password changed in the config or before
 ``archiver sessions revoke``.
 
-Each check opens its own short catalog connection: the app's shared
-connection may be inside another thread's transaction.
+The store keeps one catalog connection per server thread (not the app's
+shared one, which may be inside another thread's transaction); each of its
+statements is its own transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,12 +67,21 @@ class SessionStore:
         self.lifetime = lifetime
         self.clock = clock
         self.touch_every = min(TOUCH_EVERY, idle_timeout / 10)
+        self._local = threading.local()
+
+    @contextmanager
+    def _catalog(self) -> Iterator[Catalog]:
+        """This thread's connection to the catalog (opened at its first use: a thread serves one request at a time)."""
+        catalog = getattr(self._local, "catalog", None)
+        if catalog is None:
+            catalog = self._local.catalog = Catalog.open(self.root)
+        yield catalog
 
     def start(self, user: WebUser) -> str:
         """A new session of ``user``: the token for the cookie (only its hash is stored)."""
         token = secrets.token_urlsafe(32)
         now = self.clock()
-        with Catalog.open(self.root) as catalog:
+        with self._catalog() as catalog:
             catalog.purge_web_sessions(now - self.lifetime, now - self.idle_timeout)
             catalog.add_web_session(_digest(token), user.name, credential(user), now)
         return token
@@ -78,7 +90,7 @@ class SessionStore:
         """The user of a live session, or None (and the dead session is deleted)."""
         key = _digest(token)
         now = self.clock()
-        with Catalog.open(self.root) as catalog:
+        with self._catalog() as catalog:
             row = catalog.web_session(key)
             if row is None:
                 return None
@@ -97,19 +109,19 @@ class SessionStore:
             return user
 
     def end(self, token: str) -> None:
-        with Catalog.open(self.root) as catalog:
+        with self._catalog() as catalog:
             catalog.end_web_sessions(token_hash=_digest(token))
 
     def end_user(self, name: str) -> int:
         """End every session of ``name`` (the revoke of ``archiver sessions revoke`` and the sessions page)."""
-        with Catalog.open(self.root) as catalog:
+        with self._catalog() as catalog:
             return catalog.end_web_sessions(user=name)
 
     def live(self, users: set[str], current_token: str) -> list[LiveSession]:
         """The live sessions of ``users``, oldest first per user; ``this_browser`` marks ``current_token``'s."""
         now = self.clock()
         current = _digest(current_token)
-        with Catalog.open(self.root) as catalog:
+        with self._catalog() as catalog:
             catalog.purge_web_sessions(now - self.lifetime, now - self.idle_timeout)
             rows = catalog.web_sessions()
         return [
