@@ -11,7 +11,7 @@ import click
 from archiver.catalog import Catalog
 from archiver.cli import emit_json, register
 from archiver.config import Config
-from archiver.errors import ConfigError
+from archiver.errors import CatalogError, ConfigError
 
 
 def _when(seconds: float) -> str:
@@ -19,7 +19,11 @@ def _when(seconds: float) -> str:
 
 
 def _catalog(config: Config) -> Catalog:
-    return Catalog.open(Path(config.archive.path))
+    """The archive's catalog (migrated, so an archive older than the sessions table works); never a new archive."""
+    root = Path(config.archive.path)
+    if not (root / Catalog.FILENAME).exists():
+        raise CatalogError(f"no archive at {root}: run a backup first")
+    return Catalog.open(root)
 
 
 @click.group()

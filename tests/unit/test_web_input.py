@@ -110,3 +110,20 @@ def test_attachment_names_are_shown_escaped_and_downloadable(make_web_app):
         saved.append(unquote(disposition.split("filename*=UTF-8''")[1], errors="strict"))
     assert saved == ["invoice_fdp.exe", "счёт-фактура №5.pdf", "請求書.pdf", "a_b_c.txt", "_.._etc_passwd",
                      "download", 'q"uote;x.txt']  # fmt: skip
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=500)
+def test_any_attachment_name_gives_a_valid_header_and_visible_text(name):
+    import unicodedata
+    from urllib.parse import unquote
+
+    from web.filenames import content_disposition, download_name, shown_name
+
+    header = content_disposition(name)
+    header.encode("latin-1")  # what WSGI requires of a header value; ASCII in fact
+    assert header.isascii() and "\r" not in header and "\n" not in header
+    saved = unquote(header.split("filename*=UTF-8''")[1], errors="strict")
+    assert saved == download_name(name) and saved and "/" not in saved and "\\" not in saved
+    hidden = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+    assert not any(unicodedata.category(c) in hidden for c in shown_name(name) + saved)

@@ -161,3 +161,15 @@ def test_sessions_page_admin_ends_a_users_sessions_and_users_only_their_own(web_
     assert bob.get("/").status_code == 302 and other_bob.get("/").status_code == 302
     assert root.get("/").status_code == 200
     assert web_app.test_client().get("/sessions").status_code == 302  # anonymous: to the login page
+
+
+def test_cli_without_an_archive_says_so_and_creates_nothing(tmp_path):
+    config = tmp_path / "archiver.toml"
+    archive = tmp_path / "no-archive"
+    config.write_text(f'[archive]\npath = "{archive}"\n[[accounts]]\nname = "a"\nprotocol = "local"\n')
+    for args in (["sessions", "list"], ["sessions", "revoke", "--all"]):
+        result = CliRunner().invoke(main, ["--config", str(config), *args])
+        assert result.exit_code == 1 and f"no archive at {archive}: run a backup first" in result.output, args
+    assert not archive.exists()
+    usage = CliRunner().invoke(main, ["--config", str(config), "sessions", "revoke"])
+    assert usage.exit_code == 2 and "name the users whose sessions end, or give --all" in usage.output
