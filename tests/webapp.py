@@ -51,6 +51,7 @@ def make_web_app(tmp_path: Path) -> Iterator[MakeWebApp]:
     yield make
     for app in apps:
         app.extensions["archiver_archive"].close()
+        app.extensions["archiver_sessions"].close()
 
 
 @pytest.fixture

@@ -68,6 +68,8 @@ class SessionStore:
         self.clock = clock
         self.touch_every = min(TOUCH_EVERY, idle_timeout / 10)
         self._local = threading.local()
+        self._opened: list[Catalog] = []
+        self._opened_lock = threading.Lock()
 
     @contextmanager
     def _catalog(self) -> Iterator[Catalog]:
@@ -75,7 +77,17 @@ class SessionStore:
         catalog = getattr(self._local, "catalog", None)
         if catalog is None:
             catalog = self._local.catalog = Catalog.open(self.root)
+            with self._opened_lock:
+                self._opened.append(catalog)
         yield catalog
+
+    def close(self) -> None:
+        """Close every thread's connection (the server has stopped, or a reloaded app replaced this one)."""
+        with self._opened_lock:
+            for catalog in self._opened:
+                catalog.close()
+            self._opened.clear()
+        self._local = threading.local()
 
     def start(self, user: WebUser) -> str:
         """A new session of ``user``: the token for the cookie (only its hash is stored)."""

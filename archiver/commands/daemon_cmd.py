@@ -186,9 +186,10 @@ class Daemon:
         if self._server is not None:
             self._server.close()
         for app in [*self._old_apps, self._web.app if self._web else None]:
-            archive = getattr(app, "extensions", {}).get("archiver_archive")
-            if archive is not None:
-                archive.close()
+            extensions = getattr(app, "extensions", {})
+            for resource in ("archiver_archive", "archiver_sessions"):
+                if extensions.get(resource) is not None:
+                    extensions[resource].close()
 
 
 @click.command()

@@ -164,3 +164,14 @@ def test_archiver_serve_process_applies_the_proxy_rules(make_web_app, tmp_path):
 def _no_proxy_env(monkeypatch):
     for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("listen", "loopback"),
+    [("127.0.0.1:8080", True), ("127.1.2.3:80", True), ("localhost:8080", True), ("[::1]:8080", True),
+     ("0.0.0.0:8080", False), ("[::]:8080", False), ("192.168.1.5:8080", False), ("archive.lan:8080", False)],
+)  # fmt: skip
+def test_which_listen_addresses_count_as_loopback(listen, loopback):
+    from web.serving import loopback_listen
+
+    assert loopback_listen(listen) is loopback

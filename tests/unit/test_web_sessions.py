@@ -79,6 +79,7 @@ def test_password_change_in_config_ends_sessions(web_app):
         assert log_in(restarted.test_client(), "bob", "new-pass").status_code == 302
     finally:
         restarted.extensions["archiver_archive"].close()
+        restarted.extensions["archiver_sessions"].close()
 
 
 def test_cli_revoke_ends_a_users_sessions(make_web_app, tmp_path):
