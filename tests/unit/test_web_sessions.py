@@ -174,3 +174,14 @@ def test_cli_without_an_archive_says_so_and_creates_nothing(tmp_path):
     assert not archive.exists()
     usage = CliRunner().invoke(main, ["--config", str(config), "sessions", "revoke"])
     assert usage.exit_code == 2 and "name the users whose sessions end, or give --all" in usage.output
+
+
+def test_login_cookies_are_httponly_samesite_and_secure_over_tls(web_app):
+    for base, secure in (("http://localhost", False), ("https://localhost", True)):
+        client = web_app.test_client()
+        token = form_token(client, f"{base}/login")
+        response = client.post(f"{base}/login", data={"username": "bob", "password": "bob-pass", "csrf_token": token})
+        cookies = response.headers.getlist("Set-Cookie")
+        assert {c.split("=")[0] for c in cookies} == {"session", "archiver_known"}
+        for cookie in cookies:
+            assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and ("Secure" in cookie) is secure, cookie
