@@ -166,6 +166,19 @@ MIGRATIONS: dict[int, str] = {
         digest TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 6: web login sessions (web/sessions.py), so logout, a password change or `archiver sessions revoke`
+    # ends them on the server. Only a hash of the cookie's token is stored; `credential` is a digest of the
+    # user's password_hash at login; times are Unix seconds.
+    6: """
+    CREATE TABLE web_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        credential TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_seen_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX web_sessions_user ON web_sessions(user);
+    """,
 }
 
 
@@ -900,6 +913,39 @@ class Catalog:
             f"WHERE r.account_id IN ({marks}) ORDER BY r.id DESC LIMIT ?",
             (*account_ids, limit),
         ).fetchall()
+
+    # -- web login sessions (web/sessions.py) -------------------------------
+    def add_web_session(self, token_hash: str, user: str, credential: str, now: float) -> None:
+        self.db.execute(
+            "INSERT INTO web_sessions (token_hash, user, credential, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
+            (token_hash, user, credential, now, now),
+        )
+
+    def web_session(self, token_hash: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM web_sessions WHERE token_hash = ?", (token_hash,)).fetchone()
+
+    def touch_web_session(self, token_hash: str, now: float) -> None:
+        self.db.execute("UPDATE web_sessions SET last_seen_at = ? WHERE token_hash = ?", (now, token_hash))
+
+    def web_sessions(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM web_sessions ORDER BY user, created_at").fetchall()
+
+    def end_web_sessions(self, *, token_hash: str | None = None, user: str | None = None) -> int:
+        """Delete one session (``token_hash``), a user's sessions (``user``), or, with neither, all; the count."""
+        if token_hash is not None:
+            cursor = self.db.execute("DELETE FROM web_sessions WHERE token_hash = ?", (token_hash,))
+        elif user is not None:
+            cursor = self.db.execute("DELETE FROM web_sessions WHERE user = ?", (user,))
+        else:
+            cursor = self.db.execute("DELETE FROM web_sessions")
+        return cursor.rowcount
+
+    def purge_web_sessions(self, created_before: float, seen_before: float) -> int:
+        """Forget sessions past their absolute lifetime or idle timeout (they can no longer be used anyway)."""
+        cursor = self.db.execute(
+            "DELETE FROM web_sessions WHERE created_at < ? OR last_seen_at < ?", (created_before, seen_before)
+        )
+        return cursor.rowcount
 
 
 def _catalog_error(path: Path, exc: sqlite3.Error) -> CatalogError:

@@ -126,6 +126,7 @@ COMMAND_MODULES = (
     "import_cmd",
     "ls_cmd",
     "daemon_cmd",
+    "sessions_cmd",
 )
 
 __all__ = ["CliState", "Path", "emit_json", "human_bytes", "main", "register"]

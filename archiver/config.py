@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import ipaddress
 import json
 import logging
 import os
@@ -60,7 +61,9 @@ _ACCOUNT_KEYS = (
     "tls_ca_file", "tls_verify", "timeout", "folders", "schedule", "pop3_auth",
 )  # fmt: skip
 _FOLDER_KEYS = ("include", "exclude")
-_WEB_KEYS = ("listen", "secret_key_file", "secure_cookies", "users")
+_WEB_KEYS = (
+    "listen", "secret_key_file", "secure_cookies", "session_idle_timeout", "session_lifetime", "trusted_proxy", "users",
+)  # fmt: skip
 _WEB_USER_KEYS = ("name", "password_hash", "admin", "accounts")
 _SCHEDULER_KEYS = ("default_schedule", "jitter", "max_concurrent", "misfire_grace", "stale_after")
 _ALERTS_KEYS = ("webhook_url", "healthcheck_url", "on_failure", "on_recovery", "timeout", "email")
@@ -246,6 +249,9 @@ class WebConfig:
     secret_key_file: Path | None = None  # default: <archive>/web-secret.key, made 0600 at first start
     secure_cookies: bool | None = None  # None: Secure only when the request came over TLS
     users: tuple[WebUser, ...] = ()
+    session_idle_timeout: int = 2 * 3600  # seconds without a request after which a login session ends
+    session_lifetime: int = 12 * 3600  # seconds after login when a session ends however busy
+    trusted_proxy: str | None = None  # the reverse proxy's address: its X-Forwarded-For/-Proto are believed
 
 
 @dataclass(frozen=True)
@@ -435,7 +441,19 @@ def _read_web(table: _Table, account_names: set[str]) -> WebConfig:
     if len({u.name for u in users}) != len(users):
         raise table.fail("users", "two users share one name")
     secure = table.boolean("secure_cookies", False) if table.has("secure_cookies") else None
-    return WebConfig(listen, table.path("secret_key_file"), secure, tuple(users))
+    idle = _duration(table, "session_idle_timeout", WebConfig.session_idle_timeout)
+    lifetime = _duration(table, "session_lifetime", WebConfig.session_lifetime)
+    for key, seconds in (("session_idle_timeout", idle), ("session_lifetime", lifetime)):
+        if seconds < 60:
+            raise table.error(key, 'a duration of at least a minute, such as "30m" or "12h"', table.data[key])
+    trusted_proxy = table.string("trusted_proxy")
+    if trusted_proxy is not None:
+        try:
+            ipaddress.ip_address(trusted_proxy)
+        except ValueError:
+            raise table.error("trusted_proxy", 'the IP address the reverse proxy connects from, such as "127.0.0.1"',
+                              trusted_proxy) from None  # fmt: skip
+    return WebConfig(listen, table.path("secret_key_file"), secure, tuple(users), idle, lifetime, trusted_proxy)
 
 
 def _schedule(table: _Table, key: str) -> str | None:

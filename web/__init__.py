@@ -22,6 +22,9 @@ from flask.sessions import SecureCookieSessionInterface
 
 from archiver.archive import Archive
 from archiver.config import Config
+from web.filenames import shown_name
+from web.ids import IdConverter
+from web.sessions import SessionStore
 
 APP_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; "
@@ -53,8 +56,12 @@ class _SessionInterface(SecureCookieSessionInterface):
         return self.secure if self.secure is not None else request.is_secure
 
 
-def create_app(config: Config, *, testing: bool = False) -> Flask:
-    """Build the web app for ``config`` (the archive must exist: run a backup first)."""
+def create_app(config: Config, *, testing: bool = False, listen: str | None = None) -> Flask:
+    """Build the web app for ``config`` (the archive must exist: run a backup first).
+
+    ``listen`` is the address the server really listens on (``--listen``), when not ``[web] listen``:
+    ``/metrics`` opens without a token only on a loopback address.
+    """
     app = Flask(__name__)
     app.config.update(
         TESTING=testing,
@@ -62,26 +69,31 @@ def create_app(config: Config, *, testing: bool = False) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(config.web.secure_cookies),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=config.web.session_lifetime),
+        SESSION_REFRESH_EACH_REQUEST=False,  # the server decides when a session ends (web/sessions.py)
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.session_interface = _SessionInterface(config.web.secure_cookies)
+    app.url_map.converters["id"] = IdConverter
     app.extensions["archiver_config"] = config
+    app.extensions["archiver_listen"] = listen or config.web.listen
     app.extensions["archiver_archive"] = Archive(config.archive)
     app.extensions["archiver_lock"] = threading.Lock()
     app.extensions["archiver_backups"] = {}  # account -> thread of its latest web-started backup
-    from web import auth, browse, jobs, prefs, restore, runs, search
+    from web import auth, browse, jobs, prefs, restore, runs, search, sessions_page
 
     app.extensions["archiver_jobs"] = jobs.JobRegistry()
-    for blueprint in (auth.bp, browse.bp, search.bp, runs.bp, restore.bp, jobs.bp, prefs.bp):
+    for blueprint in (auth.bp, browse.bp, search.bp, runs.bp, restore.bp, jobs.bp, prefs.bp, sessions_page.bp):
         app.register_blueprint(blueprint)
     from web import metrics as metrics_web  # GET /metrics: own auth (token or loopback only), see web/metrics.py
 
     app.register_blueprint(metrics_web.bp)
+    auth.init_app(app, SessionStore(Path(config.archive.path), config.web.session_idle_timeout,
+                                     config.web.session_lifetime))  # fmt: skip
     app.before_request(auth.load_user)
     app.before_request(auth.check_csrf)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, time_zone=prefs.zone_name)
-    app.jinja_env.filters.update(size=human_size, when=prefs.local_time, duration=duration)
+    app.jinja_env.filters.update(size=human_size, when=prefs.local_time, duration=duration, shown_name=shown_name)
     for status in (400, 401, 403, 404, 405, 409, 413, 429, 500):
         app.register_error_handler(status, error_page)
 

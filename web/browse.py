@@ -12,13 +12,14 @@ import hmac
 import time
 from datetime import UTC
 from typing import Any
-from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
 
 from archiver.message_view import parse_message, part_bytes, safe_content_type, safe_html
 from web import archive, visible_accounts
 from web.auth import login_required
+from web.filenames import content_disposition
+from web.ids import parse_id
 from web.prefs import end_of_day, parse_day
 
 bp = Blueprint("browse", __name__)
@@ -47,11 +48,8 @@ def _raw(row: Any) -> bytes:
 
 def attachment_response(data: bytes, filename: str, content_type: str) -> Response:
     """A download that never renders in the page: attachment, RFC 6266 filename*, nosniff."""
-    ascii_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[:100] or "download"
     response = Response(data, content_type=safe_content_type(content_type))
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename[:200], safe='')}"
-    )
+    response.headers["Content-Disposition"] = content_disposition(filename)
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
@@ -88,7 +86,7 @@ def _as_of_run(account_id: int, text: str) -> tuple[int | None, str]:
     return archive().catalog.run_at(account_id, when) or 0, day.isoformat()
 
 
-@bp.route("/f/<int:folder_id>")
+@bp.route("/f/<id:folder_id>")
 @login_required
 def folder(folder_id: int) -> Any:
     catalog = archive().catalog
@@ -99,9 +97,10 @@ def folder(folder_id: int) -> Any:
     cursor = request.args.get("before", "")
     if cursor:
         stamp, _, pid = cursor.rpartition("|")
-        if not pid.isdigit() or len(stamp) > 40:
+        cursor_pid = parse_id(pid)
+        if cursor_pid is None or len(stamp) > 40:
             abort(400, "bad page cursor: go back to the first page")
-        before = (stamp, int(pid))
+        before = (stamp, cursor_pid)
     run_id, as_of = (None, "")
     if request.args.get("as_of"):
         run_id, as_of = _as_of_run(info["account_id"], request.args["as_of"])
@@ -118,7 +117,7 @@ def folder(folder_id: int) -> Any:
     return render_template("folder.html", folder=info, rows=rows, next_url=next_url, as_of=as_of, first=not before)
 
 
-@bp.route("/m/<int:pid>")
+@bp.route("/m/<id:pid>")
 @login_required
 def message(pid: int) -> Any:
     row = _placement(pid)
@@ -127,14 +126,14 @@ def message(pid: int) -> Any:
     return render_template("message.html", row=row, view=view, remote=remote)
 
 
-@bp.route("/m/<int:pid>/raw")
+@bp.route("/m/<id:pid>/raw")
 @login_required
 def raw(pid: int) -> Any:
     row = _placement(pid)
     return attachment_response(_raw(row), f"message-{pid}.eml", "application/octet-stream")
 
 
-@bp.route("/m/<int:pid>/part/<int:index>")
+@bp.route("/m/<id:pid>/part/<id:index>")
 @login_required
 def part(pid: int, index: int) -> Any:
     found = part_bytes(_raw(_placement(pid)), index)
@@ -162,13 +161,13 @@ def cid_token(pid: int, index: int, expires: int | None = None) -> str:
 
 
 def _cid_token_ok(pid: int, index: int, token: str) -> bool:
-    expires, _, _mac = token.partition(".")
-    if not expires.isdigit() or int(expires) < time.time():
+    expires = parse_id(token.partition(".")[0])
+    if expires is None or expires < time.time():
         return False
-    return hmac.compare_digest(cid_token(pid, index, int(expires)), token)
+    return hmac.compare_digest(cid_token(pid, index, expires), token)
 
 
-@bp.route("/m/<int:pid>/cid/<int:index>")
+@bp.route("/m/<id:pid>/cid/<id:index>")
 def cid(pid: int, index: int) -> Any:
     """An inline image for the HTML view; only image types, never rendered as a document."""
     if not _cid_token_ok(pid, index, request.args.get("t", "")):
@@ -184,7 +183,7 @@ def cid(pid: int, index: int) -> Any:
     return response
 
 
-@bp.route("/m/<int:pid>/html")
+@bp.route("/m/<id:pid>/html")
 @login_required
 def html(pid: int) -> Any:
     """The sanitised HTML body, for a sandboxed iframe, under a CSP that forbids scripts and remote loads."""

@@ -28,6 +28,7 @@ from archiver.headers import utc_now
 from archiver.restore import DEFAULT_PREFIX, RestorePlan, RestoreReport, Scope, execute_restore, plan_restore
 from web import app_config, archive, visible_accounts
 from web.auth import login_required
+from web.ids import parse_id
 from web.jobs import Job, new_job, registry
 from web.prefs import end_of_day, parse_day
 
@@ -71,14 +72,17 @@ def scope_from(args: Any) -> Scope:
         if len(pids) > MAX_SELECTED:
             abort(400, f"select at most {MAX_SELECTED} messages at a time, or restore the whole folder")
         accounts = set()
+        chosen: list[str] = []
         for pid in pids:
-            row = catalog.web_placement(int(pid)) if pid.isdigit() and len(pid) < 19 else None
+            placement_id = parse_id(pid)
+            row = catalog.web_placement(placement_id) if placement_id is not None else None
             if row is None or row["account"] not in visible:
                 abort(404)
             accounts.add(row["account"])
+            chosen.append(str(placement_id))
         if len(accounts) != 1:
             abort(400, "the selected messages must come from one account")
-        return Scope(account=accounts.pop(), messages=tuple(dict.fromkeys(pids)))
+        return Scope(account=accounts.pop(), messages=tuple(dict.fromkeys(chosen)))
     account = args.get("account", "")
     if account not in visible:
         abort(404)

@@ -12,6 +12,7 @@ from archiver.errors import ArchiverError
 from archiver.store import is_blob_id
 from web import archive, visible_accounts
 from web.auth import login_required
+from web.ids import parse_id
 
 bp = Blueprint("search", __name__)
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -45,8 +46,8 @@ def search() -> Any:
     if account and account not in visible:
         abort(404)
     query = build_query(request.args)
-    page_no = request.args.get("page", "1")
-    page_no = int(page_no) if page_no.isdigit() and 0 < int(page_no) < 10_000 else 1
+    page_no = parse_id(request.args.get("page", "1")) or 1
+    page_no = page_no if page_no < 10_000 else 1
     result, error = None, None
     if query:
         try:

@@ -153,10 +153,12 @@ class Daemon:
     def _make_app(self, config: Config) -> Any:
         from web import create_app
 
-        return create_app(config)
+        return create_app(config, listen=self.listen)
 
     def _start_web(self) -> None:
         import waitress
+
+        from web.serving import waitress_options
 
         if not self.config.web.users:
             log.warning("web: no [[web.users]]: nobody can log in; only /metrics is useful")
@@ -164,8 +166,9 @@ class Daemon:
         self._web = _SwappableApp(self._make_app(self.config))
         try:
             self._server = waitress.create_server(
-                self._web, host=host.strip("[]"), port=int(port), threads=WEB_THREADS, ident="archiver"
-            )
+                self._web, host=host.strip("[]"), port=int(port), threads=WEB_THREADS, ident="archiver",
+                **waitress_options(self.config.web),
+            )  # fmt: skip
         except OSError as exc:
             raise ConfigError(f"web: cannot listen on {host}:{port}: {exc.strerror or exc} (or use --no-web)") from None
         thread = threading.Thread(target=self._serve, name="web", daemon=True)
@@ -183,9 +186,10 @@ class Daemon:
         if self._server is not None:
             self._server.close()
         for app in [*self._old_apps, self._web.app if self._web else None]:
-            archive = getattr(app, "extensions", {}).get("archiver_archive")
-            if archive is not None:
-                archive.close()
+            extensions = getattr(app, "extensions", {})
+            for resource in ("archiver_archive", "archiver_sessions"):
+                if extensions.get(resource) is not None:
+                    extensions[resource].close()
 
 
 @click.command()

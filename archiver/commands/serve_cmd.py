@@ -34,8 +34,9 @@ def serve(ctx: click.Context, listen: str | None, hash_password: bool, threads: 
             "(hash a password with: archiver serve --hash-password)"
         )
     from web import create_app
+    from web.serving import waitress_options
 
-    app = create_app(config)
+    app = create_app(config, listen=listen)
     host, _, port = (listen or config.web.listen).rpartition(":")
     if not port.isdigit():
         raise ConfigError(f"--listen: expected HOST:PORT, got {listen!r}")
@@ -45,7 +46,8 @@ def serve(ctx: click.Context, listen: str | None, hash_password: bool, threads: 
     else:
         import waitress
 
-        waitress.serve(app, host=host.strip("[]"), port=int(port), threads=threads, ident="archiver")
+        options = waitress_options(config.web)
+        waitress.serve(app, host=host.strip("[]"), port=int(port), threads=threads, ident="archiver", **options)
 
 
 register(serve)

@@ -11,8 +11,9 @@ from argon2 import PasswordHasher
 from archiver import index
 from archiver.archive import Archive
 from tests.browser.webdata import add_messages, closed_imap_account, hostile_message, message, web_config
-from web import auth, create_app
+from web import create_app
 from web.jobs import wait
+from web.throttle import FREE_FAILURES
 
 _hash = PasswordHasher(time_cost=1, memory_cost=8192).hash
 USERS = f"""
@@ -41,7 +42,6 @@ def app(tmp_path):
         add_messages(archive, "alpha", "Lists/Hostile", [hostile_message("127.0.0.1:9")])
         add_messages(archive, "beta", "INBOX", [message("beta secret plans", "body quokka", n=500)])
         index.update_index(archive)
-    auth._attempts.clear()
     application = create_app(config, testing=True)
     yield application
     application.extensions["archiver_archive"].close()
@@ -100,7 +100,7 @@ def test_every_route_needs_login(app):
     assert {rule.endpoint for rule in app.url_map.iter_rules()} - own_auth == {
         "browse.accounts", "browse.folders", "browse.folder", "browse.message", "browse.raw", "browse.part",
         "browse.html", "browse.cid", "search.search", "search.blob", "runs.history", "runs.backup_now",
-        "restore.form", "restore.start", "jobs.job", "prefs.prefs",
+        "restore.form", "restore.start", "jobs.job", "prefs.prefs", "sessions.sessions_page", "sessions.end",
     }  # fmt: skip
 
 
@@ -124,7 +124,7 @@ def test_login_cookie_flags_and_wrong_password(app):
 
 def test_login_is_rate_limited(app):
     client = app.test_client()
-    for _ in range(auth.LOGIN_ATTEMPTS):
+    for _ in range(FREE_FAILURES["user"]):
         assert login(client, "bob", "wrong").status_code == 401
     blocked = login(client, "bob", "bob-pass")
     assert blocked.status_code == 429
