@@ -27,7 +27,7 @@ from tests.browser.webdata import PNG_1PX
 from tests.conftest import MailUser
 from tests.integration.helpers import account_toml, load, write_config
 from tests.unit.test_web_app import login
-from web import auth, create_app
+from web import create_app
 from web.jobs import wait
 
 pytestmark = pytest.mark.integration
@@ -127,7 +127,6 @@ def world(dovecot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     config = load(write_config(tmp, accounts + USERS))
     for name in users:
         assert run_backup(config, config.account(name)).status == "ok"
-    auth._attempts.clear()
     app = create_app(config, testing=True)
     catalog = app.extensions["archiver_archive"].catalog
     folders: dict[str, list[tuple[int, str]]] = {}
@@ -147,7 +146,6 @@ def world(dovecot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def client_of(world: World, user: str):  # type: ignore[no-untyped-def]
     client = world.app.test_client()
-    auth._attempts.clear()
     assert login(client, user, f"{user}-pass").status_code == 302
     return client
 
