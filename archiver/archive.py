@@ -32,6 +32,15 @@ class Archive:
         self.catalog = Catalog.open(self.root, readonly=readonly)
         self.store = BlobStore(self.root, compression_level=settings.compression_level)
 
+    @classmethod
+    def for_reading(cls, settings: ArchiveConfig) -> Archive:
+        """Open for a command that only reads: read-write when this user may write (so an old schema
+        is migrated as before), else read-only, so a backup operator with read access can use it too."""
+        root = Path(settings.path)
+        catalog = root / Catalog.FILENAME
+        writable = os.access(root, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
+        return cls(settings, readonly=root.is_dir() and not writable)
+
     def _make_layout(self) -> None:
         """Create the archive's top level owner-only (group-readable only on request), whatever the umask.
 

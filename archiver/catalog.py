@@ -308,9 +308,25 @@ class Catalog:
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
         catalog = cls(db, path)
-        if not readonly:
+        if readonly:
+            catalog._check_readable_schema(archive_root)
+        else:
             catalog._migrate()
         return catalog
+
+    def _check_readable_schema(self, archive_root: Path) -> None:
+        """A reader cannot migrate: an older schema would fail later, mid-query, so say it now."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        latest = max(MIGRATIONS)
+        if version == 0:
+            self.db.close()
+            raise CatalogError(f"no archive at {archive_root}: run a backup first")
+        if version < latest:
+            self.db.close()
+            raise CatalogError(
+                f"catalog {self.path} has schema {version}, older than this archiver's ({latest}), and is opened "
+                "read-only: run archiver status once as the archive's owner to upgrade it"
+            )
 
     def close(self) -> None:
         self.db.close()
