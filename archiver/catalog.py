@@ -265,8 +265,10 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     try:
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
         db.close()
+        if "readonly" not in str(exc) and "unable to open" not in str(exc):
+            raise  # locked, damaged…: reported as it is
         wal = path.with_name(path.name + "-wal")
         if wal.exists() and wal.stat().st_size:
             raise CatalogError(
@@ -308,25 +310,9 @@ class Catalog:
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
         catalog = cls(db, path)
-        if readonly:
-            catalog._check_readable_schema(archive_root)
-        else:
+        if not readonly:
             catalog._migrate()
         return catalog
-
-    def _check_readable_schema(self, archive_root: Path) -> None:
-        """A reader cannot migrate: an older schema would fail later, mid-query, so say it now."""
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        latest = max(MIGRATIONS)
-        if version == 0:
-            self.db.close()
-            raise CatalogError(f"no archive at {archive_root}: run a backup first")
-        if version < latest:
-            self.db.close()
-            raise CatalogError(
-                f"catalog {self.path} has schema {version}, older than this archiver's ({latest}), and is opened "
-                "read-only: run archiver status once as the archive's owner to upgrade it"
-            )
 
     def close(self) -> None:
         self.db.close()

@@ -1,11 +1,10 @@
-"""Opening an archive: read-only readers get a clear line instead of a mid-query failure; the top level
-is made owner-only whatever the umask; an exposed archive is reported once."""
+"""Opening an archive: a path that is a file is exit code 2; the top level is made owner-only whatever
+the umask; an exposed archive is reported once."""
 
 from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from archiver.archive import Archive
-from archiver.catalog import MIGRATIONS, Catalog
+from archiver.catalog import Catalog
 from archiver.config import ArchiveConfig
-from archiver.errors import ArchiveAccessError, CatalogError
+from archiver.errors import ArchiveAccessError
 
 
 @pytest.fixture
@@ -23,20 +22,6 @@ def umask_022() -> Iterator[None]:
     previous = os.umask(0o022)
     yield
     os.umask(previous)
-
-
-def test_read_only_open_of_an_older_schema_says_how_to_upgrade(tmp_path: Path) -> None:
-    Archive(ArchiveConfig(tmp_path)).close()
-    with sqlite3.connect(tmp_path / Catalog.FILENAME) as db:
-        db.execute(f"PRAGMA user_version = {max(MIGRATIONS) - 1}")
-    with pytest.raises(CatalogError, match=r"older than this archiver's .* run archiver status once as the archive's"):
-        Catalog.open(tmp_path, readonly=True)
-
-
-def test_read_only_open_of_an_empty_catalog_is_no_archive(tmp_path: Path) -> None:
-    (tmp_path / Catalog.FILENAME).touch()
-    with pytest.raises(CatalogError, match=r"no archive at .*: run a backup first"):
-        Catalog.open(tmp_path, readonly=True)
 
 
 def test_archive_path_that_is_a_file_is_exit_code_2(tmp_path: Path) -> None:
