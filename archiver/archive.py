@@ -49,6 +49,11 @@ class Archive:
         the catalog's mode and nothing below a private directory is reachable.
         """
         dir_mode, file_mode = private_modes(self.settings.group_readable)
+        if self.root.is_dir() and not os.access(self.root, os.W_OK):
+            raise ArchiveAccessError(
+                f"cannot write to the archive {self.root}: permission denied (this command needs write access; "
+                "search, ls, status, verify and export only read)"
+            )
         try:
             self.root.parent.mkdir(parents=True, exist_ok=True)
             for directory in (self.root, self.root / "blobs", self.root / "locks", index_root(self.root)):

@@ -143,3 +143,30 @@ def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_pa
         assert "checked 3 blob(s)" in verify.stdout and "OK" in verify.stdout
     finally:
         _make_readonly(archive, writable=True)
+
+
+def test_backup_without_write_access_exits_2_naming_what_still_works(tmp_path) -> None:
+    config = write_config(tmp_path, LOCAL_ACCOUNT)
+    assert run_cli(config, "status").returncode == 0  # creates the empty archive
+    archive = tmp_path / "archive"
+    prefix = _without_write_access()
+    _make_readonly(archive, writable=False)
+    try:
+        base = [*prefix, sys.executable, "-m", "archiver", "--config", str(config)]
+        result = subprocess.run([*base, "reindex"], capture_output=True, text=True, timeout=60)
+        one_clear_line(result, f"cannot write to the archive {archive}: permission denied", "search, ls")
+        assert result.returncode == 2
+    finally:
+        _make_readonly(archive, writable=True)
+
+
+def test_archive_that_cannot_be_created_exits_2(tmp_path) -> None:
+    parent = tmp_path / "locked"
+    parent.mkdir(mode=0o555)
+    text = f'[archive]\npath = "{parent / "archive"}"\n{LOCAL_ACCOUNT}'
+    config = tmp_path / "archiver.toml"
+    config.write_text(text)
+    command = [*_without_write_access(), sys.executable, "-m", "archiver", "--config", str(config), "status"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    one_clear_line(result, f"cannot create the archive in {parent / 'archive'}: Permission denied")
+    assert result.returncode == 2
