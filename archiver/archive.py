@@ -34,8 +34,11 @@ class Archive:
 
     @classmethod
     def for_reading(cls, settings: ArchiveConfig) -> Archive:
-        """Open for a command that only reads: read-write when this user may write (so an old schema
-        is migrated as before), else read-only, so a backup operator with read access can use it too."""
+        """Open for a command that only reads (status, verify).
+
+        Read-write when this user may write, so an older catalog is migrated as
+        before; else read-only, so a backup operator with read access can use it.
+        """
         root = Path(settings.path)
         catalog = root / Catalog.FILENAME
         writable = os.access(root, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))

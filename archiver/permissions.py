@@ -6,8 +6,8 @@ files 0644) let any local account read the mail.  Per-file modes cannot cover
 what other libraries create (SQLite's ``-wal``/``-shm``, Whoosh segments and
 locks), so the ``archiver`` command narrows the process umask once, as soon as
 it knows the config, and every file any layer creates afterwards is owner-only.
-The code's own explicit modes (:data:`DIR_MODE`, :data:`FILE_MODE`) are the
-widest it ever asks for, never readable by others; the umask narrows them.
+The archive's top level is also given :func:`private_modes` explicitly, so an
+archive made by a program embedding the library (its own umask) is private too.
 
 ``[archive] group_readable = true`` keeps group read access (umask 027) for a
 backup operator group, and stops :func:`warn_if_exposed` from warning about it.
@@ -22,9 +22,6 @@ from pathlib import Path
 
 log = logging.getLogger("archiver.permissions")
 
-#: The widest modes the code asks for when it creates archive files; the umask narrows them.
-DIR_MODE = 0o750
-FILE_MODE = 0o640
 PRIVATE_UMASK = 0o077  # directories 0700, files 0600
 GROUP_UMASK = 0o027  # directories 0750, files 0640: for a backup operator group, on purpose
 
@@ -32,8 +29,9 @@ _warned: set[Path] = set()
 
 
 def private_modes(group_readable: bool = False) -> tuple[int, int]:
-    """The (directory, file) modes of the archive's top level: 0700/0600, or 0750/0640 for a backup group."""
-    return (0o750, 0o640) if group_readable else (0o700, 0o600)
+    """The (directory, file) modes the umask of :func:`protect_new_files` gives: 0700/0600 or 0750/0640."""
+    umask = GROUP_UMASK if group_readable else PRIVATE_UMASK
+    return 0o777 & ~umask, 0o666 & ~umask
 
 
 def protect_new_files(group_readable: bool = False) -> None:
