@@ -18,16 +18,52 @@ from archiver.permissions import private_modes, warn_if_exposed
 from archiver.store import BlobStore
 
 
+def make_layout(settings: ArchiveConfig) -> None:
+    """Create the archive's top level owner-only (group-readable only on request), whatever the umask.
+
+    The directories and the catalog file are made here, before SQLite and the
+    store open them, because SQLite gives its ``-wal``/``-shm`` files the
+    catalog's mode and nothing below a private directory is reachable.  Every
+    writer calls it first (:class:`Archive`, the scheduler's own catalog use).
+    """
+    root = Path(settings.path)
+    _check_directory(root)
+    dir_mode, file_mode = private_modes(settings.group_readable)
+    if root.is_dir() and not os.access(root, os.W_OK):
+        raise ArchiveAccessError(
+            f"cannot write to the archive {root}: permission denied (this command needs write access; "
+            "search, ls, status, verify and export only read)"
+        )
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        for directory in (root, root / "blobs", root / "locks", index_root(root)):
+            if not directory.exists():
+                directory.mkdir(exist_ok=True)
+                directory.chmod(dir_mode)  # mkdir's mode is narrowed by the umask; chmod is not
+        catalog = root / Catalog.FILENAME
+        if not catalog.exists():  # a new archive, maybe in a directory made beforehand (mkdir, systemd)
+            with contextlib.suppress(PermissionError):  # not our directory: warn_if_exposed says so
+                root.chmod(dir_mode)
+            os.close(os.open(catalog, os.O_WRONLY | os.O_CREAT, file_mode))
+            catalog.chmod(file_mode)
+    except OSError as exc:
+        raise ArchiveAccessError(f"cannot create the archive in {root}: {exc.strerror or exc}") from exc
+
+
+def _check_directory(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise ArchiveAccessError(f"archive path {root} is not a directory: check [archive] path in the config")
+
+
 class Archive:
     """The archive directory: ``blobs/``, ``catalog.sqlite3``, ``locks/`` (and later ``index/``)."""
 
     def __init__(self, settings: ArchiveConfig, readonly: bool = False) -> None:
         self.settings = settings
         self.root = Path(settings.path)
-        if self.root.exists() and not self.root.is_dir():
-            raise ArchiveAccessError(f"archive path {self.root} is not a directory: check [archive] path in the config")
+        _check_directory(self.root)
         if not readonly:
-            self._make_layout()
+            make_layout(settings)
         warn_if_exposed(self.root, settings.group_readable)
         self.catalog = Catalog.open(self.root, readonly=readonly)
         self.store = BlobStore(self.root, compression_level=settings.compression_level)
@@ -43,34 +79,6 @@ class Archive:
         catalog = root / Catalog.FILENAME
         writable = os.access(root, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
         return cls(settings, readonly=root.is_dir() and not writable)
-
-    def _make_layout(self) -> None:
-        """Create the archive's top level owner-only (group-readable only on request), whatever the umask.
-
-        The directories and the catalog file are made here, before SQLite and
-        the store open them, because SQLite gives its ``-wal``/``-shm`` files
-        the catalog's mode and nothing below a private directory is reachable.
-        """
-        dir_mode, file_mode = private_modes(self.settings.group_readable)
-        if self.root.is_dir() and not os.access(self.root, os.W_OK):
-            raise ArchiveAccessError(
-                f"cannot write to the archive {self.root}: permission denied (this command needs write access; "
-                "search, ls, status, verify and export only read)"
-            )
-        try:
-            self.root.parent.mkdir(parents=True, exist_ok=True)
-            for directory in (self.root, self.root / "blobs", self.root / "locks", index_root(self.root)):
-                if not directory.exists():
-                    directory.mkdir(exist_ok=True)
-                    directory.chmod(dir_mode)  # mkdir's mode is narrowed by the umask; chmod is not
-            catalog = self.root / Catalog.FILENAME
-            if not catalog.exists():  # a new archive, maybe in a directory made beforehand (mkdir, systemd)
-                with contextlib.suppress(PermissionError):  # not our directory: warn_if_exposed says so
-                    self.root.chmod(dir_mode)
-                os.close(os.open(catalog, os.O_WRONLY | os.O_CREAT, file_mode))
-                catalog.chmod(file_mode)
-        except OSError as exc:
-            raise ArchiveAccessError(f"cannot create the archive in {self.root}: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
         self.store.close()

@@ -74,6 +74,16 @@ def test_backup_under_umask_022_makes_every_file_owner_only(dovecot, mail_user, 
     assert all(found[name] == 0o700 for name in directories), {name: oct(found[name]) for name in directories}
 
 
+def test_daemon_run_under_umask_022_makes_every_file_owner_only(dovecot, mail_user, tmp_path) -> None:
+    fill_mailbox(dovecot, mail_user, 20, seed=5)
+    config = write_config(tmp_path, account_toml(dovecot, mail_user))
+    result = run_with_umask(config, "daemon", "--once", "acct")  # the scheduler's backup child, as systemd runs it
+    assert result.returncode == 0, result.stderr
+    found = modes(tmp_path / "archive")
+    assert any(name.startswith("index/g-") for name in found), "no index segment was checked"
+    assert not {name: f"{mode:04o}" for name, mode in found.items() if mode & 0o077}
+
+
 def test_group_readable_archive_is_readable_by_the_group_only(dovecot, mail_user, tmp_path) -> None:
     config, archive = backed_up_archive(dovecot, mail_user, tmp_path, "group_readable = true\n")
     status = run_with_umask(config, "status", umask=0o077)
