@@ -102,3 +102,14 @@ def test_an_exposed_archive_warns_once_with_the_fix(dovecot, mail_user, tmp_path
     warnings = [line for line in result.stderr.splitlines() if "accessible by" in line]
     assert len(warnings) == 1, result.stderr
     assert "others" in warnings[0] and "0755" in warnings[0] and f"chmod -R go-rwx {archive}" in warnings[0]
+
+
+def test_export_output_is_owner_only_too(dovecot, mail_user, tmp_path) -> None:
+    config, _ = backed_up_archive(dovecot, mail_user, tmp_path)
+    out = tmp_path / "export"
+    for fmt in ("mbox", "maildir", "eml"):
+        result = run_with_umask(config, "export", "--account", "acct", "--format", fmt, "-o", str(out / fmt))
+        assert result.returncode == 0, result.stderr
+    found = modes(out)
+    assert len(found) > 40, "too little exported to prove anything"
+    assert not {name: f"{mode:04o}" for name, mode in found.items() if name != "." and mode & 0o077}
