@@ -257,7 +257,9 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     a reader without write access (a backup operator, a read-only mount) cannot
     create, so SQLite refuses even a SELECT.  When there is no ``-wal`` file the
     database file alone is the whole truth (no writer has it open, all is
-    checkpointed), so it is opened ``immutable``, which needs no ``-shm``.
+    checkpointed), so it is opened ``immutable``, which needs no ``-shm``.  While
+    a writer has it open, both files exist and a plain read-only open works as
+    long as this user may read them (``group_readable``).
     """
     uri = f"file:{quote(str(path))}?mode=ro"
     options = {"uri": True, "isolation_level": None, "check_same_thread": False}
@@ -269,11 +271,10 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
         db.close()
         if "readonly" not in str(exc) and "unable to open" not in str(exc):
             raise  # locked, damaged…: reported as it is
-        wal = path.with_name(path.name + "-wal")
-        if wal.exists() and wal.stat().st_size:
+        if path.with_name(path.name + "-wal").exists():  # a writer may have it open: immutable would be unsafe
             raise CatalogError(
-                f"cannot read catalog {path}: a backup is writing it and this user may not write to "
-                f"{path.parent} (reading it needs that while it is written); try again after the backup"
+                f"cannot read catalog {path} while another process has it open (a backup, the daemon): this user "
+                "may not read its -wal and -shm files; try again later, or see [archive] group_readable"
             ) from None
     db = sqlite3.connect(uri + "&immutable=1", **options)
     db.execute("SELECT count(*) FROM sqlite_master").fetchone()

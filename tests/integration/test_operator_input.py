@@ -3,9 +3,11 @@ one clear line and the documented exit code, quickly and in bounded memory, neve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -141,6 +143,13 @@ def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_pa
         verify = subprocess.run([*base, "verify"], capture_output=True, text=True, timeout=60)
         assert verify.returncode == 0, verify.stderr
         assert "checked 3 blob(s)" in verify.stdout and "OK" in verify.stdout
+        # While another process (the daemon, a backup) holds the catalog open, its -wal/-shm exist and are read.
+        with contextlib.closing(sqlite3.connect(archive / "catalog.sqlite3")) as writer:
+            writer.execute("SELECT count(*) FROM messages").fetchone()
+            assert (archive / "catalog.sqlite3-shm").exists()
+            during = subprocess.run([*base, "search", "--json", "bergamot"], capture_output=True, text=True, timeout=60)
+            assert during.returncode == 0, during.stderr
+            assert [hit["subject"] for hit in json.loads(during.stdout)["hits"]] == ["jam 2"]
     finally:
         _make_readonly(archive, writable=True)
 
