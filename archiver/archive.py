@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -11,8 +12,47 @@ from pathlib import Path
 
 from archiver.catalog import Catalog
 from archiver.config import ArchiveConfig
-from archiver.errors import ArchiverError, StoreError
+from archiver.errors import ArchiveAccessError, ArchiverError
+from archiver.index_hint import index_root
+from archiver.permissions import private_modes, warn_if_exposed
 from archiver.store import BlobStore
+
+
+def make_layout(settings: ArchiveConfig) -> None:
+    """Create the archive's top level owner-only (group-readable only on request), whatever the umask.
+
+    The directories and the catalog file are made here, before SQLite and the
+    store open them, because SQLite gives its ``-wal``/``-shm`` files the
+    catalog's mode and nothing below a private directory is reachable.  Every
+    writer calls it first (:class:`Archive`, the scheduler's own catalog use).
+    """
+    root = Path(settings.path)
+    _check_directory(root)
+    dir_mode, file_mode = private_modes(settings.group_readable)
+    if root.is_dir() and not os.access(root, os.W_OK):
+        raise ArchiveAccessError(
+            f"cannot write to the archive {root}: permission denied (this command needs write access; "
+            "search, ls, status, verify and export only read)"
+        )
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        for directory in (root, root / "blobs", root / "locks", index_root(root)):
+            if not directory.exists():
+                directory.mkdir(exist_ok=True)
+                directory.chmod(dir_mode)  # mkdir's mode is narrowed by the umask; chmod is not
+        catalog = root / Catalog.FILENAME
+        if not catalog.exists():  # a new archive, maybe in a directory made beforehand (mkdir, systemd)
+            with contextlib.suppress(PermissionError):  # not our directory: warn_if_exposed says so
+                root.chmod(dir_mode)
+            os.close(os.open(catalog, os.O_WRONLY | os.O_CREAT, file_mode))
+            catalog.chmod(file_mode)
+    except OSError as exc:
+        raise ArchiveAccessError(f"cannot create the archive in {root}: {exc.strerror or exc}") from exc
+
+
+def _check_directory(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise ArchiveAccessError(f"archive path {root} is not a directory: check [archive] path in the config")
 
 
 class Archive:
@@ -21,13 +61,24 @@ class Archive:
     def __init__(self, settings: ArchiveConfig, readonly: bool = False) -> None:
         self.settings = settings
         self.root = Path(settings.path)
+        _check_directory(self.root)
         if not readonly:
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the archive directory {self.root}: {exc.strerror}") from exc
+            make_layout(settings)
+        warn_if_exposed(self.root, settings.group_readable)
         self.catalog = Catalog.open(self.root, readonly=readonly)
         self.store = BlobStore(self.root, compression_level=settings.compression_level)
+
+    @classmethod
+    def for_reading(cls, settings: ArchiveConfig) -> Archive:
+        """Open for a command that only reads (status, verify).
+
+        Read-write when this user may write, so an older catalog is migrated as
+        before; else read-only, so a backup operator with read access can use it.
+        """
+        root = Path(settings.path)
+        catalog = root / Catalog.FILENAME
+        writable = os.access(root, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
+        return cls(settings, readonly=root.is_dir() and not writable)
 
     def close(self) -> None:
         self.store.close()
@@ -48,7 +99,8 @@ class Archive:
         """
         lock_dir = self.root / "locks"
         lock_dir.mkdir(exist_ok=True)
-        fd = os.open(lock_dir / f"{account}.lock", os.O_RDWR | os.O_CREAT, 0o640)
+        file_mode = private_modes(self.settings.group_readable)[1]
+        fd = os.open(lock_dir / f"{account}.lock", os.O_RDWR | os.O_CREAT, file_mode)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

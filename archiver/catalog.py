@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from archiver.errors import CatalogError
 from archiver.headers import HeaderSummary, utc_now
@@ -262,6 +263,37 @@ def decode_flags(text: str) -> tuple[str, ...]:
     return tuple(text.split()) if text else ()
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open the catalog for reading, also for a user who may not write to the archive directory.
+
+    Why the second attempt: reading a WAL database needs its ``-shm`` file, which
+    a reader without write access (a backup operator, a read-only mount) cannot
+    create, so SQLite refuses even a SELECT.  When there is no ``-wal`` file the
+    database file alone is the whole truth (no writer has it open, all is
+    checkpointed), so it is opened ``immutable``, which needs no ``-shm``.  While
+    a writer has it open, both files exist and a plain read-only open works as
+    long as this user may read them (``group_readable``).
+    """
+    uri = f"file:{quote(str(path))}?mode=ro"
+    options = {"uri": True, "isolation_level": None, "check_same_thread": False}
+    db = sqlite3.connect(uri, **options)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if "readonly" not in str(exc) and "unable to open" not in str(exc):
+            raise  # locked, damaged…: reported as it is
+        if path.with_name(path.name + "-wal").exists():  # a writer may have it open: immutable would be unsafe
+            raise CatalogError(
+                f"cannot read catalog {path} while another process has it open (a backup, the daemon): this user "
+                "may not read its -wal and -shm files; try again later, or see [archive] group_readable"
+            ) from None
+    db = sqlite3.connect(uri + "&immutable=1", **options)
+    db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return db
+
+
 class Catalog:
     """One SQLite connection to the catalog of an archive."""
 
@@ -279,7 +311,7 @@ class Catalog:
             if readonly:
                 if not path.exists():
                     raise CatalogError(f"no archive at {archive_root}: run a backup first")
-                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+                db = _connect_readonly(path)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)

@@ -20,6 +20,7 @@ from archiver.config import Config, find_config_path, load_config
 from archiver.errors import ArchiverError
 from archiver.logs import mask, setup_logging
 from archiver.memory import tune_allocator
+from archiver.permissions import protect_new_files
 
 log = logging.getLogger("archiver.cli")
 
@@ -34,6 +35,7 @@ class CliState:
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(find_config_path(self.config_path))  # warnings are logged
+            protect_new_files(self._config.archive.group_readable)  # before any command creates a file
         return self._config
 
 

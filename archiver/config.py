@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import shlex
-import subprocess
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 from archiver.errors import ConfigError, SecretError
 from archiver.logs import register_secret
+from archiver.secret_io import read_secret_file, run_secret_command
 
 log = logging.getLogger("archiver.config")
 
@@ -55,7 +56,10 @@ _T = TypeVar("_T")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 _TOP_KEYS = ("archive", "accounts", "index", "web", "scheduler", "alerts", "metrics")
-_ARCHIVE_KEYS = ("path", "compression_level", "batch_bytes", "batch_messages", "max_run_time", "reconnect_attempts")
+_ARCHIVE_KEYS = (
+    "path", "compression_level", "batch_bytes", "batch_messages", "max_run_time", "reconnect_attempts",
+    "group_readable",
+)  # fmt: skip
 _ACCOUNT_KEYS = (
     "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
     "tls_ca_file", "tls_verify", "timeout", "folders", "schedule", "pop3_auth",
@@ -129,34 +133,18 @@ class PasswordSource:
         return f"account {self.account!r}: {self.key or 'password'}"
 
     def _from_file(self) -> str:
+        data = read_secret_file(Path(self.file or ""), self._where())
         try:
-            text = Path(self.file or "").read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SecretError(f"{self._where()}: cannot read {self.file}: {exc.strerror or exc}") from None
+            return _strip_newline(data.decode("utf-8"))
         except UnicodeDecodeError:
             raise SecretError(f"{self._where()}: {self.file} is not valid UTF-8") from None
-        return _strip_newline(text)
 
     def _from_command(self) -> str:
         argv = shlex.split(self.command or "")
         where = f"{self._where()}: command {argv[0]!r}" if argv else self._where()
+        output = run_secret_command(argv, where, PASSWORD_COMMAND_TIMEOUT)
         try:
-            done = subprocess.run(
-                argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=PASSWORD_COMMAND_TIMEOUT, check=False
-            )
-        except FileNotFoundError:
-            raise SecretError(f"{where}: not found (use an absolute path or a program on PATH)") from None
-        except subprocess.TimeoutExpired:
-            raise SecretError(f"{where}: did not finish within {PASSWORD_COMMAND_TIMEOUT:g} s") from None
-        except OSError as exc:
-            raise SecretError(f"{where}: cannot run it: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            # stderr usually says why (gpg, pass); stdout may hold a secret, so it is never shown.
-            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            detail = f": {lines[-1][:200]}" if lines else ""
-            raise SecretError(f"{where}: failed with exit code {done.returncode}{detail}")
-        try:
-            return _strip_newline(done.stdout.decode("utf-8"))
+            return _strip_newline(output.decode("utf-8"))
         except UnicodeDecodeError:
             raise SecretError(f"{where}: its output is not valid UTF-8") from None
 
@@ -217,6 +205,7 @@ class ArchiveConfig:
     batch_messages: int = 500
     max_run_time: int | None = 24 * 3600  # seconds; a run stops after the batch that crosses it (None: no limit)
     reconnect_attempts: int = 5  # after a dropped connection, waiting 1 s, 2 s, 4 s… (archiver.faults)
+    group_readable: bool = False  # archive files 0640/0750 for a backup operator group (archiver.permissions)
 
 
 @dataclass(frozen=True)
@@ -418,6 +407,7 @@ def _read_archive(table: _Table) -> ArchiveConfig:
         batch_messages=table.integer("batch_messages", 500, low=1),
         max_run_time=_duration(table, "max_run_time", 24 * 3600) or None,  # 0: no limit
         reconnect_attempts=table.integer("reconnect_attempts", 5, low=0, high=20),
+        group_readable=table.boolean("group_readable", False),
     )
 
 
@@ -657,7 +647,7 @@ def _permission_warnings(accounts: tuple[AccountConfig, ...], label: str, file_m
                 mode = source.file.stat().st_mode
             except OSError:
                 continue  # resolved late: a missing file is reported when the account connects
-            if mode & 0o077:
+            if mode & 0o077 and stat.S_ISREG(mode):  # a FIFO or device is refused when resolved
                 warnings.append(
                     f"{label}: {source.key}: {source.file} is accessible by group or others "
                     f"(mode {mode & 0o777:04o}); run chmod 600 on it"

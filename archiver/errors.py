@@ -48,6 +48,15 @@ class StoreError(ArchiverError):
     """Writing to or reading from the blob store failed (disk full, permissions)."""
 
 
+class ArchiveAccessError(StoreError):
+    """The archive directory cannot be used at all (a file, not a directory; no permission).
+
+    Exit code 2, as for a bad config: the command cannot run, nothing was tried.
+    """
+
+    exit_code = 2
+
+
 class IntegrityError(ArchiverError):
     """Stored data does not match what the catalog says (hash mismatch, missing blob)."""
 

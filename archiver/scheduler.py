@@ -44,6 +44,7 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from archiver.archive import make_layout
 from archiver.catalog import Catalog
 from archiver.config import Config, config_from_toml_text
 from archiver.errors import ArchiverError
@@ -350,6 +351,7 @@ class BackupScheduler:
 
     def _catalog(self) -> Catalog:
         """A short-lived connection: jobs run on pool threads, and SQLite connections are best not shared."""
+        make_layout(self.config.archive)  # the daemon may be the first to touch the archive: make it private
         return Catalog.open(Path(self.config.archive.path))
 
 

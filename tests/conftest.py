@@ -7,6 +7,7 @@ independent because each gets its own user (own home, own maildir).
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -30,6 +31,16 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the markers here too, so the suite runs without pyproject (e.g. from a copied tree)."""
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
+
+
+@pytest.fixture(autouse=True)
+def _keep_umask() -> Iterator[None]:
+    """The CLI narrows the process umask (archiver.permissions); a test invoking it in-process must not
+    leave it narrowed for the next (the Dovecot sandbox's files must stay readable by its own user)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    os.umask(umask)
 
 
 @dataclass(frozen=True)

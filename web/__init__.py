@@ -22,6 +22,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from archiver.archive import Archive
 from archiver.config import Config
+from archiver.secret_io import read_secret_file
 from web.filenames import shown_name
 from web.ids import IdConverter
 from web.sessions import SessionStore
@@ -35,15 +36,14 @@ APP_CSP = (
 def _secret_key(config: Config) -> bytes:
     """The session-signing key: read from a file, created with mode 0600 at first start."""
     path = config.web.secret_key_file or Path(config.archive.path) / "web-secret.key"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
-        return key
+    if path.exists() or path.is_symlink():  # bounded, never blocking: a FIFO or /dev/zero is one clear error
+        return read_secret_file(path, "[web] secret_key_file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
 
 
 class _SessionInterface(SecureCookieSessionInterface):

@@ -26,8 +26,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from archiver.catalog import Catalog
 from archiver.config import MetricsConfig
+from archiver.errors import SecretError
 from archiver.logs import register_secret
 from archiver.metrics import render_metrics
+from archiver.secret_io import read_secret_file
 from web import app_config
 from web.auth import PUBLIC_ENDPOINTS
 from web.serving import loopback_listen
@@ -41,9 +43,9 @@ def _token(settings: MetricsConfig) -> str | None:
     if settings.token:
         return settings.token
     if settings.token_file is not None:
-        try:
-            token = Path(settings.token_file).read_text(encoding="utf-8").strip()
-        except OSError:
+        try:  # bounded and never blocking: a FIFO or /dev/zero must not hang or bloat a request
+            token = read_secret_file(Path(settings.token_file), "[metrics] token_file").decode("utf-8").strip()
+        except (SecretError, UnicodeDecodeError):
             abort(503)  # misconfigured: refuse rather than fall back to open
         register_secret(token)
         return token

@@ -27,6 +27,7 @@ from archiver.cli import register
 from archiver.config import Config, find_config_path, load_config
 from archiver.errors import ArchiverError, ConfigError
 from archiver.logs import setup_logging
+from archiver.permissions import protect_new_files
 from archiver.scheduler import BackupScheduler, SubprocessRunner
 
 log = logging.getLogger("archiver.daemon")
@@ -60,8 +61,13 @@ def watchdog_interval() -> float | None:
 
 
 def read_config(path: Path) -> tuple[Config, str]:
-    """The validated config and its text (the children get the text of the config the daemon runs with)."""
+    """The validated config and its text (the children get the text of the config the daemon runs with).
+
+    Also sets the umask the config asks for: the daemon does not go through the
+    CLI's config loading, and its backup children inherit it.
+    """
     config = load_config(path)
+    protect_new_files(config.archive.group_readable)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -21,6 +21,7 @@ from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.cli import human_bytes, register
 from archiver.config import load_config
+from archiver.permissions import protect_new_files
 from archiver.verify import verify_archive
 
 DEMO_USER = "demo"
@@ -86,6 +87,7 @@ def demo(directory: Path, messages: int, seed: int) -> None:
         )
         config_path = write_demo_config(root, sandbox, password_file)
         config = load_config(config_path)
+        protect_new_files(config.archive.group_readable)  # after the sandbox: Dovecot's user reads its files
         account = config.accounts[0]
         with Archive(config.archive) as archive:
             for label in ("first backup", "second backup (nothing changed)"):

@@ -38,7 +38,7 @@ def collect_status(archive: Archive, account_names: list[str]) -> list[dict]:
 def status(ctx: click.Context, as_json: bool, folders: bool) -> None:
     """Show messages and bytes per account and folder, the last run and the last error."""
     config = ctx.obj.config
-    with Archive(config.archive) as archive:
+    with Archive.for_reading(config.archive) as archive:
         data = collect_status(archive, [a.name for a in config.accounts])
         for entry in data:  # last_success, stale_after_seconds, stale: see archiver.schedule.freshness
             entry.update(freshness(archive.catalog, config, entry["account"]))

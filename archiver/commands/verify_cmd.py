@@ -17,7 +17,7 @@ from archiver.verify import verify_archive
 def verify(ctx: click.Context, as_json: bool) -> None:
     """Check every blob against its hash and the catalog against the blobs; non-zero exit on any problem."""
     config = ctx.obj.config
-    with Archive(config.archive) as archive:
+    with Archive.for_reading(config.archive) as archive:
         report = verify_archive(archive)
     if as_json:
         emit_json(report.as_dict())

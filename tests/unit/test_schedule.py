@@ -241,7 +241,7 @@ def test_status_flags_stale_accounts(tmp_path: Path) -> None:
         catalog.close()
     result = CliRunner().invoke(main, ["--config", str(path), "status", "--json"])
     assert result.exit_code == 0, result.output
-    accounts = {a["account"]: a for a in json.loads(result.output)["accounts"]}
+    accounts = {a["account"]: a for a in json.loads(result.stdout)["accounts"]}  # stderr: the exposure warning
     assert accounts["fresh"]["stale"] is False and accounts["fresh"]["last_success"]
     assert accounts["never"]["stale"] is True and accounts["never"]["stale_after_seconds"] == 3600
     text = CliRunner().invoke(main, ["--config", str(path), "status"]).output
