@@ -10,7 +10,11 @@ bytes are replaced, a part that cannot be parsed is skipped and *why* lands in
 Work is capped, not timed, wherever possible (a thread cannot be killed): at
 most ``max_parts`` MIME parts, ``max_body_chars`` of body, attachments larger
 than ``max_attachment_bytes`` are named but not read, at most
-``max_pdf_pages`` pages of a PDF.  On the main thread a PDF additionally gets
+``max_pdf_pages`` pages of a PDF, each PDF stream inflated to at most
+``max_pdf_stream_bytes``, and a header section read up to
+:data:`MAX_HEAD_BYTES` with lines of at most :data:`MAX_HEADER_LINE` bytes
+(the email package holds about 30 times a header's size while parsing it: a
+50 MB header line cost 600 MB).  On the main thread a PDF additionally gets
 a wall-clock limit through ``SIGALRM`` (pypdf is pure Python, so the alarm
 interrupts it between bytecodes).
 
@@ -23,6 +27,8 @@ and big binary attachments made parsing the largest cost of indexing.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import dataclasses
 import html
 import io
 import logging
@@ -37,7 +43,7 @@ from email.parser import BytesHeaderParser, BytesParser
 from email.policy import compat32
 from itertools import pairwise
 
-from archiver.headers import decode_words, parse_date
+from archiver.headers import MAX_HEADER_BYTES, decode_words, parse_date
 
 log = logging.getLogger("archiver.textextract")
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf warns about every odd PDF
@@ -52,6 +58,7 @@ class ExtractLimits:
     max_attachment_bytes: int = 8 * 1024 * 1024
     max_attachment_chars: int = 32_000  # per message: enough to find a document, bounded indexing cost
     max_pdf_pages: int = 30
+    max_pdf_stream_bytes: int = 8 * 1024 * 1024  # inflated size of one PDF stream (a 2 MB PDF can inflate to 2 GB)
     pdf_seconds: float = 5.0
     attachments: bool = True  # False: skip attachment text (snippets need only the body)
 
@@ -102,21 +109,26 @@ _CHARSET_ALIASES = {
 }
 
 
+def _text_codec(name: str) -> bool:
+    """Whether ``name`` is a codec from bytes to text: ``base64``, ``zlib``, ``rot13``… are codecs too."""
+    try:
+        return codecs.lookup(name)._is_text_encoding  # type: ignore[attr-defined]
+    except (LookupError, ValueError):  # ValueError: a name with a NUL byte
+        return False
+
+
 def decode_text(data: bytes, charset: str | None, problems: list[str] | None = None) -> str:
     """Bytes to text, never raising: declared charset, then UTF-8, then cp1252 with replacement."""
     name = (charset or "").strip().strip("\"'").lower()
     name = _CHARSET_ALIASES.get(name, name)
-    if name:
-        try:
-            codecs.lookup(name)
-        except LookupError:
-            if problems is not None:
-                problems.append(f"unknown charset {name[:40]!r}, read as UTF-8/cp1252")
-            name = ""
+    if name and not _text_codec(name):
+        if problems is not None:
+            problems.append(f"unknown charset {name[:40]!r}, read as UTF-8/cp1252")
+        name = ""
     if name:
         try:
             return data.decode(name)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, LookupError):
             pass
     try:
         return data.decode("utf-8")
@@ -157,6 +169,56 @@ def _alarm(signum: int, frame: object) -> None:
     raise _PdfTimeout
 
 
+#: pypdf's limits on what one stream may inflate to (and on the work of decoding one), by their names in
+#: ``pypdf.Configuration`` (pypdf >= 6.11) and as module constants of ``pypdf.filters`` before that.
+_PDF_OUTPUT_LIMITS = {
+    "zlib_maximum_output_length": "ZLIB_MAX_OUTPUT_LENGTH",
+    "lzw_maximum_output_length": "LZW_MAX_OUTPUT_LENGTH",
+    "run_length_maximum_output_length": "RUN_LENGTH_MAX_OUTPUT_LENGTH",
+    "jbig2_maximum_output_length": "JBIG2_MAX_OUTPUT_LENGTH",
+    "brotli_maximum_output_length": "",
+    "array_based_stream_maximum_output_length": "MAX_ARRAY_BASED_STREAM_OUTPUT_LENGTH",
+    "maximum_declared_stream_length": "MAX_DECLARED_STREAM_LENGTH",
+    "image_maximum_buffer_size": "FLATE_MAX_BUFFER_SIZE",
+    "stream_decoding_work_maximum_length": "",
+}
+
+
+@contextlib.contextmanager
+def _pdf_stream_cap(cap: int) -> Iterator[None]:
+    """Inflate no PDF stream beyond ``cap`` bytes meanwhile (pypdf's own default is 75 MB per stream)."""
+    import pypdf
+    import pypdf.filters
+
+    apply = getattr(pypdf, "apply_configuration", None)
+    if apply is not None:
+        known = {f.name for f in dataclasses.fields(pypdf.get_configuration())}
+        with apply(**{name: cap for name in _PDF_OUTPUT_LIMITS if name in known}):
+            yield
+        return
+    legacy = [name for name in _PDF_OUTPUT_LIMITS.values() if hasattr(pypdf.filters, name)]
+    saved = {name: getattr(pypdf.filters, name) for name in legacy}
+    try:
+        for name in legacy:
+            setattr(pypdf.filters, name, cap)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(pypdf.filters, name, value)
+
+
+def _page_contents_fit(page: object) -> bool:
+    """Inflate a page's content streams (cached by pypdf for the text extraction that follows).
+
+    False when one is larger than the cap: pypdf's text extraction would silently give nothing for it.
+    """
+    try:
+        page.get_contents()  # type: ignore[attr-defined]
+    except Exception as exc:  # others: left to the text extraction, which reads what it can
+        return type(exc).__name__ != "LimitReachedError"  # by name: pypdf has it since 5.x only
+    return True
+
+
 def pdf_text(data: bytes, limits: ExtractLimits, problems: list[str]) -> str:
     """Text of a PDF, at most ``max_pdf_pages`` pages and ``max_attachment_chars`` characters."""
     try:
@@ -170,21 +232,13 @@ def pdf_text(data: bytes, limits: ExtractLimits, problems: list[str]) -> str:
         previous = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, limits.pdf_seconds)
     pieces: list[str] = []
-    length = 0
     try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            problems.append("encrypted PDF: text not indexed")
-            return ""
-        for number, page in enumerate(reader.pages):
-            if number >= limits.max_pdf_pages:
-                problems.append(f"PDF longer than {limits.max_pdf_pages} pages: the rest not indexed")
-                break
-            text = page.extract_text() or ""
-            pieces.append(text)
-            length += len(text)
-            if length >= limits.max_attachment_chars:
-                break
+        with _pdf_stream_cap(limits.max_pdf_stream_bytes):
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted:
+                problems.append("encrypted PDF: text not indexed")
+                return ""
+            pieces = _pdf_pages(reader, limits, problems)
     except _PdfTimeout:
         problems.append(f"PDF text extraction stopped after {limits.pdf_seconds:g} s")
     except Exception as exc:  # pypdf raises anything on broken files
@@ -194,6 +248,25 @@ def pdf_text(data: bytes, limits: ExtractLimits, problems: list[str]) -> str:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
     return "\n".join(pieces)[: limits.max_attachment_chars]
+
+
+def _pdf_pages(reader: object, limits: ExtractLimits, problems: list[str]) -> list[str]:
+    pieces: list[str] = []
+    length = 0
+    for number, page in enumerate(reader.pages):  # type: ignore[attr-defined]
+        if number >= limits.max_pdf_pages:
+            problems.append(f"PDF longer than {limits.max_pdf_pages} pages: the rest not indexed")
+            break
+        if not _page_contents_fit(page):
+            cap = limits.max_pdf_stream_bytes >> 20
+            problems.append(f"PDF stream inflating beyond {cap} MB (a PDF bomb?): the rest of its text not indexed")
+            break
+        text = page.extract_text() or ""
+        pieces.append(text)
+        length += len(text)
+        if length >= limits.max_attachment_chars:
+            break
+    return pieces
 
 
 _FR_WORDS = frozenset(
@@ -290,9 +363,53 @@ _BLANK_LINE = re.compile(rb"(?:^|\n)\r?\n")
 _READ_TYPES = ("text/", "application/pdf", "message/")  # parts whose body the extractor may read
 
 
+#: What is read of a header section, and of one line of it: the rest is not indexed (see the module doc).
+MAX_HEAD_BYTES = MAX_HEADER_BYTES
+MAX_HEADER_LINE = 64 * 1024
+
+
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
+    """(header section, body), the header section cut down by :func:`capped_head` when it is too big."""
+    head, body_at, _ = capped_head(data)
+    return head, data[body_at:]
+
+
+def capped_head(data: bytes) -> tuple[bytes, int, bool]:
+    """(header section, where the body starts, whether the section was cut).
+
+    A section over :data:`MAX_HEAD_BYTES` keeps its first lines up to that size, each cut to
+    :data:`MAX_HEADER_LINE` bytes, and ends with a blank line; the search for its end runs in C
+    over the message in place, so a 200 MB header line costs no copy of it.
+    """
     match = _BLANK_LINE.search(data)
-    return (data, b"") if match is None else (data[: match.end()], data[match.end() :])
+    body_at = len(data) if match is None else match.end()
+    if body_at <= MAX_HEAD_BYTES:
+        return data[:body_at], body_at, False
+    kept: list[bytes] = []
+    size = at = 0
+    while size < MAX_HEAD_BYTES and at < body_at:
+        end = data.find(b"\n", at, body_at)
+        end = body_at if end < 0 else end + 1
+        line = data[at : min(end, at + MAX_HEADER_LINE)]
+        if not line.strip():  # the blank line that ends the section
+            break
+        kept.append(line if line.endswith(b"\n") else line + b"\r\n")
+        size += len(kept[-1])
+        at = end
+    kept.append(b"\r\n")
+    return b"".join(kept), body_at, True
+
+
+def _capped_message(raw: bytes, problems: list[str] | None) -> bytes:
+    """``raw`` with its header section cut by :func:`capped_head` (``raw`` itself when it fits)."""
+    head, body_at, cut = capped_head(raw)
+    if not cut:
+        return raw
+    if problems is not None:
+        problems.append(
+            f"header section over {MAX_HEAD_BYTES >> 10} KB: only its first {MAX_HEAD_BYTES >> 10} KB indexed"
+        )
+    return head + raw[body_at:]
 
 
 def _parts_of(body: bytes, boundary: str) -> list[bytes] | None:
@@ -327,7 +444,7 @@ def _parts_of(body: bytes, boundary: str) -> list[bytes] | None:
 SPLIT_FROM = 64 * 1024
 
 
-def walk_parts(raw: bytes) -> list[tuple[Message, int]]:
+def walk_parts(raw: bytes, problems: list[str] | None = None) -> list[tuple[Message, int]]:
     """(part, encoded body size) for every MIME part, in ``Message.walk()`` order.
 
     The email package reads a body line by line, and a 5 MB base64
@@ -339,7 +456,11 @@ def walk_parts(raw: bytes) -> list[tuple[Message, int]]:
     the email package would give it.  Smaller messages, and anything the splitter does not handle (a multipart
     without a usable boundary, digests, deep nesting), are parsed whole, so
     the odd corners of MIME keep the email package's reading.
+
+    Every header section the splitter meets, and the message's own in any case, is read through
+    :func:`capped_head`: the email package would hold about 30 times its size.
     """
+    raw = _capped_message(raw, problems)
     if len(raw) < SPLIT_FROM:
         return list(_walk_parsed(raw))
     try:
@@ -377,7 +498,7 @@ def _split_parts(raw: bytes, depth: int) -> Iterator[tuple[Message, int, bytes |
         for part in parts:
             yield from _split_parts(part, depth + 1)
     elif ctype.startswith("message/") or depth == 0:
-        yield headers, len(body), raw
+        yield headers, len(body), _capped_message(raw, None) if depth else raw
     elif ctype.startswith(_READ_TYPES):
         # What the email package would make of a leaf part: its headers and its body as text.
         headers.set_payload(body.decode("ascii", "surrogateescape"))
@@ -397,7 +518,7 @@ def extract(raw: bytes, limits: ExtractLimits | None = None) -> MessageText:
     result = MessageText()
     problems = result.problems
     try:
-        parts = walk_parts(raw)
+        parts = walk_parts(raw, problems)
     except Exception as exc:  # pragma: no cover - both parsers read anything
         problems.append(f"unparseable message: {type(exc).__name__}")
         result.body = decode_text(raw[: limits.max_body_chars], None)

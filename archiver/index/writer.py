@@ -265,9 +265,45 @@ def document_for(store: BlobStore, message: CatalogMessage) -> tuple[dict, list[
     try:
         raw = store.get(message.blob_id, verify=False)
     except (IntegrityError, StoreError) as exc:
-        document, _ = build_document(message, b"")
-        return document, [f"blob unreadable, only its folders indexed: {exc}"]
+        return folders_only(message), [f"blob unreadable, only its folders indexed: {exc}"]
     return build_document(message, raw)
+
+
+def folders_only(message: CatalogMessage) -> dict:
+    """The document of a message whose bytes could not be read or indexed: its folders, flags and date."""
+    document, _ = build_document(message, b"")
+    return document
+
+
+def _failure(exc: BaseException) -> str:
+    """One short line for index_problems: the exception's type and the start of its message."""
+    text = " ".join(str(exc).split())[:160]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _write_message(writer: SegmentWriter, store: BlobStore, message: CatalogMessage, replace: bool) -> list[str]:
+    """Index one message; whatever it does, the batch goes on (the problems returned say what was lost).
+
+    Any exception while reading or extracting it (a hostile message may raise anything, MemoryError
+    included) or while Whoosh takes its document leaves a document of its folders, flags and date
+    instead, so the bookmark moves past it and no later run trips over it again.  Whoosh drops a
+    document it failed to take but may keep postings of its first fields: they stay with the same
+    document number, so the stand-in document owns them (words of the same message), not the next one.
+    """
+    add = writer.update_document if replace else writer.add_document
+    try:
+        document, problems = document_for(store, message)
+    except Exception as exc:
+        document, problems = None, [f"text not indexed, only its folders: {_failure(exc)}"]
+    if document is not None:
+        try:
+            add(**document)
+            return problems
+        except Exception as exc:
+            problems = [*problems, f"document refused by the index, only its folders indexed: {_failure(exc)}"]
+    log.warning("message %s only partly indexed: %s", message.blob_id[:12], problems[-1])
+    add(**folders_only(message))
+    return problems
 
 
 def _generation(ix: FileIndex) -> str:
@@ -284,11 +320,7 @@ def _write_batch(
 ) -> dict[str, list[str]]:
     problems: dict[str, list[str]] = {}
     for message in messages:
-        document, trouble = document_for(store, message)
-        if replace:
-            writer.update_document(**document)
-        else:
-            writer.add_document(**document)
+        trouble = _write_message(writer, store, message, replace)
         if trouble:
             problems[message.blob_id] = trouble
     return problems
@@ -513,7 +545,20 @@ def reindex(
     Searches keep using the old generation until the swap.  Holds the update
     lock throughout, so a backup finishing meanwhile leaves its messages to
     the catch-up pass done here before the swap, or to the next update.
+    A message that cannot be read is isolated (see :func:`_write_message`); anything else
+    that stops the rebuild (a disk, a lock, a bug) is raised as one :class:`SearchIndexError`.
     """
+    try:
+        return _rebuild(archive_root, catalog, store, progress, procs)
+    except ArchiverError:
+        raise
+    except Exception as exc:
+        raise SearchIndexError(f"the search index was not rebuilt: {_failure(exc)}") from exc
+
+
+def _rebuild(
+    archive_root: Path, catalog: Catalog, store: BlobStore, progress: ProgressFn | None, procs: int | None
+) -> IndexReport:
     report = IndexReport(rebuilt=True)
     started = time.monotonic()
     procs = procs or min(2, os.cpu_count() or 1)
