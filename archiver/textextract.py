@@ -359,7 +359,7 @@ def _raw_size(part: Message) -> int:
     return len(payload) if isinstance(payload, str | bytes) else 0
 
 
-_BLANK_LINE = re.compile(rb"(?:^|\n)\r?\n")
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 _READ_TYPES = ("text/", "application/pdf", "message/")  # parts whose body the extractor may read
 
 
@@ -368,25 +368,24 @@ MAX_HEAD_BYTES = MAX_HEADER_BYTES
 MAX_HEADER_LINE = 64 * 1024
 
 
-def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    """(header section, body), the header section cut down by :func:`capped_head` when it is too big."""
-    head, body_at, _ = capped_head(data)
-    return head, data[body_at:]
-
-
-def capped_head(data: bytes) -> tuple[bytes, int, bool]:
-    """(header section, where the body starts, whether the section was cut).
+def capped_head(data: bytes, start: int = 0, stop: int | None = None) -> tuple[bytes, int, bool]:
+    """The header section of ``data[start:stop]``: (its bytes, where the body starts, whether it was cut).
 
     A section over :data:`MAX_HEAD_BYTES` keeps its first lines up to that size, each cut to
-    :data:`MAX_HEADER_LINE` bytes, and ends with a blank line; the search for its end runs in C
-    over the message in place, so a 200 MB header line costs no copy of it.
+    :data:`MAX_HEADER_LINE` bytes, and ends with a blank line.  Offsets instead of slices, and
+    the search for the section's end runs in C over the message in place: neither a 200 MB
+    header line nor a big part is copied to find it.
     """
-    match = _BLANK_LINE.search(data)
-    body_at = len(data) if match is None else match.end()
-    if body_at <= MAX_HEAD_BYTES:
-        return data[:body_at], body_at, False
+    stop = len(data) if stop is None else stop
+    if data.startswith(b"\n", start, stop) or data.startswith(b"\r\n", start, stop):  # no header at all
+        body_at = data.find(b"\n", start, stop) + 1
+    else:
+        match = _BLANK_LINE.search(data, start, stop)
+        body_at = stop if match is None else match.end()
+    if body_at - start <= MAX_HEAD_BYTES:
+        return data[start:body_at], body_at, False
     kept: list[bytes] = []
-    size = at = 0
+    size, at = 0, start
     while size < MAX_HEAD_BYTES and at < body_at:
         end = data.find(b"\n", at, body_at)
         end = body_at if end < 0 else end + 1
@@ -412,32 +411,35 @@ def _capped_message(raw: bytes, problems: list[str] | None) -> bytes:
     return head + raw[body_at:]
 
 
-def _parts_of(body: bytes, boundary: str) -> list[bytes] | None:
-    """The parts of a multipart body split on ``--boundary`` lines; None without a closing delimiter."""
+def _part_spans(data: bytes, start: int, stop: int, boundary: str) -> list[tuple[int, int]] | None:
+    """(start, stop) of the parts of the multipart body ``data[start:stop]``, split on ``--boundary`` lines.
+
+    None without a closing delimiter.  Offsets, not copies: a big attachment is not copied to be skipped.
+    """
     mark = b"--" + boundary.encode("ascii", "surrogateescape")
     lines: list[tuple[int, int, bool]] = []  # (delimiter line start, next line start, closing)
-    at = 0 if body.startswith(mark) else body.find(b"\n" + mark) + 1
-    while at > 0 or (at == 0 and body.startswith(mark)):
-        end = body.find(b"\n", at)
-        end = len(body) if end < 0 else end + 1
-        rest = body[at + len(mark) : end].rstrip(b"\r\n \t")
+    found = data.find(b"\n" + mark, start, stop)
+    at = start if data.startswith(mark, start, stop) else -1 if found < 0 else found + 1
+    while at >= 0:
+        end = data.find(b"\n", at, stop)
+        end = stop if end < 0 else end + 1
+        rest = data[at + len(mark) : end].rstrip(b"\r\n \t")
         if rest in (b"", b"--"):
             lines.append((at, end, rest == b"--"))
             if rest == b"--":
                 break
-        at = body.find(b"\n" + mark, end - 1) + 1
-        if at == 0:
-            break
+        found = data.find(b"\n" + mark, end - 1, stop)
+        at = -1 if found < 0 else found + 1
     if not lines or not lines[-1][2]:
         return None
-    parts = []
-    for (_, start, _), (following, _, _) in pairwise(lines):
-        part = body[start:following]
+    spans = []
+    for (_, first, _), (following, _, _) in pairwise(lines):
         # The line break before a delimiter is the delimiter's.
-        part = part[:-2] if part.endswith(b"\r\n") else part[:-1] if part.endswith(b"\n") else part
-        if part:  # the email package makes no part of two adjacent delimiters either
-            parts.append(part)
-    return parts
+        last = following - 2 if data.startswith(b"\r\n", following - 2, following) else following
+        last = following - 1 if last == following and data.startswith(b"\n", following - 1, following) else last
+        if last > first:  # the email package makes no part of two adjacent delimiters either
+            spans.append((first, last))
+    return spans
 
 
 #: A message is split by :func:`walk_parts` only when this many encoded bytes of unread bodies are saved.
@@ -464,7 +466,7 @@ def walk_parts(raw: bytes, problems: list[str] | None = None) -> list[tuple[Mess
     if len(raw) < SPLIT_FROM:
         return list(_walk_parsed(raw))
     try:
-        split = list(_split_parts(raw, 0))
+        split = list(_split_parts(raw, 0, len(raw), 0))
     except _NotSplittable:
         return list(_walk_parsed(raw))
     parts: list[tuple[Message, int]] = []
@@ -477,34 +479,35 @@ class _NotSplittable(Exception):
     pass
 
 
-def _split_parts(raw: bytes, depth: int) -> Iterator[tuple[Message, int, bytes | None]]:
-    """(headers, body size, bytes to parse) by boundary splitting.
+def _split_parts(data: bytes, start: int, stop: int, depth: int) -> Iterator[tuple[Message, int, bytes | None]]:
+    """(headers, body size, bytes to parse) of ``data[start:stop]`` and its parts, by boundary splitting.
 
     The bytes are the whole part for what needs the email package (messages
     inside messages), b"" for containers and leaves complete as they are,
     None for the parts whose body is skipped.
     """
-    head, body = _split_head(raw)
+    head, body_at, cut = capped_head(data, start, stop)
     headers = BytesHeaderParser(policy=compat32).parsebytes(head)
     ctype = headers.get_content_type()
     if ctype.startswith("multipart/"):
         boundary = headers.get_boundary()
         if not boundary or ctype == "multipart/digest" or depth > 10:
             raise _NotSplittable
-        parts = _parts_of(body, boundary)
-        if parts is None:
+        spans = _part_spans(data, body_at, stop, boundary)
+        if spans is None:
             raise _NotSplittable
-        yield headers, len(body), b""
-        for part in parts:
-            yield from _split_parts(part, depth + 1)
+        yield headers, stop - body_at, b""
+        for first, last in spans:
+            yield from _split_parts(data, first, last, depth + 1)
     elif ctype.startswith("message/") or depth == 0:
-        yield headers, len(body), _capped_message(raw, None) if depth else raw
+        whole = data if (start, stop) == (0, len(data)) and not cut else head + data[body_at:stop]
+        yield headers, stop - body_at, whole
     elif ctype.startswith(_READ_TYPES):
         # What the email package would make of a leaf part: its headers and its body as text.
-        headers.set_payload(body.decode("ascii", "surrogateescape"))
-        yield headers, len(body), b""
+        headers.set_payload(data[body_at:stop].decode("ascii", "surrogateescape"))
+        yield headers, stop - body_at, b""
     else:
-        yield headers, len(body), None
+        yield headers, stop - body_at, None
 
 
 def _walk_parsed(raw: bytes) -> Iterator[tuple[Message, int]]:

@@ -43,6 +43,15 @@ def huge_header_line(megabytes: int, marker: str = "bigline") -> bytes:
     )  # fmt: skip
 
 
+def huge_part_header(megabytes: int, marker: str = "bigpart") -> bytes:
+    """A multipart message whose text part carries one header line of ``megabytes`` MB."""
+    return (
+        b"From: sender@example.org\r\nSubject: " + marker.encode() + b'\r\nMIME-Version: 1.0\r\n'
+        b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n'
+        b"X-Junk: " + b"z" * (megabytes << 20) + b"\r\n\r\n" + marker.encode() + b" inside\r\n--b1--\r\n"
+    )  # fmt: skip
+
+
 def pdf_bomb(inflated_mb: int = 1024, pages: int = 4) -> bytes:
     """A small PDF whose one content stream, shared by every page, inflates to ``inflated_mb`` MB of zeros."""
     compressor = zlib.compressobj(9)

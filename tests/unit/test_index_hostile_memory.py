@@ -22,7 +22,7 @@ import pytest
 
 from archiver.memory import proc_kb, process_tree
 from archiver.sample_mail import generate_mailbox
-from tests.hostile_mail import huge_header_line, huge_subject, pdf_bomb, with_pdf
+from tests.hostile_mail import huge_header_line, huge_part_header, huge_subject, pdf_bomb, with_pdf
 from tests.unit.test_index_support import add_messages, open_archive
 
 pytestmark = [
@@ -38,26 +38,29 @@ import json, sys
 from pathlib import Path
 from archiver.archive import Archive
 from archiver.config import ArchiveConfig
-from archiver.index import update_index
+from archiver.index import search, update_index
 from archiver.memory import tune_allocator
 
 tune_allocator()  # as the CLI does
 with Archive(ArchiveConfig(path=Path(sys.argv[1]))) as archive:
     report = update_index(archive, memory_mb=int(sys.argv[2]))
     problems = [row[0] for row in archive.catalog.db.execute("SELECT problems FROM index_problems")]
-    print(json.dumps({"indexed": report.indexed, "problems": problems}))
+    found = search(archive, sys.argv[3]).total
+    print(json.dumps({"indexed": report.indexed, "problems": problems, "found": found}))
 """
 
-HOSTILE = {
-    "subject-10mb": lambda: huge_subject(10, "hostilesubject"),
-    "subject-10mb-folded": lambda: huge_subject(10, "hostilefolded", folded=True),
-    "header-line-50mb": lambda: huge_header_line(50, "hostileline"),
-    "pdf-bomb-2gb": lambda: with_pdf("hostilepdf", pdf_bomb(2048)),
+HOSTILE = {  # name: (message, the word that must find it, its problem)
+    "subject-10mb": (lambda: huge_subject(10, "hostilesubject"), "hostilesubject", "header section over 512 KB"),
+    "subject-10mb-folded": (lambda: huge_subject(10, "folded", True), "folded", "header section over 512 KB"),
+    "header-line-50mb": (lambda: huge_header_line(50, "hostileline"), "hostileline", "header section over 512 KB"),
+    "part-header-line-50mb": (lambda: huge_part_header(50, "hostilepart"), "hostilepart", None),
+    "pdf-bomb-2gb": (lambda: with_pdf("hostilepdf", pdf_bomb(2048)), "hostilepdf", "PDF stream inflating beyond"),
 }
 
 
-def _measure(archive: Path, budget_mb: int) -> tuple[dict, float]:
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(archive), str(budget_mb)], stdout=subprocess.PIPE)
+def _measure(archive: Path, budget_mb: int, word: str) -> tuple[dict, float]:
+    command = [sys.executable, "-c", CHILD, str(archive), str(budget_mb), word]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE)
     peak = 0
     while child.poll() is None:
         peak = max(peak, sum(proc_kb(pid, "VmRSS") for pid in process_tree(child.pid)))
@@ -70,7 +73,8 @@ def _measure(archive: Path, budget_mb: int) -> tuple[dict, float]:
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_a_hostile_message_is_indexed_within_the_budget(tmp_path: Path, name: str) -> None:
-    raw = HOSTILE[name]()
+    build, word, problem = HOSTILE[name]
+    raw = build()
     items = [(s.folder, s.raw, tuple(s.flags), s.internaldate) for s in generate_mailbox(20, seed=3)]
     items.append(("INBOX", raw, (), None))
     del raw
@@ -78,7 +82,8 @@ def test_a_hostile_message_is_indexed_within_the_budget(tmp_path: Path, name: st
         add_messages(archive, "work", items)
         unique = archive.catalog.db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
     del items
-    result, peak_mb = _measure(tmp_path / "archive", BUDGET_MB)
-    print(f"{name}: peak {peak_mb:.0f} MB, problems {result['problems']}")
-    assert result["indexed"] == unique
+    result, peak_mb = _measure(tmp_path / "archive", BUDGET_MB, word)
+    print(f"{name}: peak {peak_mb:.0f} MB")
+    assert result["indexed"] == unique and result["found"] == 1
+    assert problem is None or any(problem in line for line in result["problems"])
     assert peak_mb <= BUDGET_MB * SLACK, f"{name}: peak {peak_mb:.0f} MB over {BUDGET_MB} MB + 15 %"
