@@ -411,10 +411,14 @@ def _capped_message(raw: bytes, problems: list[str] | None) -> bytes:
     return head + raw[body_at:]
 
 
-def _part_spans(data: bytes, start: int, stop: int, boundary: str) -> list[tuple[int, int]] | None:
+def _part_spans(
+    data: bytes, start: int, stop: int, boundary: str, truncated: bool = False
+) -> list[tuple[int, int]] | None:
     """(start, stop) of the parts of the multipart body ``data[start:stop]``, split on ``--boundary`` lines.
 
-    None without a closing delimiter.  Offsets, not copies: a big attachment is not copied to be skipped.
+    None without a closing delimiter, unless the message is ``truncated`` (its start only was
+    read): then its last part ends where the bytes do.  Offsets, not copies: a big attachment
+    is not copied to be skipped.
     """
     mark = b"--" + boundary.encode("ascii", "surrogateescape")
     lines: list[tuple[int, int, bool]] = []  # (delimiter line start, next line start, closing)
@@ -430,6 +434,8 @@ def _part_spans(data: bytes, start: int, stop: int, boundary: str) -> list[tuple
                 break
         found = data.find(b"\n" + mark, end - 1, stop)
         at = -1 if found < 0 else found + 1
+    if lines and not lines[-1][2] and truncated:
+        lines.append((stop, stop, True))
     if not lines or not lines[-1][2]:
         return None
     spans = []
@@ -446,7 +452,11 @@ def _part_spans(data: bytes, start: int, stop: int, boundary: str) -> list[tuple
 SPLIT_FROM = 64 * 1024
 
 
-def walk_parts(raw: bytes, problems: list[str] | None = None) -> list[tuple[Message, int]]:
+#: What the email package parses of a ``truncated`` message the splitter cannot handle.
+TRUNCATED_PARSE_BYTES = 4 * 1024 * 1024
+
+
+def walk_parts(raw: bytes, problems: list[str] | None = None, truncated: bool = False) -> list[tuple[Message, int]]:
     """(part, encoded body size) for every MIME part, in ``Message.walk()`` order.
 
     The email package reads a body line by line, and a 5 MB base64
@@ -460,15 +470,16 @@ def walk_parts(raw: bytes, problems: list[str] | None = None) -> list[tuple[Mess
     the odd corners of MIME keep the email package's reading.
 
     Every header section the splitter meets, and the message's own in any case, is read through
-    :func:`capped_head`: the email package would hold about 30 times its size.
+    :func:`capped_head`: the email package would hold about 30 times its size.  ``truncated``: ``raw``
+    is the start of a bigger message (see :func:`extract`).
     """
     raw = _capped_message(raw, problems)
     if len(raw) < SPLIT_FROM:
         return list(_walk_parsed(raw))
     try:
-        split = list(_split_parts(raw, 0, len(raw), 0))
+        split = list(_split_parts(raw, 0, len(raw), 0, truncated))
     except _NotSplittable:
-        return list(_walk_parsed(raw))
+        return list(_walk_parsed(raw[:TRUNCATED_PARSE_BYTES] if truncated else raw))
     parts: list[tuple[Message, int]] = []
     for headers, size, read in split:
         parts.extend(_walk_parsed(read) if read else [(headers, size)])
@@ -479,7 +490,9 @@ class _NotSplittable(Exception):
     pass
 
 
-def _split_parts(data: bytes, start: int, stop: int, depth: int) -> Iterator[tuple[Message, int, bytes | None]]:
+def _split_parts(
+    data: bytes, start: int, stop: int, depth: int, truncated: bool = False
+) -> Iterator[tuple[Message, int, bytes | None]]:
     """(headers, body size, bytes to parse) of ``data[start:stop]`` and its parts, by boundary splitting.
 
     The bytes are the whole part for what needs the email package (messages
@@ -493,12 +506,12 @@ def _split_parts(data: bytes, start: int, stop: int, depth: int) -> Iterator[tup
         boundary = headers.get_boundary()
         if not boundary or ctype == "multipart/digest" or depth > 10:
             raise _NotSplittable
-        spans = _part_spans(data, body_at, stop, boundary)
+        spans = _part_spans(data, body_at, stop, boundary, truncated)
         if spans is None:
             raise _NotSplittable
         yield headers, stop - body_at, b""
         for first, last in spans:
-            yield from _split_parts(data, first, last, depth + 1)
+            yield from _split_parts(data, first, last, depth + 1, truncated)
     elif ctype.startswith("message/") or depth == 0:
         whole = data if (start, stop) == (0, len(data)) and not cut else head + data[body_at:stop]
         yield headers, stop - body_at, whole
@@ -515,13 +528,17 @@ def _walk_parsed(raw: bytes) -> Iterator[tuple[Message, int]]:
         yield part, _raw_size(part)
 
 
-def extract(raw: bytes, limits: ExtractLimits | None = None) -> MessageText:
-    """Decode one raw message into :class:`MessageText`; never raises."""
+def extract(raw: bytes, limits: ExtractLimits | None = None, truncated: bool = False) -> MessageText:
+    """Decode one raw message into :class:`MessageText`; never raises.
+
+    ``truncated``: ``raw`` is only the start of the message (a huge one, read so far for the index):
+    its open multiparts end where the bytes do instead of making it unsplittable.
+    """
     limits = limits or ExtractLimits()
     result = MessageText()
     problems = result.problems
     try:
-        parts = walk_parts(raw, problems)
+        parts = walk_parts(raw, problems, truncated)
     except Exception as exc:  # pragma: no cover - both parsers read anything
         problems.append(f"unparseable message: {type(exc).__name__}")
         result.body = decode_text(raw[: limits.max_body_chars], None)

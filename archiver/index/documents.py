@@ -125,9 +125,11 @@ def _first_internaldate(placements: Iterable[tuple[str, str, str, str | None]]) 
     return min(dates) if dates else None
 
 
-def build_document(message: CatalogMessage, raw: bytes, limits: ExtractLimits | None = None) -> tuple[dict, list[str]]:
-    """The Whoosh fields of one message, and the problems met while reading it."""
-    text = extract(raw, limits)
+def build_document(
+    message: CatalogMessage, raw: bytes, limits: ExtractLimits | None = None, truncated: bool = False
+) -> tuple[dict, list[str]]:
+    """The Whoosh fields of one message, and the problems met while reading it (``truncated``: see ``extract``)."""
+    text = extract(raw, limits, truncated)
     return document_from_text(message, text), text.problems
 
 

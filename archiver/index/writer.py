@@ -84,6 +84,9 @@ POOL_FACTOR = 1.0  # resident MB per MB of Whoosh's pool estimate
 INPROC_SLACK_MB = 90  # in this process: imports and caches of indexing (~40), a 10 MB message being parsed (~50)
 MIN_WORKER_POOL_MB = 24  # smaller pools make too many segments: rather fewer workers
 MIN_POOL_MB = 8
+#: What the index reads of one message: a bigger one (a 200 MB header line, a 1 GB attachment) is indexed by its
+#: start, so the raw bytes held never outgrow the budget's allowance for "a message being parsed".
+READ_LIMIT = 32 * 1024 * 1024
 COMMIT_DOCS = 2500  # budgeted, in this process: messages per commit (a segment and a bookmark)
 INPROC_POOL_MB = 64  # the pool of an unbudgeted in-process batch (its segment is flushed at every commit anyway)
 
@@ -263,10 +266,27 @@ def _catalog_messages(catalog: Catalog, rows: Sequence) -> list[CatalogMessage]:
 def document_for(store: BlobStore, message: CatalogMessage) -> tuple[dict, list[str]]:
     """The document of one catalog message; a blob that cannot be read still gets one (placements only)."""
     try:
-        raw = store.get(message.blob_id, verify=False)
+        raw = _read_for_index(store, message)
     except (IntegrityError, StoreError) as exc:
         return folders_only(message), [f"blob unreadable, only its folders indexed: {exc}"]
+    if len(raw) < message.size:
+        document, problems = build_document(message, raw, truncated=True)
+        return document, [
+            f"message of {message.size / 2**20:.3g} MB: only its first {len(raw) / 2**20:.3g} MB indexed",
+            *problems,
+        ]
     return build_document(message, raw)
+
+
+def _read_for_index(store: BlobStore, message: CatalogMessage) -> bytes:
+    """The message's bytes, or their first :data:`READ_LIMIT` bytes when it is bigger (streamed, not inflated whole)."""
+    if message.size <= READ_LIMIT:
+        return store.get(message.blob_id, verify=False)
+    with store.open(message.blob_id) as reader:  # a corrupt frame raises here: _write_message isolates it
+        chunks = [reader.read(READ_LIMIT)]
+        while (have := sum(map(len, chunks))) < READ_LIMIT and chunks[-1]:
+            chunks.append(reader.read(READ_LIMIT - have))
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def folders_only(message: CatalogMessage) -> dict:

@@ -96,10 +96,10 @@ def test_a_message_that_raises_anything_is_indexed_by_its_folders(tmp_path: Path
     """Whatever extraction raises (here MemoryError, as a huge header once did) stays with that message."""
     real = index_documents.extract
 
-    def extract_or_fail(raw: bytes, limits=None):  # type: ignore[no-untyped-def]
+    def extract_or_fail(raw: bytes, limits=None, truncated=False):  # type: ignore[no-untyped-def]
         if b"poisoned" in raw:
             raise MemoryError
-        return real(raw, limits)
+        return real(raw, limits, truncated)
 
     monkeypatch.setattr(index_documents, "extract", extract_or_fail)
     hostile = plain("poisoned", "never read")
@@ -123,6 +123,26 @@ def test_hostile_messages_do_not_stop_the_index_workers(tmp_path: Path, monkeypa
         assert report.plan is not None and report.plan.procs == 2
         assert _ids(archive, "gooseberry") and _ids(archive, "filler19") and _ids(archive, "tortoise")
         assert len(_problems(archive)) >= len(BYTES_CODECS)
+
+
+def test_a_message_over_the_read_limit_is_indexed_by_its_start(tmp_path: Path, monkeypatch) -> None:
+    """A huge message is streamed from the store up to the limit (here 256 KB instead of 32 MB) and indexed so far."""
+    monkeypatch.setattr(writer, "READ_LIMIT", 256 * 1024)
+    attachment = "".join(f"{n:07d}\r\n" for n in range(60_000)).encode()  # 540 KB of base64-like lines
+    raw = (
+        b'From: a@example.org\r\nSubject: huge\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\npelican first\r\n--b\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + attachment
+        + b"--b\r\nContent-Type: text/plain\r\n\r\nflamingo last\r\n--b--\r\n"
+    )  # fmt: skip
+    with open_archive(tmp_path) as archive:
+        add_messages(archive, "work", _around([(raw, None)]))
+        update_index(archive)
+        blob = _blob(archive, raw)
+        assert _ids(archive, "pelican") == {blob} and _ids(archive, "flamingo") == set()
+        assert _problems(archive)[blob].startswith("message of 0.5")
+        assert "only its first 0.25 MB indexed" in _problems(archive)[blob]
+        assert _ids(archive, "gooseberry")
 
 
 # -- what the commands report ----------------------------------------------------------------------------
