@@ -8,6 +8,7 @@ The memory side is measured in ``test_index_hostile_memory``.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -185,3 +186,18 @@ def test_reindex_turns_any_failure_into_one_line(tmp_path: Path) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("archiver: error: ") and "index" in lines[0]
+
+
+def test_status_shows_the_messages_indexed_only_in_part(tmp_path: Path) -> None:
+    hostile = plain("charset base64", "walrus", charset="base64")
+    with open_archive(tmp_path / "archive") as archive:
+        add_messages(archive, "work", _around([(hostile, None)]))
+        update_index(archive)
+        blob = _blob(archive, hostile)
+    config = str(_config(tmp_path))
+    text = CliRunner().invoke(main, ["--config", config, "status"])
+    assert "search index: 1 message(s) only partly indexed" in text.output
+    data = json.loads(CliRunner().invoke(main, ["--config", config, "status", "--json"]).output)
+    assert data["index_partly_indexed"] == 1
+    assert data["index_problems"][0]["blob_id"] == blob and data["index_problems"][0]["subject"] == "charset base64"
+    assert "unknown charset 'base64'" in data["index_problems"][0]["problems"][0]
