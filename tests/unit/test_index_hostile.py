@@ -9,17 +9,20 @@ The memory side is measured in ``test_index_hostile_memory``.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archiver.archive import Archive
 from archiver.backup import update_search_index
 from archiver.cli import main
 from archiver.index import documents as index_documents
 from archiver.index import search, update_index, writer
+from archiver.index.documents import CatalogMessage, build_document
 from archiver.textextract import ExtractLimits, extract, pdf_text
 from tests.hostile_mail import BYTES_CODECS, LAST_INTERNALDATE, huge_header_line, pdf_bomb, plain, with_pdf
 from tests.unit.test_index_support import add_messages, open_archive
@@ -73,6 +76,41 @@ def test_a_huge_header_line_inside_a_part_is_cut_too() -> None:
         b"--b\r\nContent-Type: text/plain\r\n" + junk + b"\r\nokapi inside\r\n--b--\r\n"
     )
     assert "okapi inside" in extract(raw).body
+
+
+_CHARSETS = st.sampled_from([*BYTES_CODECS, "utf-8", "utf-16", "x-unknown", "idna", "punycode", "mbcs", "\x00", ""])
+_HEADER = st.builds(
+    lambda name, value: name + b": " + value + b"\r\n",
+    st.sampled_from([b"Subject", b"From", b"To", b"Date", b"Content-Type", b"Content-Transfer-Encoding", b"X-A"]),
+    st.binary(max_size=300) | st.sampled_from([b"=?base64?b?aGVsbG8=?=", b"Fri, 31 Dec 9999 23:59:59 -2359"]),
+)
+
+
+@st.composite
+def _messages(draw: st.DrawFn) -> bytes:
+    """Messages with hostile charsets, encodings, boundaries and dates, nested up to two levels."""
+    charset = draw(_CHARSETS).encode("latin-1")
+    leaf = b'Content-Type: text/plain; charset="' + charset + b'"\r\n' + draw(st.sampled_from(
+        [b"", b"Content-Transfer-Encoding: base64\r\n", b"Content-Transfer-Encoding: quoted-printable\r\n"]
+    )) + b"\r\n" + draw(st.binary(max_size=400))  # fmt: skip
+    parts = draw(st.lists(st.sampled_from([leaf, b"Content-Type: application/pdf\r\n\r\n%PDF-1.4 junk"]), max_size=3))
+    body = b"".join(b"--b\r\n" + part + b"\r\n" for part in parts) + draw(st.sampled_from([b"--b--\r\n", b""]))
+    head = b"".join(draw(st.lists(_HEADER, max_size=6)))
+    return head + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + body if parts else head + leaf
+
+
+_ZONES = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=_messages(), date=st.datetimes(timezones=_ZONES), pad=st.integers(0, 80_000))
+def test_fuzz_no_message_makes_document_building_raise(raw: bytes, date: datetime, pad: int) -> None:
+    """Whatever the bytes and the INTERNALDATE, a document comes out (the splitter too: padded past 64 KB)."""
+    for data in (raw, raw + b"\r\n" + b"a" * pad):
+        message = CatalogMessage(1, "b" * 64, len(data), (("acct", "INBOX", "", date.isoformat()),))
+        document, problems = build_document(message, data)
+        assert document["blob_id"] == "b" * 64 and isinstance(problems, list)
+        assert 0 <= document.get("date", 0) <= index_documents.MAX_SIZE
 
 
 # -- the index update: one message is isolated, the rest indexed, no retry forever --------------------------
