@@ -9,6 +9,7 @@ The memory side is measured in ``test_index_hostile_memory``.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from archiver.index.documents import CatalogMessage, build_document
 from archiver.textextract import ExtractLimits, extract, pdf_text
 from tests.hostile_mail import BYTES_CODECS, LAST_INTERNALDATE, huge_header_line, pdf_bomb, plain, with_pdf
 from tests.unit.test_index_support import add_messages, open_archive
+from tests.unit.test_schedule_metrics import make_app
 
 
 def _ids(archive: Archive, query: str) -> set[str]:
@@ -239,3 +241,15 @@ def test_status_shows_the_messages_indexed_only_in_part(tmp_path: Path) -> None:
     assert data["index_partly_indexed"] == 1
     assert data["index_problems"][0]["blob_id"] == blob and data["index_problems"][0]["subject"] == "charset base64"
     assert "unknown charset 'base64'" in data["index_problems"][0]["problems"][0]
+
+
+def test_metrics_count_the_messages_indexed_only_in_part(tmp_path: Path) -> None:
+    app = make_app(tmp_path, "")
+    try:
+        archive = app.extensions["archiver_archive"]
+        add_messages(archive, "alpha", [("INBOX", plain("charset zlib", "walrus", charset="zlib"), (), None)])
+        update_index(archive)
+        text = app.test_client().get("/metrics").get_data(as_text=True)
+    finally:
+        app.extensions["archiver_archive"].close()
+    assert re.search(r"^archiver_index_partly_indexed_messages 1\.0$", text, re.MULTILINE), text
