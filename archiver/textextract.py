@@ -452,8 +452,22 @@ def _part_spans(
 SPLIT_FROM = 64 * 1024
 
 
-#: What the email package parses of a ``truncated`` message the splitter cannot handle.
-TRUNCATED_PARSE_BYTES = 4 * 1024 * 1024
+#: What the email package may parse of one message or part in a big message: its parser holds 6 to 10 times
+#: what it reads (30 MB cost 300 to 400 MB), so beyond this a message is read by the splitter or not at all.
+PARSE_BYTES = 4 * 1024 * 1024
+#: The encoded text parts of one big message handed over to be read, together: a 30 MB 8-bit body became a
+#: 120 MB ``str`` (the email package keeps each 8-bit byte as a surrogate, 4 bytes); 4 MB still hold far more
+#: than the 200,000 characters of body indexed.
+TEXT_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class _Split:
+    """What splitting one message has used up so far (see :data:`TEXT_BYTES`)."""
+
+    truncated: bool
+    text_left: int = TEXT_BYTES
+    text_cut: bool = False
 
 
 def walk_parts(raw: bytes, problems: list[str] | None = None, truncated: bool = False) -> list[tuple[Message, int]]:
@@ -476,12 +490,19 @@ def walk_parts(raw: bytes, problems: list[str] | None = None, truncated: bool = 
     raw = _capped_message(raw, problems)
     if len(raw) < SPLIT_FROM:
         return list(_walk_parsed(raw))
+    split = _Split(truncated)
     try:
-        split = list(_split_parts(raw, 0, len(raw), 0, truncated))
+        found = list(_split_parts(raw, 0, len(raw), 0, split))
     except _NotSplittable:
-        return list(_walk_parsed(raw[:TRUNCATED_PARSE_BYTES] if truncated else raw))
+        if len(raw) > PARSE_BYTES and problems is not None:
+            problems.append(
+                f"message not splittable on its MIME boundaries: only its first {PARSE_BYTES >> 20} MB read"
+            )
+        return list(_walk_parsed(raw[:PARSE_BYTES]))
+    if split.text_cut and problems is not None:
+        problems.append(f"text parts over {TEXT_BYTES >> 20} MB: the rest not indexed")
     parts: list[tuple[Message, int]] = []
-    for headers, size, read in split:
+    for headers, size, read in found:
         parts.extend(_walk_parsed(read) if read else [(headers, size)])
     return parts
 
@@ -491,33 +512,44 @@ class _NotSplittable(Exception):
 
 
 def _split_parts(
-    data: bytes, start: int, stop: int, depth: int, truncated: bool = False
+    data: bytes, start: int, stop: int, depth: int, split: _Split
 ) -> Iterator[tuple[Message, int, bytes | None]]:
     """(headers, body size, bytes to parse) of ``data[start:stop]`` and its parts, by boundary splitting.
 
-    The bytes are the whole part for what needs the email package (messages
-    inside messages), b"" for containers and leaves complete as they are,
-    None for the parts whose body is skipped.
+    The bytes are the whole part for what needs the email package (``message/`` parts other than
+    a message, up to :data:`PARSE_BYTES`), b"" for containers and leaves complete as they are, None
+    for the parts whose body is skipped.  A ``message/rfc822`` part is a container of the message
+    in it, as the email package makes it, and that message is split in turn.
     """
-    head, body_at, cut = capped_head(data, start, stop)
+    head, body_at, _ = capped_head(data, start, stop)
     headers = BytesHeaderParser(policy=compat32).parsebytes(head)
     ctype = headers.get_content_type()
+    if depth > 10:
+        raise _NotSplittable
     if ctype.startswith("multipart/"):
         boundary = headers.get_boundary()
-        if not boundary or ctype == "multipart/digest" or depth > 10:
+        if not boundary or ctype == "multipart/digest":
             raise _NotSplittable
-        spans = _part_spans(data, body_at, stop, boundary, truncated)
+        spans = _part_spans(data, body_at, stop, boundary, split.truncated)
         if spans is None:
             raise _NotSplittable
         yield headers, stop - body_at, b""
         for first, last in spans:
-            yield from _split_parts(data, first, last, depth + 1, truncated)
-    elif ctype.startswith("message/") or depth == 0:
-        whole = data if (start, stop) == (0, len(data)) and not cut else head + data[body_at:stop]
-        yield headers, stop - body_at, whole
+            yield from _split_parts(data, first, last, depth + 1, split)
+    elif ctype == "message/rfc822":
+        headers.set_payload([])  # a container: extract() skips it as it does the email package's
+        yield headers, stop - body_at, b""
+        yield from _split_parts(data, body_at, stop, depth + 1, split)
+    elif ctype.startswith("message/"):  # delivery reports and the like: small, and their own syntax
+        yield headers, stop - body_at, head + data[body_at:stop] if stop - start <= PARSE_BYTES else None
     elif ctype.startswith(_READ_TYPES):
         # What the email package would make of a leaf part: its headers and its body as text.
-        headers.set_payload(data[body_at:stop].decode("ascii", "surrogateescape"))
+        end = stop
+        if ctype.startswith("text/"):
+            end = min(stop, body_at + split.text_left)
+            split.text_left -= end - body_at
+            split.text_cut = split.text_cut or end < stop
+        headers.set_payload(data[body_at:end].decode("ascii", "surrogateescape"))
         yield headers, stop - body_at, b""
     else:
         yield headers, stop - body_at, None

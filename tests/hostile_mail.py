@@ -52,6 +52,35 @@ def huge_part_header(megabytes: int, marker: str = "bigpart") -> bytes:
     )  # fmt: skip
 
 
+def huge_body(megabytes: int, marker: str = "bigbody", in_part: bool = False) -> bytes:
+    """A text body of ``megabytes`` MB of 8-bit UTF-8 (emoji: the email package keeps each byte as 4)."""
+    text = marker.encode() + b" " + "\U0001f600 ".encode() * (megabytes * 1024 * 1024 // 5)
+    leaf = b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text
+    if not in_part:
+        return b"From: sender@example.org\r\nSubject: " + marker.encode() + b"\r\n" + leaf
+    return (
+        b"From: sender@example.org\r\nSubject: " + marker.encode()
+        + b'\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n' + leaf + b"\r\n--b1--\r\n"
+    )  # fmt: skip
+
+
+def huge_attachment(megabytes: int, marker: str = "bigattachment", shape: str = "forwarded") -> bytes:
+    """A ``megabytes`` MB base64 attachment, inside a forwarded message or in a multipart never closed."""
+    import base64
+
+    data = base64.encodebytes(bytes(range(256)) * (megabytes * 1024 * 1024 * 3 // 4 // 256)).replace(b"\n", b"\r\n")
+    attachment = b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + data
+    inner = b"--c\r\nContent-Type: text/plain\r\n\r\n" + marker.encode() + b" inside\r\n--c\r\n" + attachment
+    head = b"From: sender@example.org\r\nSubject: " + marker.encode() + b"\r\n"
+    if shape == "unclosed":
+        return head + b'Content-Type: multipart/mixed; boundary="c"\r\n\r\n' + inner
+    return (
+        head + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n'
+        b'Subject: forwarded\r\nContent-Type: multipart/mixed; boundary="c"\r\n\r\n' + inner + b"\r\n--c--\r\n"
+        b"\r\n--b--\r\n"
+    )  # fmt: skip
+
+
 def pdf_bomb(inflated_mb: int = 1024, pages: int = 4) -> bytes:
     """A small PDF whose one content stream, shared by every page, inflates to ``inflated_mb`` MB of zeros."""
     compressor = zlib.compressobj(9)

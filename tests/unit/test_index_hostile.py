@@ -25,7 +25,16 @@ from archiver.index import documents as index_documents
 from archiver.index import search, update_index, writer
 from archiver.index.documents import CatalogMessage, build_document
 from archiver.textextract import ExtractLimits, extract, pdf_text
-from tests.hostile_mail import BYTES_CODECS, LAST_INTERNALDATE, huge_header_line, pdf_bomb, plain, with_pdf
+from tests.hostile_mail import (
+    BYTES_CODECS,
+    LAST_INTERNALDATE,
+    huge_attachment,
+    huge_body,
+    huge_header_line,
+    pdf_bomb,
+    plain,
+    with_pdf,
+)
 from tests.unit.test_index_support import add_messages, open_archive
 from tests.unit.test_schedule_metrics import make_app
 
@@ -69,6 +78,25 @@ def test_a_huge_header_is_cut_and_what_precedes_it_still_indexed() -> None:
     text = extract(huge_header_line(3, marker="narwhal"))
     assert text.subject == "narwhal" and "narwhal body" in text.body
     assert text.problems == ["header section over 512 KB: only its first 512 KB indexed"]
+
+
+@pytest.mark.parametrize("in_part", [False, True])
+def test_a_huge_text_body_is_read_up_to_the_text_cap(in_part: bool) -> None:
+    text = extract(huge_body(6, "capybara", in_part=in_part))
+    assert text.body.startswith("capybara \U0001f600") and len(text.body) == ExtractLimits().max_body_chars
+    assert text.problems == ["text parts over 4 MB: the rest not indexed"]
+
+
+def test_a_forwarded_message_is_split_too() -> None:
+    """The message inside is split in turn (the email package held 10 times a 30 MB one): same text."""
+    text = extract(huge_attachment(6, "wombat"))
+    assert text.body == "wombat inside" and text.subject == "wombat" and text.problems == []
+
+
+def test_an_unsplittable_big_message_is_parsed_only_at_its_start() -> None:
+    text = extract(huge_attachment(6, "dingo", shape="unclosed"))
+    assert "dingo inside" in text.body
+    assert "message not splittable on its MIME boundaries: only its first 4 MB read" in text.problems
 
 
 def test_a_huge_header_line_inside_a_part_is_cut_too() -> None:

@@ -4,6 +4,10 @@ Each message gets an archive of its own (with a few ordinary messages around it)
 runs the index update a backup runs (``update_index`` with the budget) while this test sums VmRSS over
 the child and any workers every 10 ms from /proc, as ``test_index_memory_rss`` does.
 
+Besides the header attacks and the PDF bomb, 30 MB bodies of the shapes the email package parsed
+whole (a single 8-bit body, a forwarded message, a multipart never closed): before the splitter
+handled them they peaked at 290 to 420 MB.
+
 Sizes: the issue's own (a 10 MB Subject, a 200 MB header line, a PDF inflating to 2 GB), plus the
 same Subject folded and a 50 MB header line at the top and inside a part (messages up to the index's
 32 MB read limit are read whole).  Building the 200 MB one costs this test process about 0.5 GB
@@ -22,7 +26,15 @@ import pytest
 
 from archiver.memory import proc_kb, process_tree
 from archiver.sample_mail import generate_mailbox
-from tests.hostile_mail import huge_header_line, huge_part_header, huge_subject, pdf_bomb, with_pdf
+from tests.hostile_mail import (
+    huge_attachment,
+    huge_body,
+    huge_header_line,
+    huge_part_header,
+    huge_subject,
+    pdf_bomb,
+    with_pdf,
+)
 from tests.unit.test_index_support import add_messages, open_archive
 
 pytestmark = [
@@ -54,6 +66,10 @@ HOSTILE = {  # name: (message, the word that must find it, its problem)
     "subject-10mb-folded": (lambda: huge_subject(10, "folded", True), "folded", "header section over 512 KB"),
     "header-line-50mb": (lambda: huge_header_line(50, "hostileline"), "hostileline", "header section over 512 KB"),
     "header-line-200mb": (lambda: huge_header_line(200, "line200"), "line200", "only its first 32 MB indexed"),
+    "body-30mb": (lambda: huge_body(30, "hugebody"), "hugebody", "text parts over 4 MB"),
+    "part-body-30mb": (lambda: huge_body(30, "partbody", in_part=True), "partbody", "text parts over 4 MB"),
+    "forwarded-30mb": (lambda: huge_attachment(30, "forwarded"), "forwarded", "too large to read"),
+    "unclosed-30mb": (lambda: huge_attachment(30, "unclosed", "unclosed"), "unclosed", "not splittable"),
     "part-header-line-50mb": (lambda: huge_part_header(50, "hostilepart"), "hostilepart", None),
     "pdf-bomb-2gb": (lambda: with_pdf("hostilepdf", pdf_bomb(2048)), "hostilepdf", "PDF stream inflating beyond"),
 }
