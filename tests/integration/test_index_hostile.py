@@ -7,8 +7,10 @@ import json
 
 import pytest
 
+from archiver.archive import Archive
+from archiver.backup import run_backup
 from tests.hostile_mail import LAST_INTERNALDATE, huge_subject, pdf_bomb, plain, with_pdf
-from tests.integration.helpers import account_toml, run_cli, write_config
+from tests.integration.helpers import account_toml, load, run_cli, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +58,17 @@ def test_backup_indexes_around_hostile_messages_and_reports_index_failures(dovec
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "indexed 7 message(s)" in rebuilt.stdout and "3 message(s) partly unreadable" in rebuilt.stdout
     assert _found(config_path, "quokka") == 1 and _found(config_path, "gooseberry") == 1
+
+
+def test_a_scheduled_run_whose_index_update_failed_is_partial(dovecot, mail_user, tmp_path) -> None:
+    """The daemon's path (run_backup indexing itself): the run is not ``ok``, so the failure alert fires."""
+    dovecot.append(mail_user.name, "INBOX", plain("scheduled", "numbat"))
+    config = load(write_config(tmp_path, account_toml(dovecot, mail_user)))
+    index = tmp_path / "archive" / "index"
+    (index / "g-broken").mkdir(parents=True)
+    (index / "CURRENT").write_text("g-broken\n")
+    with Archive(config.archive) as archive:
+        report = run_backup(config, config.accounts[0], archive=archive)
+        assert report.status == "partial" and report.messages_new == 1
+        assert [p for p in report.problems if p.startswith("search index not updated")]
+        assert archive.catalog.run_errors(report.run_id)[-1]["message"].startswith("search index not updated")
