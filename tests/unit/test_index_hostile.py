@@ -180,6 +180,26 @@ def test_a_message_that_raises_anything_is_indexed_by_its_folders(tmp_path: Path
         assert "MemoryError" in _problems(archive)[_blob(archive, hostile)]
 
 
+def test_a_document_whoosh_refuses_leaves_no_words_to_the_next_message(tmp_path: Path, monkeypatch) -> None:
+    """Whoosh fails in the last field, after the subject's words went to its pool: they stay with this message."""
+    real = writer.document_for
+
+    def refused(store, message):  # type: ignore[no-untyped-def]
+        document, problems = real(store, message)
+        if "pangolin" in document.get("subject", ""):
+            document["to"] = object()  # the last field Whoosh indexes: not text
+        return document, problems
+
+    monkeypatch.setattr(writer, "document_for", refused)
+    hostile = plain("pangolin refused", "scales")
+    with open_archive(tmp_path) as archive:
+        add_messages(archive, "work", _around([(hostile, None)]))
+        update_index(archive)
+        assert _ids(archive, "pangolin") <= {_blob(archive, hostile)}
+        assert _ids(archive, "gooseberry") and len(_ids(archive, "folder:INBOX")) == 3
+        assert "document refused by the index" in _problems(archive)[_blob(archive, hostile)]
+
+
 def test_hostile_messages_do_not_stop_the_index_workers(tmp_path: Path, monkeypatch) -> None:
     """The same isolation inside the worker processes of a large backlog."""
     monkeypatch.setattr(writer, "PARALLEL_FROM", 10)
