@@ -390,7 +390,10 @@ def run_backup(
             report.run_id = archive.catalog.start_run(account_id)
             _execute(archive, account, account_id, report, progress)
             if index:
-                update_search_index(archive, report.run_id, config.index.memory_mb)
+                outcome = update_search_index(archive, report.run_id, config.index.memory_mb)
+                if outcome.error:  # the mail is safe, but not searchable: not a plain success
+                    report.problems.append(outcome.error)
+                    report.status = "partial" if report.status == "ok" else report.status
             run = archive.catalog.run(report.run_id)
             report.messages_new = run["messages_new"]
             report.blobs_new = run["blobs_new"]
@@ -403,27 +406,38 @@ def run_backup(
     return report
 
 
-def update_search_index(archive: Archive, run_id: int, memory_mb: int | None = None) -> None:
-    """Index what the run committed (blob → catalog → index); a failure never fails the backup.
+@dataclass(frozen=True)
+class IndexOutcome:
+    """What the index update after a backup did: ``error`` is one line when it failed (the mail is safe)."""
+
+    indexed: int = 0
+    problems: int = 0  # messages indexed only in part (their reasons are in the catalog's index_problems)
+    error: str | None = None
+
+
+def update_search_index(archive: Archive, run_id: int, memory_mb: int | None = None) -> IndexOutcome:
+    """Index what the run committed (blob → catalog → index); a failure never fails the backup's data.
 
     The index bookmarks the catalog state it reflects, so whatever is not
     indexed now is indexed by the next run or ``archiver reindex``.  ``memory_mb``
     is the ``[index] memory_mb`` budget for the whole process tree (None: the default).
+    A failure is logged, recorded on the run and returned, for the caller to report it
+    as the problem it is (a backup whose mail cannot be searched is not plainly ``ok``).
     """
     try:
         from archiver.index_hint import up_to_date
 
         if up_to_date(archive.root, archive.catalog):  # nothing to index: Whoosh is not even imported
-            return
+            return IndexOutcome()
         from archiver.index import update_index
 
-        if memory_mb is None:
-            update_index(archive)
-        else:
-            update_index(archive, memory_mb=memory_mb)
+        report = update_index(archive) if memory_mb is None else update_index(archive, memory_mb=memory_mb)
+        return IndexOutcome(report.indexed + report.refreshed, report.problems)
     except Exception as exc:
-        log.error("search index not updated (the next run catches up): %s", exc)
-        _record_quietly(archive, run_id, None, f"search index not updated: {exc}")
+        error = f"search index not updated (the next run catches up): {' '.join(str(exc).split())[:300]}"
+        log.error("%s", error)
+        _record_quietly(archive, run_id, None, error)
+        return IndexOutcome(error=error)
 
 
 def _record_quietly(archive: Archive, run_id: int | None, folder: str | None, message: str) -> None:

@@ -764,6 +764,18 @@ class Catalog:
     def index_problem_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM index_problems").fetchone()[0]
 
+    def index_problems(self, limit: int = 50) -> list[dict]:
+        """The latest messages indexed only in part: blob id, subject, when, and why (one line per reason)."""
+        rows = self.db.execute(
+            "SELECT p.blob_id, m.subject, p.at, p.problems FROM index_problems p "
+            "LEFT JOIN messages m ON m.blob_id = p.blob_id ORDER BY p.at DESC, p.blob_id LIMIT ?",
+            (limit,),
+        )
+        return [
+            {"blob_id": blob_id, "subject": subject, "at": at, "problems": problems.splitlines()}
+            for blob_id, subject, at, problems in rows
+        ]
+
     def hit_details(self, blob_ids: Sequence[str]) -> dict[str, sqlite3.Row]:
         """Catalog rows (date, sender, subject, size, message_id) shown for search hits."""
         result: dict[str, sqlite3.Row] = {}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header
 
-_MAX_HEADER_BYTES = 512 * 1024
+MAX_HEADER_BYTES = 512 * 1024  # what is read of a header section (the catalog summary, the index)
 _MAX_FIELD_CHARS = 2000
 _SUMMARY_FIELDS = frozenset({b"message-id", b"date", b"from", b"to", b"subject"})
 # A header line: a field name (printable, no colon), optional blanks (RFC 5322 obs-syntax), a colon; or
@@ -36,7 +36,7 @@ class HeaderSummary:
 
 def header_block(raw: bytes) -> bytes:
     """The header section of a message (up to the first empty line), bounded in size."""
-    cut = min(len(raw), _MAX_HEADER_BYTES)
+    cut = min(len(raw), MAX_HEADER_BYTES)
     for separator in (b"\r\n\r\n", b"\n\n"):
         position = raw.find(separator, 0, cut)  # searched in place: no copy of a big message's first 512 KB
         if position != -1:

@@ -28,6 +28,7 @@ archiver_bytes_stored_total                        counter    bytes written to t
 archiver_run_errors_total                          counter    errors recorded by all runs
 archiver_archive_blobs                             gauge      unique messages in the store (no label)
 archiver_archive_raw_bytes / _stored_bytes         gauge      their raw and compressed size (no label)
+archiver_index_partly_indexed_messages             gauge      messages indexed only in part (index_problems)
 =================================================  =========  ===================================================
 """
 
@@ -71,6 +72,10 @@ class CatalogCollector:
             strict=True,
         ):
             yield GaugeMetricFamily(f"archiver_archive_{name}", text, value=value)
+        partly = self.db.execute("SELECT COUNT(*) FROM index_problems").fetchone()[0]
+        yield GaugeMetricFamily(
+            "archiver_index_partly_indexed_messages", "Messages the search index holds only in part.", value=partly
+        )
 
     def _gauge(self, name: str, text: str) -> GaugeMetricFamily:
         return GaugeMetricFamily(f"archiver_account_{name}", text, labels=["account"])

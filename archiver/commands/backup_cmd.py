@@ -8,7 +8,7 @@ import time
 import click
 
 from archiver.archive import Archive
-from archiver.backup import run_backup, update_search_index
+from archiver.backup import IndexOutcome, run_backup, update_search_index
 from archiver.cli import emit_json, human_bytes, register
 from archiver.commands.progress import progress_for_terminal
 
@@ -21,7 +21,8 @@ from archiver.commands.progress import progress_for_terminal
 def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool, no_index: bool) -> None:
     """Fetch new mail from the servers into the archive, then update the search index.
 
-    Exits non-zero if any account or folder failed, with one line per problem.
+    Exits non-zero if any account or folder failed, or the search index could not be updated,
+    with one line per problem.
     """
     config = ctx.obj.config
     selected = [config.account(name) for name in accounts] if accounts else list(config.accounts)
@@ -40,14 +41,18 @@ def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool, no_inde
                     f"{len(report.folders)} folder(s), {len(changed)} changed, in {report.seconds:.1f}s"
                 )
         index_seconds = None
+        index = IndexOutcome()
         indexed_run = next((r.run_id for r in reversed(reports) if r.run_id is not None), None)
         if not no_index and indexed_run is not None:
             started = time.monotonic()
-            update_search_index(archive, indexed_run, config.index.memory_mb)  # once for all accounts: one commit
+            index = update_search_index(archive, indexed_run, config.index.memory_mb)  # for all accounts: one commit
             index_seconds = time.monotonic() - started
-            if not as_json:
-                click.echo(f"search index updated in {index_seconds:.1f}s")
+            if not as_json and index.error is None:
+                partly = f"; {index.problems} message(s) only partly indexed" if index.problems else ""
+                click.echo(f"search index updated in {index_seconds:.1f}s{partly}")
     problems = [line for report in reports for line in report.problems]
+    if index.error is not None:
+        problems.append(index.error)
     if as_json:
         emit_json(
             [
@@ -61,6 +66,8 @@ def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool, no_inde
                     "bytes_stored": r.bytes_stored,
                     "seconds": round(r.seconds, 3),
                     "index_seconds": None if index_seconds is None else round(index_seconds, 3),
+                    "index_error": index.error,
+                    "index_partly_indexed": index.problems,
                     "problems": r.problems,
                     "folders": [vars(f) for f in r.folders],
                 }

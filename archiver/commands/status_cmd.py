@@ -36,13 +36,19 @@ def collect_status(archive: Archive, account_names: list[str]) -> list[dict]:
 @click.option("--folders/--no-folders", default=True, help="List folders under each account.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, folders: bool) -> None:
-    """Show messages and bytes per account and folder, the last run and the last error."""
+    """Show messages and bytes per account and folder, the last run and the last error.
+
+    Also how many messages the search index holds only in part (a hostile or broken message:
+    its folders are searchable, not all its text); ``--json`` lists the latest with the reasons.
+    """
     config = ctx.obj.config
     with Archive.for_reading(config.archive) as archive:
         data = collect_status(archive, [a.name for a in config.accounts])
         for entry in data:  # last_success, stale_after_seconds, stale: see archiver.schedule.freshness
             entry.update(freshness(archive.catalog, config, entry["account"]))
         totals = archive.catalog.archive_totals()
+        partly_indexed = archive.catalog.index_problem_count()
+        partly_latest = archive.catalog.index_problems() if as_json else []
     if as_json:
         emit_json(
             {
@@ -51,6 +57,8 @@ def status(ctx: click.Context, as_json: bool, folders: bool) -> None:
                 "raw_bytes": totals["raw_bytes"],
                 "stored_bytes": totals["stored_bytes"],
                 "accounts": data,
+                "index_partly_indexed": partly_indexed,
+                "index_problems": partly_latest,
             }
         )
         return
@@ -58,6 +66,8 @@ def status(ctx: click.Context, as_json: bool, folders: bool) -> None:
         f"archive {config.archive.path}: {totals['blobs']} unique message(s), "
         f"{human_bytes(totals['raw_bytes'])} raw, {human_bytes(totals['stored_bytes'])} on disk"
     )
+    if partly_indexed:
+        click.echo(f"search index: {partly_indexed} message(s) only partly indexed (reasons: status --json)")
     for entry in data:
         run = entry["last_run"]
         last = "never backed up" if run is None else f"last run {run['started_at'][:19]} {run['status']}"

@@ -46,7 +46,7 @@ def to_minutes(when: datetime) -> int:
     """The ``date`` field's value: whole minutes since 1970 UTC (naive datetimes are taken as UTC)."""
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0, int((when - _EPOCH).total_seconds() // 60))
+    return min(MAX_SIZE, max(0, int((when - _EPOCH).total_seconds() // 60)))  # the field holds 32 bits
 
 
 def _phrase_text(analyzer: MailTokenizer) -> TEXT:
@@ -165,9 +165,9 @@ def _first_internaldate(placements: Iterable[tuple[str, str, str, str | None]]) 
         if value:
             try:
                 parsed = datetime.fromisoformat(value)
-            except ValueError:
+                dates.append(parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+            except (ValueError, OverflowError):  # 31-Dec-9999 23:59:59 -2359 is past datetime's range in UTC
                 continue
-            dates.append(parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC))
     return min(dates) if dates else None
 
 
@@ -186,9 +186,11 @@ def placement_dates(placements: Sequence[tuple[str, str, str, str | None]]) -> s
     return " ".join(terms)
 
 
-def build_document(message: CatalogMessage, raw: bytes, limits: ExtractLimits | None = None) -> tuple[dict, list[str]]:
-    """The Whoosh fields of one message, and the problems met while reading it."""
-    text = extract(raw, limits)
+def build_document(
+    message: CatalogMessage, raw: bytes, limits: ExtractLimits | None = None, truncated: bool = False
+) -> tuple[dict, list[str]]:
+    """The Whoosh fields of one message, and the problems met while reading it (``truncated``: see ``extract``)."""
+    text = extract(raw, limits, truncated)
     return document_from_text(message, text), text.problems
 
 

@@ -84,6 +84,9 @@ POOL_FACTOR = 1.0  # resident MB per MB of Whoosh's pool estimate
 INPROC_SLACK_MB = 90  # in this process: imports and caches of indexing (~40), a 10 MB message being parsed (~50)
 MIN_WORKER_POOL_MB = 24  # smaller pools make too many segments: rather fewer workers
 MIN_POOL_MB = 8
+#: What the index reads of one message: a bigger one (a 200 MB header line, a 1 GB attachment) is indexed by its
+#: start, so the raw bytes held never outgrow the budget's allowance for "a message being parsed".
+READ_LIMIT = 32 * 1024 * 1024
 COMMIT_DOCS = 2500  # budgeted, in this process: messages per commit (a segment and a bookmark)
 INPROC_POOL_MB = 64  # the pool of an unbudgeted in-process batch (its segment is flushed at every commit anyway)
 
@@ -263,11 +266,64 @@ def _catalog_messages(catalog: Catalog, rows: Sequence) -> list[CatalogMessage]:
 def document_for(store: BlobStore, message: CatalogMessage) -> tuple[dict, list[str]]:
     """The document of one catalog message; a blob that cannot be read still gets one (placements only)."""
     try:
-        raw = store.get(message.blob_id, verify=False)
+        raw = _read_for_index(store, message)
     except (IntegrityError, StoreError) as exc:
-        document, _ = build_document(message, b"")
-        return document, [f"blob unreadable, only its folders indexed: {exc}"]
+        return folders_only(message), [f"blob unreadable, only its folders indexed: {exc}"]
+    if len(raw) < message.size:
+        document, problems = build_document(message, raw, truncated=True)
+        return document, [
+            f"message of {message.size / 2**20:.3g} MB: only its first {len(raw) / 2**20:.3g} MB indexed",
+            *problems,
+        ]
     return build_document(message, raw)
+
+
+def _read_for_index(store: BlobStore, message: CatalogMessage) -> bytes:
+    """The message's bytes, or their first :data:`READ_LIMIT` bytes when it is bigger (streamed, not inflated whole)."""
+    if message.size <= READ_LIMIT:
+        return store.get(message.blob_id, verify=False)
+    with store.open(message.blob_id) as reader:  # a corrupt frame raises here: _write_message isolates it
+        chunks = [reader.read(READ_LIMIT)]
+        while (have := sum(map(len, chunks))) < READ_LIMIT and chunks[-1]:
+            chunks.append(reader.read(READ_LIMIT - have))
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def folders_only(message: CatalogMessage) -> dict:
+    """The document of a message whose bytes could not be read or indexed: its folders, flags and date."""
+    document, _ = build_document(message, b"")
+    return document
+
+
+def _failure(exc: BaseException) -> str:
+    """One short line for index_problems: the exception's type and the start of its message."""
+    text = " ".join(str(exc).split())[:160]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _write_message(writer: SegmentWriter, store: BlobStore, message: CatalogMessage, replace: bool) -> list[str]:
+    """Index one message; whatever it does, the batch goes on (the problems returned say what was lost).
+
+    Any exception while reading or extracting it (a hostile message may raise anything, MemoryError
+    included) or while Whoosh takes its document leaves a document of its folders, flags and date
+    instead, so the bookmark moves past it and no later run trips over it again.  Whoosh drops a
+    document it failed to take but may keep postings of its first fields: they stay with the same
+    document number, so the stand-in document owns them (words of the same message), not the next one.
+    """
+    add = writer.update_document if replace else writer.add_document
+    try:
+        document, problems = document_for(store, message)
+    except Exception as exc:
+        document, problems = None, [f"text not indexed, only its folders: {_failure(exc)}"]
+    if document is not None:
+        try:
+            add(**document)
+            return problems
+        except Exception as exc:
+            problems = [*problems, f"document refused by the index, only its folders indexed: {_failure(exc)}"]
+    log.warning("message %s only partly indexed: %s", message.blob_id[:12], problems[-1])
+    add(**folders_only(message))
+    return problems
 
 
 def _generation(ix: FileIndex) -> str:
@@ -284,11 +340,7 @@ def _write_batch(
 ) -> dict[str, list[str]]:
     problems: dict[str, list[str]] = {}
     for message in messages:
-        document, trouble = document_for(store, message)
-        if replace:
-            writer.update_document(**document)
-        else:
-            writer.add_document(**document)
+        trouble = _write_message(writer, store, message, replace)
         if trouble:
             problems[message.blob_id] = trouble
     return problems
@@ -513,7 +565,20 @@ def reindex(
     Searches keep using the old generation until the swap.  Holds the update
     lock throughout, so a backup finishing meanwhile leaves its messages to
     the catch-up pass done here before the swap, or to the next update.
+    A message that cannot be read is isolated (see :func:`_write_message`); anything else
+    that stops the rebuild (a disk, a lock, a bug) is raised as one :class:`SearchIndexError`.
     """
+    try:
+        return _rebuild(archive_root, catalog, store, progress, procs)
+    except ArchiverError:
+        raise
+    except Exception as exc:
+        raise SearchIndexError(f"the search index was not rebuilt: {_failure(exc)}") from exc
+
+
+def _rebuild(
+    archive_root: Path, catalog: Catalog, store: BlobStore, progress: ProgressFn | None, procs: int | None
+) -> IndexReport:
     report = IndexReport(rebuilt=True)
     started = time.monotonic()
     procs = procs or min(2, os.cpu_count() or 1)
