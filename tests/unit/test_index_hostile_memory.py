@@ -50,14 +50,14 @@ import json, sys
 from pathlib import Path
 from archiver.archive import Archive
 from archiver.config import ArchiveConfig
-from archiver.index import search, update_index
+from archiver.index import ALL_ACCOUNTS, search, update_index
 from archiver.memory import tune_allocator
 
 tune_allocator()  # as the CLI does
 with Archive(ArchiveConfig(path=Path(sys.argv[1]))) as archive:
     report = update_index(archive, memory_mb=int(sys.argv[2]))
     problems = [row[0] for row in archive.catalog.db.execute("SELECT problems FROM index_problems")]
-    found = search(archive, sys.argv[3]).total
+    found = search(archive, sys.argv[3], accounts=ALL_ACCOUNTS).total
     print(json.dumps({"indexed": report.indexed, "problems": problems, "found": found}))
 """
 
