@@ -34,7 +34,9 @@ from archiver.faults import (
     RunClock,
     RunTimeLimit,
     is_dropped,
+    oversized,
     reconnect,
+    too_big_message,
 )
 from archiver.pipeline import StorePipeline
 from archiver.sources.imap import ImapSource, MessageStub
@@ -129,11 +131,12 @@ class ImapBackup:
         self.run_id = run_id
         self.account_id = account_id
         self.progress = progress
-        self.source = ImapSource(account)
+        self.source = ImapSource(account, max_message_bytes=archive.settings.max_message_bytes)
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
         # QRESYNC (VANISHED) when offered; False forces the UID-set comparison (tests cover both paths).
         self.use_qresync = True
         self.clock = RunClock(archive.settings.max_run_time)
+        self.source.limits.run_deadline = self.clock.deadline  # no read waits past the run's end
         self.reconnect_attempts = archive.settings.reconnect_attempts
         self._poison = PoisonedMessages()  # per folder
 
@@ -193,6 +196,8 @@ class ImapBackup:
         while True:
             committed = outcome.new
             try:
+                if not self.source.connected:  # the last folder's failure closed it (a garbled answer)
+                    self._connect()
                 self._sync_folder(info, record, outcome)
                 return
             except ArchiverError as exc:
@@ -200,6 +205,7 @@ class ImapBackup:
                     raise
                 cause = exc
             self.source.close()
+            self.clock.check()  # a read cut short by the run's end is that, not a reason to reconnect
             record = self.catalog.folders(self.account_id).get(info.name)  # as the committed batches left it
             isolated = self._poison.dropped()
             drops_without_progress = 0 if isolated or outcome.new > committed else drops_without_progress + 1
@@ -279,8 +285,10 @@ class ImapBackup:
             message = (
                 f"the server did not return {len(failed_uids)} message(s) (UIDs {failed_uids[:10]}); retried next run"
             )
-            outcome.error = message
+            outcome.error = f"{outcome.error}; {message}" if outcome.error else message
             self.catalog.record_error(self.run_id, info.name, message)
+            return
+        if outcome.error:  # messages over max_message_bytes were skipped: the folder is not complete
             return
         self.catalog.save_folder_state(
             record.id, uidvalidity, status.uidnext, status.highestmodseq, status.messages, self.run_id
@@ -349,6 +357,13 @@ class ImapBackup:
         unsized = [uid for uid in missing if uid not in sizes]
         if unsized:
             sizes |= self.source.sizes(unsized)
+        too_big = oversized(sizes, missing, self.archive.settings.max_message_bytes)
+        if too_big:
+            message = too_big_message(too_big, self.archive.settings.max_message_bytes)
+            outcome.error = message
+            self.catalog.record_error(self.run_id, record.name, message)
+            log.warning("%s: folder %r: %s", self.account.name, record.name, message)
+            missing = [uid for uid in missing if uid not in too_big]
         settings = self.archive.settings
         self.progress.folder(record.name, len(missing), sum(sizes.values()))
         failed: list[int] = []

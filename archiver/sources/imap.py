@@ -25,7 +25,9 @@ from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError,
 from archiver.logs import register_secret
 from archiver.sources.connect import network_error, tls_context
 from archiver.sources.fetch_parse import parse_body_fetch
+from archiver.sources.imap_wire import BoundedIMAPClient
 from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
+from archiver.sources.wire import WireLimits
 
 log = logging.getLogger("archiver.imap")
 
@@ -36,6 +38,10 @@ STUB_ITEMS = [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", b"RFC822.SIZE", b"INTERN
 GMAIL_ITEMS = [b"X-GM-MSGID", b"X-GM-LABELS"]
 STUB_BATCH = 2000
 _NETWORK_ERRORS = (OSError, EOFError, imaplib.IMAP4.abort, ssl.SSLError)
+# What imapclient's and imaplib's parsers raise on an answer they cannot read (besides IMAPClientError).
+_GARBLED = (ValueError, KeyError, IndexError, TypeError, AttributeError)
+MAX_UID = 2**32 - 1  # UIDs and UIDVALIDITY are 32-bit non-zero numbers (RFC 3501 nz-number)
+MAX_MODSEQ = 2**63 - 1  # mod-sequences are 63-bit (RFC 7162)
 
 
 def _text(value: bytes | str) -> str:
@@ -97,19 +103,26 @@ def fetch_set(
 class ImapSource:
     """One logged-in, read-only IMAP connection for one account."""
 
-    def __init__(self, account: AccountConfig) -> None:
+    def __init__(self, account: AccountConfig, *, max_message_bytes: int | None = None) -> None:
         self.account = account
         self.where = f"{account.name}: {account.host}:{account.port}"
         self._client: imapclient.IMAPClient | None = None
         self.capabilities: frozenset[str] = frozenset()
+        # Every line and literal the server sends is bounded in time and size (archiver.sources.wire).
+        self.limits = WireLimits(self.where, account.timeout, max_message_bytes)
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
 
     # -- connection -----------------------------------------------------------
     def connect(self) -> ImapSource:
         account = self.account
         context = tls_context(account.tls_ca_file, account.tls_verify)
         try:
-            client = imapclient.IMAPClient(
+            client = BoundedIMAPClient(
                 account.host,
+                limits=self.limits,
                 port=account.port,
                 ssl=account.security == "tls",
                 ssl_context=context,
@@ -117,6 +130,8 @@ class ImapSource:
             )
         except _NETWORK_ERRORS as exc:
             raise network_error(exc, self.where) from None
+        except IMAPClientError as exc:  # imaplib read the greeting and did not like it
+            raise greeting_error(self.where, exc) from None
         client.normalise_times = False  # keep INTERNALDATE's own offset for restore
         quiet_protocol_trace(client)
         try:
@@ -170,12 +185,40 @@ class ImapSource:
         try:
             return func(*args, **kwargs)
         except _NETWORK_ERRORS as exc:
-            if self._client is not None:  # a timed-out socket may still be open: close it, do not leak it
-                _quietly_close(self._client)
-            self._client = None
+            self._drop()  # a timed-out socket may still be open: close it, do not leak it
             raise network_error(exc, self.where) from None
+        except SourceError:  # from the bounded reader: the connection is out of step with the server
+            self._drop()
+            raise
         except IMAPClientError as exc:
-            raise ProtocolError(f"{self.where}: {what} failed: {exc}") from None
+            raise ProtocolError(f"{self.where}: {what} failed: {_server_reason(exc)}") from None
+        except _GARBLED as exc:
+            self._drop()
+            raise ProtocolError(f"{self.where}: {what}: the server's answer makes no sense ({exc})") from None
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            _quietly_close(self._client)
+        self._client = None
+
+    def _number(self, what: str, result: dict, key: bytes, high: int, required: bool = False) -> int | None:
+        """A STATUS/SELECT number, checked: the server's fault is named here, not met later as a crash."""
+        value = result.get(key)
+        if value is None:
+            if required:
+                raise ProtocolError(f"{self.where}: {what}: the server's answer has no {_text(key)}")
+            return None
+        return checked_number(value, f"{self.where}: {what}: the server's {_text(key)}", 1 if required else 0, high)
+
+    def _uids(self, what: str, uids: Iterable[int]) -> list[int]:
+        """UIDs from the server, each checked to be a UID (1 … 2³²−1): a catalog row must never hold nonsense."""
+        checked = [checked_number(uid, f"{self.where}: {what}: a UID", 1, MAX_UID) for uid in uids]
+        return checked  # type: ignore[return-value]
+
+    def _fetch(self, what: str, uid_set: str, items: Sequence[bytes], modifiers=None, fast: bool = False):
+        result = self._call(what, fetch_set, self.client, uid_set, items, modifiers, fast)
+        self._uids(what, result)
+        return result
 
     @property
     def has_condstore(self) -> bool:
@@ -206,34 +249,38 @@ class ImapSource:
         items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
         if self.has_condstore:
             items.append(b"HIGHESTMODSEQ")
-        result = self._call(f"STATUS {folder!r}", self.client.folder_status, folder, items)
+        what = f"STATUS {folder!r}"
+        result = self._call(what, self.client.folder_status, folder, items)
+        return self._folder_status(what, result, b"MESSAGES")
+
+    def _folder_status(self, what: str, result: dict, count_key: bytes) -> FolderStatus:
         return FolderStatus(
-            uidvalidity=int(result[b"UIDVALIDITY"]),
-            uidnext=_int_or_none(result.get(b"UIDNEXT")),
-            messages=_int_or_none(result.get(b"MESSAGES")),
-            highestmodseq=_int_or_none(result.get(b"HIGHESTMODSEQ")),
+            uidvalidity=self._number(what, result, b"UIDVALIDITY", MAX_UID, required=True),  # type: ignore[arg-type]
+            uidnext=self._number(what, result, b"UIDNEXT", MAX_UID + 1),
+            messages=self._number(what, result, count_key, MAX_UID),
+            highestmodseq=self._number(what, result, b"HIGHESTMODSEQ", MAX_MODSEQ),
         )
 
     def examine(self, folder: str) -> FolderStatus:
         """Open a folder read-only (EXAMINE): nothing we do afterwards can change it."""
-        result = self._call(f"EXAMINE {folder!r}", self.client.select_folder, folder, readonly=True)
-        return FolderStatus(
-            uidvalidity=int(result[b"UIDVALIDITY"]),
-            uidnext=_int_or_none(result.get(b"UIDNEXT")),
-            messages=_int_or_none(result.get(b"EXISTS")),
-            highestmodseq=_int_or_none(result.get(b"HIGHESTMODSEQ")),
-        )
+        what = f"EXAMINE {folder!r}"
+        result = self._call(what, self.client.select_folder, folder, readonly=True)
+        return self._folder_status(what, result, b"EXISTS")
 
     # -- messages in the examined folder --------------------------------------------
     def all_uids(self) -> list[int]:
-        return sorted(self._call("UID SEARCH", self.client.search, ["ALL"]))
+        return sorted(self._uids("UID SEARCH", self._call("UID SEARCH", self.client.search, ["ALL"])))
 
     def sizes(self, uids: Sequence[int]) -> dict[int, int]:
         """RFC822.SIZE of each UID, to plan batches by bytes (one cheap round trip)."""
         if not uids:
             return {}
-        result = self._call("UID FETCH RFC822.SIZE", fetch_set, self.client, uid_ranges(uids), [b"RFC822.SIZE"])
-        return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in result.items()}
+        what = "UID FETCH RFC822.SIZE"
+        result = self._fetch(what, uid_ranges(uids), [b"RFC822.SIZE"])
+        return {
+            uid: checked_number(data.get(b"RFC822.SIZE", 0), f"{self.where}: {what}: the server's size", 0, MAX_MODSEQ)
+            for uid, data in result.items()
+        }
 
     def flags(self, uids: Sequence[int] | None = None, changed_since: int | None = None) -> dict[int, tuple[str, ...]]:
         """FLAGS of the given UIDs (all with None), optionally CHANGEDSINCE a modseq."""
@@ -241,7 +288,7 @@ class ImapSource:
         target = "1:*" if uids is None else uid_ranges(uids)
         if not target:
             return {}
-        result = self._call("UID FETCH FLAGS", fetch_set, self.client, target, [b"FLAGS"], modifiers)
+        result = self._fetch("UID FETCH FLAGS", target, [b"FLAGS"], modifiers)
         return {uid: _flags(data) for uid, data in result.items()}
 
     # -- sync fidelity (archiver.sync) ------------------------------------------------
@@ -278,14 +325,7 @@ class ImapSource:
         self._enable_qresync()
         pending = self.client._imap.untagged_responses
         earlier = pending.pop("VANISHED", [])
-        result = self._call(
-            "UID FETCH CHANGEDSINCE VANISHED",
-            fetch_set,
-            self.client,
-            "1:*",
-            [b"FLAGS"],
-            [f"CHANGEDSINCE {modseq} VANISHED"],
-        )
+        result = self._fetch("UID FETCH CHANGEDSINCE VANISHED", "1:*", [b"FLAGS"], [f"CHANGEDSINCE {modseq} VANISHED"])
         vanished = parse_vanished([*earlier, *self.client._imap.untagged_responses.pop("VANISHED", [])])
         flags = {uid: _flags(data) for uid, data in result.items() if b"FLAGS" in data}
         return FolderChanges(flags=flags, vanished=vanished)
@@ -295,11 +335,13 @@ class ImapSource:
         target = uid_ranges(uids)
         if not target:
             return set()
-        return set(self._call("UID SEARCH", self.client.search, ["UID", target]))
+        return set(self._uids("UID SEARCH", self._call("UID SEARCH", self.client.search, ["UID", target])))
 
     def uids_from(self, first_uid: int) -> list[int]:
         """UIDs >= ``first_uid`` (``UID SEARCH UID n:*`` also answers the highest UID when n is past it)."""
-        found = self._call("UID SEARCH", self.client.search, ["UID", f"{max(first_uid, 1)}:*"])
+        found = self._uids(
+            "UID SEARCH", self._call("UID SEARCH", self.client.search, ["UID", f"{max(first_uid, 1)}:*"])
+        )
         return sorted(uid for uid in found if uid >= first_uid)
 
     def stubs(self, uids: Sequence[int]) -> dict[int, MessageStub]:
@@ -309,7 +351,7 @@ class ImapSource:
         ordered = sorted(set(uids))
         for start in range(0, len(ordered), STUB_BATCH):
             chunk = ordered[start : start + STUB_BATCH]
-            result = self._call("UID FETCH HEADER.FIELDS", fetch_set, self.client, uid_ranges(chunk), items)
+            result = self._fetch("UID FETCH HEADER.FIELDS", uid_ranges(chunk), items)
             wanted = set(chunk)
             for uid, data in result.items():
                 if uid not in wanted or b"RFC822.SIZE" not in data:
@@ -332,14 +374,14 @@ class ImapSource:
         """X-GM-LABELS of UIDs (Gmail only; empty elsewhere)."""
         if not self.is_gmail or not uids:
             return {}
-        result = self._call("UID FETCH X-GM-LABELS", fetch_set, self.client, uid_ranges(uids), [b"X-GM-LABELS"])
+        result = self._fetch("UID FETCH X-GM-LABELS", uid_ranges(uids), [b"X-GM-LABELS"])
         return {uid: _gmail_labels(data.get(b"X-GM-LABELS", ())) for uid, data in result.items()}
 
     def fetch(self, uids: Sequence[int]) -> tuple[list[FetchedMessage], list[int]]:
         """Fetch whole messages; returns them and the UIDs the server did not return."""
         if not uids:
             return [], []
-        result = self._call("UID FETCH BODY.PEEK[]", fetch_set, self.client, uid_ranges(uids), FETCH_ITEMS, fast=True)
+        result = self._fetch("UID FETCH BODY.PEEK[]", uid_ranges(uids), FETCH_ITEMS, fast=True)
         messages = []
         for uid in uids:
             data = result.get(uid)
@@ -423,8 +465,24 @@ def _header_fields(data: dict) -> bytes | None:
     return None
 
 
-def _int_or_none(value: object) -> int | None:
-    return None if value is None else int(value)
+def checked_number(value: object, what: str, low: int, high: int) -> int:
+    """``value`` as an int in [low, high], else one :class:`ProtocolError` line quoting ``what`` and the value."""
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not low <= number <= high:
+        shown = _text(value)[:40] if isinstance(value, bytes | str) else repr(value)[:40]
+        raise ProtocolError(f"{what} is {shown!r}, not a number from {low} to {high}")
+    return number
+
+
+def greeting_error(where: str, exc: Exception) -> SourceError:
+    """imaplib's complaint about the greeting as one line: ``* BYE`` is a refusal (often a connection limit)."""
+    reason = _server_reason(exc)
+    if reason.upper().startswith("* BYE"):
+        return ConnectError(f"{where}: the server turned the connection away ({reason[5:].strip() or 'BYE'})")
+    return ProtocolError(f"{where}: the server did not greet as an IMAP server ({reason[:80]!r})")
 
 
 def _server_reason(exc: Exception) -> str:
