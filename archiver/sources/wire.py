@@ -70,10 +70,25 @@ class WireReader:
         self.max_literal = max_literal
         self.run_deadline = run_deadline
         self._buffer = bytearray()
+        self._response: tuple[float, int] | None = None  # (start, byte cap) of a multi-line response
+        self._response_bytes = 0
+
+    def begin_response(self, cap: int) -> None:
+        """Bound a multi-line response as a whole (POP3 LIST, UIDL, RETR): :meth:`_deadline`; ``cap`` bytes at most."""
+        self._response = (time.monotonic(), cap)
+        self._response_bytes = 0
+
+    def end_response(self) -> None:
+        self._response = None
 
     # -- deadlines --------------------------------------------------------------------------
     def _deadline(self, seconds: float) -> float:
+        """Now + ``seconds``, but never past the run's end; inside a multi-line response also never past
+        ``start + timeout + bytes so far / MIN_RATE``: after its first ``timeout`` seconds a response must
+        keep arriving at ``MIN_RATE`` on average, so short lines trickled one by one cannot outlast it."""
         deadline = time.monotonic() + seconds
+        if self._response is not None:
+            deadline = min(deadline, self._response[0] + self.timeout + self._response_bytes / MIN_RATE)
         if self.run_deadline is not None:
             deadline = min(deadline, self.run_deadline)
         return deadline
@@ -81,7 +96,7 @@ class WireReader:
     def _timed_out(self, seconds: float) -> ResponseTimeout:
         if self.run_deadline is not None and time.monotonic() >= self.run_deadline:
             return ResponseTimeout(f"{self.where}: the run time limit was reached while the server was still answering")
-        return ResponseTimeout(f"{self.where}: the server sent no complete response within {seconds:g} s")
+        return ResponseTimeout(f"{self.where}: timed out: the server sent no complete response within {seconds:g} s")
 
     def _fill(self, deadline: float, seconds: float) -> bool:
         """Receive more into the buffer; False at end of stream."""
@@ -141,6 +156,13 @@ class WireReader:
     def _take(self, count: int) -> bytes:
         data = bytes(self._buffer[:count])
         del self._buffer[:count]
+        if self._response is not None:
+            self._response_bytes += count
+            if self._response_bytes > self._response[1]:
+                self._response = None
+                raise ResponseTooLarge(
+                    f"{self.where}: the server's answer went on past {_megabytes(self._response_bytes - count)}"
+                )
         return data
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from archiver.archive import Archive
 from archiver.backup import RunReport, run_backup
 from archiver.config import config_from_toml_text
-from tests.hostile.servers import Connection, ImapScript, message
+from tests.hostile.servers import CRLF, Connection, ImapScript, Pop3Script, message
 
 TIMEOUT = 1.0  # the account's timeout: each line must be complete within it
 
@@ -281,3 +281,82 @@ def test_garbage_in_a_fetch_answer_fails_that_folder_only(tmp_path, hostile_serv
     assert report.status == "partial"
     _one_line(report, "INBOX")
     assert _archived(tmp_path) == {"Archive": 1}
+
+
+# -- POP3 ---------------------------------------------------------------------------------------------------
+
+
+class EndlessMessage(Pop3Script):
+    """Message 2 never ends: lines at full speed, no terminating dot."""
+
+    async def send_message(self, conn: Connection, number: int) -> None:
+        if number != 2:
+            return await super().send_message(conn, number)
+        await conn.send(b"+OK message follows\r\n")
+        line = b"y" * 998 + CRLF
+        while True:
+            await conn.send(line * 64)
+
+
+def test_a_pop3_message_that_never_ends_is_skipped_and_the_rest_archived(tmp_path, hostile_server):
+    server = hostile_server(EndlessMessage([message(1), message(2), message(3)]))
+    report, seconds = _backup(tmp_path, server.port, "pop3", "max_message_bytes = 1000000")
+    assert report.status == "partial"
+    _one_line(report, "skipped 1 message(s) larger than max_message_bytes", "u2")
+    assert _archived(tmp_path) == {"INBOX": 2}
+    assert seconds < 10
+
+
+class TrickleRetr(Pop3Script):
+    """Message 1 arrives as short lines, each quickly, but one byte every 0.1 s overall: no line is late."""
+
+    async def send_message(self, conn: Connection, number: int) -> None:
+        await conn.send(b"+OK message follows\r\n")
+        await conn.trickle(b"a\r\n" * 200 + b".\r\n", 0.1)
+
+
+def test_a_trickled_pop3_message_ends_within_the_timeout(tmp_path, hostile_server):
+    server = hostile_server(TrickleRetr([message(1)]))
+    report, seconds = _backup(tmp_path, server.port, "pop3")
+    assert report.status == "partial"  # a POP3 run that could not finish its one folder
+    _one_line(report, "no complete response within", "reconnecting is off")
+    assert seconds < 4 * TIMEOUT
+
+
+class TricklePop3Greeting(Pop3Script):
+    async def greet(self, conn: Connection) -> None:
+        await conn.trickle(b"+OK hostile POP3 ready, one byte at a time\r\n", 0.2)
+
+
+def test_a_trickled_pop3_greeting_is_cut_off(tmp_path, hostile_server):
+    server = hostile_server(TricklePop3Greeting([message(1)]))
+    report, seconds = _backup(tmp_path, server.port, "pop3")
+    assert report.status == "failed"
+    _one_line(report, "no complete response within 1 s")
+    assert _run_rows(tmp_path)[-1]["status"] == "failed"
+    assert seconds < 4 * TIMEOUT
+
+
+class BigPop3Message(Pop3Script):
+    """Honest LIST sizes; message 2 is over the cap."""
+
+
+def test_a_pop3_message_listed_over_the_cap_is_never_fetched(tmp_path, hostile_server):
+    server = hostile_server(BigPop3Message([message(1), message(2, 300_000)]))
+    report, _ = _backup(tmp_path, server.port, "pop3", "max_message_bytes = 200000")
+    assert report.status == "partial"
+    _one_line(report, "skipped 1 message(s) larger than max_message_bytes", "u2 (0.3 MB)")
+    assert _archived(tmp_path) == {"INBOX": 1}
+
+
+class BadUidl(Pop3Script):
+    def uidl_lines(self) -> list[bytes]:
+        return [b"1 u1", b"-2 u2"]
+
+
+def test_garbage_in_a_pop3_uidl_listing_is_one_line(tmp_path, hostile_server):
+    server = hostile_server(BadUidl([message(1), message(2)]))
+    report, _ = _backup(tmp_path, server.port, "pop3")
+    assert report.status == "partial"
+    _one_line(report, "unexpected UIDL line")
+    assert _run_rows(tmp_path)[-1]["status"] == "partial"
