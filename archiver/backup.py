@@ -305,7 +305,7 @@ class ImapBackup:
         Valid because the folder's state is saved only after a complete sync: every UID below the saved
         UIDNEXT was then in the catalog.
         """
-        changes = self.source.changes_since(record.highestmodseq)
+        changes = self.source.changes_since(record.highestmodseq, present)
         gone = present.intersection(changes.vanished)
         if gone:  # confirm: a stray VANISHED (another folder's, a racing SELECT) must never mark mail gone
             gone -= self.source.existing_uids(gone)

@@ -11,7 +11,7 @@ import contextlib
 import imaplib
 import logging
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +42,7 @@ _NETWORK_ERRORS = (OSError, EOFError, imaplib.IMAP4.abort, ssl.SSLError)
 _GARBLED = (ValueError, KeyError, IndexError, TypeError, AttributeError)
 MAX_UID = 2**32 - 1  # UIDs and UIDVALIDITY are 32-bit non-zero numbers (RFC 3501 nz-number)
 MAX_MODSEQ = 2**63 - 1  # mod-sequences are 63-bit (RFC 7162)
+MAX_EXPANDED = 10_000_000  # widest VANISHED range listed UID by UID when the caller gives no known UIDs
 
 
 def _text(value: bytes | str) -> str:
@@ -317,16 +318,21 @@ class ImapSource:
         if self._client is not None:
             self._client._imap.untagged_responses.pop("VANISHED", None)
 
-    def changes_since(self, modseq: int) -> FolderChanges:
+    def changes_since(self, modseq: int, known: Set[int] | None = None) -> FolderChanges:
         """``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)``: changed flags and expunged UIDs in one round trip.
 
-        The server may list UIDs that never existed in VANISHED (EARLIER); callers intersect with what they know.
+        The server may list UIDs that never existed in VANISHED (EARLIER); callers intersect with what they know,
+        and pass it as ``known`` so a hostile range is never expanded.
         """
         self._enable_qresync()
         pending = self.client._imap.untagged_responses
         earlier = pending.pop("VANISHED", [])
         result = self._fetch("UID FETCH CHANGEDSINCE VANISHED", "1:*", [b"FLAGS"], [f"CHANGEDSINCE {modseq} VANISHED"])
-        vanished = parse_vanished([*earlier, *self.client._imap.untagged_responses.pop("VANISHED", [])])
+        responses = [*earlier, *self.client._imap.untagged_responses.pop("VANISHED", [])]
+        try:
+            vanished = parse_vanished(responses, known)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{self.where}: {exc}") from None
         flags = {uid: _flags(data) for uid, data in result.items() if b"FLAGS" in data}
         return FolderChanges(flags=flags, vanished=vanished)
 
@@ -439,8 +445,12 @@ def quiet_protocol_trace(client: imapclient.IMAPClient) -> None:
         client._imap.debug = 0
 
 
-def parse_vanished(items: Iterable[bytes | str]) -> set[int]:
-    """UIDs from untagged ``VANISHED [(EARLIER)] <uid-set>`` responses (RFC 7162)."""
+def parse_vanished(items: Iterable[bytes | str], among: Set[int] | None = None) -> set[int]:
+    """UIDs from untagged ``VANISHED [(EARLIER)] <uid-set>`` responses (RFC 7162).
+
+    With ``among`` only those UIDs are kept, and a range is never expanded: ``1:4294967295``
+    costs a pass over ``among``, not four billion ints.  Anything but a UID set is a ProtocolError.
+    """
     uids: set[int] = set()
     for item in items:
         text = _text(item).strip()
@@ -451,10 +461,16 @@ def parse_vanished(items: Iterable[bytes | str]) -> set[int]:
             if not part:
                 continue
             low, _sep, high = part.partition(":")
-            start, end = int(low), int(high or low)
+            start = checked_number(low, "VANISHED: a UID", 1, MAX_UID)
+            end = checked_number(high, "VANISHED: a UID", 1, MAX_UID) if high else start
             if start > end:
                 start, end = end, start
-            uids.update(range(start, end + 1))
+            if among is not None:
+                uids.update(uid for uid in among if start <= uid <= end)
+            elif end - start > MAX_EXPANDED:
+                raise ProtocolError(f"VANISHED: the range {start}:{end} is too wide to list")
+            else:
+                uids.update(range(start, end + 1))
     return uids
 
 
