@@ -70,6 +70,7 @@ class WireReader:
         self.max_literal = max_literal
         self.run_deadline = run_deadline
         self._buffer = bytearray()
+        self._sock_timeout: float | None = None
         self._response: tuple[float, int] | None = None  # (start, byte cap) of a multi-line response
         self._response_bytes = 0
 
@@ -98,12 +99,19 @@ class WireReader:
             return ResponseTimeout(f"{self.where}: the run time limit was reached while the server was still answering")
         return ResponseTimeout(f"{self.where}: timed out: the server sent no complete response within {seconds:g} s")
 
+    def _set_timeout(self, remaining: float) -> None:
+        """The socket's own timeout, lowered to what is left near a deadline (settimeout costs two syscalls)."""
+        timeout = min(remaining, self.timeout)
+        if timeout != self._sock_timeout:
+            self.sock.settimeout(timeout)
+            self._sock_timeout = timeout
+
     def _fill(self, deadline: float, seconds: float) -> bool:
         """Receive more into the buffer; False at end of stream."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self._timed_out(seconds)
-        self.sock.settimeout(remaining)
+        self._set_timeout(remaining)
         try:
             data = self.sock.recv(CHUNK)
         except TimeoutError:
@@ -148,14 +156,38 @@ class WireReader:
             )
         seconds = self.timeout + size / MIN_RATE
         deadline = self._deadline(seconds)
-        while len(self._buffer) < size:
-            if not self._fill(deadline, seconds):
+        if len(self._buffer) >= size:
+            return self._take(size)
+        # Straight into one buffer of the literal's size (allowed by the cap): no copy per chunk.
+        literal = bytearray(size)
+        view = memoryview(literal)
+        have = len(self._buffer)
+        view[:have] = self._buffer
+        self._buffer.clear()
+        while have < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._timed_out(seconds)
+            self._set_timeout(remaining)
+            try:
+                count = self.sock.recv_into(view[have:], min(size - have, 4 * CHUNK))
+            except TimeoutError:
+                raise self._timed_out(seconds) from None
+            if not count:
                 break
-        return self._take(min(size, len(self._buffer)))
+            have += count
+        view.release()
+        self._count(have)
+        return bytes(literal) if have == size else bytes(literal[:have])
 
     def _take(self, count: int) -> bytes:
-        data = bytes(self._buffer[:count])
+        with memoryview(self._buffer) as view:
+            data = bytes(view[:count])
         del self._buffer[:count]
+        self._count(count)
+        return data
+
+    def _count(self, count: int) -> None:
         if self._response is not None:
             self._response_bytes += count
             if self._response_bytes > self._response[1]:
@@ -163,7 +195,6 @@ class WireReader:
                 raise ResponseTooLarge(
                     f"{self.where}: the server's answer went on past {_megabytes(self._response_bytes - count)}"
                 )
-        return data
 
     def close(self) -> None:
         self._buffer.clear()
