@@ -39,11 +39,13 @@ from archiver.faults import (
     too_big_message,
 )
 from archiver.pipeline import StorePipeline
-from archiver.sources.imap import ImapSource, MessageStub
+from archiver.sources.imap import ImapSource, MessageStub, MessageTooLarge
 from archiver.sources.model import FolderInfo, FolderStatus
 from archiver.sync import gmail, remap
 
 log = logging.getLogger("archiver.backup")
+# A folder whose server understates this many message sizes (RFC822.SIZE small, the literal huge) is given up.
+MAX_UNDERSTATED_SIZES = 20
 
 
 class Progress:
@@ -139,6 +141,7 @@ class ImapBackup:
         self.source.limits.run_deadline = self.clock.deadline  # no read waits past the run's end
         self.reconnect_attempts = archive.settings.reconnect_attempts
         self._poison = PoisonedMessages()  # per folder
+        self._too_big: dict[int, int] = {}  # per folder: UIDs whose body literal came over max_message_bytes
 
     def close(self) -> None:
         self._storer.shutdown(wait=True)
@@ -192,6 +195,7 @@ class ImapBackup:
         this run (:class:`PoisonedMessages`).
         """
         self._poison = PoisonedMessages()
+        self._too_big = {}
         drops_without_progress = 0
         while True:
             committed = outcome.new
@@ -200,6 +204,15 @@ class ImapBackup:
                     self._connect()
                 self._sync_folder(info, record, outcome)
                 return
+            except MessageTooLarge as exc:  # RFC822.SIZE said less: set it aside, sync the folder again without it
+                self._too_big[exc.uid] = exc.size
+                if len(self._too_big) > MAX_UNDERSTATED_SIZES:
+                    raise ProtocolError(
+                        f"{self.source.where}: folder {info.name!r}: the server keeps sending messages far bigger "
+                        f"than their RFC822.SIZE ({len(self._too_big)} so far); giving up on the folder"
+                    ) from None
+                record = self.catalog.folders(self.account_id).get(info.name)
+                continue
             except ArchiverError as exc:
                 if not is_dropped(exc):
                     raise
@@ -358,6 +371,7 @@ class ImapBackup:
         if unsized:
             sizes |= self.source.sizes(unsized)
         too_big = oversized(sizes, missing, self.archive.settings.max_message_bytes)
+        too_big |= {uid: size for uid, size in self._too_big.items() if uid in missing}
         if too_big:
             message = too_big_message(too_big, self.archive.settings.max_message_bytes)
             outcome.error = message

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
+import re
 import ssl
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from archiver.sources.connect import network_error, tls_context
 from archiver.sources.fetch_parse import parse_body_fetch
 from archiver.sources.imap_wire import BoundedIMAPClient
 from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
-from archiver.sources.wire import WireLimits
+from archiver.sources.wire import ResponseTooLarge, WireLimits
 
 log = logging.getLogger("archiver.imap")
 
@@ -42,6 +43,7 @@ _NETWORK_ERRORS = (OSError, EOFError, imaplib.IMAP4.abort, ssl.SSLError)
 _GARBLED = (ValueError, KeyError, IndexError, TypeError, AttributeError)
 MAX_UID = 2**32 - 1  # UIDs and UIDVALIDITY are 32-bit non-zero numbers (RFC 3501 nz-number)
 MAX_MODSEQ = 2**63 - 1  # mod-sequences are 63-bit (RFC 7162)
+_FETCH_UID = re.compile(rb"\bUID (\d{1,10})\b")
 MAX_EXPANDED = 10_000_000  # widest VANISHED range listed UID by UID when the caller gives no known UIDs
 
 
@@ -387,7 +389,13 @@ class ImapSource:
         """Fetch whole messages; returns them and the UIDs the server did not return."""
         if not uids:
             return [], []
-        result = self._fetch("UID FETCH BODY.PEEK[]", uid_ranges(uids), FETCH_ITEMS, fast=True)
+        try:
+            result = self._fetch("UID FETCH BODY.PEEK[]", uid_ranges(uids), FETCH_ITEMS, fast=True)
+        except ResponseTooLarge as exc:  # the connection is closed; say which message, so it can be set aside
+            uid = _FETCH_UID.search(exc.line)
+            if uid is None or exc.size is None or int(uid.group(1)) not in uids:
+                raise
+            raise MessageTooLarge(str(exc), int(uid.group(1)), exc.size) from None
         messages = []
         for uid in uids:
             data = result.get(uid)
@@ -408,6 +416,15 @@ class ImapSource:
             )
         returned = {m.uid for m in messages}
         return messages, [uid for uid in uids if uid not in returned]
+
+
+class MessageTooLarge(ProtocolError):
+    """A body literal announced over max_message_bytes although RFC822.SIZE said less (the connection is closed)."""
+
+    def __init__(self, message: str, uid: int, size: int) -> None:
+        super().__init__(message)
+        self.uid = uid
+        self.size = size
 
 
 @dataclass(frozen=True)
@@ -519,4 +536,4 @@ def _gmail_labels(value: object) -> tuple[str, ...]:
     return parse_labels(value)
 
 
-__all__ = ["FolderChanges", "ImapSource", "MessageStub", "fetch_set", "parse_vanished", "uid_ranges"]
+__all__ = ["FolderChanges", "ImapSource", "MessageStub", "MessageTooLarge", "fetch_set", "parse_vanished", "uid_ranges"]

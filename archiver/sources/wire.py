@@ -38,7 +38,16 @@ class ResponseTimeout(ConnectError):
 
 
 class ResponseTooLarge(ProtocolError):
-    """The server sent (or announced) more bytes than the limits allow."""
+    """The server sent (or announced) more bytes than the limits allow.
+
+    For a literal, ``size`` is what was announced and ``line`` the line that announced it
+    (an IMAP FETCH line names the message's UID).
+    """
+
+    def __init__(self, message: str, size: int | None = None, line: bytes = b"") -> None:
+        super().__init__(message)
+        self.size = size
+        self.line = line
 
 
 def _megabytes(size: int) -> str:
@@ -71,6 +80,7 @@ class WireReader:
         self.run_deadline = run_deadline
         self._buffer = bytearray()
         self._sock_timeout: float | None = None
+        self._last_line = b""  # the line before a literal is the one that announced it
         self._response: tuple[float, int] | None = None  # (start, byte cap) of a multi-line response
         self._response_bytes = 0
 
@@ -135,7 +145,8 @@ class WireReader:
         while True:
             end = self._buffer.find(b"\n", scanned)
             if end >= 0 and end < cap:
-                return self._take(end + 1)
+                self._last_line = self._take(end + 1)
+                return self._last_line
             if len(self._buffer) >= cap:
                 if limit is not None and 0 <= limit <= self.max_line:
                     return self._take(limit)
@@ -152,7 +163,9 @@ class WireReader:
         if self.max_literal is not None and size > self.max_literal:
             raise ResponseTooLarge(
                 f"{self.where}: the server announced a {size}-byte message, over max_message_bytes "
-                f"({_megabytes(self.max_literal)})"
+                f"({_megabytes(self.max_literal)})",
+                size,
+                self._last_line[:200],
             )
         seconds = self.timeout + size / MIN_RATE
         deadline = self._deadline(seconds)

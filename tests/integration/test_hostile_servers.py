@@ -209,11 +209,11 @@ def test_nonsense_uids_fail_their_folder_with_one_line(tmp_path, hostile_server)
 
 
 class LyingLiteral(ImapScript):
-    """RFC822.SIZE says a few bytes, then INBOX's body literal announces ~1 TB (and never comes)."""
+    """RFC822.SIZE says a few bytes, then the body literal of INBOX's UID 2 announces ~1 TB (and never comes)."""
 
     def fetch_response(self, seq: int, uid: int, raw: bytes, items: bytes) -> bytes:
         response = super().fetch_response(seq, uid, raw, items)
-        if b"BODY[] {" in response and self.selected == "INBOX":
+        if b"BODY[] {" in response and self.selected == "INBOX" and uid == 2:
             return response.split(b"BODY[] {")[0] + b"BODY[] {999999999999}\r\n"
         return response
 
@@ -225,13 +225,15 @@ class LyingLiteral(ImapScript):
             await conn.send(tag + b" OK done\r\n")
 
 
-def test_a_huge_literal_is_refused_before_allocating_it(tmp_path, hostile_server):
-    server = hostile_server(LyingLiteral(FOLDERS))
+def test_a_huge_literal_is_refused_before_allocating_it_and_the_folder_goes_on(tmp_path, hostile_server):
+    folders = {"INBOX": [message(1), message(2), message(3)], "Archive": [message(4)]}
+    server = hostile_server(LyingLiteral(folders))
     report, seconds = _backup(tmp_path, server.port)
     assert report.status == "partial"
-    _one_line(report, "INBOX", "999999999999-byte message, over max_message_bytes")
-    assert _archived(tmp_path) == {"Archive": 1}
+    _one_line(report, "INBOX", "skipped 1 message(s) larger than max_message_bytes", "2 (953674.3 MB)")
+    assert _archived(tmp_path) == {"INBOX": 2, "Archive": 1}
     assert seconds < 3 * TIMEOUT
+    assert server.connections == 2  # one reconnect, at once: the server was fine, we hung up on it
 
 
 class BigMessage(ImapScript):
