@@ -21,7 +21,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
-from archiver.config import AccountConfig
+from archiver.config import DEFAULT_MAX_MESSAGE_BYTES, AccountConfig
 from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
 from archiver.logs import register_secret
 from archiver.sources.connect import network_error, tls_context
@@ -106,7 +106,7 @@ def fetch_set(
 class ImapSource:
     """One logged-in, read-only IMAP connection for one account."""
 
-    def __init__(self, account: AccountConfig, *, max_message_bytes: int | None = None) -> None:
+    def __init__(self, account: AccountConfig, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.account = account
         self.where = f"{account.name}: {account.host}:{account.port}"
         self._client: imapclient.IMAPClient | None = None

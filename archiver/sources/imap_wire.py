@@ -39,6 +39,11 @@ class _BoundedReads(imaplib.IMAP4):
             if self._wire is not None:
                 self._wire.max_line = DEFAULT_MAX_LINE
 
+    def send(self, data: bytes) -> None:
+        """Each command starts a response: bounded as a whole in time (rate) and bytes (WireLimits.response_cap)."""
+        self._reader().begin_response(self._limits.response_cap)
+        super().send(data)
+
     def readline(self) -> bytes:
         return self._reader().readline()
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from archiver.config import AccountConfig
+from archiver.config import DEFAULT_MAX_MESSAGE_BYTES, AccountConfig
 from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
 from archiver.logs import register_secret
 from archiver.sources.connect import network_error, tls_context
@@ -243,7 +243,7 @@ class Pop3Source:
         *,
         use_uidl: bool = True,
         fetch_command: str | None = None,
-        max_message_bytes: int | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.account = account
         self.where = f"{account.name}: {account.host}:{account.port}"

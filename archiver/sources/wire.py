@@ -9,8 +9,11 @@ imaplib and poplib read from (see :mod:`archiver.sources.imap` and
 :mod:`archiver.sources.pop3`); it enforces:
 
 - a line must be complete within ``timeout`` seconds, and hold at most ``max_line`` bytes;
-- a literal of N bytes within ``timeout + N / MIN_RATE`` seconds (a slow link is fine,
-  a trickle is not), and N may not exceed ``max_literal`` (nothing is allocated for it);
+- a literal of N bytes within ``timeout + N / MIN_RATE`` seconds, and N may not exceed
+  ``max_literal`` (nothing is allocated for it);
+- a whole response (each IMAP command's, each POP3 multi-line answer: :meth:`WireReader.begin_response`)
+  must, after its first ``timeout`` seconds, keep arriving at ``MIN_RATE`` on average (a slow
+  link is fine, a trickle of short lines is not), and hold at most a cap of bytes;
 - nothing is read past the run's deadline (``run_deadline``, a ``time.monotonic`` value).
 
 Each failure is one :class:`~archiver.errors.SourceError` naming the server's fault:
@@ -27,9 +30,11 @@ import time
 
 from archiver.errors import ConnectError, ProtocolError
 
-MIN_RATE = 64 * 1024  # bytes/s a literal must at least arrive at, on top of the base timeout
+MIN_RATE = 16 * 1024  # bytes/s a response must average after its first ``timeout`` seconds (128 kbit/s)
 CHUNK = 256 * 1024  # most bytes one recv asks for
+PREALLOCATE = 16 * 2**20  # literals up to this size are received into one buffer allocated up front
 DEFAULT_MAX_LINE = 64 * 2**20  # a UID SEARCH of a few million messages fits; nothing legitimate is longer
+DEFAULT_MAX_LITERAL = 256 * 2**20  # the [archive] max_message_bytes default
 GREETING_MAX_LINE = 64 * 1024  # a greeting is one short line; a megabyte of it is garbage
 
 
@@ -85,7 +90,12 @@ class WireReader:
         self._response_bytes = 0
 
     def begin_response(self, cap: int) -> None:
-        """Bound a multi-line response as a whole (POP3 LIST, UIDL, RETR): :meth:`_deadline`; ``cap`` bytes at most."""
+        """Bound a whole response from here on (an IMAP command's, a POP3 multi-line answer).
+
+        After its first ``timeout`` seconds a response must keep arriving at ``MIN_RATE`` on
+        average (so short lines trickled one by one cannot outlast it), and it may hold at most
+        ``cap`` bytes (so a stream of untagged lines at full speed cannot fill the memory).
+        """
         self._response = (time.monotonic(), cap)
         self._response_bytes = 0
 
@@ -94,34 +104,39 @@ class WireReader:
 
     # -- deadlines --------------------------------------------------------------------------
     def _deadline(self, seconds: float) -> float:
-        """Now + ``seconds``, but never past the run's end; inside a multi-line response also never past
-        ``start + timeout + bytes so far / MIN_RATE``: after its first ``timeout`` seconds a response must
-        keep arriving at ``MIN_RATE`` on average, so short lines trickled one by one cannot outlast it."""
+        """Now + ``seconds`` (one line's or one literal's allowance), never past the run's end."""
         deadline = time.monotonic() + seconds
-        if self._response is not None:
-            deadline = min(deadline, self._response[0] + self.timeout + self._response_bytes / MIN_RATE)
-        if self.run_deadline is not None:
-            deadline = min(deadline, self.run_deadline)
-        return deadline
+        return deadline if self.run_deadline is None else min(deadline, self.run_deadline)
 
     def _timed_out(self, seconds: float) -> ResponseTimeout:
         if self.run_deadline is not None and time.monotonic() >= self.run_deadline:
             return ResponseTimeout(f"{self.where}: the run time limit was reached while the server was still answering")
         return ResponseTimeout(f"{self.where}: timed out: the server sent no complete response within {seconds:g} s")
 
-    def _set_timeout(self, remaining: float) -> None:
-        """The socket's own timeout, lowered to what is left near a deadline (settimeout costs two syscalls)."""
-        timeout = min(remaining, self.timeout)
-        if timeout != self._sock_timeout:
-            self.sock.settimeout(timeout)
-            self._sock_timeout = timeout
-
-    def _fill(self, deadline: float, seconds: float) -> bool:
-        """Receive more into the buffer; False at end of stream."""
+    def _wait(self, deadline: float, seconds: float) -> None:
+        """Before a recv: raise when the deadline (or the response's) has passed, else bound the recv by it."""
+        if self._response is not None:
+            deadline = min(deadline, self._response[0] + self.timeout + self._response_bytes / MIN_RATE)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self._timed_out(seconds)
-        self._set_timeout(remaining)
+        timeout = min(remaining, self.timeout)
+        if timeout != self._sock_timeout:  # settimeout costs two syscalls: only when it changes
+            self.sock.settimeout(timeout)
+            self._sock_timeout = timeout
+
+    def _received(self, count: int) -> None:
+        if self._response is None:
+            return
+        self._response_bytes += count
+        if self._response_bytes > self._response[1]:
+            cap = self._response[1]
+            self._response = None
+            raise ResponseTooLarge(f"{self.where}: the server's answer went on past {_megabytes(cap)}")
+
+    def _fill(self, deadline: float, seconds: float) -> bool:
+        """Receive more into the buffer; False at end of stream."""
+        self._wait(deadline, seconds)
         try:
             data = self.sock.recv(CHUNK)
         except TimeoutError:
@@ -129,6 +144,7 @@ class WireReader:
         if not data:
             return False
         self._buffer += data
+        self._received(len(data))
         return True
 
     # -- reads --------------------------------------------------------------------------------
@@ -169,45 +185,35 @@ class WireReader:
             )
         seconds = self.timeout + size / MIN_RATE
         deadline = self._deadline(seconds)
-        if len(self._buffer) >= size:
-            return self._take(size)
-        # Straight into one buffer of the literal's size (allowed by the cap): no copy per chunk.
+        if len(self._buffer) >= size or size > PREALLOCATE:
+            # Small, or big enough that memory should follow what the server really sends.
+            while len(self._buffer) < size:
+                if not self._fill(deadline, seconds):
+                    break
+            return self._take(min(size, len(self._buffer)))
+        # Straight into one buffer of the literal's size: no copy per chunk.
         literal = bytearray(size)
-        view = memoryview(literal)
         have = len(self._buffer)
-        view[:have] = self._buffer
-        self._buffer.clear()
-        while have < size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._timed_out(seconds)
-            self._set_timeout(remaining)
-            try:
-                count = self.sock.recv_into(view[have:], min(size - have, 4 * CHUNK))
-            except TimeoutError:
-                raise self._timed_out(seconds) from None
-            if not count:
-                break
-            have += count
-        view.release()
-        self._count(have)
+        with memoryview(literal) as view:
+            view[:have] = self._buffer
+            self._buffer.clear()
+            while have < size:
+                self._wait(deadline, seconds)
+                try:
+                    count = self.sock.recv_into(view[have:], min(size - have, 4 * CHUNK))
+                except TimeoutError:
+                    raise self._timed_out(seconds) from None
+                if not count:
+                    break
+                have += count
+                self._received(count)
         return bytes(literal) if have == size else bytes(literal[:have])
 
     def _take(self, count: int) -> bytes:
         with memoryview(self._buffer) as view:
             data = bytes(view[:count])
         del self._buffer[:count]
-        self._count(count)
         return data
-
-    def _count(self, count: int) -> None:
-        if self._response is not None:
-            self._response_bytes += count
-            if self._response_bytes > self._response[1]:
-                self._response = None
-                raise ResponseTooLarge(
-                    f"{self.where}: the server's answer went on past {_megabytes(self._response_bytes - count)}"
-                )
 
     def close(self) -> None:
         self._buffer.clear()
@@ -223,6 +229,15 @@ class WireLimits:
         self.timeout = timeout
         self.max_literal = max_literal
         self.run_deadline = run_deadline
+
+    @property
+    def response_cap(self) -> int:
+        """Bytes one IMAP response may hold: a full fetch batch and its largest message fit many times over.
+
+        imaplib keeps a response's untagged lines in memory until its tagged end, so without a
+        cap a server streaming ``* 1 EXISTS`` forever at full speed would fill it.
+        """
+        return 2 * (self.max_literal or DEFAULT_MAX_LITERAL) + DEFAULT_MAX_LINE
 
     def reader(self, sock: socket.socket) -> WireReader:
         return WireReader(

@@ -6,6 +6,7 @@ configured tiny so every scenario takes a second or two.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -104,23 +105,20 @@ def test_a_trickled_fetch_ends_within_the_timeout_with_one_line(tmp_path, hostil
     assert _run_rows(tmp_path)[-1]["status"] == "failed"
 
 
-class TrickleLiteral(ImapScript):
-    """Sends the FETCH line at once, then the message one byte every 0.2 s."""
+class SlowLiteral(ImapScript):
+    """Sends the message at about 1 MB/s: fast enough for every per-response rule, slow enough to take 20 s."""
 
     async def send_fetch(self, conn: Connection, tag: bytes, responses: list[bytes]) -> None:
         data = b"".join(responses) + tag + b" OK done\r\n"
-        head, brace, rest = data.partition(b"}\r\n")
-        if not brace:
-            return await conn.send(data)
-        await conn.send(head + brace)
-        await conn.trickle(rest, 0.2)
+        for start in range(0, len(data), 32768):
+            await conn.send(data[start : start + 32768])
+            await asyncio.sleep(0.03)
 
 
-def test_a_trickle_cannot_outlast_the_run_time_limit(tmp_path, hostile_server):
-    """A literal's own deadline grows with its size (a slow link is fine: 2 MB may take 31 s); the run's limit holds."""
-    server = hostile_server(TrickleLiteral({"INBOX": [message(1, 2_000_000)]}))
+def test_a_slow_server_cannot_outlast_the_run_time_limit(tmp_path, hostile_server):
+    server = hostile_server(SlowLiteral({"INBOX": [message(1, 20_000_000)]}))
     report, seconds = _backup(tmp_path, server.port, archive_extra='max_run_time = "3s"')
-    assert seconds < 3 + 3 * TIMEOUT
+    assert seconds < 3 + 2 * TIMEOUT
     _one_line(report, "stopped after the run time limit")
     assert _run_rows(tmp_path)[-1]["status"] in ("partial", "failed")
 
@@ -362,3 +360,34 @@ def test_garbage_in_a_pop3_uidl_listing_is_one_line(tmp_path, hostile_server):
     assert report.status == "partial"
     _one_line(report, "unexpected UIDL line")
     assert _run_rows(tmp_path)[-1]["status"] == "partial"
+
+
+class EndlessUntagged(ImapScript):
+    """Answers EXAMINE with untagged lines that never end: fast ones (a flood) or one every 0.1 s (a drip)."""
+
+    def __init__(self, folders: dict[str, list[bytes]], interval: float) -> None:
+        super().__init__(folders)
+        self.interval = interval
+
+    async def answer(self, conn: Connection, tag: bytes, verb: bytes, args: bytes) -> None:
+        if verb != b"EXAMINE":
+            return await super().answer(conn, tag, verb, args)
+        while True:
+            await conn.send(b"* 1 RECENT\r\n" if self.interval else b"* OK " + b"x" * 4000 + b"\r\n")
+            await asyncio.sleep(self.interval)
+
+
+def test_endless_short_lines_cannot_outlast_the_response_deadline(tmp_path, hostile_server):
+    server = hostile_server(EndlessUntagged(FOLDERS, interval=0.1))
+    report, seconds = _backup(tmp_path, server.port)
+    assert report.status == "failed"
+    _one_line(report, "no complete response within")
+    assert seconds < 4 * TIMEOUT
+
+
+def test_an_endless_flood_of_lines_is_cut_at_the_response_cap(tmp_path, hostile_server):
+    server = hostile_server(EndlessUntagged(FOLDERS, interval=0))
+    report, seconds = _backup(tmp_path, server.port, archive_extra="max_message_bytes = 1000000")
+    assert report.status == "partial"
+    _one_line(report, "INBOX", "the server's answer went on past")
+    assert seconds < 30
