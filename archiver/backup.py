@@ -34,14 +34,18 @@ from archiver.faults import (
     RunClock,
     RunTimeLimit,
     is_dropped,
+    oversized,
     reconnect,
+    too_big_message,
 )
 from archiver.pipeline import StorePipeline
-from archiver.sources.imap import ImapSource, MessageStub
+from archiver.sources.imap import ImapSource, MessageStub, MessageTooLarge
 from archiver.sources.model import FolderInfo, FolderStatus
 from archiver.sync import gmail, remap
 
 log = logging.getLogger("archiver.backup")
+# A folder whose server understates this many message sizes (RFC822.SIZE small, the literal huge) is given up.
+MAX_UNDERSTATED_SIZES = 20
 
 
 class Progress:
@@ -129,13 +133,15 @@ class ImapBackup:
         self.run_id = run_id
         self.account_id = account_id
         self.progress = progress
-        self.source = ImapSource(account)
+        self.source = ImapSource(account, max_message_bytes=archive.settings.max_message_bytes)
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
         # QRESYNC (VANISHED) when offered; False forces the UID-set comparison (tests cover both paths).
         self.use_qresync = True
         self.clock = RunClock(archive.settings.max_run_time)
+        self.source.limits.run_deadline = self.clock.deadline  # no read waits past the run's end
         self.reconnect_attempts = archive.settings.reconnect_attempts
         self._poison = PoisonedMessages()  # per folder
+        self._too_big: dict[int, int] = {}  # per folder: UIDs whose body literal came over max_message_bytes
 
     def close(self) -> None:
         self._storer.shutdown(wait=True)
@@ -189,17 +195,30 @@ class ImapBackup:
         this run (:class:`PoisonedMessages`).
         """
         self._poison = PoisonedMessages()
+        self._too_big = {}
         drops_without_progress = 0
         while True:
             committed = outcome.new
             try:
+                if not self.source.connected:  # the last folder's failure closed it (a garbled answer)
+                    self._connect()
                 self._sync_folder(info, record, outcome)
                 return
+            except MessageTooLarge as exc:  # RFC822.SIZE said less: set it aside, sync the folder again without it
+                self._too_big[exc.uid] = exc.size
+                if len(self._too_big) > MAX_UNDERSTATED_SIZES:
+                    raise ProtocolError(
+                        f"{self.source.where}: folder {info.name!r}: the server keeps sending messages far bigger "
+                        f"than their RFC822.SIZE ({len(self._too_big)} so far); giving up on the folder"
+                    ) from None
+                record = self.catalog.folders(self.account_id).get(info.name)
+                continue
             except ArchiverError as exc:
                 if not is_dropped(exc):
                     raise
                 cause = exc
             self.source.close()
+            self.clock.check()  # a read cut short by the run's end is that, not a reason to reconnect
             record = self.catalog.folders(self.account_id).get(info.name)  # as the committed batches left it
             isolated = self._poison.dropped()
             drops_without_progress = 0 if isolated or outcome.new > committed else drops_without_progress + 1
@@ -279,8 +298,10 @@ class ImapBackup:
             message = (
                 f"the server did not return {len(failed_uids)} message(s) (UIDs {failed_uids[:10]}); retried next run"
             )
-            outcome.error = message
+            outcome.error = f"{outcome.error}; {message}" if outcome.error else message
             self.catalog.record_error(self.run_id, info.name, message)
+            return
+        if outcome.error:  # messages over max_message_bytes were skipped: the folder is not complete
             return
         self.catalog.save_folder_state(
             record.id, uidvalidity, status.uidnext, status.highestmodseq, status.messages, self.run_id
@@ -297,7 +318,7 @@ class ImapBackup:
         Valid because the folder's state is saved only after a complete sync: every UID below the saved
         UIDNEXT was then in the catalog.
         """
-        changes = self.source.changes_since(record.highestmodseq)
+        changes = self.source.changes_since(record.highestmodseq, present)
         gone = present.intersection(changes.vanished)
         if gone:  # confirm: a stray VANISHED (another folder's, a racing SELECT) must never mark mail gone
             gone -= self.source.existing_uids(gone)
@@ -349,6 +370,14 @@ class ImapBackup:
         unsized = [uid for uid in missing if uid not in sizes]
         if unsized:
             sizes |= self.source.sizes(unsized)
+        too_big = oversized(sizes, missing, self.archive.settings.max_message_bytes)
+        too_big |= {uid: size for uid, size in self._too_big.items() if uid in missing}
+        if too_big:
+            message = too_big_message(too_big, self.archive.settings.max_message_bytes)
+            outcome.error = message
+            self.catalog.record_error(self.run_id, record.name, message)
+            log.warning("%s: folder %r: %s", self.account.name, record.name, message)
+            missing = [uid for uid in missing if uid not in too_big]
         settings = self.archive.settings
         self.progress.folder(record.name, len(missing), sum(sizes.values()))
         failed: list[int] = []

@@ -53,12 +53,14 @@ POP3_AUTH_MODES = ("auto", "user", "apop")  # auto: APOP when the greeting offer
 DEFAULT_PORTS = {("imap", True): 993, ("imap", False): 143, ("pop3", True): 995, ("pop3", False): 110}
 PASSWORD_KEYS = {"password": "value", "password_file": "file", "password_command": "command", "password_env": "env"}
 _T = TypeVar("_T")
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 2**20
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 _TOP_KEYS = ("archive", "accounts", "index", "web", "scheduler", "alerts", "metrics")
 _ARCHIVE_KEYS = (
     "path", "compression_level", "batch_bytes", "batch_messages", "max_run_time", "reconnect_attempts",
     "group_readable",
+    "max_message_bytes",
 )  # fmt: skip
 _ACCOUNT_KEYS = (
     "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
@@ -206,6 +208,8 @@ class ArchiveConfig:
     max_run_time: int | None = 24 * 3600  # seconds; a run stops after the batch that crosses it (None: no limit)
     reconnect_attempts: int = 5  # after a dropped connection, waiting 1 s, 2 s, 4 s… (archiver.faults)
     group_readable: bool = False  # archive files 0640/0750 for a backup operator group (archiver.permissions)
+    # A message bigger than this is skipped and reported, never read; 256 MB is far past any mail server's own limit.
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True)
@@ -408,6 +412,7 @@ def _read_archive(table: _Table) -> ArchiveConfig:
         max_run_time=_duration(table, "max_run_time", 24 * 3600) or None,  # 0: no limit
         reconnect_attempts=table.integer("reconnect_attempts", 5, low=0, high=20),
         group_readable=table.boolean("group_readable", False),
+        max_message_bytes=table.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, low=1024),
     )
 
 

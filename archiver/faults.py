@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from archiver.errors import CatalogError, ConnectError, StoreError, TLSError
 
 log = logging.getLogger("archiver.backup")
+K = TypeVar("K")
 
 # The archive itself cannot take more: trying the other folders would only repeat the same failure.
 FATAL_ERRORS: tuple[type[Exception], ...] = (StoreError, CatalogError)
@@ -47,6 +49,11 @@ class RunClock:
         self.limit = limit or None
         self._clock = clock
         self._deadline = None if self.limit is None else clock() + self.limit
+
+    @property
+    def deadline(self) -> float | None:
+        """When the run's time is up, on the clock's scale (``time.monotonic``); None when unbounded."""
+        return self._deadline
 
     def expired(self) -> bool:
         return self._deadline is not None and self._clock() >= self._deadline
@@ -136,6 +143,20 @@ class PoisonedMessages:
                 yield batch
 
 
+def oversized(sizes: Mapping[K, int], keys: Iterable[K], limit: int) -> dict[K, int]:
+    """The messages among ``keys`` whose announced size is over ``max_message_bytes``: skipped, never fetched."""
+    return {key: sizes[key] for key in keys if sizes.get(key, 0) > limit}
+
+
+def too_big_message(too_big: Mapping[K, int], limit: int) -> str:
+    """One line for the run: which messages were skipped for their size, and what to change to get them."""
+    shown = ", ".join(f"{key} ({size / 2**20:.1f} MB)" for key, size in list(too_big.items())[:10])
+    return (
+        f"skipped {len(too_big)} message(s) larger than max_message_bytes ({limit / 2**20:.1f} MB): {shown}; "
+        "raise max_message_bytes to archive them"
+    )
+
+
 def backoff_delays(attempts: int, first: float = FIRST_DELAY) -> list[float]:
     """The waits before each reconnect attempt: exponential, so a restarting server gets time to come back."""
     return [first * 2**n for n in range(max(attempts, 0))]
@@ -213,5 +234,7 @@ __all__ = [
     "backoff_delays",
     "format_duration",
     "is_dropped",
+    "oversized",
     "reconnect",
+    "too_big_message",
 ]

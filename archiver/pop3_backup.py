@@ -26,10 +26,18 @@ from archiver.backup import FolderOutcome, Progress, RunReport, plan_batches
 from archiver.catalog import FolderRecord
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, ConnectError, ProtocolError
-from archiver.faults import MAX_DROPS_WITHOUT_PROGRESS, RunClock, RunTimeLimit, is_dropped, reconnect
+from archiver.faults import (
+    MAX_DROPS_WITHOUT_PROGRESS,
+    RunClock,
+    RunTimeLimit,
+    is_dropped,
+    oversized,
+    reconnect,
+    too_big_message,
+)
 from archiver.pipeline import StorePipeline
 from archiver.sources.model import FetchedMessage
-from archiver.sources.pop3 import MaildropEntry, Pop3Source, delivery_date
+from archiver.sources.pop3 import MaildropEntry, MessageTooLarge, Pop3Source, delivery_date
 
 log = logging.getLogger("archiver.backup")
 
@@ -60,6 +68,10 @@ def maildrop_changes(
     return [entry for entry in entries if entry.key not in present], set(present).difference(listed)
 
 
+class _Relist(Exception):  # a signal inside this module: the session was dropped on purpose, list again
+    """A message grew past max_message_bytes mid-read: it is set aside and the maildrop listed on a new session."""
+
+
 class Pop3Backup:
     """Backs up the maildrop of one POP3 account into the archive (same contract as ``ImapBackup``)."""
 
@@ -78,9 +90,11 @@ class Pop3Backup:
         self.run_id = run_id
         self.account_id = account_id
         self.progress = progress
-        self.source = source or Pop3Source(account)
+        self.source = source or Pop3Source(account, max_message_bytes=archive.settings.max_message_bytes)
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
         self.clock = RunClock(archive.settings.max_run_time)
+        self.source.limits.run_deadline = self.clock.deadline  # no read waits past the run's end
+        self._too_big: dict[str, int] = {}  # key → size of messages skipped for max_message_bytes
 
     def close(self) -> None:
         self._storer.shutdown(wait=True)
@@ -92,6 +106,8 @@ class Pop3Backup:
         report.folders.append(outcome)
         try:
             self._sync_with_reconnects(outcome)
+            if outcome.error:  # messages refused or too big: recorded, retried next run
+                report.problems.append(f"{self.account.name}: {outcome.error}")
         except RunTimeLimit:
             message = self.clock.problem(self.account.name)
             outcome.error = "stopped after the run time limit"
@@ -118,13 +134,18 @@ class Pop3Backup:
         while True:
             committed = outcome.new
             try:
+                if not self.source.connected:  # hung up on a message that grew too big: list again
+                    self.source.connect()
                 self._sync(outcome)
                 return
+            except _Relist:
+                continue
             except ArchiverError as exc:
                 if not is_dropped(exc):
                     raise
                 cause = exc
             self.source.abandon()
+            self.clock.check()  # a read cut short by the run's end is that, not a reason to reconnect
             drops_without_progress = 0 if outcome.new > committed else drops_without_progress + 1
             if drops_without_progress > MAX_DROPS_WITHOUT_PROGRESS:
                 raise cause
@@ -148,7 +169,14 @@ class Pop3Backup:
         if gone:
             outcome.gone += self.catalog.mark_placements_gone(self.run_id, record.id, uidvalidity, gone)
         outcome.unchanged = not missing and not gone
-        failed = self._fetch_missing(record, uidvalidity, missing, outcome)
+        limit = self.archive.settings.max_message_bytes
+        self._too_big |= oversized({e.key: e.size for e in missing}, (e.key for e in missing), limit)
+        failed = self._fetch_missing(record, uidvalidity, [e for e in missing if e.key not in self._too_big], outcome)
+        if self._too_big:
+            message = too_big_message(self._too_big, limit)
+            outcome.error = message
+            self.catalog.record_error(self.run_id, FOLDER, message)
+            log.warning("%s: %s", self.account.name, message)
         if failed:
             message = f"the server refused {len(failed)} message(s) ({', '.join(failed[:5])}); retried next run"
             outcome.error = message
@@ -181,6 +209,10 @@ class Pop3Backup:
                     entry = by_number[number]
                     try:
                         messages.append(self._fetch(entry))
+                    except MessageTooLarge:  # the session is out of step: list again on a new one, without it
+                        self._too_big[entry.key] = self.archive.settings.max_message_bytes + 1
+                        pipeline.add(messages)
+                        raise _Relist from None
                     except ProtocolError as exc:
                         log.warning("%s: %s", self.account.name, exc)
                         failed.append(entry.key)

@@ -234,6 +234,23 @@ def mark_interrupted(catalog: Catalog, account: str) -> None:
         )
 
 
+def mark_timed_out(catalog: Catalog, account: str, message: str) -> None:
+    """Close the account's latest run (``running``, or ``interrupted`` by the SIGTERM) as ``failed``, saying why."""
+    row = catalog.db.execute(
+        "SELECT r.id FROM runs r JOIN accounts a ON a.id = r.account_id WHERE a.name = ? "
+        "AND r.status IN ('running', 'interrupted') ORDER BY r.id DESC LIMIT 1",
+        (account,),
+    ).fetchone()
+    if row is None:
+        return
+    catalog.record_error(row[0], None, message)
+    with catalog.transaction():
+        catalog.db.execute(
+            "UPDATE runs SET status = 'failed', ended_at = COALESCE(ended_at, ?) WHERE id = ?",
+            (utc_now().isoformat(), row[0]),
+        )
+
+
 def last_success_at(catalog: Catalog, account: str) -> datetime | None:
     """End time of the account's latest run with status ``ok``."""
     row = catalog.db.execute(

@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -48,6 +49,7 @@ from archiver.archive import make_layout
 from archiver.catalog import Catalog
 from archiver.config import Config, config_from_toml_text
 from archiver.errors import ArchiverError
+from archiver.faults import format_duration
 from archiver.headers import utc_now
 from archiver.schedule import (
     RunOutcome,
@@ -55,6 +57,7 @@ from archiver.schedule import (
     ScheduleState,
     load_states,
     mark_interrupted,
+    mark_timed_out,
     parse_schedule,
     save_finished,
     save_next_run,
@@ -66,6 +69,9 @@ log = logging.getLogger("archiver.scheduler")
 #: ``runner(config_text, config, account_name) -> RunOutcome``: how one backup is carried out.
 AccountRunner = Callable[[str, Config, str], RunOutcome]
 STOP_GRACE_SECONDS = 4.0
+#: How long past its ``max_run_time`` a backup child may take before the daemon stops it: the run itself
+#: stops at the limit (every read has a deadline), then commits, closes and updates the search index.
+RUN_GRACE_SECONDS = 600.0
 
 
 def account_schedule(config: Config, name: str) -> Schedule:
@@ -77,16 +83,21 @@ def account_schedule(config: Config, name: str) -> Schedule:
 class SubprocessRunner:
     """Runs one backup as ``python -m archiver.scheduler --account NAME`` with the config text on stdin."""
 
-    def __init__(self, log_level: str = "INFO", log_format: str = "text") -> None:
+    def __init__(self, log_level: str = "INFO", log_format: str = "text", run_grace: float = RUN_GRACE_SECONDS) -> None:
         self.log_level = log_level
         self.log_format = log_format
+        self.run_grace = run_grace
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._stopping = False
 
-    def __call__(self, config_text: str, config: Config, name: str) -> RunOutcome:
+    def command(self, config: Config, name: str) -> list[str]:
         command = [sys.executable, "-m", "archiver.scheduler", "--account", name, "--source", str(config.source)]
-        command += ["--log-level", self.log_level, "--log-format", self.log_format]
+        return [*command, "--log-level", self.log_level, "--log-format", self.log_format]
+
+    def __call__(self, config_text: str, config: Config, name: str) -> RunOutcome:
+        command = self.command(config, name)
+        limit = config.archive.max_run_time
         with self._lock:
             if self._stopping:
                 return RunOutcome(name, "interrupted")
@@ -94,11 +105,34 @@ class SubprocessRunner:
             child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
             self._children[name] = child
         try:
-            out, _ = child.communicate(config_text.encode())
+            out, _ = child.communicate(config_text.encode(), timeout=None if limit is None else limit + self.run_grace)
+        except subprocess.TimeoutExpired:
+            return self._overdue(config, name, child, limit or 0)
         finally:
             with self._lock:
                 self._children.pop(name, None)
         return self._outcome(name, child.returncode, out)
+
+    def _overdue(self, config: Config, name: str, child: subprocess.Popen, limit: int) -> RunOutcome:
+        """Stop a child past its time (its whole process group, by pid) and record its run as failed.
+
+        Without this a backup that hangs anywhere (a server, a disk, the index) would hold the
+        account's slot in the daemon for ever and no later run of the account would start.
+        """
+        message = (
+            f"{name}: the backup ran past max_run_time ({format_duration(limit)}) plus "
+            f"{format_duration(self.run_grace)} of grace and was stopped; the next run continues"
+        )
+        log.error("%s (pid %s)", message, child.pid)
+        _signal_group(child, signal.SIGTERM)
+        try:
+            child.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            _signal_group(child, signal.SIGKILL)
+        child.communicate()
+        with contextlib.suppress(ArchiverError), Catalog.open(Path(config.archive.path)) as catalog:
+            mark_timed_out(catalog, name, message)
+        return RunOutcome(name, "failed", problems=(message,))
 
     def _outcome(self, name: str, returncode: int, out: bytes) -> RunOutcome:
         lines = out.decode("utf-8", "replace").strip().splitlines()
@@ -141,6 +175,12 @@ class SubprocessRunner:
 def _signal(child: subprocess.Popen, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         child.send_signal(signum)
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    """Signal the child's process group (it leads its own session: ``start_new_session``), by its pid."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signum)
 
 
 class BackupScheduler:

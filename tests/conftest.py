@@ -1,4 +1,5 @@
-"""Shared fixtures: one real, private Dovecot per session, a fresh mail user per test, the shared corpus.
+"""Shared fixtures: one real, private Dovecot per session, a fresh mail user per test, the shared corpus,
+scripted hostile servers.
 
 The server is session-wide because starting it is cheap but not free; tests stay
 independent because each gets its own user (own home, own maildir).
@@ -10,13 +11,14 @@ import itertools
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from archiver.sandbox import DovecotSandbox
+from tests.hostile.servers import ImapScript, Pop3Script, Running
 
 CORPUS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 MARKERS = {
@@ -78,3 +80,18 @@ def corpus_dir() -> Path:
     if not CORPUS_DIR.is_dir():
         pytest.skip(f"shared corpus not found at {CORPUS_DIR}")
     return CORPUS_DIR
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[Callable[[ImapScript | Pop3Script], Running]]:
+    """Start a scripted misbehaving IMAP/POP3 server (tests/hostile/servers.py) on loopback; stopped after the test."""
+    started: list[Running] = []
+
+    def start(script: ImapScript | Pop3Script) -> Running:
+        server = Running(script)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
+import re
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,12 +21,14 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
-from archiver.config import AccountConfig
+from archiver.config import DEFAULT_MAX_MESSAGE_BYTES, AccountConfig
 from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
 from archiver.logs import register_secret
 from archiver.sources.connect import network_error, tls_context
 from archiver.sources.fetch_parse import parse_body_fetch
+from archiver.sources.imap_wire import BoundedIMAPClient
 from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
+from archiver.sources.wire import ResponseTooLarge, WireLimits
 
 log = logging.getLogger("archiver.imap")
 
@@ -36,6 +39,12 @@ STUB_ITEMS = [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", b"RFC822.SIZE", b"INTERN
 GMAIL_ITEMS = [b"X-GM-MSGID", b"X-GM-LABELS"]
 STUB_BATCH = 2000
 _NETWORK_ERRORS = (OSError, EOFError, imaplib.IMAP4.abort, ssl.SSLError)
+# What imapclient's and imaplib's parsers raise on an answer they cannot read (besides IMAPClientError).
+_GARBLED = (ValueError, KeyError, IndexError, TypeError, AttributeError)
+MAX_UID = 2**32 - 1  # UIDs and UIDVALIDITY are 32-bit non-zero numbers (RFC 3501 nz-number)
+MAX_MODSEQ = 2**63 - 1  # mod-sequences are 63-bit (RFC 7162)
+_FETCH_UID = re.compile(rb"\bUID (\d{1,10})\b")
+MAX_EXPANDED = 10_000_000  # widest VANISHED range listed UID by UID when the caller gives no known UIDs
 
 
 def _text(value: bytes | str) -> str:
@@ -97,19 +106,26 @@ def fetch_set(
 class ImapSource:
     """One logged-in, read-only IMAP connection for one account."""
 
-    def __init__(self, account: AccountConfig) -> None:
+    def __init__(self, account: AccountConfig, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.account = account
         self.where = f"{account.name}: {account.host}:{account.port}"
         self._client: imapclient.IMAPClient | None = None
         self.capabilities: frozenset[str] = frozenset()
+        # Every line and literal the server sends is bounded in time and size (archiver.sources.wire).
+        self.limits = WireLimits(self.where, account.timeout, max_message_bytes)
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
 
     # -- connection -----------------------------------------------------------
     def connect(self) -> ImapSource:
         account = self.account
         context = tls_context(account.tls_ca_file, account.tls_verify)
         try:
-            client = imapclient.IMAPClient(
+            client = BoundedIMAPClient(
                 account.host,
+                limits=self.limits,
                 port=account.port,
                 ssl=account.security == "tls",
                 ssl_context=context,
@@ -117,6 +133,8 @@ class ImapSource:
             )
         except _NETWORK_ERRORS as exc:
             raise network_error(exc, self.where) from None
+        except IMAPClientError as exc:  # imaplib read the greeting and did not like it
+            raise greeting_error(self.where, exc) from None
         client.normalise_times = False  # keep INTERNALDATE's own offset for restore
         quiet_protocol_trace(client)
         try:
@@ -170,12 +188,40 @@ class ImapSource:
         try:
             return func(*args, **kwargs)
         except _NETWORK_ERRORS as exc:
-            if self._client is not None:  # a timed-out socket may still be open: close it, do not leak it
-                _quietly_close(self._client)
-            self._client = None
+            self._drop()  # a timed-out socket may still be open: close it, do not leak it
             raise network_error(exc, self.where) from None
+        except SourceError:  # from the bounded reader: the connection is out of step with the server
+            self._drop()
+            raise
         except IMAPClientError as exc:
-            raise ProtocolError(f"{self.where}: {what} failed: {exc}") from None
+            raise ProtocolError(f"{self.where}: {what} failed: {_server_reason(exc)}") from None
+        except _GARBLED as exc:
+            self._drop()
+            raise ProtocolError(f"{self.where}: {what}: the server's answer makes no sense ({exc})") from None
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            _quietly_close(self._client)
+        self._client = None
+
+    def _number(self, what: str, result: dict, key: bytes, high: int, required: bool = False) -> int | None:
+        """A STATUS/SELECT number, checked: the server's fault is named here, not met later as a crash."""
+        value = result.get(key)
+        if value is None:
+            if required:
+                raise ProtocolError(f"{self.where}: {what}: the server's answer has no {_text(key)}")
+            return None
+        return checked_number(value, f"{self.where}: {what}: the server's {_text(key)}", 1 if required else 0, high)
+
+    def _uids(self, what: str, uids: Iterable[int]) -> list[int]:
+        """UIDs from the server, each checked to be a UID (1 … 2³²−1): a catalog row must never hold nonsense."""
+        checked = [checked_number(uid, f"{self.where}: {what}: a UID", 1, MAX_UID) for uid in uids]
+        return checked  # type: ignore[return-value]
+
+    def _fetch(self, what: str, uid_set: str, items: Sequence[bytes], modifiers=None, fast: bool = False):
+        result = self._call(what, fetch_set, self.client, uid_set, items, modifiers, fast)
+        self._uids(what, result)
+        return result
 
     @property
     def has_condstore(self) -> bool:
@@ -206,34 +252,38 @@ class ImapSource:
         items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
         if self.has_condstore:
             items.append(b"HIGHESTMODSEQ")
-        result = self._call(f"STATUS {folder!r}", self.client.folder_status, folder, items)
+        what = f"STATUS {folder!r}"
+        result = self._call(what, self.client.folder_status, folder, items)
+        return self._folder_status(what, result, b"MESSAGES")
+
+    def _folder_status(self, what: str, result: dict, count_key: bytes) -> FolderStatus:
         return FolderStatus(
-            uidvalidity=int(result[b"UIDVALIDITY"]),
-            uidnext=_int_or_none(result.get(b"UIDNEXT")),
-            messages=_int_or_none(result.get(b"MESSAGES")),
-            highestmodseq=_int_or_none(result.get(b"HIGHESTMODSEQ")),
+            uidvalidity=self._number(what, result, b"UIDVALIDITY", MAX_UID, required=True),  # type: ignore[arg-type]
+            uidnext=self._number(what, result, b"UIDNEXT", MAX_UID + 1),
+            messages=self._number(what, result, count_key, MAX_UID),
+            highestmodseq=self._number(what, result, b"HIGHESTMODSEQ", MAX_MODSEQ),
         )
 
     def examine(self, folder: str) -> FolderStatus:
         """Open a folder read-only (EXAMINE): nothing we do afterwards can change it."""
-        result = self._call(f"EXAMINE {folder!r}", self.client.select_folder, folder, readonly=True)
-        return FolderStatus(
-            uidvalidity=int(result[b"UIDVALIDITY"]),
-            uidnext=_int_or_none(result.get(b"UIDNEXT")),
-            messages=_int_or_none(result.get(b"EXISTS")),
-            highestmodseq=_int_or_none(result.get(b"HIGHESTMODSEQ")),
-        )
+        what = f"EXAMINE {folder!r}"
+        result = self._call(what, self.client.select_folder, folder, readonly=True)
+        return self._folder_status(what, result, b"EXISTS")
 
     # -- messages in the examined folder --------------------------------------------
     def all_uids(self) -> list[int]:
-        return sorted(self._call("UID SEARCH", self.client.search, ["ALL"]))
+        return sorted(self._uids("UID SEARCH", self._call("UID SEARCH", self.client.search, ["ALL"])))
 
     def sizes(self, uids: Sequence[int]) -> dict[int, int]:
         """RFC822.SIZE of each UID, to plan batches by bytes (one cheap round trip)."""
         if not uids:
             return {}
-        result = self._call("UID FETCH RFC822.SIZE", fetch_set, self.client, uid_ranges(uids), [b"RFC822.SIZE"])
-        return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in result.items()}
+        what = "UID FETCH RFC822.SIZE"
+        result = self._fetch(what, uid_ranges(uids), [b"RFC822.SIZE"])
+        return {
+            uid: checked_number(data.get(b"RFC822.SIZE", 0), f"{self.where}: {what}: the server's size", 0, MAX_MODSEQ)
+            for uid, data in result.items()
+        }
 
     def flags(self, uids: Sequence[int] | None = None, changed_since: int | None = None) -> dict[int, tuple[str, ...]]:
         """FLAGS of the given UIDs (all with None), optionally CHANGEDSINCE a modseq."""
@@ -241,7 +291,7 @@ class ImapSource:
         target = "1:*" if uids is None else uid_ranges(uids)
         if not target:
             return {}
-        result = self._call("UID FETCH FLAGS", fetch_set, self.client, target, [b"FLAGS"], modifiers)
+        result = self._fetch("UID FETCH FLAGS", target, [b"FLAGS"], modifiers)
         return {uid: _flags(data) for uid, data in result.items()}
 
     # -- sync fidelity (archiver.sync) ------------------------------------------------
@@ -270,23 +320,21 @@ class ImapSource:
         if self._client is not None:
             self._client._imap.untagged_responses.pop("VANISHED", None)
 
-    def changes_since(self, modseq: int) -> FolderChanges:
+    def changes_since(self, modseq: int, known: Set[int] | None = None) -> FolderChanges:
         """``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)``: changed flags and expunged UIDs in one round trip.
 
-        The server may list UIDs that never existed in VANISHED (EARLIER); callers intersect with what they know.
+        The server may list UIDs that never existed in VANISHED (EARLIER); callers intersect with what they know,
+        and pass it as ``known`` so a hostile range is never expanded.
         """
         self._enable_qresync()
         pending = self.client._imap.untagged_responses
         earlier = pending.pop("VANISHED", [])
-        result = self._call(
-            "UID FETCH CHANGEDSINCE VANISHED",
-            fetch_set,
-            self.client,
-            "1:*",
-            [b"FLAGS"],
-            [f"CHANGEDSINCE {modseq} VANISHED"],
-        )
-        vanished = parse_vanished([*earlier, *self.client._imap.untagged_responses.pop("VANISHED", [])])
+        result = self._fetch("UID FETCH CHANGEDSINCE VANISHED", "1:*", [b"FLAGS"], [f"CHANGEDSINCE {modseq} VANISHED"])
+        responses = [*earlier, *self.client._imap.untagged_responses.pop("VANISHED", [])]
+        try:
+            vanished = parse_vanished(responses, known)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{self.where}: {exc}") from None
         flags = {uid: _flags(data) for uid, data in result.items() if b"FLAGS" in data}
         return FolderChanges(flags=flags, vanished=vanished)
 
@@ -295,11 +343,13 @@ class ImapSource:
         target = uid_ranges(uids)
         if not target:
             return set()
-        return set(self._call("UID SEARCH", self.client.search, ["UID", target]))
+        return set(self._uids("UID SEARCH", self._call("UID SEARCH", self.client.search, ["UID", target])))
 
     def uids_from(self, first_uid: int) -> list[int]:
         """UIDs >= ``first_uid`` (``UID SEARCH UID n:*`` also answers the highest UID when n is past it)."""
-        found = self._call("UID SEARCH", self.client.search, ["UID", f"{max(first_uid, 1)}:*"])
+        found = self._uids(
+            "UID SEARCH", self._call("UID SEARCH", self.client.search, ["UID", f"{max(first_uid, 1)}:*"])
+        )
         return sorted(uid for uid in found if uid >= first_uid)
 
     def stubs(self, uids: Sequence[int]) -> dict[int, MessageStub]:
@@ -309,7 +359,7 @@ class ImapSource:
         ordered = sorted(set(uids))
         for start in range(0, len(ordered), STUB_BATCH):
             chunk = ordered[start : start + STUB_BATCH]
-            result = self._call("UID FETCH HEADER.FIELDS", fetch_set, self.client, uid_ranges(chunk), items)
+            result = self._fetch("UID FETCH HEADER.FIELDS", uid_ranges(chunk), items)
             wanted = set(chunk)
             for uid, data in result.items():
                 if uid not in wanted or b"RFC822.SIZE" not in data:
@@ -332,14 +382,20 @@ class ImapSource:
         """X-GM-LABELS of UIDs (Gmail only; empty elsewhere)."""
         if not self.is_gmail or not uids:
             return {}
-        result = self._call("UID FETCH X-GM-LABELS", fetch_set, self.client, uid_ranges(uids), [b"X-GM-LABELS"])
+        result = self._fetch("UID FETCH X-GM-LABELS", uid_ranges(uids), [b"X-GM-LABELS"])
         return {uid: _gmail_labels(data.get(b"X-GM-LABELS", ())) for uid, data in result.items()}
 
     def fetch(self, uids: Sequence[int]) -> tuple[list[FetchedMessage], list[int]]:
         """Fetch whole messages; returns them and the UIDs the server did not return."""
         if not uids:
             return [], []
-        result = self._call("UID FETCH BODY.PEEK[]", fetch_set, self.client, uid_ranges(uids), FETCH_ITEMS, fast=True)
+        try:
+            result = self._fetch("UID FETCH BODY.PEEK[]", uid_ranges(uids), FETCH_ITEMS, fast=True)
+        except ResponseTooLarge as exc:  # the connection is closed; say which message, so it can be set aside
+            uid = _FETCH_UID.search(exc.line)
+            if uid is None or exc.size is None or int(uid.group(1)) not in uids:
+                raise
+            raise MessageTooLarge(str(exc), int(uid.group(1)), exc.size) from None
         messages = []
         for uid in uids:
             data = result.get(uid)
@@ -360,6 +416,15 @@ class ImapSource:
             )
         returned = {m.uid for m in messages}
         return messages, [uid for uid in uids if uid not in returned]
+
+
+class MessageTooLarge(ProtocolError):
+    """A body literal announced over max_message_bytes although RFC822.SIZE said less (the connection is closed)."""
+
+    def __init__(self, message: str, uid: int, size: int) -> None:
+        super().__init__(message)
+        self.uid = uid
+        self.size = size
 
 
 @dataclass(frozen=True)
@@ -397,8 +462,12 @@ def quiet_protocol_trace(client: imapclient.IMAPClient) -> None:
         client._imap.debug = 0
 
 
-def parse_vanished(items: Iterable[bytes | str]) -> set[int]:
-    """UIDs from untagged ``VANISHED [(EARLIER)] <uid-set>`` responses (RFC 7162)."""
+def parse_vanished(items: Iterable[bytes | str], among: Set[int] | None = None) -> set[int]:
+    """UIDs from untagged ``VANISHED [(EARLIER)] <uid-set>`` responses (RFC 7162).
+
+    With ``among`` only those UIDs are kept, and a range is never expanded: ``1:4294967295``
+    costs a pass over ``among``, not four billion ints.  Anything but a UID set is a ProtocolError.
+    """
     uids: set[int] = set()
     for item in items:
         text = _text(item).strip()
@@ -409,10 +478,16 @@ def parse_vanished(items: Iterable[bytes | str]) -> set[int]:
             if not part:
                 continue
             low, _sep, high = part.partition(":")
-            start, end = int(low), int(high or low)
+            start = checked_number(low, "VANISHED: a UID", 1, MAX_UID)
+            end = checked_number(high, "VANISHED: a UID", 1, MAX_UID) if high else start
             if start > end:
                 start, end = end, start
-            uids.update(range(start, end + 1))
+            if among is not None:
+                uids.update(uid for uid in among if start <= uid <= end)
+            elif end - start > MAX_EXPANDED:
+                raise ProtocolError(f"VANISHED: the range {start}:{end} is too wide to list")
+            else:
+                uids.update(range(start, end + 1))
     return uids
 
 
@@ -423,8 +498,24 @@ def _header_fields(data: dict) -> bytes | None:
     return None
 
 
-def _int_or_none(value: object) -> int | None:
-    return None if value is None else int(value)
+def checked_number(value: object, what: str, low: int, high: int) -> int:
+    """``value`` as an int in [low, high], else one :class:`ProtocolError` line quoting ``what`` and the value."""
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not low <= number <= high:
+        shown = _text(value)[:40] if isinstance(value, bytes | str) else repr(value)[:40]
+        raise ProtocolError(f"{what} is {shown!r}, not a number from {low} to {high}")
+    return number
+
+
+def greeting_error(where: str, exc: Exception) -> SourceError:
+    """imaplib's complaint about the greeting as one line: ``* BYE`` is a refusal (often a connection limit)."""
+    reason = _server_reason(exc)
+    if reason.upper().startswith("* BYE"):
+        return ConnectError(f"{where}: the server turned the connection away ({reason[5:].strip() or 'BYE'})")
+    return ProtocolError(f"{where}: the server did not greet as an IMAP server ({reason[:80]!r})")
 
 
 def _server_reason(exc: Exception) -> str:
@@ -445,4 +536,4 @@ def _gmail_labels(value: object) -> tuple[str, ...]:
     return parse_labels(value)
 
 
-__all__ = ["FolderChanges", "ImapSource", "MessageStub", "fetch_set", "parse_vanished", "uid_ranges"]
+__all__ = ["FolderChanges", "ImapSource", "MessageStub", "MessageTooLarge", "fetch_set", "parse_vanished", "uid_ranges"]

@@ -32,10 +32,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from archiver.config import AccountConfig
+from archiver.config import DEFAULT_MAX_MESSAGE_BYTES, AccountConfig
 from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
 from archiver.logs import register_secret
 from archiver.sources.connect import network_error, tls_context
+from archiver.sources.wire import GREETING_MAX_LINE, WireLimits, WireReader
 
 log = logging.getLogger("archiver.pop3")
 
@@ -44,6 +45,8 @@ READ_CHUNK = 1 << 16  # longest piece read at once: a line longer than this is r
 FINGERPRINT_PREFIX = "fp:"  # keys made without UIDL; a UIDL is printable ASCII and could not be told apart otherwise
 _NETWORK_ERRORS = (OSError, EOFError, ssl.SSLError)
 _UIDL = re.compile(rb"[\x21-\x7e]{1,70}")
+LISTING_CAP = 64 * 2**20  # bytes a LIST or UIDL answer may hold: ~3 million messages
+MAX_MESSAGE_NUMBER = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,11 @@ def parse_scan_listing(lines: Iterable[bytes]) -> dict[int, int]:
     sizes: dict[int, int] = {}
     for line in lines:
         fields = line.split()
-        if len(fields) < 2 or not fields[0].isdigit() or not fields[1].isdigit():
+        if (
+            len(fields) < 2
+            or not _is_number(fields[0], 1, MAX_MESSAGE_NUMBER)
+            or not _is_number(fields[1], 0, 2**63 - 1)
+        ):
             raise ProtocolError(f"unexpected LIST line {line[:80]!r}")
         sizes[int(fields[0])] = int(fields[1])
     return sizes
@@ -72,10 +79,15 @@ def parse_uidl_listing(lines: Iterable[bytes]) -> dict[int, str]:
     uidls: dict[int, str] = {}
     for line in lines:
         fields = line.split()
-        if len(fields) != 2 or not fields[0].isdigit() or not _UIDL.fullmatch(fields[1]):
+        if len(fields) != 2 or not _is_number(fields[0], 1, MAX_MESSAGE_NUMBER) or not _UIDL.fullmatch(fields[1]):
             raise ProtocolError(f"unexpected UIDL line {line[:80]!r}")
         uidls[int(fields[0])] = fields[1].decode("ascii")
     return uidls
+
+
+def _is_number(field: bytes, low: int, high: int) -> bool:
+    """An ASCII decimal from ``low`` to ``high`` (``isdigit`` alone takes "²" and 10^100)."""
+    return field.isascii() and field.isdigit() and len(field) <= 19 and low <= int(field) <= high
 
 
 def unique_keys(keys: Sequence[str]) -> list[str]:
@@ -99,13 +111,14 @@ def fingerprint(headers: bytes, size: int) -> str:
     return f"{FINGERPRINT_PREFIX}{digest[:40]}"
 
 
-def read_multiline(readline: Callable[[int], bytes], chunk: int = READ_CHUNK) -> bytearray:
+def read_multiline(readline: Callable[[int], bytes], chunk: int = READ_CHUNK, limit: int | None = None) -> bytearray:
     """Read a multi-line response up to its ``.CRLF`` terminator, undoing dot-stuffing.
 
     Line endings are kept exactly as received.  ``readline(n)`` returns up to
     ``n`` bytes ending at the first LF (a buffered socket file's ``readline``);
     long lines arrive in pieces and only a piece that starts a line is checked
-    for a leading dot.
+    for a leading dot.  A response that grows past ``limit`` bytes raises
+    :class:`MessageTooLarge` (a message that never ends cannot fill the memory).
     """
     out = bytearray()
     at_line_start = True
@@ -123,6 +136,8 @@ def read_multiline(readline: Callable[[int], bytes], chunk: int = READ_CHUNK) ->
                 return out
             piece = piece[1:]
         out += piece
+        if limit is not None and len(out) > limit:
+            raise MessageTooLarge(f"the message went on past max_message_bytes ({limit} bytes)")
         at_line_start = piece.endswith(b"\n")
 
 
@@ -167,6 +182,53 @@ def delivery_date(raw: bytes) -> datetime | None:
     return None
 
 
+class MessageTooLarge(ProtocolError):
+    """A message grew past max_message_bytes while it was read."""
+
+
+class _BoundedPOP3(poplib.POP3):
+    """poplib's one reading point (``_getline``) and the message reads go through a :class:`WireReader`."""
+
+    def __init__(self, host: str, port: int, timeout: float, limits: WireLimits) -> None:
+        self._limits = limits
+        self._wire: WireReader | None = None
+        super().__init__(host, port, timeout=timeout)
+
+    def wire(self) -> WireReader:
+        wire = self._wire
+        if wire is None or wire.sock is not self.sock:  # first read, or a new socket after STLS
+            wire = self._wire = self._limits.reader(self.sock)
+            wire.max_line = GREETING_MAX_LINE  # POP3 lines are short (RFC 1939: 512 bytes)
+        wire.run_deadline = self._limits.run_deadline
+        return wire
+
+    def _getline(self) -> tuple[bytes, int]:
+        line = self.wire().readline()
+        if not line:
+            raise poplib.error_proto("-ERR EOF")
+        octets = len(line)
+        if line[-2:] == b"\r\n":
+            return line[:-2], octets
+        if line[:1] == b"\r":
+            return line[1:-1], octets
+        return line[:-1], octets
+
+    def _getlongresp(self):  # LIST, UIDL, CAPA: bounded as a whole, not only line by line
+        wire = self.wire()
+        wire.begin_response(LISTING_CAP)
+        try:
+            return super()._getlongresp()
+        finally:
+            wire.end_response()
+
+
+class _BoundedPOP3_SSL(_BoundedPOP3, poplib.POP3_SSL):
+    def __init__(self, host: str, port: int, timeout: float, limits: WireLimits, context) -> None:
+        self._limits = limits
+        self._wire = None
+        poplib.POP3_SSL.__init__(self, host, port, timeout=timeout, context=context)
+
+
 # -- the connection --------------------------------------------------------------------------------------
 class Pop3Source:
     """One logged-in POP3 session for one account; reads, never deletes.
@@ -175,9 +237,17 @@ class Pop3Source:
     (no UIDL, no TOP) against a server that has both.
     """
 
-    def __init__(self, account: AccountConfig, *, use_uidl: bool = True, fetch_command: str | None = None) -> None:
+    def __init__(
+        self,
+        account: AccountConfig,
+        *,
+        use_uidl: bool = True,
+        fetch_command: str | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         self.account = account
         self.where = f"{account.name}: {account.host}:{account.port}"
+        self.limits = WireLimits(self.where, account.timeout, max_message_bytes)
         self.use_uidl = use_uidl
         self.forced_fetch = fetch_command
         self.capabilities: frozenset[str] = frozenset()
@@ -192,9 +262,9 @@ class Pop3Source:
         context = tls_context(account.tls_ca_file, account.tls_verify)
         try:
             if account.security == "tls":
-                pop = poplib.POP3_SSL(account.host, account.port, context=context, timeout=account.timeout)
+                pop = _BoundedPOP3_SSL(account.host, account.port, account.timeout, self.limits, context)
             else:
-                pop = poplib.POP3(account.host, account.port, timeout=account.timeout)
+                pop = _BoundedPOP3(account.host, account.port, account.timeout, self.limits)
         except _NETWORK_ERRORS as exc:
             raise network_error(exc, self.where) from None
         except poplib.error_proto as exc:
@@ -272,12 +342,19 @@ class Pop3Source:
             raise ConnectError(f"{self.where}: not connected")
         return self._pop
 
+    @property
+    def connected(self) -> bool:
+        return self._pop is not None
+
     def _call(self, what: str, func: Callable, *args: object):
         try:
             return func(*args)
         except _NETWORK_ERRORS as exc:
             self.abandon()
             raise network_error(exc, self.where) from None
+        except SourceError:  # the bounded reader gave up mid-response: the session is out of step
+            self.abandon()
+            raise
         except poplib.error_proto as exc:
             raise ProtocolError(f"{self.where}: {what} failed: {_reason(exc)}") from None
 
@@ -313,19 +390,24 @@ class Pop3Source:
     def fetch(self, entry: MaildropEntry) -> bytes:
         """The whole message, streamed off the socket into one buffer (see the module docstring for the byte rule)."""
         if self.fetch_command == "TOP":
-            data = self._multiline(f"TOP {entry.number} {TOP_ALL_LINES}")
+            data = self._multiline(f"TOP {entry.number} {TOP_ALL_LINES}", self.limits.max_literal)
             if len(data) >= entry.size:
                 return finish_message(data, entry.size)
             log.warning("%s: TOP gave %d of %d octets of message %d; using RETR", self.where, len(data),
                         entry.size, entry.number)  # fmt: skip
-        return finish_message(self._multiline(f"RETR {entry.number}"), entry.size)
+        return finish_message(self._multiline(f"RETR {entry.number}", self.limits.max_literal), entry.size)
 
-    def _multiline(self, command: str) -> bytearray:
+    def _multiline(self, command: str, limit: int | None = None) -> bytearray:
         pop = self.pop
 
         def send_and_read() -> bytearray:
             pop._shortcmd(command)  # sends, reads the status line, raises error_proto on -ERR
-            return read_multiline(pop.file.readline)
+            wire = pop.wire()
+            wire.begin_response(2**63 if limit is None else 2 * limit + 1024)  # dot-stuffing at most doubles
+            try:
+                return read_multiline(wire.readline, limit=limit)
+            finally:
+                wire.end_response()
 
         return self._call(command.split()[0], send_and_read)
 
@@ -355,6 +437,7 @@ def _quietly_close(pop: poplib.POP3) -> None:
 
 __all__ = [
     "MaildropEntry",
+    "MessageTooLarge",
     "Pop3Source",
     "delivery_date",
     "fingerprint",
