@@ -200,7 +200,7 @@ class ImapBackup:
                     raise
                 cause = exc
             self.source.close()
-            record = self.catalog.folders(self.account_id).get(info.name)  # as the committed batches left it
+            record = self.catalog.folder(self.account_id, info.name)  # as the committed batches left it
             isolated = self._poison.dropped()
             drops_without_progress = 0 if isolated or outcome.new > committed else drops_without_progress + 1
             context = f"folder {info.name!r}"

@@ -178,6 +178,11 @@ UPSERT_PLACEMENT_SQL = (
 )
 
 
+_FOLDER_COLUMNS = (
+    "id, account_id, name, delimiter, special_use, uidvalidity, uidnext, highestmodseq, server_messages, gone_since_run"
+)
+
+
 @dataclass(frozen=True)
 class FolderRecord:
     """The catalog's view of one folder of an account."""
@@ -388,12 +393,16 @@ class Catalog:
 
     # -- folders --------------------------------------------------------------
     def folders(self, account_id: int) -> dict[str, FolderRecord]:
-        rows = self.db.execute(
-            "SELECT id, account_id, name, delimiter, special_use, uidvalidity, uidnext, highestmodseq, "
-            "server_messages, gone_since_run FROM folders WHERE account_id = ?",
-            (account_id,),
-        )
+        """Every folder of the account by name (once per run; per folder use :meth:`folder`)."""
+        rows = self.db.execute(f"SELECT {_FOLDER_COLUMNS} FROM folders WHERE account_id = ?", (account_id,))
         return {row["name"]: FolderRecord(**dict(row)) for row in rows}
+
+    def folder(self, account_id: int, name: str) -> FolderRecord | None:
+        """One folder's record by its unique (account, name) key: the same work however many folders exist."""
+        row = self.db.execute(
+            f"SELECT {_FOLDER_COLUMNS} FROM folders WHERE account_id = ? AND name = ?", (account_id, name)
+        ).fetchone()
+        return None if row is None else FolderRecord(**dict(row))
 
     def ensure_folder(
         self, account_id: int, name: str, delimiter: str | None, special_use: str | None, run_id: int
@@ -427,7 +436,10 @@ class Catalog:
                 "gone_since_run = NULL, gone_since = NULL",
                 (account_id, name, delimiter, special_use, run_id),
             )
-        return self.folders(account_id)[name]
+            record = self.folder(account_id, name)
+        if record is None:  # cannot happen: the row was written in this transaction
+            raise CatalogError(f"catalog {self.path}: folder {name!r} vanished while being recorded")
+        return record
 
     def save_folder_state(
         self,
