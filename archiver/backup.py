@@ -62,7 +62,7 @@ class FolderOutcome:
     gone: int = 0
     flags_changed: int = 0
     adopted: int = 0  # new UIDs recognised as archived messages (no body fetched): archiver.sync
-    stub_bytes: int = 0  # Message-ID header bytes fetched to recognise them
+    stub_bytes: int = 0  # header bytes fetched to recognise them (Message-ID lines; whole headers without one)
     error: str | None = None
 
 
@@ -327,7 +327,7 @@ class ImapBackup:
             return missing, {}
         self._poison.fetching_stubs()
         result = remap.adopt_known(
-            self.source, self.catalog, self.account_id, self.run_id, record, uidvalidity, missing
+            self.source, self.catalog, self.archive.store, self.account_id, self.run_id, record, uidvalidity, missing
         )
         self._poison.fetched()
         outcome.new += result.added

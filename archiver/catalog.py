@@ -166,6 +166,11 @@ MIGRATIONS: dict[int, str] = {
         digest TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 6: messages without a Message-ID by size, for the header look after a UIDVALIDITY reset
+    # (archiver.sync.header_print): candidates in proportion to the matches, not to the archive.
+    6: """
+    CREATE INDEX messages_without_message_id ON messages(size) WHERE message_id IS NULL;
+    """,
 }
 
 
