@@ -587,13 +587,15 @@ class Catalog:
         return row[0]
 
     def placements_as_of(
-        self, account_id: int, folder: str | None = None, run_id: int | None = None
+        self, account_id: int, folder: str | None = None, run_id: int | None = None, expunged: bool = False
     ) -> Iterator[PlacementRow]:
         """Every message present in the account (or one folder) after run ``run_id`` (None: now).
 
         Present after run R means: first seen in a run <= R and not gone by R.
         Folders gone from the server are included: their messages are marked
-        gone only if they were expunged before the folder disappeared.
+        gone only if they were expunged before the folder disappeared.  With
+        ``expunged`` the other side instead: the messages first seen by R and
+        gone by R (expunged, or under an old UIDVALIDITY), with their last flags.
         """
         # Flags as of the run from the flag history (migration 3; a read-only, older catalog has none yet).
         as_of_flags = run_id is not None and self.schema_version >= 3
@@ -609,11 +611,9 @@ class Catalog:
         if folder is not None:
             sql += " AND f.name = ?"
             params.append(folder)
-        if run_id is None:
-            sql += " AND p.gone_since_run IS NULL"
-        else:
-            sql += " AND p.first_seen_run <= ? AND (p.gone_since_run IS NULL OR p.gone_since_run > ?)"
-            params += [run_id, run_id]
+        condition, values = _as_of(run_id, expunged)
+        sql += condition
+        params += values
         sql += " ORDER BY f.name, p.internaldate, p.id"
         for row in self.db.execute(sql, params):
             yield PlacementRow(
@@ -873,11 +873,9 @@ class Catalog:
         )
         params: list[object] = [] if run_id is None else [run_id]
         params.append(folder_id)
-        if run_id is None:
-            sql += " AND p.gone_since_run IS NULL"
-        else:
-            sql += " AND p.first_seen_run <= ? AND (p.gone_since_run IS NULL OR p.gone_since_run > ?)"
-            params += [run_id, run_id]
+        condition, values = _as_of(run_id)
+        sql += condition
+        params += values
         if before is not None:
             # A row value, not "a < ? OR (a = ? AND id < ?)": SQLite seeks straight to it (the OR form scans).
             sql += " AND (p.internaldate, p.id) < (?, ?)"
@@ -917,6 +915,17 @@ class Catalog:
             f"WHERE r.account_id IN ({marks}) ORDER BY r.id DESC LIMIT ?",
             (*account_ids, limit),
         ).fetchall()
+
+
+def _as_of(run_id: int | None, expunged: bool = False) -> tuple[str, list[object]]:
+    """The placement filter "in the folder after run R" (None: now), or with ``expunged`` "gone from it by then"."""
+    if expunged and run_id is None:
+        return " AND p.gone_since_run IS NOT NULL", []
+    if expunged:
+        return " AND p.first_seen_run <= ? AND p.gone_since_run <= ?", [run_id, run_id]
+    if run_id is None:
+        return " AND p.gone_since_run IS NULL", []
+    return " AND p.first_seen_run <= ? AND (p.gone_since_run IS NULL OR p.gone_since_run > ?)", [run_id, run_id]
 
 
 def _catalog_error(path: Path, exc: sqlite3.Error) -> CatalogError:

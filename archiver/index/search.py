@@ -249,6 +249,11 @@ def _recent_cutoff(searcher: Searcher, fraction: float) -> int | None:
 _date_samples: dict[int, list[int]] = {}
 
 
+MAX_PAGE_SIZE = 1000
+"""Hits per page at most: a page's hits are ranked, loaded and given snippets at once, so it is bounded
+(time and memory per request); more results are on the next pages."""
+
+
 def search(
     archive_root: Path,
     catalog: Catalog,
@@ -263,8 +268,8 @@ def search(
     """One page of results for ``query`` (our syntax), newest first with ``sort="date"``."""
     if sort not in SORTS:
         raise ArchiverError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
-    if page < 1 or not 1 <= page_size <= 1000:
-        raise ArchiverError("page must be >= 1 and page size between 1 and 1000")
+    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ArchiverError(f"page must be >= 1 and page size between 1 and {MAX_PAGE_SIZE}")
     started = time.perf_counter()
     compiled = compile_query(parse(query))
     restrict = None
