@@ -286,9 +286,9 @@ class DovecotSandbox:
             client.logout()
 
     def make_folders_on_disk(
-        self, user: str, names: Iterable[str], message: Callable[[str], bytes] | None = None
+        self, user: str, names: Iterable[str], message: Callable[[str], bytes | None] | None = None
     ) -> int:
-        """Create folders (each holding ``message(name)`` if given) straight in the user's maildir; returns how many.
+        """Create folders (each holding ``message(name)`` unless None) straight in the user's maildir; returns how many.
 
         Thousands of CREATE + APPEND round trips take minutes; Dovecot picks up maildir directories and
         files it did not write at the next LIST/STATUS, which is what a scale test or bench needs.
@@ -302,8 +302,9 @@ class DovecotSandbox:
             folder = maildir / name
             for sub in ("cur", "new", "tmp"):
                 (folder / sub).mkdir(parents=True, exist_ok=True)
-            if message is not None:
-                (folder / "cur" / f"{1_700_000_000 + count}.M{count}P1.sandbox:2,S").write_bytes(message(name))
+            raw = None if message is None else message(name)
+            if raw is not None:
+                (folder / "cur" / f"{1_700_000_000 + count}.M{count}P1.sandbox:2,S").write_bytes(raw)
             count += 1
         if os.getuid() == 0:  # Dovecot reads and writes them as the mail owner
             for path in (maildir, *maildir.rglob("*")):

@@ -35,10 +35,16 @@ class Adoption:
 
 
 def account_has_messages(catalog: Catalog, account_id: int) -> bool:
-    """Whether any placement exists for the account (a first backup skips the fingerprint round trip)."""
+    """Whether any placement exists for the account (a first backup skips the fingerprint round trip).
+
+    Asked of the account's runs, not its placements: every placement is recorded with its run's
+    ``messages_new`` raised in the same transaction and never deleted, so "some run added a message"
+    is the same question, and it costs the same with 100,000 folders (looking for a placement folder
+    by folder cost a probe per empty folder, for every new folder: quadratic).  Either answer is safe:
+    a wrong "no" costs downloads, a wrong "yes" a header look.
+    """
     row = catalog.db.execute(
-        "SELECT 1 FROM placements p JOIN folders f ON f.id = p.folder_id WHERE f.account_id = ? LIMIT 1",
-        (account_id,),
+        "SELECT 1 FROM runs WHERE account_id = ? AND messages_new > 0 LIMIT 1", (account_id,)
     ).fetchone()
     return row is not None
 
