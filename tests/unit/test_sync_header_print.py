@@ -103,3 +103,12 @@ def test_an_unreadable_blob_means_a_download_not_a_crash(archived):
     store.path_of(ids[PLAIN]).unlink()
     result, _asked = look(archived, {16: (PLAIN, WHEN)})
     assert result.matches == {}
+
+
+def test_another_accounts_message_is_never_adopted(archived):
+    """Isolation: a server of account B that serves A's header, size and date gets B a download, not A's bytes."""
+    catalog, store, _account, _ids = archived
+    other = catalog.ensure_account("other", "imap")
+    stubs = {17: MessageStub(17, b"\r\n", len(PLAIN), WHEN, ())}
+    result = match_by_header(stubs, catalog, other, store, lambda uids: {uid: header_block(PLAIN) for uid in uids})
+    assert result.matches == {}
