@@ -151,6 +151,7 @@ def adopt_known(
     if not missing or not (is_gmail or account_has_messages(catalog, account_id)):
         return AdoptResult(0, missing, {}, 0)
     first_sync = folder.uidvalidity is None
+    header_bytes = 0
     if first_sync and not is_gmail and len(missing) >= SAMPLE_FROM:
         stubs = source.stubs(spread(missing, STUB_SAMPLE))
         matches, header_bytes = _matches(source, catalog, store, account_id, stubs)
@@ -160,8 +161,8 @@ def adopt_known(
         stubs.update(source.stubs([uid for uid in missing if uid not in stubs]))
     else:
         stubs = source.stubs(missing)
-    matches, header_bytes = _matches(source, catalog, store, account_id, stubs)
-    return _record(catalog, run_id, folder, uidvalidity, missing, stubs, matches, header_bytes)
+    matches, more_bytes = _matches(source, catalog, store, account_id, stubs)
+    return _record(catalog, run_id, folder, uidvalidity, missing, stubs, matches, header_bytes + more_bytes)
 
 
 def _matches(
