@@ -6,9 +6,13 @@ A real catalog and blob store; the server's header answer is the header section 
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archiver.catalog import Catalog, NewPlacement
 from archiver.headers import header_block, summarize_headers
@@ -112,3 +116,45 @@ def test_another_accounts_message_is_never_adopted(archived):
     stubs = {17: MessageStub(17, b"\r\n", len(PLAIN), WHEN, ())}
     result = match_by_header(stubs, catalog, other, store, lambda uids: {uid: header_block(PLAIN) for uid in uids})
     assert result.matches == {}
+
+
+header_lines = st.lists(
+    st.sampled_from([b"Subject: a", b"Subject: b", b"From: x@y", b"Received: by mx; 1 Jan 2020", b"X-A:  b"]),
+    max_size=3,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    archived_messages=st.lists(st.tuples(header_lines, st.binary(max_size=6)), min_size=1, max_size=4),
+    server=st.tuples(header_lines, st.binary(max_size=6)),
+)
+def test_an_adopted_blob_always_starts_with_the_servers_header_and_has_its_size(archived_messages, server):
+    """Fuzzed: whatever the archive holds, a match is only ever a unique blob with the same header bytes and size."""
+
+    def raw(parts: tuple[list[bytes], bytes]) -> bytes:
+        return b"".join(line + b"\r\n" for line in parts[0]) + b"\r\n" + parts[1]
+
+    server_raw = raw(server)
+    with tempfile.TemporaryDirectory() as tmp, Catalog.open(Path(tmp)) as catalog, BlobStore(Path(tmp)) as store:
+        account = catalog.ensure_account("acct", "imap")
+        run = catalog.start_run(account)
+        folder = catalog.ensure_folder(account, "INBOX", "/", None, run)
+        raws = list(dict.fromkeys(raw(m) for m in archived_messages))
+        stored = store.put_batch(raws)
+        catalog.add_placements(
+            run,
+            folder.id,
+            1,
+            [
+                NewPlacement(uid, s.blob_id, (), WHEN.isoformat(), len(r), s.stored_size, summarize_headers(r))
+                for uid, (r, s) in enumerate(zip(raws, stored, strict=True), start=1)
+            ],
+        )
+        stubs = {99: MessageStub(99, b"\r\n", len(server_raw), WHEN, ())}
+        result = match_by_header(
+            stubs, catalog, account, store, lambda uids: {u: header_block(server_raw) for u in uids}
+        )
+        same = [s.blob_id for r, s in zip(raws, stored, strict=True) if len(r) == len(server_raw)
+                and r.startswith(header_block(server_raw))]  # fmt: skip
+        assert result.matches == ({99: same[0]} if len(same) == 1 else {})
