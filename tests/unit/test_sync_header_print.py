@@ -155,6 +155,8 @@ def test_an_adopted_blob_always_starts_with_the_servers_header_and_has_its_size(
         result = match_by_header(
             stubs, catalog, account, store, lambda uids: {u: header_block(server_raw) for u in uids}
         )
-        same = [s.blob_id for r, s in zip(raws, stored, strict=True) if len(r) == len(server_raw)
-                and r.startswith(header_block(server_raw))]  # fmt: skip
+        header = header_block(server_raw)
+        same = [
+            s.blob_id for r, s in zip(raws, stored, strict=True) if len(r) == len(server_raw) and r.startswith(header)
+        ]
         assert result.matches == ({99: same[0]} if len(same) == 1 else {})
