@@ -66,7 +66,7 @@ class FolderOutcome:
     gone: int = 0
     flags_changed: int = 0
     adopted: int = 0  # new UIDs recognised as archived messages (no body fetched): archiver.sync
-    stub_bytes: int = 0  # Message-ID header bytes fetched to recognise them
+    stub_bytes: int = 0  # header bytes fetched to recognise them (Message-ID lines; whole headers without one)
     error: str | None = None
 
 
@@ -219,7 +219,7 @@ class ImapBackup:
                 cause = exc
             self.source.close()
             self.clock.check()  # a read cut short by the run's end is that, not a reason to reconnect
-            record = self.catalog.folders(self.account_id).get(info.name)  # as the committed batches left it
+            record = self.catalog.folder(self.account_id, info.name)  # as the committed batches left it
             isolated = self._poison.dropped()
             drops_without_progress = 0 if isolated or outcome.new > committed else drops_without_progress + 1
             context = f"folder {info.name!r}"
@@ -348,7 +348,7 @@ class ImapBackup:
             return missing, {}
         self._poison.fetching_stubs()
         result = remap.adopt_known(
-            self.source, self.catalog, self.account_id, self.run_id, record, uidvalidity, missing
+            self.source, self.catalog, self.archive.store, self.account_id, self.run_id, record, uidvalidity, missing
         )
         self._poison.fetched()
         outcome.new += result.added

@@ -180,6 +180,11 @@ MIGRATIONS: dict[int, str] = {
     ) WITHOUT ROWID;
     CREATE INDEX web_sessions_user ON web_sessions(user);
     """,
+    # 7: messages without a Message-ID by size, for the header look after a UIDVALIDITY reset
+    # (archiver.sync.header_print): candidates in proportion to the matches, not to the archive.
+    7: """
+    CREATE INDEX messages_without_message_id ON messages(size) WHERE message_id IS NULL;
+    """,
 }
 
 
@@ -189,6 +194,11 @@ UPSERT_PLACEMENT_SQL = (
     "INSERT INTO placements (folder_id, uidvalidity, uid, blob_id, flags, internaldate, size, first_seen_run) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (folder_id, uidvalidity, uid) DO UPDATE SET gone_since_run = NULL, flags = excluded.flags"
+)
+
+
+_FOLDER_COLUMNS = (
+    "id, account_id, name, delimiter, special_use, uidvalidity, uidnext, highestmodseq, server_messages, gone_since_run"
 )
 
 
@@ -433,12 +443,16 @@ class Catalog:
 
     # -- folders --------------------------------------------------------------
     def folders(self, account_id: int) -> dict[str, FolderRecord]:
-        rows = self.db.execute(
-            "SELECT id, account_id, name, delimiter, special_use, uidvalidity, uidnext, highestmodseq, "
-            "server_messages, gone_since_run FROM folders WHERE account_id = ?",
-            (account_id,),
-        )
+        """Every folder of the account by name (once per run; per folder use :meth:`folder`)."""
+        rows = self.db.execute(f"SELECT {_FOLDER_COLUMNS} FROM folders WHERE account_id = ?", (account_id,))
         return {row["name"]: FolderRecord(**dict(row)) for row in rows}
+
+    def folder(self, account_id: int, name: str) -> FolderRecord | None:
+        """One folder's record by its unique (account, name) key: the same work however many folders exist."""
+        row = self.db.execute(
+            f"SELECT {_FOLDER_COLUMNS} FROM folders WHERE account_id = ? AND name = ?", (account_id, name)
+        ).fetchone()
+        return None if row is None else FolderRecord(**dict(row))
 
     def ensure_folder(
         self, account_id: int, name: str, delimiter: str | None, special_use: str | None, run_id: int
@@ -472,7 +486,10 @@ class Catalog:
                 "gone_since_run = NULL, gone_since = NULL",
                 (account_id, name, delimiter, special_use, run_id),
             )
-        return self.folders(account_id)[name]
+            record = self.folder(account_id, name)
+        if record is None:  # cannot happen: the row was written in this transaction
+            raise CatalogError(f"catalog {self.path}: folder {name!r} vanished while being recorded")
+        return record
 
     def save_folder_state(
         self,
@@ -615,13 +632,15 @@ class Catalog:
         return row[0]
 
     def placements_as_of(
-        self, account_id: int, folder: str | None = None, run_id: int | None = None
+        self, account_id: int, folder: str | None = None, run_id: int | None = None, expunged: bool = False
     ) -> Iterator[PlacementRow]:
         """Every message present in the account (or one folder) after run ``run_id`` (None: now).
 
         Present after run R means: first seen in a run <= R and not gone by R.
         Folders gone from the server are included: their messages are marked
-        gone only if they were expunged before the folder disappeared.
+        gone only if they were expunged before the folder disappeared.  With
+        ``expunged`` the other side instead: the messages first seen by R and
+        gone by R (expunged, or under an old UIDVALIDITY), with their last flags.
         """
         # Flags as of the run from the flag history (migration 3; a read-only, older catalog has none yet).
         as_of_flags = run_id is not None and self.schema_version >= 3
@@ -637,11 +656,9 @@ class Catalog:
         if folder is not None:
             sql += " AND f.name = ?"
             params.append(folder)
-        if run_id is None:
-            sql += " AND p.gone_since_run IS NULL"
-        else:
-            sql += " AND p.first_seen_run <= ? AND (p.gone_since_run IS NULL OR p.gone_since_run > ?)"
-            params += [run_id, run_id]
+        condition, values = _as_of(run_id, expunged)
+        sql += condition
+        params += values
         sql += " ORDER BY f.name, p.internaldate, p.id"
         for row in self.db.execute(sql, params):
             yield PlacementRow(
@@ -913,11 +930,9 @@ class Catalog:
         )
         params: list[object] = [] if run_id is None else [run_id]
         params.append(folder_id)
-        if run_id is None:
-            sql += " AND p.gone_since_run IS NULL"
-        else:
-            sql += " AND p.first_seen_run <= ? AND (p.gone_since_run IS NULL OR p.gone_since_run > ?)"
-            params += [run_id, run_id]
+        condition, values = _as_of(run_id)
+        sql += condition
+        params += values
         if before is not None:
             # A row value, not "a < ? OR (a = ? AND id < ?)": SQLite seeks straight to it (the OR form scans).
             sql += " AND (p.internaldate, p.id) < (?, ?)"
@@ -990,6 +1005,17 @@ class Catalog:
             "DELETE FROM web_sessions WHERE created_at < ? OR last_seen_at < ?", (created_before, seen_before)
         )
         return cursor.rowcount
+
+
+def _as_of(run_id: int | None, expunged: bool = False) -> tuple[str, list[object]]:
+    """The placement filter "in the folder after run R" (None: now), or with ``expunged`` "gone from it by then"."""
+    if expunged and run_id is None:
+        return " AND p.gone_since_run IS NOT NULL", []
+    if expunged:
+        return " AND p.first_seen_run <= ? AND p.gone_since_run <= ?", [run_id, run_id]
+    if run_id is None:
+        return " AND p.gone_since_run IS NULL", []
+    return " AND p.first_seen_run <= ? AND (p.gone_since_run IS NULL OR p.gone_since_run > ?)", [run_id, run_id]
 
 
 def _catalog_error(path: Path, exc: sqlite3.Error) -> CatalogError:

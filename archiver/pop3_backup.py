@@ -152,7 +152,7 @@ class Pop3Backup:
             reconnect(self.source.connect, self.source.where, cause, attempts, self.clock, "maildrop")
 
     def _sync(self, outcome: Pop3FolderOutcome) -> None:
-        record = self.catalog.folders(self.account_id).get(FOLDER)
+        record = self.catalog.folder(self.account_id, FOLDER)
         if record is None or record.gone_since_run is not None:
             record = self.catalog.ensure_folder(self.account_id, FOLDER, None, None, self.run_id)
         entries = self.source.listing()

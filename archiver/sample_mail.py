@@ -271,6 +271,16 @@ def generate_mailbox(count: int, seed: int = 1, folders: int = 26, duplicate_rat
         yield message
 
 
+def without_message_id(raw: bytes) -> bytes:
+    """The message with its Message-ID header line removed: what old mail, digests and bounces look like.
+
+    The generated messages keep Message-ID on one unfolded line, so dropping that line is exact.
+    """
+    head, separator, body = raw.partition(b"\r\n\r\n")
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"message-id:")]
+    return b"\r\n".join(lines) + separator + body
+
+
 def corpus_messages(corpus_dir: Path) -> Iterator[tuple[str, bytes]]:
     """(relative path, raw bytes) of every message file in the shared corpus."""
     corpus_dir = Path(corpus_dir)

@@ -45,7 +45,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -284,6 +284,32 @@ class DovecotSandbox:
             return uids
         finally:
             client.logout()
+
+    def make_folders_on_disk(
+        self, user: str, names: Iterable[str], message: Callable[[str], bytes | None] | None = None
+    ) -> int:
+        """Create folders (each holding ``message(name)`` unless None) straight in the user's maildir; returns how many.
+
+        Thousands of CREATE + APPEND round trips take minutes; Dovecot picks up maildir directories and
+        files it did not write at the next LIST/STATUS, which is what a scale test or bench needs.
+        Names are plain ASCII without ``&`` (no modified UTF-7 encoding is done here).
+        """
+        maildir = self.maildir(user)
+        count = 0
+        for name in names:
+            if not name.isascii() or "&" in name:
+                raise ValueError(f"folder {name!r}: ASCII without '&' only")
+            folder = maildir / name
+            for sub in ("cur", "new", "tmp"):
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+            raw = None if message is None else message(name)
+            if raw is not None:
+                (folder / "cur" / f"{1_700_000_000 + count}.M{count}P1.sandbox:2,S").write_bytes(raw)
+            count += 1
+        if os.getuid() == 0:  # Dovecot reads and writes them as the mail owner
+            for path in (maildir, *maildir.rglob("*")):
+                os.chown(path, self.owner.uid, self.owner.gid)
+        return count
 
     def fetch_all(self, user: str, password: str | None, folder: str) -> dict[int, FetchedMessage]:
         """uid → (BODY[] bytes, flags, INTERNALDATE with its offset) of every message, read-only (EXAMINE, PEEK)."""

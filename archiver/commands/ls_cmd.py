@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from archiver.archive import Archive
+from archiver.catalog import PlacementRow
 from archiver.cli import emit_json, human_bytes, register
-from archiver.sync.point_in_time import folder_states, placement_dict, resolve_run
+from archiver.sync.point_in_time import folder_states, gone_times, placement_dict, resolve_run
 
 
 @click.command(name="ls")
@@ -14,7 +15,11 @@ from archiver.sync.point_in_time import folder_states, placement_dict, resolve_r
 @click.option("--folder", "folder", metavar="NAME", help="Only this folder (shown even if gone from the server).")
 @click.option("--as-of", "as_of", metavar="DATE", help="As it was at a date or date-time (ISO 8601, local time).")
 @click.option("--run", "run_id", type=int, metavar="N", help="As it was after backup run N.")
-@click.option("--include-gone", is_flag=True, help="Also show folders deleted or renamed on the server.")
+@click.option(
+    "--include-gone",
+    is_flag=True,
+    help="Also show folders deleted or renamed on the server, and expunged messages (marked with when they went).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def ls_command(
@@ -35,6 +40,7 @@ def ls_command(
         account_id = catalog.account_id(account)
         run = None if account_id is None else resolve_run(catalog, account_id, account, as_of, run_id)
         states = folder_states(catalog, account, folder, run, include_gone)
+        when_gone = gone_times(catalog, states)
     if as_json:
         emit_json(
             {
@@ -48,6 +54,9 @@ def ls_command(
                         "gone_since_run": s.gone_since_run,
                         "gone_since": s.gone_since,
                         "messages": [placement_dict(m) for m in s.messages],
+                        "expunged": [
+                            {**placement_dict(m), "gone_since": when_gone.get(m.gone_since_run)} for m in s.expunged
+                        ],
                     }
                     for s in states
                 ],
@@ -59,11 +68,19 @@ def ls_command(
     for state in states:
         size = sum(m.size for m in state.messages)
         gone = f"  (gone since run {state.gone_since_run}, {(state.gone_since or '')[:10]})" if state.gone else ""
-        click.echo(f"{state.name}: {len(state.messages)} message(s), {human_bytes(size)}{gone}")
+        expunged = f"; {len(state.expunged)} expunged" if include_gone else ""
+        click.echo(f"{state.name}: {len(state.messages)} message(s), {human_bytes(size)}{expunged}{gone}")
         for m in state.messages:
-            flags = " ".join(m.flags) or "-"
-            date = (m.internaldate or "")[:19]
-            click.echo(f"  {m.uid!s:>7}  {date:19}  {flags:24}  {human_bytes(m.size):>9}  {m.subject or ''}")
+            click.echo(_row(m))
+        for m in state.expunged:
+            since = (when_gone.get(m.gone_since_run) or "")[:10]
+            click.echo(f"{_row(m)}  [expunged: gone since run {m.gone_since_run}, {since}]")
+
+
+def _row(m: PlacementRow) -> str:
+    flags = " ".join(m.flags) or "-"
+    date = (m.internaldate or "")[:19]
+    return f"  {m.uid!s:>7}  {date:19}  {flags:24}  {human_bytes(m.size):>9}  {m.subject or ''}"
 
 
 register(ls_command)

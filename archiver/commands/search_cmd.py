@@ -11,6 +11,7 @@ from archiver.archive import Archive
 from archiver.cli import emit_json, human_bytes, register
 from archiver.index import ALL_ACCOUNTS
 from archiver.index import search as run_search
+from archiver.index.search import MAX_PAGE_SIZE
 
 _MARK = re.compile(r"</?mark>")
 
@@ -24,10 +25,27 @@ def _plain(snippet_html: str, color: bool) -> str:
     return html.unescape(text)
 
 
+def _page_size(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    """The --limit cap, said with its reason and the way round it (not just a range)."""
+    if value > MAX_PAGE_SIZE:
+        raise click.BadParameter(
+            f"{value} is more than {MAX_PAGE_SIZE}, the most results one page holds (a page is ranked and "
+            f"given snippets at once); use --page 2, 3, … for the following results"
+        )
+    return value
+
+
 @click.command()
 @click.argument("query", nargs=-1, required=True)
 @click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account (repeatable).")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Results per page.")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1),
+    callback=_page_size,
+    help=f"Results per page (at most {MAX_PAGE_SIZE}; --page for the next ones).",
+)
 @click.option("--page", default=1, show_default=True, type=click.IntRange(1), help="Page number.")
 @click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -257,6 +257,11 @@ def _visible_folders(
     return tuple(sorted({(a, f) for a, f, _, _ in placements if visible is None or a in visible}))
 
 
+MAX_PAGE_SIZE = 1000
+"""Hits per page at most: a page's hits are ranked, loaded and given snippets at once, so it is bounded
+(time and memory per request); more results are on the next pages."""
+
+
 def search(
     archive_root: Path,
     catalog: Catalog,
@@ -277,8 +282,8 @@ def search(
     """
     if sort not in SORTS:
         raise ArchiverError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
-    if page < 1 or not 1 <= page_size <= 1000:
-        raise ArchiverError("page must be >= 1 and page size between 1 and 1000")
+    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ArchiverError(f"page must be >= 1 and page size between 1 and {MAX_PAGE_SIZE}")
     started = time.perf_counter()
     visible = visible_set(accounts)
     compiled = compile_query(parse(query), visible)

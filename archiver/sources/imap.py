@@ -36,6 +36,7 @@ SPECIAL_USE = frozenset({"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk"
 FETCH_ITEMS = [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"]
 # The cheap look at a message before deciding to download it (archiver.sync.fingerprint): no body.
 STUB_ITEMS = [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", b"RFC822.SIZE", b"INTERNALDATE", b"FLAGS"]
+HEADER_ITEM = b"BODY.PEEK[HEADER]"  # only for new UIDs without a Message-ID that may be archived messages
 GMAIL_ITEMS = [b"X-GM-MSGID", b"X-GM-LABELS"]
 STUB_BATCH = 2000
 _NETWORK_ERRORS = (OSError, EOFError, imaplib.IMAP4.abort, ssl.SSLError)
@@ -376,6 +377,20 @@ class ImapSource:
                     gm_msgid=None if msgid is None else int(msgid),
                     gm_labels=None if labels is None else _gmail_labels(labels),
                 )
+        return found
+
+    def headers(self, uids: Sequence[int]) -> dict[int, bytes]:
+        """The whole header section (``BODY.PEEK[HEADER]``) of UIDs: the fingerprint of a message without Message-ID."""
+        found: dict[int, bytes] = {}
+        ordered = sorted(set(uids))
+        for start in range(0, len(ordered), STUB_BATCH):
+            chunk = ordered[start : start + STUB_BATCH]
+            result = self._call("UID FETCH BODY.PEEK[HEADER]", fetch_set, self.client, uid_ranges(chunk), [HEADER_ITEM])
+            wanted = set(chunk)
+            for uid, data in result.items():
+                value = data.get(b"BODY[HEADER]")
+                if uid in wanted and value is not None:
+                    found[uid] = value.encode("latin-1") if isinstance(value, str) else value
         return found
 
     def gmail_labels(self, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:

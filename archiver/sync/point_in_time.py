@@ -27,6 +27,7 @@ class FolderState:
     gone_since_run: int | None  # set when the folder had left the server by the run asked for
     gone_since: str | None
     messages: list[PlacementRow] = field(default_factory=list)
+    expunged: list[PlacementRow] = field(default_factory=list)  # with include_gone: gone from the folder by then
 
     @property
     def gone(self) -> bool:
@@ -60,7 +61,9 @@ def folder_states(
     """The folders (all, or the one named) of an account after run ``run_id`` (None: now), with their messages.
 
     Folders first seen after the run are left out.  Folders gone from the server by then are left out
-    unless ``include_gone`` or named: they show their last known content, marked gone.
+    unless ``include_gone`` or named: they show their last known content, marked gone.  With
+    ``include_gone`` each folder also lists its expunged messages (those gone by then, including the
+    placements of an old UIDVALIDITY); :func:`gone_times` says when each went.
     """
     account_id = catalog.account_id(account)
     if account_id is None:
@@ -82,6 +85,9 @@ def folder_states(
         if gone and not (include_gone or folder is not None):
             continue
         messages = list(catalog.placements_as_of(account_id, row["name"], run_id))
+        expunged = []
+        if include_gone:
+            expunged = list(catalog.placements_as_of(account_id, row["name"], run_id, expunged=True))
         states.append(
             FolderState(
                 name=row["name"],
@@ -89,9 +95,20 @@ def folder_states(
                 gone_since_run=gone_run if gone else None,
                 gone_since=row["gone_since"] if gone else None,
                 messages=messages,
+                expunged=expunged,
             )
         )
     return states
+
+
+def gone_times(catalog: Catalog, states: list[FolderState]) -> dict[int, str | None]:
+    """run id → when it started, for every run that found a listed expunged message gone."""
+    runs = {m.gone_since_run for s in states for m in s.expunged if m.gone_since_run is not None}
+    times: dict[int, str | None] = {}
+    for run_id in sorted(runs):
+        row = catalog.run(run_id)
+        times[run_id] = None if row is None else row["started_at"]
+    return times
 
 
 def placement_dict(row: PlacementRow) -> dict:

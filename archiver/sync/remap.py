@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 from archiver.catalog import UPSERT_PLACEMENT_SQL, Catalog, FolderRecord, encode_flags
 from archiver.sources.imap import ImapSource, MessageStub
+from archiver.store.blobs import BlobStore
 from archiver.sync.fingerprint import Fingerprint, KnownCopy, fingerprint, instant, match_known
 from archiver.sync.flag_history import record_revived_flag_changes
+from archiver.sync.header_print import match_by_header
 
 log = logging.getLogger("archiver.sync")
 
@@ -33,10 +35,16 @@ class Adoption:
 
 
 def account_has_messages(catalog: Catalog, account_id: int) -> bool:
-    """Whether any placement exists for the account (a first backup skips the fingerprint round trip)."""
+    """Whether any placement exists for the account (a first backup skips the fingerprint round trip).
+
+    Asked of the account's runs, not its placements: every placement is recorded with its run's
+    ``messages_new`` raised in the same transaction and never deleted, so "some run added a message"
+    is the same question, and it costs the same with 100,000 folders (looking for a placement folder
+    by folder cost a probe per empty folder, for every new folder: quadratic).  Either answer is safe:
+    a wrong "no" costs downloads, a wrong "yes" a header look.
+    """
     row = catalog.db.execute(
-        "SELECT 1 FROM placements p JOIN folders f ON f.id = p.folder_id WHERE f.account_id = ? LIMIT 1",
-        (account_id,),
+        "SELECT 1 FROM runs WHERE account_id = ? AND messages_new > 0 LIMIT 1", (account_id,)
     ).fetchone()
     return row is not None
 
@@ -95,7 +103,7 @@ class AdoptResult:
     added: int
     remaining: list[int]
     stubs: dict[int, MessageStub]
-    stub_bytes: int
+    stub_bytes: int  # header bytes fetched to decide: Message-ID lines, and whole headers of messages without one
 
 
 STUB_SAMPLE = 64
@@ -117,6 +125,7 @@ def spread(uids: Sequence[int], count: int) -> list[int]:
 def adopt_known(
     source: ImapSource,
     catalog: Catalog,
+    store: BlobStore,
     account_id: int,
     run_id: int,
     folder: FolderRecord,
@@ -125,8 +134,10 @@ def adopt_known(
 ) -> AdoptResult:
     """Fetch stubs of the new UIDs of the examined folder and record those that are archived messages.
 
-    Gmail: by X-GM-MSGID first.  Everyone: by fingerprint.  Skipped (no round trip) while the
-    account has no message at all, i.e. during the first folder of a first backup.
+    Gmail: by X-GM-MSGID first.  Everyone: by fingerprint; messages without a Message-ID by their
+    whole header section, confirmed against the stored bytes (:mod:`archiver.sync.header_print`).
+    Skipped (no round trip) while the account has no message at all, i.e. during the first folder
+    of a first backup.
 
     A folder synced for the first time (a new folder, or a renamed one) is sampled first:
     :data:`STUB_SAMPLE` of its new UIDs, spread over the folder.  A renamed folder's sample is
@@ -140,20 +151,25 @@ def adopt_known(
     if not missing or not (is_gmail or account_has_messages(catalog, account_id)):
         return AdoptResult(0, missing, {}, 0)
     first_sync = folder.uidvalidity is None
+    header_bytes = 0
     if first_sync and not is_gmail and len(missing) >= SAMPLE_FROM:
         stubs = source.stubs(spread(missing, STUB_SAMPLE))
-        matches = _matches(catalog, account_id, stubs, is_gmail)
+        matches, header_bytes = _matches(source, catalog, store, account_id, stubs)
         if len(matches) < WORTH_IT * len(stubs):
             log.debug("%s: %d of %d sampled new UIDs archived; no header look", folder.name, len(matches), len(stubs))
-            return _record(catalog, run_id, folder, uidvalidity, missing, stubs, matches)
+            return _record(catalog, run_id, folder, uidvalidity, missing, stubs, matches, header_bytes)
         stubs.update(source.stubs([uid for uid in missing if uid not in stubs]))
     else:
         stubs = source.stubs(missing)
-    return _record(catalog, run_id, folder, uidvalidity, missing, stubs, _matches(catalog, account_id, stubs, is_gmail))
+    matches, more_bytes = _matches(source, catalog, store, account_id, stubs)
+    return _record(catalog, run_id, folder, uidvalidity, missing, stubs, matches, header_bytes + more_bytes)
 
 
-def _matches(catalog: Catalog, account_id: int, stubs: dict[int, MessageStub], is_gmail: bool) -> dict[int, str]:
-    """{uid: blob id} of the stubs that are messages the account already has."""
+def _matches(
+    source: ImapSource, catalog: Catalog, store: BlobStore, account_id: int, stubs: dict[int, MessageStub]
+) -> tuple[dict[int, str], int]:
+    """({uid: blob id} of the stubs that are messages the account already has, whole-header bytes fetched)."""
+    is_gmail = source.is_gmail
     matches: dict[int, str] = {}
     if is_gmail:
         from archiver.sync.gmail import blobs_by_gm_msgid
@@ -165,7 +181,10 @@ def _matches(catalog: Catalog, account_id: int, stubs: dict[int, MessageStub], i
     }
     wanted = {p.message_id for p in prints.values() if p.usable and p.message_id}
     matches.update(match_known(prints, known_copies(catalog, account_id, wanted)))
-    return matches
+    unmatched = {uid: stub for uid, stub in stubs.items() if uid not in matches}
+    by_header = match_by_header(unmatched, catalog, account_id, store, source.headers)
+    matches.update(by_header.matches)
+    return matches, by_header.header_bytes
 
 
 def _record(
@@ -176,6 +195,7 @@ def _record(
     missing: list[int],
     stubs: dict[int, MessageStub],
     matches: dict[int, str],
+    header_bytes: int,
 ) -> AdoptResult:
     """Record the matched UIDs as placements of their blobs; the rest remain to be downloaded."""
     adoptions = [
@@ -194,5 +214,5 @@ def _record(
     if adoptions:
         log.info("%s: %d new UID(s) are messages already archived; not downloaded", folder.name, len(adoptions))
     remaining = [uid for uid in missing if uid not in matches]
-    stub_bytes = sum(len(s.header_fields or b"") for s in stubs.values())
+    stub_bytes = header_bytes + sum(len(s.header_fields or b"") for s in stubs.values())
     return AdoptResult(added, remaining, stubs, stub_bytes)
