@@ -22,6 +22,7 @@ imports (about 35 MB).
 from __future__ import annotations
 
 import multiprocessing
+import queue
 from pathlib import Path
 
 from whoosh.index import FileIndex
@@ -49,6 +50,9 @@ from archiver.store import BlobStore
 #: back one posting at a time (pickled, then a Python heap merge): measured at a fifth of the indexing time.
 POOL_MB = 512
 SEGMENT_AT = 0.7  # fraction of the pool at which a worker starts a new segment
+
+
+LIVENESS_POLL = 1.0  # seconds between checks that the workers still live while waiting on their queues
 
 
 class _BlobTask(SubWriterTask):
@@ -144,8 +148,33 @@ class _ParallelBuilder(MpWriter):
     def add_messages(self, messages: list[CatalogMessage]) -> None:
         if len(self.tasks) < self.procs:
             self._new_task()
-        self.jobqueue.put((self.archive_root, messages))
+        self._put_job((self.archive_root, messages))
         self._added_sub = True
+
+    def _check_workers(self) -> None:
+        """Raise if a worker died: its jobs and segment will never come, and waiting on the queues would be for ever."""
+        for task in self.tasks:
+            if task.exitcode not in (None, 0):
+                raise SearchIndexError(f"an indexing worker failed (exit code {task.exitcode}); see the log")
+
+    def _put_job(self, job: tuple | None) -> None:
+        """Queue a job, waiting for room only while the workers live (a full queue of a dead pool never drains)."""
+        while True:
+            try:
+                self.jobqueue.put(job, timeout=LIVENESS_POLL)
+                return
+            except queue.Full:
+                self._check_workers()
+
+    def _next_result(self) -> tuple:
+        """The next item a worker posted; one line instead of a hang when they died before posting it."""
+        while True:
+            try:
+                return self.resultqueue.get(timeout=LIVENESS_POLL)
+            except queue.Empty:
+                self._check_workers()
+                if all(task.exitcode is not None for task in self.tasks):  # all gone, a final segment missing
+                    raise SearchIndexError("an indexing worker ended without its segment; see the log") from None
 
     def drain_progress(self) -> tuple[int, int]:
         done = problems = 0
@@ -166,11 +195,11 @@ class _ParallelBuilder(MpWriter):
     def _commit(self, mergetype, optimize, merge) -> None:  # type: ignore[override]
         # Progress messages share the result queue with the workers' segments: sort them out.
         for _ in self.tasks:
-            self.jobqueue.put(None)
+            self._put_job(None)
         segments = [s for _, _, s in self._early_results]
         waiting = len(self.tasks) - len(segments)
         while waiting:
-            item = self.resultqueue.get(timeout=3600)
+            item = self._next_result()
             if item[0] == "progress":
                 self.progress_events.append((item[1], item[2]))
                 continue
@@ -181,8 +210,7 @@ class _ParallelBuilder(MpWriter):
             waiting -= 1
         for task in self.tasks:
             task.join()
-            if task.exitcode != 0:
-                raise SearchIndexError(f"an indexing worker failed (exit code {task.exitcode}); see the log")
+        self._check_workers()
         # Only now, with the workers gone, merge small existing segments (this writer's pool): the two never
         # hold memory at the same time.
         finalsegments = self._merge_segments(mergetype, optimize, merge)
