@@ -84,6 +84,9 @@ class RunReport:
     bytes_fetched: int = 0
     bytes_stored: int = 0
     seconds: float = 0.0
+    # The run stopped because the archive could not take writes (disk full, catalog failing): the index
+    # update, which writes to the same disk, is skipped rather than reported as a second failure.
+    archive_failed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -418,7 +421,7 @@ def run_backup(
             account_id = archive.catalog.ensure_account(account.name, account.protocol)
             report.run_id = archive.catalog.start_run(account_id)
             _execute(archive, account, account_id, report, progress)
-            if index:
+            if index and not report.archive_failed:
                 outcome = update_search_index(archive, report.run_id, config.index.memory_mb)
                 if outcome.error:  # the mail is safe, but not searchable: not a plain success
                     report.problems.append(outcome.error)
@@ -499,6 +502,7 @@ def _execute(archive: Archive, account: AccountConfig, account_id: int, report: 
         report.problems.append(str(exc))
         _record_quietly(archive, report.run_id, None, str(exc))
         report.status = "failed"
+        report.archive_failed = isinstance(exc, FATAL_ERRORS)
     finally:
         runner.close()
     failed = sum(1 for f in report.folders if f.error)

@@ -43,7 +43,8 @@ def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool, no_inde
         index_seconds = None
         index = IndexOutcome()
         indexed_run = next((r.run_id for r in reversed(reports) if r.run_id is not None), None)
-        if not no_index and indexed_run is not None:
+        archive_failed = any(r.archive_failed for r in reports)  # the index would fail on the same disk
+        if not no_index and indexed_run is not None and not archive_failed:
             started = time.monotonic()
             index = update_search_index(archive, indexed_run, config.index.memory_mb)  # for all accounts: one commit
             index_seconds = time.monotonic() - started
