@@ -12,15 +12,19 @@ import logging
 import sys
 import threading
 
-_secrets: set[str] = set()
+# Longest first: a secret that contains another ("pw-very-secret-9" and "secret") must be masked whole,
+# not left as "pw-very-***-9" with most of it readable.
+_secrets: tuple[str, ...] = ()
 _lock = threading.Lock()
 
 
 def register_secret(value: str) -> None:
     """Mask ``value`` in every later log line (short values are ignored: too many false hits)."""
+    global _secrets
     if value and len(value) >= 4:
         with _lock:
-            _secrets.add(value)
+            if value not in _secrets:
+                _secrets = tuple(sorted({*_secrets, value}, key=len, reverse=True))
 
 
 def mask(text: str) -> str:

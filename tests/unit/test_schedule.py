@@ -261,3 +261,11 @@ def test_json_log_lines_are_one_object_and_masked() -> None:
     assert "\n" not in line
     entry = json.loads(line)
     assert entry["msg"] == "login *** failed\nretry" and entry["level"] == "ERROR" and entry["logger"] == "archiver.x"
+
+
+def test_a_secret_containing_another_is_masked_whole() -> None:
+    from archiver.logs import mask, register_secret
+
+    register_secret("pw-very-secret-21")
+    register_secret("secret")  # registered later and shorter: still the longer one wins
+    assert mask("login pw-very-secret-21 failed") == "login *** failed"
