@@ -205,14 +205,14 @@ class ImapSource:
             _quietly_close(self._client)
         self._client = None
 
-    def _number(self, what: str, result: dict, key: bytes, high: int, required: bool = False) -> int | None:
-        """A STATUS/SELECT number, checked: the server's fault is named here, not met later as a crash."""
+    def _number(self, what: str, result: dict, key: bytes, high: int) -> int | None:
+        """An optional STATUS/SELECT number, checked: the server's fault is named here, not met later as a crash."""
         value = result.get(key)
-        if value is None:
-            if required:
-                raise ProtocolError(f"{self.where}: {what}: the server's answer has no {_text(key)}")
-            return None
-        return checked_number(value, f"{self.where}: {what}: the server's {_text(key)}", 1 if required else 0, high)
+        return (
+            None
+            if value is None
+            else checked_number(value, f"{self.where}: {what}: the server's {_text(key)}", 0, high)
+        )
 
     def _uids(self, what: str, uids: Iterable[int]) -> list[int]:
         """UIDs from the server, each checked to be a UID (1 … 2³²−1): a catalog row must never hold nonsense."""
@@ -255,11 +255,18 @@ class ImapSource:
             items.append(b"HIGHESTMODSEQ")
         what = f"STATUS {folder!r}"
         result = self._call(what, self.client.folder_status, folder, items)
-        return self._folder_status(what, result, b"MESSAGES")
+        # STATUS only tells whether to look closer; 0 (Dovecot's answer for a mailbox it is still
+        # recovering after a crash) means "unknown": the folder is then EXAMINEd, whose value must be real.
+        return self._folder_status(what, result, b"MESSAGES", lowest_uidvalidity=0)
 
-    def _folder_status(self, what: str, result: dict, count_key: bytes) -> FolderStatus:
+    def _folder_status(self, what: str, result: dict, count_key: bytes, lowest_uidvalidity: int = 1) -> FolderStatus:
+        uidvalidity = result.get(b"UIDVALIDITY")
+        if uidvalidity is None:
+            raise ProtocolError(f"{self.where}: {what}: the server's answer has no UIDVALIDITY")
         return FolderStatus(
-            uidvalidity=self._number(what, result, b"UIDVALIDITY", MAX_UID, required=True),  # type: ignore[arg-type]
+            uidvalidity=checked_number(
+                uidvalidity, f"{self.where}: {what}: the server's UIDVALIDITY", lowest_uidvalidity, MAX_UID
+            ),
             uidnext=self._number(what, result, b"UIDNEXT", MAX_UID + 1),
             messages=self._number(what, result, count_key, MAX_UID),
             highestmodseq=self._number(what, result, b"HIGHESTMODSEQ", MAX_MODSEQ),

@@ -170,6 +170,21 @@ def test_status_without_or_with_a_bad_uidvalidity_fails_that_folder_only(tmp_pat
     assert _run_rows(tmp_path)[-1]["status"] == "partial"
 
 
+class UnknownStatusUidvalidity(ImapScript):
+    """STATUS says UIDVALIDITY 0, as Dovecot does for a mailbox it is still recovering after a crash."""
+
+    def status_items(self, folder: str) -> bytes:
+        return super().status_items(folder).replace(b"UIDVALIDITY %d " % self.uidvalidity, b"UIDVALIDITY 0 ")
+
+
+def test_a_zero_uidvalidity_in_status_means_look_closer_not_a_fault(tmp_path, hostile_server):
+    folders = {"INBOX": [message(1)], "Sent": [message(3), message(4)]}
+    server = hostile_server(UnknownStatusUidvalidity(folders))
+    report, _ = _backup(tmp_path, server.port)
+    assert report.status == "ok", report.problems
+    assert _archived(tmp_path) == {"INBOX": 1, "Sent": 2}
+
+
 class BadExamine(ImapScript):
     def examine_lines(self, folder: str) -> list[bytes]:
         lines = super().examine_lines(folder)
