@@ -32,6 +32,7 @@ from archiver.errors import ConnectError, ProtocolError
 
 MIN_RATE = 16 * 1024  # bytes/s a response must average after its first ``timeout`` seconds (128 kbit/s)
 CHUNK = 256 * 1024  # most bytes one recv asks for
+SMALL_TAKE = 4096  # bytes: below this a slice copies faster than a memoryview (two copies, no view set-up)
 PREALLOCATE = 16 * 2**20  # literals up to this size are received into one buffer allocated up front
 DEFAULT_MAX_LINE = 64 * 2**20  # a UID SEARCH of a few million messages fits; nothing legitimate is longer
 DEFAULT_MAX_LITERAL = 256 * 2**20  # the [archive] max_message_bytes default
@@ -154,10 +155,14 @@ class WireReader:
         ``limit`` (as for a file) returns a piece of at most that many bytes when the line is longer;
         with none, a line over ``max_line`` is :class:`ResponseTooLarge`.
         """
+        cap = self.max_line if limit is None or limit < 0 else min(limit, self.max_line + 1)
+        end = self._buffer.find(b"\n", 0, cap)
+        if end >= 0:  # already received (most lines of a message): no clock, no recv
+            self._last_line = self._take(end + 1)
+            return self._last_line
         seconds = self.timeout
         deadline = self._deadline(seconds)
-        cap = self.max_line if limit is None or limit < 0 else min(limit, self.max_line + 1)
-        scanned = 0
+        scanned = len(self._buffer)
         while True:
             end = self._buffer.find(b"\n", scanned)
             if end >= 0 and end < cap:
@@ -210,8 +215,11 @@ class WireReader:
         return bytes(literal) if have == size else bytes(literal[:have])
 
     def _take(self, count: int) -> bytes:
-        with memoryview(self._buffer) as view:
-            data = bytes(view[:count])
+        if count <= SMALL_TAKE:  # a line: slicing is cheaper than setting up a view
+            data = bytes(self._buffer[:count])
+        else:  # a literal: one copy, not two
+            with memoryview(self._buffer) as view:
+                data = bytes(view[:count])
         del self._buffer[:count]
         return data
 
