@@ -225,6 +225,7 @@ class ImapSource:
 
     def _drop(self) -> None:
         if self._client is not None:
+            _discard_spooled(self._client)
             _quietly_close(self._client)
         self._client = None
 
@@ -573,6 +574,19 @@ def _server_reason(exc: Exception) -> str:
 def _quietly_close(client: imapclient.IMAPClient) -> None:
     with contextlib.suppress(Exception):
         client.shutdown()
+
+
+def _discard_spooled(client: imapclient.IMAPClient) -> None:
+    """Remove the files of big literals a broken response left in imaplib's untagged responses.
+
+    Nothing else would until the garbage collector met them (the exception's traceback keeps
+    the connection alive), and a long-lived daemon must not leave them in ``blobs/tmp/``.
+    """
+    untagged = getattr(getattr(client, "_imap", None), "untagged_responses", None) or {}
+    for items in untagged.values():
+        for item in items:
+            if isinstance(item, tuple) and item and isinstance(item[-1], SpooledBody):
+                item[-1].discard()
 
 
 def _gmail_labels(value: object) -> tuple[str, ...]:

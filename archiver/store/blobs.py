@@ -376,14 +376,14 @@ class BlobStore:
         length = 0
         try:
             with temp.open("wb") as handle:
-                with compressor.stream_writer(handle, size=size, closefd=False) as writer:
-                    while chunk := source.read(STREAM_CHUNK):
-                        digest.update(chunk)
-                        writer.write(chunk)
-                        length += len(chunk)
-                    if length != size:
-                        raise StoreError(f"a streamed message held {length} bytes, {size} were announced")
-                    writer.flush(zstandard.FLUSH_FRAME)
+                writer = compressor.stream_writer(handle, size=size, closefd=False)
+                while chunk := source.read(STREAM_CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+                    length += len(chunk)
+                if length != size:  # checked before the frame is ended (zstd would refuse the size)
+                    raise StoreError(f"a streamed message held {length} bytes, {size} were announced")
+                writer.flush(zstandard.FLUSH_FRAME)
                 handle.flush()
                 if not self._use_syncfs:
                     os.fsync(handle.fileno())
@@ -391,6 +391,9 @@ class BlobStore:
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise _store_error("write", temp, exc) from exc
+        except zstandard.ZstdError as exc:  # more bytes than announced: the source changed under us
+            temp.unlink(missing_ok=True)
+            raise StoreError(f"cannot compress a streamed message of {size} bytes: {exc}") from None
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
