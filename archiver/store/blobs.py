@@ -4,7 +4,7 @@ On-disk format (readable with the ``zstd`` command alone)::
 
     <archive>/blobs/<id[0:2]>/<id>               one standard zstd frame
     <archive>/blobs/dict/<dict id>.zdict         a zstd dictionary some small frames use
-    <archive>/blobs/tmp/                         in-flight writes, never read
+    <archive>/blobs/tmp/                         in-flight writes and spooled big messages, never read
     <archive>/blobs/LAYOUT                       "shards: 1" (archives made before it: "shards: 2",
                                                  blobs under <id[0:2]>/<id[2:4]>/<id>)
 
