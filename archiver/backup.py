@@ -136,7 +136,9 @@ class ImapBackup:
         self.run_id = run_id
         self.account_id = account_id
         self.progress = progress
-        self.source = ImapSource(account, max_message_bytes=archive.settings.max_message_bytes)
+        self.source = ImapSource(
+            account, max_message_bytes=archive.settings.max_message_bytes, spool_dir=archive.store.temp_dir
+        )
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
         # QRESYNC (VANISHED) when offered; False forces the UID-set comparison (tests cover both paths).
         self.use_qresync = True

@@ -28,6 +28,8 @@ from archiver.catalog import FolderRecord, NewPlacement
 from archiver.errors import ArchiverError
 from archiver.headers import summarize_headers
 from archiver.sources.model import FetchedMessage
+from archiver.sources.spool import SpooledBody
+from archiver.store.blobs import BlobStore, StoredBlob
 
 if TYPE_CHECKING:
     from archiver.archive import Archive
@@ -43,8 +45,36 @@ class _Progress(Protocol):
     def advance(self, messages: int, size: int) -> None: ...
 
 
+def store_messages(store: BlobStore, messages: Sequence[FetchedMessage]) -> list[StoredBlob]:
+    """Every message's blob made durable; one result per message, in order.
+
+    Messages in memory go through :meth:`BlobStore.put_batch` together; spooled ones
+    (over the spool threshold) one by one through :meth:`BlobStore.put_file`, streaming.
+    """
+    in_memory = [m.raw for m in messages if isinstance(m.raw, bytes)]
+    batch = iter(store.put_batch(in_memory) if in_memory else [])
+    stored = []
+    for message in messages:
+        if isinstance(message.raw, SpooledBody):
+            with message.raw.open() as source:
+                stored.append(store.put_file(source, message.raw.size))
+        else:
+            stored.append(next(batch))
+    return stored
+
+
+def discard_spooled(messages: Sequence[FetchedMessage]) -> None:
+    """Remove the files of spooled messages (stored, or given up on)."""
+    for message in messages:
+        if isinstance(message.raw, SpooledBody):
+            message.raw.discard()
+
+
 def placements_for(messages: Sequence[FetchedMessage], stored: Sequence) -> list[NewPlacement]:
-    """The catalog rows of fetched messages whose blobs ``stored`` describes (same order)."""
+    """The catalog rows of fetched messages whose blobs ``stored`` describes (same order).
+
+    A spooled message's header summary is read from its first HEAD_BYTES.
+    """
     return [
         NewPlacement(
             uid=message.uid,
@@ -53,7 +83,7 @@ def placements_for(messages: Sequence[FetchedMessage], stored: Sequence) -> list
             internaldate=message.internaldate.isoformat() if message.internaldate else None,
             size=message.size,
             stored_size=blob.stored_size,
-            headers=summarize_headers(message.raw),
+            headers=summarize_headers(message.raw if isinstance(message.raw, bytes) else message.raw.head()),
         )
         for message, blob in zip(messages, stored, strict=True)
     ]
@@ -112,7 +142,10 @@ class StorePipeline:
 
     def _store_and_record(self, messages: list[FetchedMessage]) -> int:
         """The storer's job: blobs durable first, then one catalog transaction; returns the messages it added."""
-        placements = placements_for(messages, self._archive.store.put_batch([m.raw for m in messages]))
+        try:
+            placements = placements_for(messages, store_messages(self._archive.store, messages))
+        finally:
+            discard_spooled(messages)
         totals = self._archive.catalog.add_placements(self._run_id, self._record.id, self._uidvalidity, placements)
         return totals.messages_new
 
@@ -121,4 +154,4 @@ class StorePipeline:
         self._progress.advance(len(messages), sum(m.size for m in messages))
 
 
-__all__ = ["StorePipeline", "placements_for"]
+__all__ = ["StorePipeline", "discard_spooled", "placements_for", "store_messages"]

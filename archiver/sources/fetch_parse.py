@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+from archiver.sources.spool import SpooledBody
+
 _HEAD = re.compile(rb"(\d+) \((.*)BODY\[\] \{(\d+)\}", re.DOTALL)
 _ITEM = re.compile(
     rb" *(?:UID (?P<uid>\d+)|FLAGS \((?P<flags>[^()\"{}]*)\)"
@@ -54,6 +56,7 @@ def parse_body_fetch(data: list) -> dict[int, dict] | None:
 
     ``data`` is imaplib's list for the untagged FETCH responses of a ``UID FETCH`` of
     ``BODY.PEEK[] FLAGS INTERNALDATE RFC822.SIZE``: ``(line, literal)`` then ``b")"`` per message.
+    A literal is ``bytes`` or, for a big message, a :class:`SpooledBody` (kept as it is).
     """
     result: dict[int, dict] = {}
     items = iter(data)
@@ -61,7 +64,7 @@ def parse_body_fetch(data: list) -> dict[int, dict] | None:
         if not isinstance(item, tuple) or len(item) != 2 or next(items, None) != b")":
             return None
         head, body = item
-        if not isinstance(head, bytes) or not isinstance(body, bytes):
+        if not isinstance(head, bytes) or not isinstance(body, (bytes, SpooledBody)):
             return None
         match = _HEAD.fullmatch(head)
         if match is None or int(match.group(3)) != len(body):

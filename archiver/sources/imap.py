@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -28,6 +29,7 @@ from archiver.sources.connect import network_error, tls_context
 from archiver.sources.fetch_parse import parse_body_fetch
 from archiver.sources.imap_wire import BoundedIMAPClient
 from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
+from archiver.sources.spool import SpooledBody
 from archiver.sources.wire import ResponseTooLarge, WireLimits
 
 log = logging.getLogger("archiver.imap")
@@ -101,19 +103,40 @@ def fetch_set(
         parsed = parse_body_fetch(data)
         if parsed is not None:
             return parsed
-    return parse_fetch_response(data, client.normalise_times, True)
+    return parse_fetch_response(_in_memory(data), client.normalise_times, True)
+
+
+def _in_memory(data: list) -> list:
+    """imaplib's FETCH data with any spooled literal read back as bytes, for imapclient's parser.
+
+    Only a response the fast parser cannot read takes this path (a server's unusual
+    form): correct, at the cost of holding that one big message in memory as before.
+    """
+    if not any(isinstance(item, tuple) and isinstance(item[-1], SpooledBody) for item in data):
+        return data
+    return [
+        (*item[:-1], item[-1].read_all()) if isinstance(item, tuple) and isinstance(item[-1], SpooledBody) else item
+        for item in data
+    ]
 
 
 class ImapSource:
     """One logged-in, read-only IMAP connection for one account."""
 
-    def __init__(self, account: AccountConfig, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        account: AccountConfig,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        spool_dir: Path | None = None,
+    ) -> None:
+        """``spool_dir``: where bodies over SPOOL_THRESHOLD are received (the store's temp directory), else memory."""
         self.account = account
         self.where = f"{account.name}: {account.host}:{account.port}"
         self._client: imapclient.IMAPClient | None = None
         self.capabilities: frozenset[str] = frozenset()
         # Every line and literal the server sends is bounded in time and size (archiver.sources.wire).
-        self.limits = WireLimits(self.where, account.timeout, max_message_bytes)
+        self.limits = WireLimits(self.where, account.timeout, max_message_bytes, spool_dir=spool_dir)
 
     @property
     def connected(self) -> bool:
@@ -202,6 +225,7 @@ class ImapSource:
 
     def _drop(self) -> None:
         if self._client is not None:
+            _discard_spooled(self._client)
             _quietly_close(self._client)
         self._client = None
 
@@ -550,6 +574,19 @@ def _server_reason(exc: Exception) -> str:
 def _quietly_close(client: imapclient.IMAPClient) -> None:
     with contextlib.suppress(Exception):
         client.shutdown()
+
+
+def _discard_spooled(client: imapclient.IMAPClient) -> None:
+    """Remove the files of big literals a broken response left in imaplib's untagged responses.
+
+    Nothing else would until the garbage collector met them (the exception's traceback keeps
+    the connection alive), and a long-lived daemon must not leave them in ``blobs/tmp/``.
+    """
+    untagged = getattr(getattr(client, "_imap", None), "untagged_responses", None) or {}
+    for items in untagged.values():
+        for item in items:
+            if isinstance(item, tuple) and item and isinstance(item[-1], SpooledBody):
+                item[-1].discard()
 
 
 def _gmail_labels(value: object) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import imaplib
 import imapclient
 from imapclient import imap4, tls
 
+from archiver.sources.spool import SpooledBody
 from archiver.sources.wire import DEFAULT_MAX_LINE, GREETING_MAX_LINE, WireLimits, WireReader
 
 
@@ -47,7 +48,7 @@ class _BoundedReads(imaplib.IMAP4):
     def readline(self) -> bytes:
         return self._reader().readline()
 
-    def read(self, size: int) -> bytes:
+    def read(self, size: int) -> bytes | SpooledBody:  # type: ignore[override]
         return self._reader().read(size)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from archiver.sources.spool import SpooledBody
+
 
 @dataclass(frozen=True)
 class FolderInfo:
@@ -28,10 +30,14 @@ class FolderStatus:
 
 @dataclass(frozen=True)
 class FetchedMessage:
-    """One message exactly as the server gave it."""
+    """One message exactly as the server gave it.
+
+    ``raw`` is ``bytes``, or a :class:`SpooledBody` (a file) for a message over the spool
+    threshold, which the store reads streaming; whoever drops such a message discards it.
+    """
 
     uid: int | str
-    raw: bytes
+    raw: bytes | SpooledBody
     flags: tuple[str, ...]
     internaldate: datetime | None
     size: int

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 from archiver.errors import ConnectError, ProtocolError
+from archiver.sources.spool import SPOOL_THRESHOLD, SpooledBody
 
 MIN_RATE = 16 * 1024  # bytes/s a response must average after its first ``timeout`` seconds (128 kbit/s)
 CHUNK = 256 * 1024  # most bytes one recv asks for
@@ -77,6 +79,7 @@ class WireReader:
         max_line: int = DEFAULT_MAX_LINE,
         max_literal: int | None = None,
         run_deadline: float | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
         self.sock = sock
         self.where = where
@@ -84,6 +87,7 @@ class WireReader:
         self.max_line = max_line
         self.max_literal = max_literal
         self.run_deadline = run_deadline
+        self.spool_dir = spool_dir  # literals over SPOOL_THRESHOLD go to a file there, not memory
         self._buffer = bytearray()
         self._sock_timeout: float | None = None
         self._last_line = b""  # the line before a literal is the one that announced it
@@ -179,8 +183,12 @@ class WireReader:
             if not self._fill(deadline, seconds):
                 return self._take(len(self._buffer))
 
-    def read(self, size: int) -> bytes:
-        """Exactly ``size`` bytes (fewer only at end of stream); a literal, so it has its own deadline and cap."""
+    def read(self, size: int) -> bytes | SpooledBody:
+        """Exactly ``size`` bytes (fewer only at end of stream); a literal, so it has its own deadline and cap.
+
+        With a ``spool_dir``, a literal over :data:`SPOOL_THRESHOLD` is received into a
+        :class:`SpooledBody` there, so memory never holds it whole.
+        """
         if self.max_literal is not None and size > self.max_literal:
             raise ResponseTooLarge(
                 f"{self.where}: the server announced a {size}-byte message, over max_message_bytes "
@@ -190,6 +198,8 @@ class WireReader:
             )
         seconds = self.timeout + size / MIN_RATE
         deadline = self._deadline(seconds)
+        if self.spool_dir is not None and size > SPOOL_THRESHOLD:
+            return self._spool(size, deadline, seconds)
         if len(self._buffer) >= size or size > PREALLOCATE:
             # Small, or big enough that memory should follow what the server really sends.
             while len(self._buffer) < size:
@@ -214,6 +224,31 @@ class WireReader:
                 self._received(count)
         return bytes(literal) if have == size else bytes(literal[:have])
 
+    def _spool(self, size: int, deadline: float, seconds: float) -> SpooledBody:
+        """Receive a literal into a file, through one reused buffer of ``4 * CHUNK`` bytes."""
+        assert self.spool_dir is not None
+        body = SpooledBody(self.spool_dir)
+        try:
+            have = min(size, len(self._buffer))
+            body.write(self._take(have))
+            chunk = bytearray(4 * CHUNK)
+            with memoryview(chunk) as view:
+                while have < size:
+                    self._wait(deadline, seconds)
+                    try:
+                        count = self.sock.recv_into(view, min(size - have, len(chunk)))
+                    except TimeoutError:
+                        raise self._timed_out(seconds) from None
+                    if not count:
+                        break
+                    self._received(count)
+                    body.write(view[:count])
+                    have += count
+        except BaseException:
+            body.discard()
+            raise
+        return body
+
     def _take(self, count: int) -> bytes:
         if count <= SMALL_TAKE:  # a line: slicing is cheaper than setting up a view
             data = bytes(self._buffer[:count])
@@ -231,12 +266,18 @@ class WireLimits:
     """What the reader enforces; mutable so a run can set its deadline on a live connection."""
 
     def __init__(
-        self, where: str, timeout: float, max_literal: int | None = None, run_deadline: float | None = None
+        self,
+        where: str,
+        timeout: float,
+        max_literal: int | None = None,
+        run_deadline: float | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
         self.where = where
         self.timeout = timeout
         self.max_literal = max_literal
         self.run_deadline = run_deadline
+        self.spool_dir = spool_dir
 
     @property
     def response_cap(self) -> int:
@@ -255,6 +296,7 @@ class WireLimits:
             max_line=GREETING_MAX_LINE,
             max_literal=self.max_literal,
             run_deadline=self.run_deadline,
+            spool_dir=self.spool_dir,
         )
 
 

@@ -4,7 +4,7 @@ On-disk format (readable with the ``zstd`` command alone)::
 
     <archive>/blobs/<id[0:2]>/<id>               one standard zstd frame
     <archive>/blobs/dict/<dict id>.zdict         a zstd dictionary some small frames use
-    <archive>/blobs/tmp/                         in-flight writes, never read
+    <archive>/blobs/tmp/                         in-flight writes and spooled big messages, never read
     <archive>/blobs/LAYOUT                       "shards: 1" (archives made before it: "shards: 2",
                                                  blobs under <id[0:2]>/<id[2:4]>/<id>)
 
@@ -77,6 +77,8 @@ DICT_SAMPLES = 1000
 DICT_SIZE = 112 * 1024
 """Dictionary size: zstd's default; larger ones measured no better on mail."""
 _FRAME_HEADER_MAX = 18
+STREAM_CHUNK = 1 << 20
+"""Bytes :meth:`BlobStore.put_file` reads, hashes and compresses at a time."""
 
 
 def blob_id_of(raw: bytes) -> BlobId:
@@ -327,8 +329,12 @@ class BlobStore:
         if fresh:
             self._learn(fresh)
         temps = self._write_temps(fresh)
-        if not temps:
-            return self._results(ids, raws, temps)
+        if temps:
+            self._commit(temps)
+        return self._results(ids, raws, temps)
+
+    def _commit(self, temps: dict[BlobId, tuple[Path, int]]) -> None:
+        """Steps 2–4 of the durability protocol: temp data durable, renamed to final names, renames durable."""
         touched: set[str] = set()
         try:
             if self._use_syncfs:
@@ -353,7 +359,50 @@ class BlobStore:
             for temp, _ in temps.values():
                 temp.unlink(missing_ok=True)
             raise _store_error("commit", self.blob_root, exc) from exc
-        return self._results(ids, raws, temps)
+
+    def put_file(self, source: BinaryIO, size: int) -> StoredBlob:
+        """Store one big message read from ``source`` (``size`` bytes), streaming: never whole in memory.
+
+        The bytes are hashed and compressed chunk by chunk into a temp file (the same frame
+        as :meth:`put_batch` writes: content size and checksum in the header, no dictionary),
+        which is then committed like a batch of one, so the caller may commit the catalog
+        when this returns.  A blob already present is left as it is.
+        """
+        digest = hashlib.sha256()
+        compressor = zstandard.ZstdCompressor(
+            level=self.compression_level, write_checksum=True, write_content_size=True
+        )
+        temp = self.temp_dir / f"stream.{os.getpid()}.{threading.get_ident()}.tmp"
+        length = 0
+        try:
+            with temp.open("wb") as handle:
+                writer = compressor.stream_writer(handle, size=size, closefd=False)
+                while chunk := source.read(STREAM_CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+                    length += len(chunk)
+                if length != size:  # checked before the frame is ended (zstd would refuse the size)
+                    raise StoreError(f"a streamed message held {length} bytes, {size} were announced")
+                writer.flush(zstandard.FLUSH_FRAME)
+                handle.flush()
+                if not self._use_syncfs:
+                    os.fsync(handle.fileno())
+                stored_size = handle.tell()
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise _store_error("write", temp, exc) from exc
+        except zstandard.ZstdError as exc:  # more bytes than announced: the source changed under us
+            temp.unlink(missing_ok=True)
+            raise StoreError(f"cannot compress a streamed message of {size} bytes: {exc}") from None
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        blob_id = digest.hexdigest()
+        if os.path.exists(self._final_name(blob_id)):
+            temp.unlink(missing_ok=True)
+            return StoredBlob(blob_id, size, self._stored_size(blob_id), False)
+        self._commit({blob_id: (temp, stored_size)})
+        return StoredBlob(blob_id, size, stored_size, True)
 
     def _results(
         self, ids: list[BlobId], raws: Sequence[bytes], temps: dict[BlobId, tuple[Path, int]]

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from archiver.errors import IntegrityError, StoreError
-from archiver.store import BlobStore, blob_id_of
+from archiver.store import BlobStore, blob_id_of, blobs
 
 
 @pytest.fixture(params=["syncfs", "fsync"])
@@ -232,3 +232,66 @@ def test_archives_made_with_two_shard_levels_keep_them(tmp_path):
     (older / "blobs" / "LAYOUT").write_text("shards: 3\n")
     with pytest.raises(StoreError, match="unknown blob layout"):
         BlobStore(older)
+
+
+def _big_message(size: int) -> bytes:
+    """Text that compresses, with random bytes in the middle so the frame spans many blocks."""
+    return b"Subject: scans\r\n\r\n" + os.urandom(size // 2) + b"line of text\r\n" * (size // 28)
+
+
+def test_a_streamed_blob_is_the_same_frame_as_a_batched_one(store, tmp_path):
+    """put_file (big spooled messages) writes what put_batch writes: id, content size, checksum, zstd -dc."""
+    import zstandard
+
+    raw = _big_message(3 * 2**20)
+    source = tmp_path / "spooled"
+    source.write_bytes(raw)
+    with source.open("rb") as handle:
+        blob = store.put_file(handle, len(raw))
+    assert (blob.blob_id, blob.size, blob.written) == (blob_id_of(raw), len(raw), True)
+    path = store.path_of(blob.blob_id)
+    assert blob.stored_size == path.stat().st_size
+    frame = zstandard.get_frame_parameters(path.read_bytes()[:18])
+    assert (frame.content_size, frame.has_checksum, frame.dict_id) == (len(raw), True, 0)
+    assert store.get(blob.blob_id) == raw and store.check(blob.blob_id, len(raw)) is None
+    if shutil.which("zstd"):
+        assert subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=True).stdout == raw
+    assert list(store.temp_dir.iterdir()) == []
+    with source.open("rb") as handle:  # the same message again, streamed or batched: deduplicated
+        assert store.put_file(handle, len(raw)).written is False
+    assert store.put_batch([raw])[0].written is False
+    assert list(store.temp_dir.iterdir()) == []
+
+
+def test_a_streamed_blob_shorter_than_announced_is_refused_and_leaves_nothing(store, tmp_path):
+    source = tmp_path / "spooled"
+    source.write_bytes(b"Subject: cut\r\n\r\nshort")
+    with source.open("rb") as handle, pytest.raises(StoreError, match="announced"):
+        store.put_file(handle, 10_000)
+    assert list(store.iter_ids()) == [] and list(store.temp_dir.iterdir()) == []
+
+
+def test_disk_full_while_streaming_leaves_no_visible_partial_blob(store, tmp_path, monkeypatch):
+    raw = _big_message(2**20)
+    source = tmp_path / "spooled"
+    source.write_bytes(raw)
+    real_fsync, real_syncfs = os.fsync, blobs._syncfs
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    monkeypatch.setattr(blobs, "_syncfs", full)
+    with source.open("rb") as handle, pytest.raises(StoreError, match="disk full"):
+        store.put_file(handle, len(raw))
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    monkeypatch.setattr(blobs, "_syncfs", real_syncfs)
+    assert list(store.iter_ids()) == [] and list(store.temp_dir.iterdir()) == []
+
+
+def test_a_streamed_blob_longer_than_announced_is_refused_and_leaves_nothing(store, tmp_path):
+    source = tmp_path / "spooled"
+    source.write_bytes(_big_message(2**20))
+    with source.open("rb") as handle, pytest.raises(StoreError, match="streamed message"):
+        store.put_file(handle, 1000)
+    assert list(store.iter_ids()) == [] and list(store.temp_dir.iterdir()) == []
