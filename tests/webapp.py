@@ -18,15 +18,15 @@ from archiver.archive import Archive
 from tests.browser.webdata import add_messages, message, web_config
 from web import create_app
 
-_hash = PasswordHasher(time_cost=1, memory_cost=8192).hash
+quick_hash = PasswordHasher(time_cost=1, memory_cost=8192).hash  # test users: cheap argon2id hashes
 WEB_USERS = f"""
 [[web.users]]
 name = "root"
-password_hash = "{_hash("root-pass")}"
+password_hash = "{quick_hash("root-pass")}"
 admin = true
 [[web.users]]
 name = "bob"
-password_hash = "{_hash("bob-pass")}"
+password_hash = "{quick_hash("bob-pass")}"
 accounts = ["alpha"]
 """
 

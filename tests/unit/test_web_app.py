@@ -6,30 +6,23 @@ import re
 from datetime import date
 
 import pytest
-from argon2 import PasswordHasher
 
 from archiver import index
 from archiver.archive import Archive
 from tests.browser.webdata import add_messages, closed_imap_account, hostile_message, message, web_config
+from tests.webapp import WEB_USERS, quick_hash
 from web import create_app
 from web.jobs import wait
 from web.throttle import FREE_FAILURES
 
-_hash = PasswordHasher(time_cost=1, memory_cost=8192).hash
-USERS = f"""
-[[web.users]]
-name = "root"
-password_hash = "{_hash("root-pass")}"
-admin = true
-[[web.users]]
-name = "bob"
-password_hash = "{_hash("bob-pass")}"
-accounts = ["alpha"]
-[[web.users]]
+USERS = (
+    WEB_USERS
+    + f"""[[web.users]]
 name = "carol"
-password_hash = "{_hash("carol-pass")}"
+password_hash = "{quick_hash("carol-pass")}"
 accounts = ["alpha", "gamma"]
 """
+)
 
 
 @pytest.fixture
