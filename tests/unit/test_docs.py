@@ -221,8 +221,8 @@ def config_doc_problems(tables: list[ConfigTable], page: str) -> list[str]:
         if array != table.array:
             problems.append(f"{table.heading}: its heading should say {table.heading}")
         problems += [f"{table.heading} {key}: not documented" for key in table.keys if key not in keys]
-        problems += [f"{table.heading} {key}: documented, but the reader has no such key" for key in keys
-                     if key not in table.keys]  # fmt: skip
+        stale = sorted(keys - set(table.keys))
+        problems += [f"{table.heading} {key}: documented, but the reader has no such key" for key in stale]
     known = {t.path for t in tables}
     top = next(t for t in tables if not t.path)
     problems += [f"{key}: a top-level key that is no table, document it" for key in top.keys if key not in known]
@@ -370,6 +370,48 @@ def test_a_broken_link_or_anchor_is_reported() -> None:
         "docs/index.md: configuration.md#no-such-key: no heading with this anchor",
         "docs/index.md: missing.md: no such file",
         "docs/index.md: #commands: no heading with this anchor",
+    ]
+
+
+_REPO_PATH = re.compile(r"`((?:archiver|web|tests|bench|scripts|systemd)/[\w./-]*)`")
+_CODE_NAME = re.compile(r"`(archiver(?:\.\w+){2,})`")  # archiver.pkg.name: one dot would be archiver.service
+
+
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(target, name):
+                return False
+            target = getattr(target, name)
+        return True
+    return False
+
+
+def code_reference_problems(page: Path, text: str) -> list[str]:
+    """Files and names of the code that the prose points at, which a move or rename would leave behind."""
+    shown = page.relative_to(ROOT)
+    missing = [path for path in _REPO_PATH.findall(text) if not (ROOT / path).exists()]
+    unknown = [name for name in _CODE_NAME.findall(text) if not _resolves(name)]
+    return [f"{shown}: `{path}`: no such file or directory in the repository" for path in missing] + [
+        f"{shown}: `{name}`: no such module or name" for name in unknown
+    ]
+
+
+def test_code_the_docs_point_at_exists() -> None:
+    problems = [problem for page in doc_pages() for problem in code_reference_problems(page, page.read_text())]
+    assert problems == []
+
+
+def test_a_stale_code_reference_is_reported() -> None:
+    text = "see `archiver/no_such_module.py`, `archiver.index.no_such_name`, `archiver/index/` and `archiver.service`"
+    assert code_reference_problems(DOCS / "index.md", text) == [
+        "docs/index.md: `archiver/no_such_module.py`: no such file or directory in the repository",
+        "docs/index.md: `archiver.index.no_such_name`: no such module or name",
     ]
 
 
