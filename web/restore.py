@@ -24,8 +24,10 @@ from flask import Blueprint, abort, current_app, g, redirect, render_template, r
 
 from archiver.archive import Archive
 from archiver.errors import ArchiverError
-from archiver.mail.headers import utc_now
-from archiver.restore.plan import DEFAULT_PREFIX, RestorePlan, RestoreReport, Scope, execute_restore, plan_restore
+from archiver.restore.execute import execute_restore
+from archiver.restore.plan import DEFAULT_PREFIX, RestorePlan, RestoreReport, plan_restore
+from archiver.scope import Scope
+from archiver.times import utc_now
 from web import app_config, archive, visible_accounts
 from web.auth import login_required
 from web.ids import parse_id

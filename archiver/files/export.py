@@ -3,7 +3,7 @@
 Library API::
 
     export(archive, scope, fmt, out_dir, progress=None) -> ExportReport
-        fmt: "mbox" | "maildir" | "eml"; scope: :class:`archiver.restore.plan.Scope` (messages, folders,
+        fmt: "mbox" | "maildir" | "eml"; scope: :class:`archiver.scope.Scope` (messages, folders,
         account, as of a date or run).  ``out_dir`` must be missing or empty.
         ExportReport(format, root, folders: [FolderExport(folder, path, messages, bytes)], failures, seconds); .ok
 
@@ -50,7 +50,8 @@ from pathlib import Path
 from archiver.archive import Archive
 from archiver.errors import ArchiverError, IntegrityError, RestoreError
 from archiver.names import maildir_dirname, safe_component, split_folder, unique_name
-from archiver.restore.plan import Item, Progress, Scope, select_items
+from archiver.restore.plan import Progress
+from archiver.scope import Item, Scope, select_items
 
 FORMATS = ("mbox", "maildir", "eml")
 MANIFEST = "MANIFEST.tsv"
