@@ -231,14 +231,19 @@ def batches(items: Sequence[Item], max_bytes: int, max_count: int) -> Iterator[l
         yield batch
 
 
+def default_prefix(catalog: Catalog, run_id: int | None) -> str:
+    """``Restored/<date>``: the day of the run restored from (as of a date or run), else today (UTC)."""
+    when = catalog.run(run_id)["started_at"][:10] if run_id is not None else utc_now().date().isoformat()
+    return DEFAULT_PREFIX.format(date=when)
+
+
 def plan_restore(catalog: Catalog, scope: Scope, prefix: str | None = None, in_place: bool = False) -> RestorePlan:
     """Resolve a scope into per-folder counts and target paths (reads the catalog, touches no server)."""
     account_id, run_id, items = select_items(catalog, scope)
     if in_place:
         prefix = ""
     elif prefix is None:
-        when = catalog.run(run_id)["started_at"][:10] if run_id is not None else utc_now().date().isoformat()
-        prefix = DEFAULT_PREFIX.format(date=when)
+        prefix = default_prefix(catalog, run_id)
     folders = []
     for (folder, delimiter), group in itertools.groupby(items, key=lambda i: (i.folder, i.delimiter)):
         count = size = 0
