@@ -224,12 +224,10 @@ def import_path(
 
 
 def _update_search_index(archive: Archive, run_id: int) -> None:
-    """Index what the import added, if the search index module is there (blob → catalog → index)."""
+    """Index what the import added (blob → catalog → index); a failure is logged and recorded on the run."""
     try:
-        from archiver.index import update_index
-    except ImportError:
-        return
-    try:
+        from archiver.index import update_index  # here, not at the top: Whoosh loads only once an import has run
+
         update_index(archive)
     except Exception as exc:
         log.error("search index not updated (the next run catches up): %s", exc)
