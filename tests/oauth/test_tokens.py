@@ -134,7 +134,8 @@ def test_a_token_file_readable_by_others_gives_a_warning(
     with caplog.at_level(logging.WARNING, logger="archiver"):
         store.load()
     assert [r.getMessage() for r in caplog.records] == [
-        f"account 'work': the OAuth2 token file {store.path} is readable by group or others (mode 0644); run chmod 600 on it"
+        f"account 'work': the OAuth2 token file {store.path} is readable by group or others (mode 0644); "
+        "run chmod 600 on it"
     ]
 
 
