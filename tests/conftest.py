@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.sandbox import DovecotSandbox
+from archiver.devtools.sandbox import DovecotSandbox
 from tests.fixtures.oauth_server import OAuthServer
 from tests.hostile.servers import ImapScript, Pop3Script, Running
 
