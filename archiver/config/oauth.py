@@ -94,8 +94,6 @@ def read_oauth(
     protocol: str,
     client_secret: SecretSource | None,
     token_command: PasswordSource | None,
-    *,
-    sends_mail: bool = False,
 ) -> OAuthConfig | None:
     """The OAuth2 settings of one account table (None for ``auth = "password"``), every mistake one line.
 
@@ -128,7 +126,7 @@ def read_oauth(
     urls = {key: _endpoint(table, f"oauth2_{key}") for key in ("authorize_url", "token_url", "device_url")}
     tenant, scopes = table.string("oauth2_tenant"), table.strings("oauth2_scopes", ()) or None
     try:
-        endpoints = resolve_endpoints(name, protocol=protocol, tenant=tenant, scopes=scopes, smtp=sends_mail, **urls)
+        endpoints = resolve_endpoints(name, protocol=protocol, tenant=tenant, scopes=scopes, **urls)
     except ConfigError as exc:
         raise table.fail("", str(exc)) from None
     return OAuthConfig(
