@@ -141,3 +141,24 @@ def test_password_accounts_do_not_pay_for_the_oauth2_libraries() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_client_secrets_readable_by_others_warn_like_passwords(tmp_path: Path) -> None:
+    from archiver.config import load_config
+
+    secret_file = tmp_path / "google.secret"
+    secret_file.write_text("GOCSPX-secret\n")
+    secret_file.chmod(0o644)
+    google = {"auth": '"oauth2"', "oauth2_provider": '"google"', "oauth2_client_id": '"x"'}
+    path = tmp_path / "config.toml"
+    path.write_text(account(**google, oauth2_client_secret='"GOCSPX-literal"'))
+    path.chmod(0o644)
+    assert load_config(path).warnings == (
+        f"{path}: holds a literal password (accounts[0].oauth2_client_secret) but is accessible by group or others "
+        "(mode 0644); run chmod 600 on it, or use password_file, password_command or password_env",
+    )
+    path.write_text(account(**google, oauth2_client_secret_file=f'"{secret_file}"'))
+    assert load_config(path).warnings == (
+        f"{path}: accounts[0].oauth2_client_secret_file: {secret_file} is accessible by group or others (mode 0644); "
+        "run chmod 600 on it",
+    )
