@@ -25,10 +25,12 @@ from argon2 import PasswordHasher
 from archiver import index
 from archiver.archive import Archive
 from archiver.mail.headers import utc_now
+from tests.browser.chromium import require_chromium
 from tests.browser.webdata import add_messages, hostile_message, message, web_config
 from tests.integration.helpers import account_toml
 
 pytestmark = pytest.mark.browser
+require_chromium()
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
