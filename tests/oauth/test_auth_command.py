@@ -101,3 +101,13 @@ def test_port_is_only_for_the_loopback_flow(oauth_server: OAuthServer, tmp_path:
     config = write_config(tmp_path, oauth_server)
     result = CliRunner().invoke(main, ["--config", str(config), "auth", "work", "--flow", "device", "--port", "8080"])
     assert result.exit_code == 2 and "--port is only for --flow loopback" in result.output
+
+
+def test_an_html_page_from_the_device_endpoint_is_one_line(oauth_server: OAuthServer, tmp_path: Path) -> None:
+    oauth_server.answer_html_errors(status=503)
+    result = CliRunner().invoke(main, ["--config", str(write_config(tmp_path, oauth_server)), "auth", "work"])
+    assert (result.exit_code, result.output) == (
+        1,
+        "archiver: error: account 'work': starting the device authorization: 127.0.0.1 answered HTTP 503 "
+        "(an HTML page), not an OAuth2 answer\n",
+    )
