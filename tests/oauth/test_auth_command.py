@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner
 
 from archiver.cli import main
+from archiver.devtools.sandbox import free_ports
 from archiver.oauth.store import TokenFile
 from tests.fixtures.oauth_server import PUBLIC_CLIENT_ID, OAuthServer
-from tests.oauth.helpers import introspect
+from tests.oauth.helpers import consent, introspect
 
 
 def write_config(tmp_path: Path, server: OAuthServer) -> Path:
@@ -111,3 +115,23 @@ def test_an_html_page_from_the_device_endpoint_is_one_line(oauth_server: OAuthSe
         "archiver: error: account 'work': starting the device authorization: 127.0.0.1 answered HTTP 503 "
         "(an HTML page), not an OAuth2 answer\n",
     )
+
+
+def test_loopback_flow_from_the_command_line_on_a_chosen_port(oauth_server: OAuthServer, tmp_path: Path) -> None:
+    """The real command in its own process, as over SSH: it prints the URL, the browser comes back to --port."""
+    config = write_config(tmp_path, oauth_server)
+    (port,) = free_ports(1)
+    command = [sys.executable, "-m", "archiver", "--config", str(config), "auth", "work", "--flow", "loopback",
+               "--port", str(port)]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        assert child.stdout is not None
+        lines = [child.stdout.readline() for _ in range(3)]
+        url = lines[1].strip()
+        assert parse_qs(urlsplit(url).query)["redirect_uri"] == [f"http://127.0.0.1:{port}/"]
+        assert f"`ssh -L {port}:127.0.0.1:{port} " in lines[2]
+        consent(url, "approve", username="judy")
+        out, err = child.communicate(timeout=30)
+    assert (child.returncode, err) == (0, "")
+    token_file = tmp_path / "archive" / "oauth" / "work.json"
+    assert out.splitlines()[-1] == f"account work: authorised; the token is stored in {token_file}"
+    assert introspect(oauth_server, TokenFile(token_file, "work").load().access_token or "")["username"] == "judy"
