@@ -30,6 +30,8 @@ def write_config(tmp_path: Path, server: OAuthServer) -> Path:
         f'oauth2_device_url = "{server.device_url}"\noauth2_authorize_url = "{server.authorize_url}"\n'
         '\n[[accounts]]\nname = "home"\nprotocol = "imap"\nhost = "127.0.0.1"\nusername = "u"\n'
         'password_env = "HOME_PW"\n'
+        '\n[[accounts]]\nname = "helped"\nprotocol = "imap"\nhost = "127.0.0.1"\nusername = "h"\n'
+        'auth = "oauth2"\ntoken_command = "oauth-helper"\n'
     )
     return path
 
@@ -74,7 +76,9 @@ def test_device_flow_stores_the_token_and_prints_none(oauth_server: OAuthServer,
             ["auth", "home"],
             "archiver: error: account 'home' signs in with a password; set auth = \"oauth2\" to use OAuth2",
         ),
-        (["auth", "nope"], "archiver: error: no account named 'nope' (configured: work, home)"),
+        (["auth", "nope"], "archiver: error: no account named 'nope' (configured: work, home, helped)"),
+        (["auth", "helped"], "archiver: error: account 'helped' gets its tokens from token_command; "
+                             "`archiver auth` has nothing to do"),
     ],
 )  # fmt: skip
 def test_wrong_accounts_are_one_line(oauth_server: OAuthServer, tmp_path: Path, args: list[str], message: str) -> None:
