@@ -3,7 +3,8 @@
 * :mod:`archiver.config.model`: the frozen dataclasses and :data:`KEYS_BY_TABLE`, every table and key;
 * :mod:`archiver.config.reader`: the strict table reader (key paths, did-you-mean, type checks);
 * :mod:`archiver.config.load`: finding the file and reading each table into the model;
-* :mod:`archiver.config.secrets`: :class:`PasswordSource` and bounded reads of secret files and commands.
+* :mod:`archiver.config.secrets`: :class:`PasswordSource` and bounded reads of secret files and commands;
+* :mod:`archiver.config.oauth`: the OAuth2 keys of an account and the token source they describe.
 
 The public names are re-exported here: callers write ``from archiver.config import Config``.
 """
@@ -15,7 +16,6 @@ from archiver.config.model import (
     DEFAULT_PORTS,
     KEYS_BY_TABLE,
     MIN_INDEX_MEMORY_MB,
-    PASSWORD_KEYS,
     POP3_AUTH_MODES,
     PROTOCOLS,
     SECURITY_MODES,
@@ -31,7 +31,8 @@ from archiver.config.model import (
     WebConfig,
     WebUser,
 )
-from archiver.config.secrets import PasswordSource
+from archiver.config.oauth import OAuthConfig
+from archiver.config.secrets import PASSWORD_KEYS, PasswordSource
 
 __all__ = [
     "ARRAY_TABLES",
@@ -51,6 +52,7 @@ __all__ = [
     "FolderFilter",
     "IndexConfig",
     "MetricsConfig",
+    "OAuthConfig",
     "PasswordSource",
     "SchedulerConfig",
     "WebConfig",

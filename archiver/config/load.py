@@ -21,7 +21,6 @@ import ipaddress
 import logging
 import os
 import re
-import shlex
 import stat
 import tomllib
 from pathlib import Path
@@ -33,7 +32,6 @@ from archiver.config.model import (
     DEFAULT_PORTS,
     KEYS_BY_TABLE,
     MIN_INDEX_MEMORY_MB,
-    PASSWORD_KEYS,
     POP3_AUTH_MODES,
     PROTOCOLS,
     SECURITY_MODES,
@@ -49,8 +47,9 @@ from archiver.config.model import (
     WebConfig,
     WebUser,
 )
-from archiver.config.reader import Schema, Table, describe
-from archiver.config.secrets import PasswordSource
+from archiver.config.oauth import CLIENT_SECRET_KEYS, read_oauth
+from archiver.config.reader import Schema, Table
+from archiver.config.secrets import PASSWORD_KEYS, read_password_keys
 from archiver.errors import ConfigError
 from archiver.logs import register_secret
 
@@ -283,7 +282,7 @@ def _read_email(table: Table) -> EmailAlertConfig:
     security = table.choice("security", SECURITY_MODES, "starttls")
     port = table.integer("port", {"tls": 465, "starttls": 587, "none": 25}[security], low=1, high=65535)
     username = table.string("username")
-    password = _read_password(table, "alerts.email", required=False)
+    password = read_password_keys(table, "alerts.email", required=False)
     if password is not None and username is None:
         raise table.missing("username", "a string (a password is given)")
     return EmailAlertConfig(
@@ -317,6 +316,17 @@ def _read_account(table: Table) -> AccountConfig:
     folders = table.table("folders")
     if protocol != "pop3" and table.has("pop3_auth"):  # would be silently ignored: a typo-level mistake
         raise table.fail("pop3_auth", f'only for protocol "pop3"; this account uses {protocol!r}')
+    # -- auth = "oauth2" (archiver.config.oauth): its secrets are read like passwords, the password keys refused
+    oauth2 = read_oauth(
+        table,
+        name,
+        protocol,
+        read_password_keys(table, name, required=False, keys=CLIENT_SECRET_KEYS),
+        read_password_keys(table, name, required=False, keys={"token_command": "command"}),
+    )
+    for key in PASSWORD_KEYS if oauth2 else ():
+        if table.has(key):
+            raise table.fail(key, 'not used with auth = "oauth2" (the login presents an OAuth2 token); remove it')
     return AccountConfig(
         name=name,
         protocol=protocol,
@@ -324,44 +334,15 @@ def _read_account(table: Table) -> AccountConfig:
         port=port,
         security=security,
         username=username,
-        password=_read_password(table, name, required=not local),
+        password=read_password_keys(table, name, required=not local and oauth2 is None),
         tls_ca_file=table.path("tls_ca_file", must_exist=True),
         tls_verify=table.boolean("tls_verify", True),
         timeout=table.number("timeout", 60.0),
         folders=_read_folders(folders) if folders else FolderFilter(),
         schedule=_schedule(table, "schedule"),
         pop3_auth=table.choice("pop3_auth", POP3_AUTH_MODES, "auto"),
+        oauth2=oauth2,
     )
-
-
-def _read_password(table: Table, account: str, required: bool) -> PasswordSource | None:
-    given = [key for key in PASSWORD_KEYS if table.has(key)]
-    choices = ", ".join(PASSWORD_KEYS)
-    if len(given) > 1:
-        raise table.fail("", f"expected exactly one of {choices}, got {len(given)} ({', '.join(given)})")
-    if not given:
-        if required:
-            raise table.fail("", f"expected one of {choices} (a password is required), got none")
-        return None
-    key = given[0]
-    kind = PASSWORD_KEYS[key]
-    where = {"account": account, "key": table.key_path(key)}
-    if kind == "file":
-        return PasswordSource("file", file=table.path(key), **where)
-    value = table.string(key, secret=kind == "value")
-    if kind == "value":
-        return PasswordSource("value", value=value, **where)
-    if kind == "env":
-        return PasswordSource("env", env=value, **where)
-    try:
-        argv = shlex.split(value or "")
-    except ValueError as exc:
-        raise table.fail(
-            key, f"expected a command line split like a shell's (no shell is run), got {describe(value)} ({exc})"
-        ) from None
-    if not argv:
-        raise table.error(key, "a command line", value)
-    return PasswordSource("command", command=value, **where)
 
 
 def _read_folders(table: Table) -> FolderFilter:
@@ -385,16 +366,16 @@ def _check_unique_names(accounts: tuple[AccountConfig, ...], label: str) -> None
 def _permission_warnings(accounts: tuple[AccountConfig, ...], label: str, file_mode: int | None) -> list[str]:
     """Secrets readable by other users are worth a warning, not a refusal (a backup beats none)."""
     warnings = []
-    literal = [a.password.key for a in accounts if a.password and a.password.kind == "value"]
+    secrets = [s for a in accounts for s in (a.password, a.oauth2 and a.oauth2.client_secret) if s]
+    literal = [s.key for s in secrets if s.kind == "value"]
     if literal and file_mode is not None and file_mode & 0o077:
         warnings.append(
             f"{label}: holds a literal password ({', '.join(literal)}) but is accessible by group or others "
             f"(mode {file_mode & 0o777:04o}); run chmod 600 on it, or use password_file, password_command "
             "or password_env"
         )
-    for account in accounts:
-        source = account.password
-        if source and source.kind == "file" and source.file:
+    for source in secrets:
+        if source.kind == "file" and source.file:
             try:
                 mode = source.file.stat().st_mode
             except OSError:

@@ -15,15 +15,14 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archiver.config.secrets import PasswordSource
+from archiver.config.oauth import OAUTH_KEYS, OAuthConfig
+from archiver.config.secrets import PASSWORD_KEYS, PasswordSource
 from archiver.errors import ConfigError
 
 PROTOCOLS = ("imap", "pop3", "local")
 SECURITY_MODES = ("tls", "starttls", "none")
 POP3_AUTH_MODES = ("auto", "user", "apop")  # auto: APOP when the greeting offers it, else USER/PASS
 DEFAULT_PORTS = {("imap", True): 993, ("imap", False): 143, ("pop3", True): 995, ("pop3", False): 110}
-#: The keys that say where a password lives (exactly one per account) and the PasswordSource kind of each.
-PASSWORD_KEYS = {"password": "value", "password_file": "file", "password_command": "command", "password_env": "env"}
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 2**20
 MIN_INDEX_MEMORY_MB = 64
 
@@ -38,6 +37,7 @@ KEYS_BY_TABLE: dict[str, tuple[str, ...]] = {
     "accounts": (
         "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
         "tls_ca_file", "tls_verify", "timeout", "folders", "schedule", "pop3_auth",
+        *OAUTH_KEYS,  # archiver.config.oauth
     ),
     "accounts.folders": ("include", "exclude"),
     "index": ("memory_mb",),
@@ -95,6 +95,7 @@ class AccountConfig:
     folders: FolderFilter
     schedule: str | None
     pop3_auth: str = "auto"  # POP3 only: "auto", "user" (USER/PASS) or "apop"
+    oauth2: OAuthConfig | None = None  # auth = "oauth2" (then ``password`` is None): archiver.config.oauth
 
 
 @dataclass(frozen=True)

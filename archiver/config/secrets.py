@@ -23,15 +23,19 @@ import shlex
 import stat
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from archiver.config.reader import Table, describe
 from archiver.errors import SecretError
 from archiver.logs import register_secret
 
 #: Far above any password or token; far below anything that could hurt memory.
 SECRET_MAX_BYTES = 64 * 1024
 _STDERR_TAIL = 4096  # the last bytes of a failing command's stderr, for its last line
+#: The keys that say where a password lives (exactly one per account) and the PasswordSource kind of each.
+PASSWORD_KEYS = {"password": "value", "password_file": "file", "password_command": "command", "password_env": "env"}
 #: How long a ``password_command`` may run (a module attribute so tests can shorten it).
 PASSWORD_COMMAND_TIMEOUT = 30.0
 
@@ -113,6 +117,43 @@ class PasswordSource:
         if value is None:
             raise SecretError(f"{self._where()}: environment variable {self.env} is not set")
         return value
+
+
+def read_password_keys(
+    table: Table, account: str, required: bool, keys: Mapping[str, str] = PASSWORD_KEYS
+) -> PasswordSource | None:
+    """The one secret a config table gives by one of ``keys`` (key -> kind: value, file, command, env).
+
+    Checked now (one key at most, a command line that splits), fetched later by
+    :meth:`PasswordSource.resolve`; ``account`` and the key path name it in every error.
+    """
+    given = [key for key in keys if table.has(key)]
+    choices = ", ".join(keys)
+    if len(given) > 1:
+        raise table.fail("", f"expected exactly one of {choices}, got {len(given)} ({', '.join(given)})")
+    if not given:
+        if required:
+            raise table.fail("", f"expected one of {choices} (a password is required), got none")
+        return None
+    key = given[0]
+    kind = keys[key]
+    where = {"account": account, "key": table.key_path(key)}
+    if kind == "file":
+        return PasswordSource("file", file=table.path(key), **where)
+    value = table.string(key, secret=kind == "value")
+    if kind == "value":
+        return PasswordSource("value", value=value, **where)
+    if kind == "env":
+        return PasswordSource("env", env=value, **where)
+    try:
+        argv = shlex.split(value or "")
+    except ValueError as exc:
+        raise table.fail(
+            key, f"expected a command line split like a shell's (no shell is run), got {describe(value)} ({exc})"
+        ) from None
+    if not argv:
+        raise table.error(key, "a command line", value)
+    return PasswordSource("command", command=value, **where)
 
 
 def read_secret_file(path: Path, where: str) -> bytes:
