@@ -1,11 +1,13 @@
 """Where a password lives and how it is fetched: files and commands read bounded in size and time.
 
 :class:`PasswordSource` is what the config holds for a password: it says where the
-password lives, and :meth:`PasswordSource.resolve` fetches it when a connection is
-made, so a rotated secret is picked up by the next run and a broken password
-command does not stop ``archiver status``.
+password lives (:func:`read_password_keys` reads it from the ``password*`` keys, or
+from other keys of the same four kinds such as an OAuth2 client secret), and
+:meth:`PasswordSource.resolve` fetches it when a connection is made, so a rotated
+secret is picked up by the next run and a broken password command does not stop
+``archiver status``.
 
-Why: a secret is a few hundred bytes at most, but the places it comes from are
+Why bounded: a secret is a few hundred bytes at most, but the places it comes from are
 chosen by an operator and can be anything: ``password_file = "/dev/zero"`` or a
 command that prints forever used to grow memory until a MemoryError traceback,
 and a FIFO with no writer blocked the run for ever.  Here a file must be a
