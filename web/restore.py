@@ -26,8 +26,8 @@ from archiver.archive import Archive
 from archiver.errors import ArchiverError
 from archiver.mail.headers import utc_now
 from archiver.restore.plan import DEFAULT_PREFIX, RestorePlan, RestoreReport, Scope, execute_restore, plan_restore
-from web import app_config, archive, visible_accounts
 from web.auth import login_required
+from web.context import app_config, archive, visible_accounts
 from web.ids import parse_id
 from web.jobs import Job, new_job, registry
 from web.prefs import end_of_day, parse_day

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from archiver.catalog import Catalog
-from archiver.cli import emit_json, register
+from archiver.cli._common import emit_json
 from archiver.config import Config
 from archiver.errors import CatalogError, ConfigError
 
@@ -75,6 +75,3 @@ def revoke(ctx: click.Context, users: tuple[str, ...], everyone: bool) -> None:
                 raise ConfigError(f"{config.source}: web.users: no user named {', '.join(map(repr, unknown))}")
             for name in users:
                 click.echo(f"ended {catalog.end_web_sessions(user=name)} session(s) of {name}")
-
-
-register(sessions)
