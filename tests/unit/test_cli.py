@@ -43,3 +43,11 @@ def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(main, ["no-such-command"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def test_the_web_package_adds_serve_through_its_entry_point():
+    """``archiver serve`` lives in web/cli.py (web imports archiver, never the reverse); the group finds it."""
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0 and "  serve " in result.output
+    served = CliRunner().invoke(main, ["serve", "--help"])
+    assert served.exit_code == 0 and "--hash-password" in served.output
