@@ -32,7 +32,7 @@ def open_archive(config: Config, access: ArchiveAccess) -> Archive:
     return Archive(config.archive, readonly=access == "read")
 
 
-def with_archive(access: ArchiveAccess = "write", check: Callable[..., None] | None = None) -> Callable[[F], F]:
+def with_archive(access: ArchiveAccess = "write", check: Callable[..., object] | None = None) -> Callable[[F], F]:
     """Open the configured archive for the command, pass it as ``archive=``, close it when the command ends.
 
     ``check(ctx, **params)`` runs first and raises for options that cannot work together or
@@ -79,6 +79,22 @@ def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
     return decorate
 
 
+def json_option(help: str = "Machine-readable output.") -> Callable[[F], F]:
+    """``--json``: print the command's result as JSON (:func:`emit_json`) instead of lines for people."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def account_option(help: str, required: bool = False) -> Callable[[F], F]:
+    """``--account NAME``: the one account the command works on."""
+    return click.option("--account", "account", required=required, metavar="NAME", help=help)
+
+
+#: ``--account NAME`` (repeatable): only these accounts; none given means all (backup, search).
+accounts_option = click.option(
+    "--account", "accounts", multiple=True, metavar="NAME", help="Only this account (repeatable)."
+)
+
+
 def as_of_option(help: str) -> Callable[[F], F]:
     """``--as-of DATE``: a point in time the catalog answers for (``help`` words it for the command)."""
     return click.option("--as-of", "as_of", metavar="DATE", help=help)
@@ -92,7 +108,7 @@ def run_option(help: str) -> Callable[[F], F]:
 #: What ``restore`` and ``export`` select (an :class:`archiver.restore.plan.Scope`); ``ls`` takes
 #: ``--as-of`` and ``--run`` from here too.
 scope_options = _options(
-    click.option("--account", metavar="NAME", help="Source account (required unless --message alone)."),
+    account_option("Source account (required unless --message alone)."),
     click.option("--folder", "folders", multiple=True, metavar="NAME", help="A folder (repeatable)."),
     click.option(
         "--message",

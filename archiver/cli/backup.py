@@ -9,23 +9,23 @@ import click
 
 from archiver.archive import Archive
 from archiver.backup.runner import IndexOutcome, run_backup, update_search_index
-from archiver.cli._common import emit_json, human_bytes, with_archive
+from archiver.cli._common import accounts_option, emit_json, human_bytes, json_option, with_archive
 from archiver.config import AccountConfig
 from archiver.progress import progress_for_terminal
 
 
-def _selected(ctx: click.Context, names: tuple[str, ...]) -> list[AccountConfig]:
+def _selected(ctx: click.Context, accounts: tuple[str, ...], **_: object) -> list[AccountConfig]:
     """The accounts to back up: the named ones (an unknown name is an error), else all."""
     config = ctx.obj.config
-    return [config.account(name) for name in names] if names else list(config.accounts)
+    return [config.account(name) for name in accounts] if accounts else list(config.accounts)
 
 
 @click.command()
-@click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the run reports as JSON.")
+@accounts_option
+@json_option("Print the run reports as JSON.")
 @click.option("--no-index", is_flag=True, help="Leave the search index for the next run or `archiver reindex`.")
 @click.pass_context
-@with_archive("write", check=lambda ctx, accounts, **_: _selected(ctx, accounts))
+@with_archive("write", check=_selected)
 def backup(ctx: click.Context, archive: Archive, accounts: tuple[str, ...], as_json: bool, no_index: bool) -> None:
     """Fetch new mail from the servers into the archive, then update the search index.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from archiver.archive import Archive
-from archiver.cli._common import emit_json, human_bytes, scope_options, with_archive
+from archiver.cli._common import emit_json, human_bytes, json_option, scope_options, with_archive
 from archiver.files.export import FORMATS, export
 from archiver.restore.plan import Scope
 
@@ -17,7 +17,7 @@ from archiver.restore.plan import Scope
 @scope_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="mbox", show_default=True)
 @click.option("--output", "-o", "output", required=True, metavar="DIR", help="A new or empty directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.pass_context
 @with_archive("read")
 def export_command(

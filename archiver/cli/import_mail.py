@@ -8,16 +8,16 @@ from pathlib import Path
 import click
 
 from archiver.archive import Archive
-from archiver.cli._common import emit_json, human_bytes, with_archive
+from archiver.cli._common import account_option, emit_json, human_bytes, json_option, with_archive
 from archiver.files.importer import FORMATS, import_path
 
 
 @click.command(name="import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--account", required=True, metavar="NAME", help='An account with protocol = "local".')
+@account_option('An account with protocol = "local".', required=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: detected from the source.")
 @click.option("--folder", metavar="NAME", help="Parent folder for the imported folders (a single file: its folder).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.pass_context
 @with_archive("write")
 def import_command(

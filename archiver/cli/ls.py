@@ -7,16 +7,25 @@ import click
 from archiver.archive import Archive
 from archiver.catalog import PlacementRow
 from archiver.catalog.as_of import folder_states, gone_times, placement_dict, resolve_run
-from archiver.cli._common import as_of_option, emit_json, human_bytes, run_option, with_archive
+from archiver.cli._common import (
+    account_option,
+    as_of_option,
+    emit_json,
+    human_bytes,
+    json_option,
+    run_option,
+    with_archive,
+)
 
 
-def _one_moment(as_of: str | None, run_id: int | None) -> None:
+def _one_moment(ctx: click.Context, as_of: str | None, run_id: int | None, **_: object) -> None:
+    """--as-of and --run both name a moment: one of them, checked before the archive opens."""
     if as_of is not None and run_id is not None:
         raise click.UsageError("give --as-of or --run, not both")
 
 
 @click.command(name="ls")
-@click.option("--account", "account", required=True, metavar="NAME", help="The account to list.")
+@account_option("The account to list.", required=True)
 @click.option("--folder", "folder", metavar="NAME", help="Only this folder (shown even if gone from the server).")
 @as_of_option("As it was at a date or date-time (ISO 8601, local time).")
 @run_option("As it was after backup run N.")
@@ -25,9 +34,9 @@ def _one_moment(as_of: str | None, run_id: int | None) -> None:
     is_flag=True,
     help="Also show folders deleted or renamed on the server, and expunged messages (marked with when they went).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
-@with_archive("read", check=lambda ctx, as_of, run_id, **_: _one_moment(as_of, run_id))
+@with_archive("read", check=_one_moment)
 def ls_command(
     ctx: click.Context,
     archive: Archive,

@@ -7,7 +7,7 @@ import sys
 import click
 
 from archiver.archive import Archive
-from archiver.cli._common import emit_json, human_bytes, with_archive
+from archiver.cli._common import emit_json, human_bytes, json_option, with_archive
 from archiver.index import index_status, reindex
 
 
@@ -22,7 +22,7 @@ def _bar():  # a rich progress bar on a terminal; None in pipes and the journal
 
 @click.command("reindex")
 @click.option("--procs", type=click.IntRange(1, 64), default=None, help="Worker processes (default: up to 2 cores).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 @with_archive("write")
 def reindex_command(ctx: click.Context, archive: Archive, procs: int | None, as_json: bool) -> None:

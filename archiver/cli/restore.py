@@ -7,7 +7,7 @@ import sys
 import click
 
 from archiver.archive import Archive
-from archiver.cli._common import emit_json, human_bytes, scope_options, with_archive
+from archiver.cli._common import emit_json, human_bytes, json_option, scope_options, with_archive
 from archiver.config import AccountConfig
 from archiver.progress import progress_for_terminal
 from archiver.restore.plan import RestoreReport, Scope, execute_restore, plan_restore
@@ -46,9 +46,9 @@ def report_dict(report: RestoreReport) -> dict:
 @click.option("--prefix", metavar="PATH", help="Parent folder for the restored tree (default Restored/<date>).")
 @click.option("--in-place", is_flag=True, help="Write into the original folder names (no prefix).")
 @click.option("--dry-run", is_flag=True, help="Show what would be appended or skipped; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.pass_context
-@with_archive("write", check=lambda ctx, **params: _target(ctx, **params))
+@with_archive("write", check=_target)
 def restore(
     ctx: click.Context,
     archive: Archive,

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from archiver.catalog import Catalog
-from archiver.cli._common import emit_json
+from archiver.cli._common import emit_json, json_option
 from archiver.config import Config
 from archiver.errors import CatalogError, ConfigError
 
@@ -32,7 +32,7 @@ def sessions() -> None:
 
 
 @sessions.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 def list_sessions(ctx: click.Context, as_json: bool) -> None:
     """Live sessions per user: when they logged in and were last seen (UTC)."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from archiver.archive import Archive
-from archiver.cli._common import emit_json, human_bytes, with_archive
+from archiver.cli._common import emit_json, human_bytes, json_option, with_archive
 from archiver.daemon.status import account_status
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.option("--folders/--no-folders", default=True, help="List folders under each account.")
 @click.pass_context
 @with_archive("inspect")

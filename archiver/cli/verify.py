@@ -7,12 +7,12 @@ import sys
 import click
 
 from archiver.archive import Archive
-from archiver.cli._common import emit_json, human_bytes, with_archive
+from archiver.cli._common import emit_json, human_bytes, json_option, with_archive
 from archiver.verify import verify_archive
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 @with_archive("inspect")
 def verify(ctx: click.Context, archive: Archive, as_json: bool) -> None:

@@ -102,9 +102,13 @@ class SubprocessRunner:
         )
         reader.start()
         try:
-            with contextlib.suppress(BrokenPipeError):  # a child that died at once: its exit code says so
+            try:
                 child.stdin.write(config_text.encode())
-                child.stdin.close()
+            except BrokenPipeError:
+                pass  # a child that died at once: its exit code says so
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    child.stdin.close()
             try:
                 child.wait(timeout=None if limit is None else limit + self.run_grace)
             except subprocess.TimeoutExpired:
