@@ -121,3 +121,9 @@ def create_app(
         return response
 
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Stop the app's web-started backups (committed work is kept) and close its archive and session store."""
+    for resource in ("archiver_backup_runner", "archiver_archive", "archiver_sessions"):
+        app.extensions[resource].close()

@@ -13,7 +13,7 @@ import click
 import waitress
 
 from archiver.errors import ConfigError
-from web import create_app
+from web import close_app, create_app
 from web.auth import hash_password as make_hash
 from web.serving import waitress_options
 
@@ -51,4 +51,4 @@ def serve(ctx: click.Context, listen: str | None, hash_password: bool, threads: 
             options = waitress_options(config.web)
             waitress.serve(app, host=host.strip("[]"), port=int(port), threads=threads, ident="archiver", **options)
     finally:  # web-started backups run in their own session: stop them (committed work is kept)
-        app.extensions["archiver_backup_runner"].stop()
+        close_app(app)

@@ -27,13 +27,13 @@ from archiver.permissions import protect_new_files
 
 log = logging.getLogger("archiver.daemon")
 WEB_THREADS = 4
-#: Entry point group through which the web package gives the daemon its app factory and server
-#: (``create_app``, ``create_server``): ``web`` imports ``archiver``, never the reverse.
+#: Entry point group through which the web package gives the daemon its app factory, server and
+#: closer (``create_app``, ``create_server``, ``close_app``): ``web`` imports ``archiver``, never the reverse.
 WEB_GROUP = "archiver.web"
 
 
 def web_part(name: str) -> Callable[..., Any]:
-    """The web package's ``name`` (``create_app`` or ``create_server``), found through :data:`WEB_GROUP`."""
+    """The web package's ``name`` (``create_app``, ``create_server``, ``close_app``) from :data:`WEB_GROUP`."""
     for entry in entry_points(group=WEB_GROUP, name=name):
         return entry.load()
     raise ConfigError(
@@ -192,8 +192,7 @@ class Daemon:
     def _stop_web(self) -> None:
         if self._server is not None:
             self._server.close()
+        close_app = web_part("close_app") if self._web is not None else None
         for app in [*self._old_apps, self._web.app if self._web else None]:
-            extensions = getattr(app, "extensions", {})
-            for resource in ("archiver_backup_runner", "archiver_archive", "archiver_sessions"):
-                if extensions.get(resource) is not None:
-                    extensions[resource].close()
+            if app is not None and close_app is not None:
+                close_app(app)

@@ -20,7 +20,7 @@ from tests.integration.helpers import (
     write_config,
 )
 from tests.webapp import log_in, quick_hash
-from web import create_app
+from web import close_app, create_app
 from web.jobs import Job, wait
 
 pytestmark = pytest.mark.integration
@@ -37,8 +37,7 @@ admin = true
 def app(tmp_path: Path, dovecot, mail_user) -> Flask:
     application = create_app(load(write_config(tmp_path, account_toml(dovecot, mail_user) + ADMIN)), testing=True)
     yield application
-    for resource in ("archiver_backup_runner", "archiver_archive", "archiver_sessions"):
-        application.extensions[resource].close()
+    close_app(application)
 
 
 def _back_up_now(app: Flask, client: FlaskClient) -> tuple[Job, str]:
