@@ -30,8 +30,8 @@ from archiver.config.secrets import read_secret_file
 from archiver.daemon.metrics import render_metrics
 from archiver.errors import SecretError
 from archiver.logs import register_secret
-from web import app_config
 from web.auth import PUBLIC_ENDPOINTS
+from web.context import app_config
 from web.serving import loopback_listen
 
 bp = Blueprint("metrics", __name__)
