@@ -57,4 +57,3 @@ def auth(ctx: click.Context, account: str, flow: str | None, port: int) -> None:
             f"check that the scopes include offline access, then run `archiver auth {account}` again",
             err=True,
         )
-
