@@ -22,8 +22,8 @@ from flask.sessions import SecureCookieSessionInterface
 
 from archiver.archive import Archive
 from archiver.config import Config
-from archiver.config.secrets import read_secret_file
 from archiver.daemon.child import SubprocessRunner
+from archiver.secret_io import read_secret_file
 from web import auth, browse, jobs, prefs, restore, runs, search, sessions_page
 from web import metrics as metrics_web
 from web.context import duration, error_page, human_size
