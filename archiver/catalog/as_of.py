@@ -3,15 +3,20 @@
 Placements carry ``first_seen_run`` / ``gone_since_run`` and folders carry
 ``first_seen_run`` / ``gone_since_run``, so "after run R" is a filter, and the
 flags come from the flag history (:mod:`archiver.catalog.history`).  A moment
-T maps to the last run that started at or before T (``Catalog.run_at``).
+T maps to the last run that started at or before T (``Catalog.run_at``); a
+user's ``--as-of`` is read into the catalog's run clock by :func:`as_of_timestamp`,
+the same way for ``ls``, restore and export.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 
 from archiver.catalog import Catalog, PlacementRow
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, RestoreError
+from archiver.mail.headers import utc_now
 
 
 class ListingError(ArchiverError):
@@ -34,6 +39,29 @@ class FolderState:
         return self.gone_since_run is not None
 
 
+def as_of_timestamp(text: str, now: datetime | None = None) -> str:
+    """ISO UTC timestamp (the catalog's run clock) for a user's ``--as-of``.
+
+    A bare date means the end of that day; a naive time is local time.  Raises RestoreError.
+    """
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, dtime(23, 59, 59, 999999)).astimezone()
+        else:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.astimezone()
+    except ValueError:
+        raise RestoreError(
+            f"--as-of: expected a date (2026-11-20) or date-time (2026-11-20T14:30), got {text!r}"
+        ) from None
+    if moment > (now or utc_now()):
+        raise RestoreError(f"--as-of {text} is in the future")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def resolve_run(catalog: Catalog, account_id: int, account: str, as_of: str | None, run_id: int | None) -> int | None:
     """The run whose end state is wanted: ``run_id``, the last run by ``as_of``, or None for "now"."""
     if run_id is not None:
@@ -43,8 +71,6 @@ def resolve_run(catalog: Catalog, account_id: int, account: str, as_of: str | No
         return run_id
     if as_of is None:
         return None
-    from archiver.restore.plan import as_of_timestamp  # the same reading of --as-of as restore and export
-
     found = catalog.run_at(account_id, as_of_timestamp(as_of))
     if found is None:
         raise ListingError(f"account {account!r} had no backup run by {as_of}")
@@ -68,32 +94,29 @@ def folder_states(
     account_id = catalog.account_id(account)
     if account_id is None:
         raise ListingError(f"the archive has no account {account!r}")
-    rows = catalog.db.execute(
-        "SELECT name, first_seen_run, gone_since_run, gone_since FROM folders WHERE account_id = ? ORDER BY name",
-        (account_id,),
-    ).fetchall()
+    lives = catalog.folder_lives(account_id)
     if folder is not None:
-        rows = [row for row in rows if row["name"] == folder]
-        if not rows:
+        lives = [life for life in lives if life.name == folder]
+        if not lives:
             raise ListingError(f"account {account!r} has no folder {folder!r}")
     states: list[FolderState] = []
-    for row in rows:
-        if run_id is not None and row["first_seen_run"] is not None and row["first_seen_run"] > run_id:
+    for life in lives:
+        if run_id is not None and life.first_seen_run is not None and life.first_seen_run > run_id:
             continue
-        gone_run = row["gone_since_run"]
+        gone_run = life.gone_since_run
         gone = gone_run is not None and (run_id is None or gone_run <= run_id)
         if gone and not (include_gone or folder is not None):
             continue
-        messages = list(catalog.placements_as_of(account_id, row["name"], run_id))
+        messages = list(catalog.placements_as_of(account_id, life.name, run_id))
         expunged = []
         if include_gone:
-            expunged = list(catalog.placements_as_of(account_id, row["name"], run_id, expunged=True))
+            expunged = list(catalog.placements_as_of(account_id, life.name, run_id, expunged=True))
         states.append(
             FolderState(
-                name=row["name"],
-                first_seen_run=row["first_seen_run"],
+                name=life.name,
+                first_seen_run=life.first_seen_run,
                 gone_since_run=gone_run if gone else None,
-                gone_since=row["gone_since"] if gone else None,
+                gone_since=life.gone_since if gone else None,
                 messages=messages,
                 expunged=expunged,
             )

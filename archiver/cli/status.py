@@ -6,7 +6,7 @@ import click
 
 from archiver.archive import Archive
 from archiver.cli import emit_json, human_bytes, register
-from archiver.daemon.schedule import freshness
+from archiver.daemon.status import freshness
 
 
 def collect_status(archive: Archive, account_names: list[str]) -> list[dict]:
@@ -44,7 +44,7 @@ def status(ctx: click.Context, as_json: bool, folders: bool) -> None:
     config = ctx.obj.config
     with Archive.for_reading(config.archive) as archive:
         data = collect_status(archive, [a.name for a in config.accounts])
-        for entry in data:  # last_success, stale_after_seconds, stale: see archiver.daemon.schedule.freshness
+        for entry in data:  # last_success, stale_after_seconds, stale: see archiver.daemon.status.freshness
             entry.update(freshness(archive.catalog, config, entry["account"]))
         totals = archive.catalog.archive_totals()
         partly_indexed = archive.catalog.index_problem_count()

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from archiver.config.schedule import parse_duration, parse_schedule
 from archiver.config.secrets import read_secret_file, run_secret_command
 from archiver.errors import ConfigError, SecretError
 from archiver.logs import register_secret
@@ -453,8 +454,6 @@ def _read_web(table: _Table, account_names: set[str]) -> WebConfig:
 
 def _schedule(table: _Table, key: str) -> str | None:
     """A schedule string, parsed now so a typo fails at load time, naming the key."""
-    from archiver.daemon.schedule import parse_schedule
-
     value = table.string(key)
     if value is None:
         return None
@@ -467,8 +466,6 @@ def _schedule(table: _Table, key: str) -> str | None:
 
 def _duration(table: _Table, key: str, default: _T) -> int | _T:
     """Seconds, as an integer or a string like "30m", "2h", "1d"."""
-    from archiver.daemon.schedule import parse_duration
-
     if not table.has(key):
         return default
     value = table.data[key]

@@ -38,11 +38,10 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
-from datetime import time as dtime
 
 from archiver.archive import Archive
 from archiver.catalog import Catalog, PlacementRow
+from archiver.catalog.as_of import as_of_timestamp
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, RestoreError
 from archiver.mail.headers import utc_now
@@ -175,29 +174,6 @@ class Progress:
 
 
 # -- pure helpers -------------------------------------------------------------------------
-def as_of_timestamp(text: str, now: datetime | None = None) -> str:
-    """ISO UTC timestamp (the catalog's run clock) for a user's ``--as-of``.
-
-    A bare date means the end of that day; a naive time is local time.  Raises RestoreError.
-    """
-    text = text.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, dtime(23, 59, 59, 999999)).astimezone()
-        else:
-            moment = datetime.fromisoformat(text)
-            if moment.tzinfo is None:
-                moment = moment.astimezone()
-    except ValueError:
-        raise RestoreError(
-            f"--as-of: expected a date (2026-11-20) or date-time (2026-11-20T14:30), got {text!r}"
-        ) from None
-    if moment > (now or utc_now()):
-        raise RestoreError(f"--as-of {text} is in the future")
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def target_parts(folder: str, delimiter: str | None, prefix: str | None) -> tuple[str, ...]:
     """The target folder as path components: prefix components (``/`` separated), then the source's
     as :func:`archiver.names.folder_parts` maps them (no empty, ``.`` or ``..`` component reaches
