@@ -21,9 +21,6 @@ from archiver.catalog.model import AccountRunSums, LatestRun, PresentTotals
 class ReportQueries(CatalogConnection):
     """Totals, latest runs and errors, verification reads, and the web pages' queries."""
 
-    def account_rows(self) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM accounts ORDER BY name").fetchall()
-
     def folder_report(self, account_id: int) -> list[sqlite3.Row]:
         """Per folder: present messages, their bytes, and whether the folder is gone."""
         return self.db.execute(
