@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from archiver.mail.headers import HeaderSummary
 
@@ -93,9 +94,11 @@ class Adoption:
     size: int
 
 
-@dataclass(frozen=True)
-class KnownCopyRow:
-    """A placement of an archived message, as the fingerprint match reads it (any folder, present or gone)."""
+class KnownCopyRow(NamedTuple):
+    """A placement of an archived message, as the fingerprint match reads it (any folder, present or gone).
+
+    A NamedTuple, not a dataclass: a UIDVALIDITY reset reads one per archived message, built straight from the row.
+    """
 
     blob_id: str
     message_id: str | None

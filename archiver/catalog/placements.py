@@ -174,13 +174,13 @@ class PlacementQueries(CatalogConnection):
         """Every placement (present or gone, any folder) of the account whose message has one of these Message-IDs."""
         rows = select_in(
             self.db,
-            "SELECT DISTINCT m.message_id, p.size, p.internaldate, p.blob_id FROM messages m "
+            "SELECT DISTINCT p.blob_id, m.message_id, p.size, p.internaldate FROM messages m "
             "JOIN placements p ON p.blob_id = m.blob_id JOIN folders f ON f.id = p.folder_id "
             "WHERE f.account_id = ? AND m.message_id IN ({marks})",
             sorted(set(message_ids)),
             before=(account_id,),
         )
-        return [KnownCopyRow(blob_id=r[3], message_id=r[0], size=int(r[1]), internaldate=r[2]) for r in rows]
+        return list(map(KnownCopyRow._make, rows))
 
     def copies_without_message_id(self, account_id: int, sizes: Iterable[int]) -> list[KnownCopyRow]:
         """Placements (present or gone) of the account's messages without a Message-ID, of these sizes.
@@ -190,13 +190,14 @@ class PlacementQueries(CatalogConnection):
         """
         rows = select_in(
             self.db,
-            "SELECT DISTINCT m.blob_id, m.size, p.internaldate FROM messages m INDEXED BY messages_without_message_id "
+            "SELECT DISTINCT m.blob_id, NULL AS message_id, m.size, p.internaldate FROM messages m "
+            "INDEXED BY messages_without_message_id "
             "JOIN placements p ON p.blob_id = m.blob_id JOIN folders f ON f.id = p.folder_id "
             "WHERE m.message_id IS NULL AND m.size IN ({marks}) AND f.account_id = ?",
             sorted(set(sizes)),
             after=(account_id,),
         )
-        return [KnownCopyRow(blob_id=r[0], message_id=None, size=int(r[1]), internaldate=r[2]) for r in rows]
+        return list(map(KnownCopyRow._make, rows))
 
     def known_blob_ids(self, blob_ids: Sequence[str]) -> set[str]:
         """Which of these blobs the catalog already has (an import counts what it deduplicated)."""
