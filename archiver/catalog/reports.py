@@ -4,8 +4,6 @@ Most of these return ``sqlite3.Row``: their callers (the CLI, the web views and
 their templates, the tests) read them by column name (``row["messages"]``) or
 turn them into dicts for ``--json``, which a frozen dataclass would not allow
 without changing every caller.  The metrics' figures, new here, are dataclasses.
-Folder pages use keyset pagination on the ``placements_folder_date`` index
-(folder_id, internaldate, id): page 1,000 costs what page 1 does.
 """
 
 from __future__ import annotations
