@@ -60,7 +60,7 @@ def _check_directory(root: Path) -> None:
 
 
 class Archive:
-    """The archive directory: ``blobs/``, ``catalog.sqlite3``, ``locks/`` (and later ``index/``)."""
+    """The archive directory: ``blobs/``, the catalog (:attr:`Catalog.FILENAME`), ``locks/`` and ``index/``."""
 
     def __init__(self, settings: ArchiveConfig, readonly: bool = False) -> None:
         self.settings = settings

@@ -66,21 +66,11 @@ def candidates(catalog: Catalog, account_id: int, sizes: Iterable[int]) -> dict[
     Present and gone placements alike (after a reset every old placement is gone); the partial
     index ``messages_without_message_id`` keeps this proportional to the matches, not the archive.
     """
-    wanted = sorted(set(sizes))
     found: dict[Key, set[str]] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = catalog.db.execute(
-            "SELECT DISTINCT m.blob_id, m.size, p.internaldate FROM messages m INDEXED BY messages_without_message_id "
-            "JOIN placements p ON p.blob_id = m.blob_id JOIN folders f ON f.id = p.folder_id "
-            f"WHERE m.message_id IS NULL AND m.size IN ({marks}) AND f.account_id = ?",
-            (*chunk, account_id),
-        )
-        for blob_id, size, internaldate in rows:
-            when = instant(internaldate)
-            if when is not None:
-                found.setdefault((int(size), when), set()).add(blob_id)
+    for row in catalog.copies_without_message_id(account_id, sizes):
+        when = instant(row.internaldate)
+        if when is not None:
+            found.setdefault((row.size, when), set()).add(row.blob_id)
     return found
 
 

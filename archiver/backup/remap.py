@@ -15,56 +15,20 @@ from dataclasses import dataclass
 
 from archiver.backup.fingerprint import Fingerprint, KnownCopy, fingerprint, instant, match_known
 from archiver.backup.header_print import match_by_header
-from archiver.catalog import UPSERT_PLACEMENT_SQL, Catalog, FolderRecord, encode_flags
-from archiver.catalog.history import record_revived_flag_changes
+from archiver.catalog import Adoption, Catalog, FolderRecord
+from archiver.catalog.labels import blobs_by_gm_msgid
 from archiver.sources.imap import ImapSource, MessageStub
 from archiver.store.local import BlobStore
 
 log = logging.getLogger("archiver.sync")
 
 
-@dataclass(frozen=True)
-class Adoption:
-    """A new UID recognised as a known blob: the placement to record, no bytes fetched."""
-
-    uid: int
-    blob_id: str
-    flags: tuple[str, ...]
-    internaldate: str | None  # ISO 8601 as the server gave it (offset kept, like fetched placements)
-    size: int
-
-
-def account_has_messages(catalog: Catalog, account_id: int) -> bool:
-    """Whether any placement exists for the account (a first backup skips the fingerprint round trip).
-
-    Asked of the account's runs, not its placements: every placement is recorded with its run's
-    ``messages_new`` raised in the same transaction and never deleted, so "some run added a message"
-    is the same question, and it costs the same with 100,000 folders (looking for a placement folder
-    by folder cost a probe per empty folder, for every new folder: quadratic).  Either answer is safe:
-    a wrong "no" costs downloads, a wrong "yes" a header look.
-    """
-    row = catalog.db.execute(
-        "SELECT 1 FROM runs WHERE account_id = ? AND messages_new > 0 LIMIT 1", (account_id,)
-    ).fetchone()
-    return row is not None
-
-
 def known_copies(catalog: Catalog, account_id: int, message_ids: Iterable[str]) -> list[KnownCopy]:
     """Every placement (present or gone, any folder) of the account whose message has one of these Message-IDs."""
-    wanted = sorted(set(message_ids))
-    copies: list[KnownCopy] = []
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = catalog.db.execute(
-            "SELECT DISTINCT m.message_id, p.size, p.internaldate, p.blob_id FROM messages m "
-            "JOIN placements p ON p.blob_id = m.blob_id JOIN folders f ON f.id = p.folder_id "
-            f"WHERE f.account_id = ? AND m.message_id IN ({marks})",
-            (account_id, *chunk),
-        )
-        for row in rows:
-            copies.append(KnownCopy(row[3], Fingerprint(row[0], int(row[1]), instant(row[2]))))
-    return copies
+    return [
+        KnownCopy(row.blob_id, Fingerprint(row.message_id, row.size, instant(row.internaldate)))
+        for row in catalog.copies_by_message_id(account_id, message_ids)
+    ]
 
 
 def adopt(catalog: Catalog, run_id: int, folder_id: int, uidvalidity: int, adoptions: Sequence[Adoption]) -> int:
@@ -72,28 +36,7 @@ def adopt(catalog: Catalog, run_id: int, folder_id: int, uidvalidity: int, adopt
 
     They count as new messages of the run, with no bytes fetched or stored.
     """
-    if not adoptions:
-        return 0
-    added = 0
-    with catalog.transaction():
-        revived = {item.uid: encode_flags(item.flags) for item in adoptions}
-        record_revived_flag_changes(catalog.db, run_id, folder_id, uidvalidity, revived)  # revived UIDs' history
-        for item in adoptions:
-            added += catalog.db.execute(
-                UPSERT_PLACEMENT_SQL,
-                (
-                    folder_id,
-                    uidvalidity,
-                    item.uid,
-                    item.blob_id,
-                    encode_flags(item.flags),
-                    item.internaldate,
-                    item.size,
-                    run_id,
-                ),
-            ).rowcount
-        catalog.db.execute("UPDATE runs SET messages_new = messages_new + ? WHERE id = ?", (added, run_id))
-    return added
+    return catalog.adopt_placements(run_id, folder_id, uidvalidity, adoptions) if adoptions else 0
 
 
 @dataclass(frozen=True)
@@ -148,7 +91,7 @@ def adopt_known(
     UIDVALIDITY reset the folder was synced before, so it always gets the full look.
     """
     is_gmail = source.is_gmail
-    if not missing or not (is_gmail or account_has_messages(catalog, account_id)):
+    if not missing or not (is_gmail or catalog.account_has_messages(account_id)):
         return AdoptResult(0, missing, {}, 0)
     first_sync = folder.uidvalidity is None
     header_bytes = 0
@@ -172,8 +115,6 @@ def _matches(
     is_gmail = source.is_gmail
     matches: dict[int, str] = {}
     if is_gmail:
-        from archiver.sources.gmail import blobs_by_gm_msgid
-
         by_msgid = blobs_by_gm_msgid(catalog, account_id, [s.gm_msgid for s in stubs.values() if s.gm_msgid])
         matches = {uid: by_msgid[s.gm_msgid] for uid, s in stubs.items() if s.gm_msgid in by_msgid}
     prints = {

@@ -38,6 +38,7 @@ from archiver.backup.faults import (
 )
 from archiver.backup.pipeline import StorePipeline
 from archiver.catalog import FolderRecord
+from archiver.catalog.labels import record_labels
 from archiver.config import AccountConfig, Config
 from archiver.errors import ArchiverError, ConnectError, ProtocolError
 from archiver.sources import gmail
@@ -288,13 +289,13 @@ class ImapBackup:
             outcome.flags_changed += self.catalog.update_flags(self.run_id, record.id, uidvalidity, flags)
             if self.source.is_gmail:
                 labels = self.source.gmail_labels(sorted(flags))
-                gmail.record_labels(self.catalog, record.id, uidvalidity, {u: (None, ls) for u, ls in labels.items()})
+                record_labels(self.catalog, record.id, uidvalidity, {u: (None, ls) for u, ls in labels.items()})
         missing, stubs = self._adopt_known(record, uidvalidity, missing, outcome)
         skipped = sorted(self._poison.skipped.intersection(missing))  # they dropped the connection: not again
         missing = [uid for uid in missing if uid not in skipped]
         failed_uids = skipped + self._fetch_missing(record, uidvalidity, missing, outcome, stubs)
         if stubs and self.source.is_gmail:
-            gmail.record_labels(
+            record_labels(
                 self.catalog,
                 record.id,
                 uidvalidity,

@@ -3,7 +3,9 @@
 Placements carry ``first_seen_run`` / ``gone_since_run`` and folders carry
 ``first_seen_run`` / ``gone_since_run``, so "after run R" is a filter, and the
 flags come from the flag history (:mod:`archiver.catalog.history`).  A moment
-T maps to the last run that started at or before T (``Catalog.run_at``).
+T maps to the last run that started at or before T (``Catalog.run_at``); a
+user's ``--as-of`` is read into the catalog's run clock by :func:`as_of_timestamp`,
+the same way for ``ls``, restore and export.
 """
 
 from __future__ import annotations
@@ -67,32 +69,29 @@ def folder_states(
     account_id = catalog.account_id(account)
     if account_id is None:
         raise ListingError(f"the archive has no account {account!r}")
-    rows = catalog.db.execute(
-        "SELECT name, first_seen_run, gone_since_run, gone_since FROM folders WHERE account_id = ? ORDER BY name",
-        (account_id,),
-    ).fetchall()
+    lives = catalog.folder_lives(account_id)
     if folder is not None:
-        rows = [row for row in rows if row["name"] == folder]
-        if not rows:
+        lives = [life for life in lives if life.name == folder]
+        if not lives:
             raise ListingError(f"account {account!r} has no folder {folder!r}")
     states: list[FolderState] = []
-    for row in rows:
-        if run_id is not None and row["first_seen_run"] is not None and row["first_seen_run"] > run_id:
+    for life in lives:
+        if run_id is not None and life.first_seen_run is not None and life.first_seen_run > run_id:
             continue
-        gone_run = row["gone_since_run"]
+        gone_run = life.gone_since_run
         gone = gone_run is not None and (run_id is None or gone_run <= run_id)
         if gone and not (include_gone or folder is not None):
             continue
-        messages = list(catalog.placements_as_of(account_id, row["name"], run_id))
+        messages = list(catalog.placements_as_of(account_id, life.name, run_id))
         expunged = []
         if include_gone:
-            expunged = list(catalog.placements_as_of(account_id, row["name"], run_id, expunged=True))
+            expunged = list(catalog.placements_as_of(account_id, life.name, run_id, expunged=True))
         states.append(
             FolderState(
-                name=row["name"],
-                first_seen_run=row["first_seen_run"],
+                name=life.name,
+                first_seen_run=life.first_seen_run,
                 gone_since_run=gone_run if gone else None,
-                gone_since=row["gone_since"] if gone else None,
+                gone_since=life.gone_since if gone else None,
                 messages=messages,
                 expunged=expunged,
             )

@@ -8,8 +8,9 @@ change of a placement writes two rows, the flags it was first seen with (at its
 one.  "Flags as of run R" is then the newest history row at or before R, or
 ``placements.flags`` when the placement has no history.
 
-Plain SQL on the catalog's connection, called inside the caller's transaction
-(this module imports nothing from :mod:`archiver.catalog`, which calls it).
+The as-of filter on placements lives here too: "present after run R" is
+``first_seen_run <= R`` and not gone by R.  Plain SQL on the catalog's
+connection, called inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -17,11 +18,24 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 
+from archiver.catalog.connection import select_in
+
 # Correlated sub-select for a query over ``placements p``; takes one parameter, the run id.
 FLAGS_AS_OF_SQL = (
     "COALESCE((SELECT h.flags FROM flag_history h WHERE h.placement_id = p.id AND h.run_id <= ? "
     "ORDER BY h.run_id DESC LIMIT 1), p.flags)"
 )
+
+
+def as_of_filter(run_id: int | None, expunged: bool = False) -> tuple[str, list[object]]:
+    """The placement filter "in the folder after run R" (None: now), or with ``expunged`` "gone from it by then"."""
+    if expunged and run_id is None:
+        return " AND p.gone_since_run IS NOT NULL", []
+    if expunged:
+        return " AND p.first_seen_run <= ? AND p.gone_since_run <= ?", [run_id, run_id]
+    if run_id is None:
+        return " AND p.gone_since_run IS NULL", []
+    return " AND p.first_seen_run <= ? AND (p.gone_since_run IS NULL OR p.gone_since_run > ?)", [run_id, run_id]
 
 
 def record_flag_changes(
@@ -62,18 +76,15 @@ def record_revived_flag_changes(
     A new batch's UIDs are almost never in the catalog yet (a placement marked gone by mistake, a
     POP3 key back in the maildrop): one query per 500 UIDs finds those, instead of one per message.
     """
-    uids = list(flags_by_uid)
-    existing: list[int | str] = []
-    for start in range(0, len(uids), 500):
-        chunk = uids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        existing += [
-            row[0]
-            for row in db.execute(
-                f"SELECT uid FROM placements WHERE folder_id = ? AND uidvalidity = ? AND uid IN ({marks})",
-                (folder_id, uidvalidity, *chunk),
-            )
-        ]
+    existing = [
+        row[0]
+        for row in select_in(
+            db,
+            "SELECT uid FROM placements WHERE folder_id = ? AND uidvalidity = ? AND uid IN ({marks})",
+            flags_by_uid,
+            before=(folder_id, uidvalidity),
+        )
+    ]
     return record_flag_changes(db, run_id, folder_id, uidvalidity, {uid: flags_by_uid[uid] for uid in existing})
 
 

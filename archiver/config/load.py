@@ -49,6 +49,7 @@ from archiver.config.model import (
 )
 from archiver.config.oauth import CLIENT_SECRET_KEYS, read_oauth
 from archiver.config.reader import Schema, Table
+from archiver.config.schedule import parse_duration, parse_schedule
 from archiver.config.secrets import PASSWORD_KEYS, read_password_keys
 from archiver.errors import ConfigError
 from archiver.logs import register_secret
@@ -199,8 +200,6 @@ def _read_web(table: Table, account_names: set[str]) -> WebConfig:
 
 def _schedule(table: Table, key: str) -> str | None:
     """A schedule string, parsed now so a typo fails at load time, naming the key."""
-    from archiver.daemon.schedule import parse_schedule
-
     value = table.string(key)
     if value is None:
         return None
@@ -213,8 +212,6 @@ def _schedule(table: Table, key: str) -> str | None:
 
 def _duration(table: Table, key: str, default: _T) -> int | _T:
     """Seconds, as an integer or a string like "30m", "2h", "1d"."""
-    from archiver.daemon.schedule import parse_duration
-
     if not table.has(key):
         return default
     value = table.data[key]

@@ -26,7 +26,7 @@ from email.utils import formatdate, make_msgid
 
 from archiver import __version__
 from archiver.config import AlertsConfig, EmailAlertConfig
-from archiver.daemon.schedule import RunOutcome
+from archiver.daemon.status import RunOutcome
 from archiver.errors import ArchiverError
 from archiver.logs import mask
 from archiver.times import now_iso

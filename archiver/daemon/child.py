@@ -39,8 +39,9 @@ from typing import IO, Any
 from archiver.backup.faults import format_duration
 from archiver.backup.runner import FolderOutcome, Progress, RunReport, run_backup
 from archiver.catalog import Catalog
+from archiver.catalog.schedule_state import mark_interrupted, mark_timed_out
 from archiver.config import Config, config_from_toml_text
-from archiver.daemon.schedule import RunOutcome, mark_interrupted, mark_timed_out
+from archiver.daemon.status import RunOutcome
 from archiver.errors import ArchiverError
 from archiver.logs import setup_logging
 

@@ -41,8 +41,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from archiver.catalog import Catalog
+from archiver.catalog.schedule_state import load_states
 from archiver.config import Config
-from archiver.daemon.schedule import parse_schedule, stale_after
+from archiver.daemon.status import stale_limit
 from archiver.times import utc_now
 
 
@@ -55,24 +56,21 @@ class CatalogCollector:
 
     def __init__(self, config: Config, catalog: Catalog) -> None:
         self.config = config
-        self.db = catalog.db
+        self.catalog = catalog
 
     def collect(self) -> Iterator[Metric]:
         yield from self._last_runs()
         yield from self._totals()
         yield from self._present()
         yield from self._schedule()
-        archive = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(stored_size), 0) FROM messages"
-        ).fetchone()
-        for name, value, text in zip(
-            ("blobs", "raw_bytes", "stored_bytes"),
-            archive,
-            ("unique messages in the blob store", "their raw size", "their stored (compressed) size"),
-            strict=True,
+        archive = self.catalog.archive_totals()
+        for name, text in (
+            ("blobs", "unique messages in the blob store"),
+            ("raw_bytes", "their raw size"),
+            ("stored_bytes", "their stored (compressed) size"),
         ):
-            yield GaugeMetricFamily(f"archiver_archive_{name}", text, value=value)
-        partly = self.db.execute("SELECT COUNT(*) FROM index_problems").fetchone()[0]
+            yield GaugeMetricFamily(f"archiver_archive_{name}", text, value=archive[name])
+        partly = self.catalog.index_problem_count()
         yield GaugeMetricFamily(
             "archiver_index_partly_indexed_messages", "Messages the search index holds only in part.", value=partly
         )
@@ -87,38 +85,25 @@ class CatalogCollector:
         ok = self._gauge("last_run_ok", "1 when the latest run's status is ok.")
         errors = self._gauge("last_run_errors", "Errors recorded by the latest run.")
         stale = self._gauge("stale", "1 when the last success is older than the account's stale_after.")
-        successes = dict(
-            self.db.execute(
-                "SELECT a.name, MAX(r.ended_at) FROM runs r JOIN accounts a ON a.id = r.account_id "
-                "WHERE r.status = 'ok' GROUP BY a.name"
-            ).fetchall()
-        )
+        successes = self.catalog.last_success_by_account()
         for name, when in successes.items():
             success.add_metric([name], _ts(when) or 0)
-        rows = self.db.execute(
-            "SELECT a.name, r.started_at, r.ended_at, r.status, r.errors FROM runs r "
-            "JOIN accounts a ON a.id = r.account_id "
-            "WHERE r.id IN (SELECT MAX(id) FROM runs GROUP BY account_id)"
-        ).fetchall()
-        for name, started, ended, status, count in rows:
-            last.add_metric([name], _ts(ended) or _ts(started) or 0)
-            if ended:
-                duration.add_metric([name], max(0.0, (_ts(ended) or 0) - (_ts(started) or 0)))
-            ok.add_metric([name], 1.0 if status == "ok" else 0.0)
-            errors.add_metric([name], count)
+        for run in self.catalog.latest_runs():
+            last.add_metric([run.account], _ts(run.ended_at) or _ts(run.started_at) or 0)
+            if run.ended_at:
+                duration.add_metric([run.account], max(0.0, (_ts(run.ended_at) or 0) - (_ts(run.started_at) or 0)))
+            ok.add_metric([run.account], 1.0 if run.status == "ok" else 0.0)
+            errors.add_metric([run.account], run.errors)
         now = utc_now().timestamp()
         for account in self.config.accounts:
-            schedule = parse_schedule(account.schedule or self.config.scheduler.default_schedule)
-            limit = stale_after(schedule if schedule.kind != "off" else None, self.config.scheduler.stale_after)
+            limit = stale_limit(self.config, account.name)
             when = _ts(successes.get(account.name))
             stale.add_metric([account.name], 1.0 if when is None or now - when > limit else 0.0)
         yield from (success, last, duration, ok, errors, stale)
 
     def _totals(self) -> Iterator[Metric]:
         runs = CounterMetricFamily("archiver_runs", "Backup runs by final status.", labels=["account", "status"])
-        for name, status, count in self.db.execute(
-            "SELECT a.name, r.status, COUNT(*) FROM runs r JOIN accounts a ON a.id = r.account_id GROUP BY 1, 2"
-        ):
+        for name, status, count in self.catalog.run_counts():
             runs.add_metric([name, status], count)
         yield runs
         families = [
@@ -127,37 +112,27 @@ class CatalogCollector:
             CounterMetricFamily("archiver_bytes_stored", "Bytes written to the blob store.", labels=["account"]),
             CounterMetricFamily("archiver_run_errors", "Errors recorded by runs.", labels=["account"]),
         ]
-        for name, *values in self.db.execute(
-            "SELECT a.name, SUM(r.messages_new), SUM(r.bytes_fetched), SUM(r.bytes_stored), SUM(r.errors) "
-            "FROM runs r JOIN accounts a ON a.id = r.account_id GROUP BY a.name"
-        ):
+        for sums in self.catalog.run_sums():
+            values = (sums.messages_new, sums.bytes_fetched, sums.bytes_stored, sums.errors)
             for family, value in zip(families, values, strict=True):
-                family.add_metric([name], value or 0)
+                family.add_metric([sums.account], value)
         yield from families
 
     def _present(self) -> Iterator[Metric]:
         messages = self._gauge("messages", "Messages present in the archive (not gone from the server).")
         size = self._gauge("bytes", "Raw bytes of the messages present in the archive.")
-        for name, count, total in self.db.execute(
-            "SELECT a.name, COUNT(p.id), COALESCE(SUM(p.size), 0) FROM placements p "
-            "JOIN folders f ON f.id = p.folder_id JOIN accounts a ON a.id = f.account_id "
-            "WHERE p.gone_since_run IS NULL GROUP BY a.name"
-        ):
-            messages.add_metric([name], count)
-            size.add_metric([name], total)
+        for present in self.catalog.present_totals():
+            messages.add_metric([present.account], present.messages)
+            size.add_metric([present.account], present.bytes)
         yield from (messages, size)
 
     def _schedule(self) -> Iterator[Metric]:
         failing = self._gauge("failing", "1 while a failure alert is outstanding (no recovery yet).")
         next_run = self._gauge("next_run_timestamp_seconds", "Next scheduled run (unix time).")
-        try:
-            rows = self.db.execute("SELECT account, next_run_at, failing FROM schedule_state").fetchall()
-        except Exception:  # a catalog not yet migrated to schema 4 (read-only open): no scheduler figures
-            rows = []
-        for name, when, flag in rows:
-            failing.add_metric([name], float(flag))
-            if when:
-                next_run.add_metric([name], _ts(when) or 0)
+        for name, state in load_states(self.catalog).items():  # empty for a catalog older than schema 4
+            failing.add_metric([name], float(state.failing))
+            if state.next_run_at:
+                next_run.add_metric([name], state.next_run_at.timestamp())
         yield from (failing, next_run)
 
 

@@ -39,20 +39,18 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from archiver.archive import make_layout
-from archiver.catalog import Catalog
-from archiver.config import Config
-from archiver.daemon.alerts import Notifier
-from archiver.daemon.child import STOP_GRACE_SECONDS, SubprocessRunner
-from archiver.daemon.schedule import (
-    RunOutcome,
-    Schedule,
-    ScheduleState,
+from archiver.catalog import Catalog, ScheduleState
+from archiver.catalog.schedule_state import (
     load_states,
-    parse_schedule,
     save_finished,
     save_next_run,
     save_started,
 )
+from archiver.config import Config
+from archiver.config.schedule import Schedule, parse_schedule
+from archiver.daemon.alerts import Notifier
+from archiver.daemon.child import STOP_GRACE_SECONDS, SubprocessRunner
+from archiver.daemon.status import RunOutcome
 from archiver.errors import ArchiverError
 from archiver.times import utc_now
 
@@ -135,12 +133,7 @@ class BackupScheduler:
                 log.info("account unscheduled account=%s", name)
         with self._catalog() as catalog:
             states = load_states(catalog)
-            ever_ran = {
-                row[0]
-                for row in catalog.db.execute(
-                    "SELECT DISTINCT a.name FROM accounts a JOIN runs r ON r.account_id = a.id"
-                )
-            }
+            ever_ran = catalog.accounts_with_runs()
         for account in config.accounts:
             schedule = account_schedule(config, account.name)
             key = (schedule.text, config.scheduler.jitter)

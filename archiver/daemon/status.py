@@ -1,15 +1,57 @@
-"""What the archive holds per account and how its last runs went: ``archiver status`` and its ``--json``.
+"""How an account's backups are going: what it holds, one scheduled run's outcome, whether it is stale.
 
-Kept beside the scheduler because staleness is measured against each account's
-schedule (:func:`archiver.daemon.schedule.freshness`, the same rule ``/metrics``
-applies).
+Shared by the scheduler, the alerts, the metrics and ``archiver status`` (and its ``--json``); the
+schedule syntax is :mod:`archiver.config.schedule`, the persisted scheduler
+state :mod:`archiver.catalog.schedule_state`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from archiver.archive import Archive
+from archiver.catalog import Catalog
+from archiver.catalog.schedule_state import last_success_at
 from archiver.config import Config
-from archiver.daemon.schedule import freshness
+from archiver.config.schedule import parse_schedule, stale_after
+from archiver.times import utc_now
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one scheduled run came to, as the scheduler, the alerts and the logs see it.
+
+    ``status`` is a run status (``ok``, ``partial``, ``failed``), ``skipped``
+    (another backup of the account held the lock) or ``interrupted`` (the
+    daemon stopped it).
+    """
+
+    account: str
+    status: str
+    run_id: int | None = None
+    problems: tuple[str, ...] = ()
+    messages_new: int = 0
+    bytes_fetched: int = 0
+    bytes_stored: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("partial", "failed")
+
+
+def stale_limit(config: Config, account: str) -> float:
+    """Seconds without a successful run after which the account counts as stale (its schedule, or the default)."""
+    schedule = parse_schedule(config.account(account).schedule or config.scheduler.default_schedule)
+    return stale_after(schedule if schedule.kind != "off" else None, config.scheduler.stale_after)
+
+
+def freshness(catalog: Catalog, config: Config, account: str) -> dict:
+    """``last_success``, ``stale_after_seconds`` and ``stale`` for ``archiver status`` (and its ``--json``)."""
+    limit = stale_limit(config, account)
+    last = last_success_at(catalog, account)
+    stale = last is None or (utc_now() - last).total_seconds() > limit
+    return {"last_success": last.isoformat() if last else None, "stale_after_seconds": int(limit), "stale": stale}
 
 
 def collect_status(archive: Archive, account_names: list[str]) -> list[dict]:

@@ -359,9 +359,7 @@ def _index_new(
     budget_mb: int | None = None,
 ) -> None:
     """Index messages with rowid in (state.rowid, upto_rowid], committing a bookmark per batch."""
-    pending = catalog.db.execute(
-        "SELECT COUNT(*) FROM messages WHERE rowid > ? AND rowid <= ?", (state["rowid"], upto_rowid)
-    ).fetchone()[0]
+    pending = catalog.messages_pending_index(state["rowid"], upto_rowid)
     if not pending:
         return
     if budget_mb is not None:

@@ -19,8 +19,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from archiver.config import AlertsConfig, EmailAlertConfig, config_from_toml_text
 from archiver.daemon.alerts import Notifier
-from archiver.daemon.schedule import RunOutcome
 from archiver.daemon.scheduler import BackupScheduler
+from archiver.daemon.status import RunOutcome
 from archiver.devtools.sandbox import free_ports
 from tests.integration.helpers import account_toml
 

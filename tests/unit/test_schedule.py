@@ -11,17 +11,10 @@ from pathlib import Path
 import pytest
 
 from archiver.catalog import Catalog
+from archiver.catalog.schedule_state import load_states, save_finished, save_next_run
 from archiver.config import config_from_toml_text
-from archiver.daemon.schedule import (
-    DEFAULT_STALE_SECONDS,
-    freshness,
-    load_states,
-    parse_duration,
-    parse_schedule,
-    save_finished,
-    save_next_run,
-    stale_after,
-)
+from archiver.config.schedule import DEFAULT_STALE_SECONDS, parse_duration, parse_schedule, stale_after
+from archiver.daemon.status import freshness
 from archiver.errors import ConfigError
 
 SOURCE = Path("/srv/archiver/config.toml")

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from archiver.archive import Archive
-from archiver.daemon.schedule import save_finished, save_next_run
+from archiver.catalog.schedule_state import save_finished, save_next_run
 from archiver.times import utc_now
 from tests.browser.webdata import add_messages, message, web_config
 from web import create_app

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from archiver.catalog import Catalog
+from archiver.catalog.schedule_state import load_states, save_next_run
 from archiver.config import Config, config_from_toml_text
-from archiver.daemon.schedule import RunOutcome, load_states, save_next_run
 from archiver.daemon.scheduler import BackupScheduler
+from archiver.daemon.status import RunOutcome
 from archiver.times import utc_now
 
 

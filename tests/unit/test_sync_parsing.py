@@ -9,8 +9,9 @@ from imapclient.response_parser import parse_fetch_response
 from archiver.backup.fingerprint import Fingerprint, KnownCopy, fingerprint, instant, match_known
 from archiver.catalog import Catalog, NewPlacement
 from archiver.catalog.history import flag_timeline, flags_as_of
+from archiver.catalog.labels import decode_labels, encode_labels
 from archiver.mail.headers import HeaderSummary
-from archiver.sources.gmail import decode_labels, encode_labels, parse_labels, sync_order
+from archiver.sources.gmail import parse_labels, sync_order
 from archiver.sources.imap import _header_fields, parse_vanished
 
 
@@ -140,7 +141,7 @@ def test_flag_history_answers_flags_as_of_each_run(tmp_path):
 
 
 def test_gmail_labels_are_stored_per_message_and_found_by_msgid(tmp_path):
-    from archiver.sources.gmail import blobs_by_gm_msgid, labels_of_blob, record_labels
+    from archiver.catalog.labels import blobs_by_gm_msgid, labels_of_blob, record_labels
 
     with Catalog.open(tmp_path) as catalog:
         account = catalog.ensure_account("g", "imap")
