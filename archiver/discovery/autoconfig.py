@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import defusedxml
 import defusedxml.ElementTree as SafeElementTree
 import requests
+import urllib3.exceptions
 
 from archiver import __version__
 from archiver.discovery.model import PROTOCOL_NAMES, Server, is_hostname, split_address, substitute
@@ -106,13 +107,14 @@ def _read_body(url: str, response: requests.Response, deadline: float) -> bytes:
         raise DiscoveryError(f"autoconfig {url}: the answer is {int(declared)} bytes, more than {MAX_BYTES}")
     body = bytearray()
     try:
-        for chunk in response.iter_content(64 * 1024):
+        # read1: whatever has arrived (waiting at most the read timeout), so a trickle meets the deadline.
+        while chunk := response.raw.read1(64 * 1024):
             body += chunk
             if len(body) > MAX_BYTES:
                 raise DiscoveryError(f"autoconfig {url}: the answer is larger than {MAX_BYTES} bytes; refused")
             if time.monotonic() > deadline:
                 raise DiscoveryError(f"autoconfig {url}: the answer took longer than {DEADLINE:.0f} s; gave up")
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise DiscoveryError(f"autoconfig {url}: the answer broke off ({type(exc).__name__})") from None
     return bytes(body)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from archiver.discovery.autoconfig import autoconfig_urls, fetch_autoconfig, parse_autoconfig
-from archiver.discovery.dns_records import make_resolver, mx_hosts, srv_servers
+from archiver.discovery.dns_records import Lookup, make_resolver, mx_hosts, srv_servers
 from archiver.discovery.model import PROTOCOL_NAMES, SECURITY_RANK, Discovery, Server, check_address, split_address
 from archiver.discovery.presets import Preset, preset_for_domain, preset_for_mx, preset_named
 from archiver.errors import DiscoveryError
@@ -73,7 +73,10 @@ def discover(
         if found is not None:
             return Discovery(email, found, f"autoconfig {url}", None, tuple(notes))
 
-    srv = srv_servers(domain, protocol, email, resolver)
+    if mx.timed_out:  # the same silent name server would cost LIFETIME per SRV name again
+        srv = Lookup(note="SRV records not looked up (DNS did not answer)")
+    else:
+        srv = srv_servers(domain, protocol, email, resolver)
     if not srv.servers:
         notes.append(srv.note)
     found = _best(list(srv.servers), protocol, allow_plaintext, f"SRV records of {domain}", notes)

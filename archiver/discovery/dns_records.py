@@ -20,6 +20,7 @@ from archiver.errors import DiscoveryError
 #: Seconds for one query to one server, and for a whole lookup.
 QUERY_TIMEOUT = 3.0
 LIFETIME = 6.0
+_TIMED_OUT = "DNS did not answer"
 
 #: RFC 6186 services, best first: implicit TLS (RFC 8314) before STARTTLS.
 SRV_SERVICES = {
@@ -35,6 +36,7 @@ class Lookup:
     servers: tuple[Server, ...] = ()
     hosts: tuple[str, ...] = ()
     note: str = ""
+    timed_out: bool = False  # the name server did not answer: asking it more only costs more seconds
 
 
 def make_resolver(nameserver: str | None = None) -> dns.resolver.Resolver:
@@ -101,7 +103,8 @@ def mx_hosts(domain: str, resolver: dns.resolver.Resolver) -> Lookup:
     answer, note = _query(resolver, domain, "MX")
     records = sorted(answer, key=lambda r: r.preference)
     hosts = tuple(r.exchange.to_text(omit_final_dot=True).lower() for r in records)
-    return Lookup(hosts=hosts, note=note or ("" if hosts else f"no MX records at {domain}"))
+    timed_out = note.startswith(_TIMED_OUT)
+    return Lookup(hosts=hosts, note=note or ("" if hosts else f"no MX records at {domain}"), timed_out=timed_out)
 
 
 def _query(resolver: dns.resolver.Resolver, name: str, rdtype: str) -> tuple[list, str]:
@@ -111,7 +114,7 @@ def _query(resolver: dns.resolver.Resolver, name: str, rdtype: str) -> tuple[lis
     except dns.resolver.NXDOMAIN:
         return [], ""
     except dns.exception.Timeout:
-        return [], f"DNS did not answer for {name} {rdtype} within {LIFETIME:.0f} s"
+        return [], f"{_TIMED_OUT} for {name} {rdtype} within {LIFETIME:.0f} s"
     except dns.exception.DNSException as exc:
         return [], f"DNS lookup of {name} {rdtype} failed ({type(exc).__name__})"
     wanted = dns.rdatatype.from_text(rdtype)
