@@ -15,11 +15,12 @@ so an SRV record with TLS still beats an autoconfig file without.  When nothing 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from archiver.discovery.autoconfig import autoconfig_urls, fetch_autoconfig, parse_autoconfig
 from archiver.discovery.dns_records import Lookup, make_resolver, mx_hosts, srv_servers
 from archiver.discovery.model import PROTOCOL_NAMES, SECURITY_RANK, Discovery, Server, check_address, split_address
-from archiver.discovery.presets import Preset, preset_for_domain, preset_for_mx, preset_named
+from archiver.discovery.presets import Preset, preset_for_domain, preset_for_host, preset_for_mx, preset_named
 from archiver.errors import DiscoveryError
 
 
@@ -104,6 +105,10 @@ def _best(servers: list[Server], protocol: str, allow_plaintext: bool, origin: s
             notes.append(f"{origin}: offers no {PROTOCOL_NAMES[protocol]} server")
         return None
     best = candidates[0]
+    if best.auth == "oauth2" and best.oauth2_provider is None:
+        known = preset_for_host(best.host, protocol)  # the token comes from whoever runs that server
+        if known is not None and known.oauth2_provider:
+            best = replace(best, oauth2_provider=known.oauth2_provider)
     if best.security == "none" and not allow_plaintext:
         notes.append(
             f"{origin}: offers only {best.describe()}, without TLS the password would cross the network "

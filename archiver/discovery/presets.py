@@ -282,6 +282,16 @@ def preset_for_domain(domain: str) -> Preset | None:
     return None
 
 
+def preset_for_host(host: str, protocol: str) -> Preset | None:
+    """The preset whose ``protocol`` server is ``host`` (an autoconfig file pointing at Microsoft's), if any."""
+    name = host.lower().rstrip(".")
+    for preset in PRESETS.values():
+        endpoint = preset.endpoint(protocol)
+        if endpoint is not None and endpoint.host == name:
+            return preset
+    return None
+
+
 def preset_for_mx(hosts: list[str]) -> Preset | None:
     """The preset whose mail exchangers these are (``aspmx.l.google.com`` → gmail), if any.
 

@@ -205,3 +205,14 @@ def test_a_silent_dns_server_costs_seconds_not_minutes(web_server):
         assert time.monotonic() - started < 10  # one lookup's lifetime, not one per name
     finally:
         silent.close()
+
+
+def test_an_oauth2_server_of_a_known_provider_gets_its_token_provider(web_server, dns_server):
+    web_server.pages[PATH] = Page(
+        b"""<clientConfig version="1.1"><emailProvider id="example.test">
+        <incomingServer type="imap"><hostname>outlook.office365.com</hostname><port>993</port>
+        <socketType>SSL</socketType><username>%EMAILADDRESS%</username>
+        <authentication>OAuth2</authentication></incomingServer></emailProvider></clientConfig>"""
+    )
+    server = _discover(web_server, dns_server).server
+    assert (server.host, server.auth, server.oauth2_provider) == ("outlook.office365.com", "oauth2", "microsoft")
