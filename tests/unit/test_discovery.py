@@ -210,3 +210,17 @@ def test_a_written_table_loads_with_the_config_reader(tmp_path):
         "starttls",
         "bob",
     )
+
+
+def test_the_provider_table_in_the_docs_says_what_each_preset_sets():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "providers.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`"): line for line in docs.splitlines() if line.startswith("| `")}
+    for name, preset in PRESETS.items():
+        row = rows.get(name)
+        assert row is not None, f"docs/providers.md has no row for provider {name!r}"
+        for endpoint in (preset.imap, preset.pop3, preset.smtp):
+            if endpoint is not None:
+                shown = "TLS" if endpoint.security == "tls" else "STARTTLS"
+                assert f"{endpoint.host}:{endpoint.port} {shown}" in row, (name, endpoint)
+        assert ("OAuth2" in row) == (preset.auth == "oauth2"), name
+    assert "exercised only through the local test setup" in docs
