@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from archiver.config import config_from_toml_text
 from archiver.discovery.model import Discovery
 from archiver.discovery.presets import PRESETS
 from archiver.errors import ConfigError
@@ -68,17 +69,20 @@ def render_account(discovery: Discovery, entry: AccountEntry) -> str:
 
 
 def append_account(config_path: Path, table: str) -> None:
-    """Append ``table`` to the config file, atomically, after checking the result loads.
+    """Append ``table`` to the config file, atomically, after checking the result loads (:func:`appended`)."""
+    path = config_path.resolve()  # a symlinked config: replace the file, not the link
+    new_text = appended(path, table)
+    _replace(path, new_text.encode("utf-8"), path.stat().st_mode & 0o7777)
 
-    The check uses the project's own reader, so whatever it would refuse at the next run
-    (a second account of the same name…) is refused now, and the file is left as it was.
+
+def appended(config_path: Path, table: str) -> str:
+    """The config file's text with ``table`` appended, checked by the project's own reader.
+
+    Whatever the reader would refuse at the next run (a second account of the same name…) is
+    refused now, before a password is asked for or anything is written.
     """
-    from archiver.config import config_from_toml_text  # the reader imports presets: import it late
-
-    config_path = config_path.resolve()  # a symlinked config: replace the file, not the link
     try:
         text = config_path.read_text(encoding="utf-8")
-        mode = config_path.stat().st_mode & 0o7777
     except FileNotFoundError:
         raise ConfigError(f"{config_path}: config file not found (use --print to see the table instead)") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -86,7 +90,7 @@ def append_account(config_path: Path, table: str) -> None:
     separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
     new_text = f"{text}{separator}{table}"
     config_from_toml_text(new_text, config_path)
-    _replace(config_path, new_text.encode("utf-8"), mode)
+    return new_text
 
 
 def write_secret_file(path: Path, secret: str) -> None:
