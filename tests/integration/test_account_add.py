@@ -1,0 +1,119 @@
+"""``archiver account add`` end to end: discovery served on loopback points at the real Dovecot sandbox,
+the login is tested against it, the account lands in the config file, and that config backs up."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from archiver.archive import Archive
+from tests.discovery_servers import Page, autoconfig_xml
+from tests.integration.helpers import archived_hashes, fill_mailbox, load, run_cli, server_hashes
+
+pytestmark = pytest.mark.integration
+
+PATH = "/mail/config-v1.1.xml"
+HEAD = "# My archiver config: keep this comment.\n[archive]\npath = {path}  # next to this file\n"
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "archiver.toml"
+    path.write_text(HEAD.format(path=json.dumps(str(tmp_path / "archive"))))
+    path.chmod(0o600)
+    return path
+
+
+def _add(config, email, web_server, dns_server, dovecot, *extra: str, stdin: str | None = None):
+    """Run ``archiver account add`` as a user would, discovery pointed at the loopback servers."""
+    command = [sys.executable, "-m", "archiver", "--config", str(config), "account", "add", email,
+               "--autoconfig-url", web_server.url(f"{PATH}?emailaddress={email}"),
+               "--dns-server", dns_server.address, "--tls-ca-file", str(dovecot.ca_file), *extra]  # fmt: skip
+    return subprocess.run(command, input=stdin or "", capture_output=True, text=True, timeout=120)
+
+
+def test_autoconfig_to_a_backed_up_account(dovecot, mail_user, tmp_path, config_file, web_server, dns_server):
+    fill_mailbox(dovecot, mail_user, 30, seed=11)
+    web_server.pages[PATH] = Page(
+        autoconfig_xml(("imap", "localhost", dovecot.imaps_port, "SSL"), username="%EMAILLOCALPART%")
+    )
+    email = f"{mail_user.name}@mail.test"
+    result = _add(config_file, email, web_server, dns_server, dovecot, "--name", "work", stdin=mail_user.password + "\n")
+    assert result.returncode == 0, result.stderr
+    assert f"Logged in to IMAP localhost:{dovecot.imaps_port} (TLS) as {mail_user.name}" in result.stdout
+    assert mail_user.password not in result.stdout + result.stderr
+
+    text = config_file.read_text()
+    assert text.startswith(HEAD.format(path=json.dumps(str(tmp_path / "archive"))))  # comments kept, text appended
+    password_file = tmp_path / "work.password"
+    assert password_file.read_text() == mail_user.password + "\n"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert mail_user.password not in text
+
+    backup = run_cli(config_file, "backup", timeout=300)
+    assert backup.returncode == 0, backup.stderr
+    config = load(config_file)
+    account = config.account("work")
+    assert (account.host, account.port, account.security, account.username) == (
+        "localhost", dovecot.imaps_port, "tls", mail_user.name,
+    )  # fmt: skip
+    with Archive(config.archive) as archive:
+        archived = archived_hashes(archive.catalog, "work")
+    folders = sorted({folder for folder, _uid in archived})
+    assert archived == server_hashes(dovecot, mail_user, folders)
+    assert len(archived) == 30
+
+
+def test_srv_records_and_a_password_command(dovecot, mail_user, tmp_path, config_file, web_server, dns_server):
+    dns_server.add("_imaps._tcp.mail.test", "SRV", "0 0 0 .")
+    dns_server.add("_imap._tcp.mail.test", "SRV", f"0 1 {dovecot.imap_port} localhost.")
+    secret = tmp_path / "secret"
+    secret.write_text(mail_user.password)
+    result = _add(
+        config_file, "someone@mail.test", web_server, dns_server, dovecot,
+        "--username", mail_user.name, "--password-command", f"cat {secret}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "from SRV records of mail.test" in result.stdout and "(STARTTLS)" in result.stdout
+    account = load(config_file).account("someone-mail.test")
+    assert (account.port, account.security, account.password.kind) == (dovecot.imap_port, "starttls", "command")
+    assert not (tmp_path / "someone-mail.test.password").exists()
+
+
+def test_a_refused_login_writes_nothing(dovecot, mail_user, tmp_path, config_file, web_server, dns_server):
+    web_server.pages[PATH] = Page(autoconfig_xml(("imap", "localhost", dovecot.imaps_port, "SSL")))
+    before = config_file.read_text()
+    result = _add(
+        config_file, f"{mail_user.name}@mail.test", web_server, dns_server, dovecot,
+        "--username", mail_user.name, stdin="not-the-password\n",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "login refused" in result.stderr and "Traceback" not in result.stderr
+    assert config_file.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["archiver.toml"]
+
+
+def test_plain_text_only_is_refused_and_print_writes_nothing(dovecot, mail_user, config_file, web_server, dns_server):
+    web_server.pages[PATH] = Page(autoconfig_xml(("imap", "localhost", dovecot.imap_port, "plain")))
+    before = config_file.read_text()
+    refused = _add(config_file, "x@mail.test", web_server, dns_server, dovecot, "--print", "--no-login-test")
+    assert refused.returncode != 0 and "--allow-plaintext" in refused.stderr
+    assert len([line for line in refused.stderr.splitlines() if line.startswith("archiver: error:")]) == 1
+
+    printed = _add(
+        config_file, "x@mail.test", web_server, dns_server, dovecot, "--print", "--no-login-test", "--allow-plaintext"
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.count("[[accounts]]") == 1 and 'security = "none"' in printed.stdout
+    assert config_file.read_text() == before
+
+
+def test_an_oauth2_preset_skips_the_login_and_says_what_next(config_file, tmp_path, dns_server, web_server, dovecot):
+    result = _add(config_file, "someone@gmail.com", web_server, dns_server, dovecot, "--print")
+    assert result.returncode == 0, result.stderr
+    assert "archiver auth" in result.stderr
+    assert 'provider = "gmail"' in result.stdout and "password" not in result.stdout
