@@ -42,7 +42,8 @@ def test_autoconfig_to_a_backed_up_account(dovecot, mail_user, tmp_path, config_
         autoconfig_xml(("imap", "localhost", dovecot.imaps_port, "SSL"), username="%EMAILLOCALPART%")
     )
     email = f"{mail_user.name}@mail.test"
-    result = _add(config_file, email, web_server, dns_server, dovecot, "--name", "work", stdin=mail_user.password + "\n")
+    typed = mail_user.password + "\n"
+    result = _add(config_file, email, web_server, dns_server, dovecot, "--name", "work", stdin=typed)
     assert result.returncode == 0, result.stderr
     assert f"Logged in to IMAP localhost:{dovecot.imaps_port} (TLS) as {mail_user.name}" in result.stdout
     assert mail_user.password not in result.stdout + result.stderr
