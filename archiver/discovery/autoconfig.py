@@ -69,8 +69,12 @@ def _fetch(session: requests.Session, url: str) -> bytes | None:
     for _hop in range(MAX_REDIRECTS + 1):
         try:
             response = session.get(url, headers=headers, timeout=TIMEOUT, allow_redirects=False, stream=True)
+        except requests.exceptions.SSLError:
+            raise DiscoveryError(f"autoconfig {url}: the server's TLS certificate is not trusted") from None
+        except requests.Timeout:
+            raise DiscoveryError(f"autoconfig {url}: no answer within {TIMEOUT[1]:.0f} s") from None
         except requests.RequestException:
-            return None  # no such host, refused, timed out: the domain publishes nothing here
+            return None  # no such host, connection refused: the domain publishes nothing here
         with response:
             if response.is_redirect:
                 url = _redirect_target(url, response.headers.get("Location", ""))
