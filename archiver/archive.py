@@ -13,7 +13,7 @@ from pathlib import Path
 from archiver.catalog import Catalog
 from archiver.config import ArchiveConfig
 from archiver.errors import ArchiveAccessError, ArchiverError
-from archiver.index_hint import index_root
+from archiver.index.hint import index_root
 from archiver.permissions import private_modes, warn_if_exposed
 from archiver.store import BlobStore
 

@@ -33,9 +33,9 @@ import imapclient
 import measure
 from measure import run_child, tree_bytes
 
+from archiver.devtools.sample_mail import generate_mailbox
+from archiver.devtools.sandbox import DovecotSandbox
 from archiver.index.writer import open_live
-from archiver.sample_mail import generate_mailbox
-from archiver.sandbox import DovecotSandbox
 from archiver.sources.imap import quiet_protocol_trace
 
 USER, PASSWORD = "bench", "bench-password"

@@ -25,9 +25,9 @@ import urllib.request
 from pathlib import Path
 
 from archiver.catalog import Catalog
+from archiver.devtools.sample_mail import generate_mailbox
+from archiver.devtools.sandbox import DovecotSandbox, free_ports
 from archiver.memory import proc_kb
-from archiver.sample_mail import generate_mailbox
-from archiver.sandbox import DovecotSandbox, free_ports
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

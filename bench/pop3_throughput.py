@@ -33,8 +33,8 @@ from pathlib import Path
 import measure
 from measure import run_child, tree_bytes
 
-from archiver.sample_mail import generate_mailbox
-from archiver.sandbox import DovecotSandbox
+from archiver.devtools.sample_mail import generate_mailbox
+from archiver.devtools.sandbox import DovecotSandbox
 
 USER, PASSWORD = "bench", "bench-password"
 TOP_ALL_LINES = 2**31 - 1

@@ -35,8 +35,8 @@ from pathlib import Path
 import imapclient
 from measure import run_child
 
-from archiver.sample_mail import generate_mailbox
-from archiver.sandbox import DovecotSandbox, ensure_folder
+from archiver.devtools.sample_mail import generate_mailbox
+from archiver.devtools.sandbox import DovecotSandbox, ensure_folder
 
 SOURCE = ("src", "src-password")
 BATCH = 200

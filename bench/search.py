@@ -46,9 +46,9 @@ from archiver import index
 from archiver.archive import Archive
 from archiver.catalog import NewPlacement
 from archiver.config import ArchiveConfig
-from archiver.headers import summarize_headers
 from archiver.index.analysis import query_terms
 from archiver.index.writer import open_live
+from archiver.mail.headers import summarize_headers
 
 
 def build(archive: Archive, account: str, messages, batch: int = 500) -> tuple[int, int]:
@@ -213,7 +213,9 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=20, help="runs per query")
     parser.add_argument(
-        "--generator", default="archiver.sample_mail:generate_mailbox", help="module:function yielding SampleMessage"
+        "--generator",
+        default="archiver.devtools.sample_mail:generate_mailbox",
+        help="module:function yielding SampleMessage",
     )
     args = parser.parse_args()
     module, _, function = args.generator.partition(":")

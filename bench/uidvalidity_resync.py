@@ -34,10 +34,10 @@ from pathlib import Path
 import measure
 
 from archiver.archive import Archive
-from archiver.backup import ImapBackup, RunReport, run_backup, update_search_index
+from archiver.backup.runner import ImapBackup, RunReport, run_backup, update_search_index
 from archiver.config import config_from_toml_text
-from archiver.sample_mail import corpus_messages, generate_mailbox, without_message_id
-from archiver.sandbox import DovecotSandbox
+from archiver.devtools.sample_mail import corpus_messages, generate_mailbox, without_message_id
+from archiver.devtools.sandbox import DovecotSandbox
 
 USER, PASSWORD, FOLDER = "bench", "bench-password", "Big"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.sandbox import DovecotSandbox
+from archiver.devtools.sandbox import DovecotSandbox
 from tests.hostile.servers import ImapScript, Pop3Script, Running
 
 CORPUS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

@@ -22,7 +22,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from archiver.archive import Archive
 from archiver.config import Config
-from archiver.secret_io import read_secret_file
+from archiver.config.secrets import read_secret_file
 from web.filenames import shown_name
 from web.ids import IdConverter
 from web.sessions import SessionStore

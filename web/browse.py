@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
 
-from archiver.message_view import parse_message, part_bytes, safe_content_type, safe_html
+from archiver.mail.message_view import parse_message, part_bytes, safe_content_type, safe_html
 from web import archive, visible_accounts
 from web.auth import login_required
 from web.filenames import content_disposition

@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus metrics of the archive (see :mod:`archiver.metrics` for the names).
+"""``GET /metrics``: Prometheus metrics of the archive (see :mod:`archiver.daemon.metrics` for the names).
 
 No login session here (Prometheus does not log in).  Who may scrape:
 
@@ -26,10 +26,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from archiver.catalog import Catalog
 from archiver.config import MetricsConfig
+from archiver.config.secrets import read_secret_file
+from archiver.daemon.metrics import render_metrics
 from archiver.errors import SecretError
 from archiver.logs import register_secret
-from archiver.metrics import render_metrics
-from archiver.secret_io import read_secret_file
 from web import app_config
 from web.auth import PUBLIC_ENDPOINTS
 from web.serving import loopback_listen

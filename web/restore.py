@@ -1,10 +1,10 @@
 """Restore from the web UI: a message, a selection, a folder, a folder as of a date, into an IMAP account.
 
 ``GET /restore`` turns what the user picked (``pid`` checkboxes, or ``account`` +
-``folder`` + ``as_of``) into a :class:`archiver.restore.RestorePlan` and shows it
+``folder`` + ``as_of``) into a :class:`archiver.restore.plan.RestorePlan` and shows it
 with the target chooser; nothing changes on a GET.  ``POST /restore`` (CSRF
 checked like every POST) re-resolves the same scope, checks the target and starts
-:func:`archiver.restore.execute_restore` as a background job (:mod:`web.jobs`);
+:func:`archiver.restore.plan.execute_restore` as a background job (:mod:`web.jobs`);
 the job page shows the result per folder.
 
 Isolation: the source account and every selected message must belong to an
@@ -24,8 +24,8 @@ from flask import Blueprint, abort, current_app, g, redirect, render_template, r
 
 from archiver.archive import Archive
 from archiver.errors import ArchiverError
-from archiver.headers import utc_now
-from archiver.restore import DEFAULT_PREFIX, RestorePlan, RestoreReport, Scope, execute_restore, plan_restore
+from archiver.mail.headers import utc_now
+from archiver.restore.plan import DEFAULT_PREFIX, RestorePlan, RestoreReport, Scope, execute_restore, plan_restore
 from web import app_config, archive, visible_accounts
 from web.auth import login_required
 from web.ids import parse_id

@@ -22,11 +22,12 @@ and the web UI call; everything takes an open :class:`archiver.archive.Archive`)
         Rebuild from scratch into a new generation and swap it in.
     index_status(archive) -> dict   documents, bookmark, size on disk
 
-Query syntax: see :mod:`archiver.index.query` and the README.  Layout:
+Query syntax: see :mod:`archiver.index.query` and docs/search.md.  Layout:
 ``analysis`` (tokenizer), ``documents`` (schema, one blob → one document),
 ``query`` (syntax → Whoosh query), ``visibility`` (who sees what), ``writer`` (incremental and full builds,
-on-disk generations), ``parallel`` (full builds on both cores), ``search``
-(results and snippets), and the two modules that make Whoosh fast enough at
+on-disk generations), ``parallel`` (full builds on both cores), ``searcher``
+(results and snippets), ``hint`` (is the index up to date, without Whoosh),
+``api`` (the functions above), and the two modules that make Whoosh fast enough at
 100,000 messages: ``fastmatch`` (phrases, counting, ranking and date order
 with set operations over whole posting blocks) and ``fastwrite`` (the hot
 spots of Whoosh's writer, byte-identical output).
@@ -34,94 +35,52 @@ spots of Whoosh's writer, byte-identical output).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from archiver.index import search as _search
-from archiver.index import writer as _writer
-from archiver.index.query import QuerySyntaxError
-from archiver.index.search import Hit, SearchPage
-from archiver.index.visibility import ALL_ACCOUNTS, Accounts
-from archiver.index.writer import IndexReport, ProgressFn, SearchIndexError
+import importlib
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from archiver.archive import Archive
+    from archiver.index.api import index_status, reindex, search, update_index
+    from archiver.index.query import QuerySyntaxError
+    from archiver.index.searcher import Hit, SearchPage
+    from archiver.index.visibility import ALL_ACCOUNTS, Accounts
+    from archiver.index.writer import IndexReport, ProgressFn, SearchIndexError
 
-__all__ = [
-    "ALL_ACCOUNTS",
-    "Accounts",
-    "Hit",
-    "IndexReport",
-    "QuerySyntaxError",
-    "SearchIndexError",
-    "SearchPage",
-    "index_status",
-    "reindex",
+# Loaded on first use: ``archiver.index.hint`` (asked by every backup run) must not import Whoosh.
+_PUBLIC = {
+    "search": "api",
+    "update_index": "api",
+    "reindex": "api",
+    "index_status": "api",
+    "QuerySyntaxError": "query",
+    "Hit": "searcher",
+    "SearchPage": "searcher",
+    "ALL_ACCOUNTS": "visibility",
+    "Accounts": "visibility",
+    "IndexReport": "writer",
+    "ProgressFn": "writer",
+    "SearchIndexError": "writer",
+}
+
+__all__ = [  # noqa: RUF022 (the order of _PUBLIC)
     "search",
     "update_index",
+    "reindex",
+    "index_status",
+    "QuerySyntaxError",
+    "Hit",
+    "SearchPage",
+    "ALL_ACCOUNTS",
+    "Accounts",
+    "IndexReport",
+    "ProgressFn",
+    "SearchIndexError",
 ]
 
 
-def search(
-    archive: Archive,
-    query: str,
-    *,
-    accounts: Accounts,
-    page: int = 1,
-    page_size: int = 20,
-    sort: str = "relevance",
-    snippets: bool = True,
-) -> SearchPage:
-    """One page of results for ``query``; ``sort`` is ``"relevance"`` or ``"date"`` (newest first).
-
-    ``accounts`` is required: the names the caller may see (empty: no results) or :data:`ALL_ACCOUNTS`.
-    """
-    return _search.search(
-        archive.root,
-        archive.catalog,
-        archive.store,
-        query,
-        accounts=accounts,
-        page=page,
-        page_size=page_size,
-        sort=sort,
-        snippets=snippets,
-    )
-
-
-def update_index(
-    archive: Archive,
-    progress: ProgressFn | None = None,
-    procs: int | None = None,
-    memory_mb: int | None = _writer.DEFAULT_MEMORY_MB,
-) -> IndexReport:
-    """Bring the index up to date with the catalog (creates it when missing).
-
-    ``memory_mb`` bounds the whole process tree meanwhile (``[index] memory_mb``); None: unbounded.
-    """
-    return _writer.update_index(archive.root, archive.catalog, archive.store, progress, procs, memory_mb=memory_mb)
-
-
-def reindex(archive: Archive, progress: ProgressFn | None = None, procs: int | None = None) -> IndexReport:
-    """Rebuild the whole index from the blobs and the catalog."""
-    return _writer.reindex(archive.root, archive.catalog, archive.store, progress, procs)
-
-
-def index_status(archive: Archive) -> dict:
-    """Documents indexed, the catalog state the index reflects, and its size on disk."""
-    ix = _writer.open_live(archive.root)
-    if ix is None:
-        return {"exists": False}
-    state = _writer.read_state(ix)
-    with ix.searcher() as searcher:
-        documents = searcher.doc_count() - (1 if state.get("at") else 0)
-    root = _writer.index_root(archive.root)
-    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-    rowid, seq = archive.catalog.index_high_water()
-    return {
-        "exists": True,
-        "documents": documents,
-        "bookmark": {"rowid": state["rowid"], "seq": state["seq"]},
-        "behind": {"messages": max(0, rowid - state["rowid"]), "changes": max(0, seq - state["seq"])},
-        "bytes": size,
-        "problems": archive.catalog.index_problem_count(),
-    }
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

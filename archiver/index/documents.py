@@ -2,7 +2,7 @@
 
 One document per unique message (blob).  The fields that come from the
 message's bytes (addresses, subject, text, attachments, dates) are computed by
-:func:`archiver.textextract.extract`; the ones that come from where the
+:func:`archiver.mail.textextract.extract`; the ones that come from where the
 message lives (accounts, folders, flags) are computed from the catalog's
 placements by :func:`placement_fields` and rewritten whenever a placement
 changes.
@@ -34,7 +34,7 @@ from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 
 from archiver.index.analysis import MailTokenizer
 from archiver.index.fastwrite import MailPositions
-from archiver.textextract import ExtractLimits, MessageText, extract
+from archiver.mail.textextract import ExtractLimits, MessageText, extract
 
 STATE_ID = "state"
 LANGUAGES = ("en", "fr")

@@ -64,9 +64,9 @@ from archiver.index.documents import (
     placement_digest,
 )
 from archiver.index.fastwrite import FastSegmentWriter
-from archiver.index_hint import HINT_FILE, SCHEMA_VERSION, index_root
-from archiver.index_hint import live_dir as _live_dir
-from archiver.index_hint import up_to_date as _up_to_date
+from archiver.index.hint import HINT_FILE, SCHEMA_VERSION, index_root
+from archiver.index.hint import live_dir as _live_dir
+from archiver.index.hint import up_to_date as _up_to_date
 from archiver.memory import resident_mb
 from archiver.store import BlobStore
 

@@ -26,7 +26,7 @@ from archiver.config import DEFAULT_MAX_MESSAGE_BYTES, AccountConfig
 from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
 from archiver.logs import register_secret
 from archiver.sources.connect import network_error, tls_context
-from archiver.sources.fetch_parse import parse_body_fetch
+from archiver.sources.imap_parse import parse_body_fetch
 from archiver.sources.imap_wire import BoundedIMAPClient
 from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
 from archiver.sources.spool import SpooledBody
@@ -36,7 +36,7 @@ log = logging.getLogger("archiver.imap")
 
 SPECIAL_USE = frozenset({"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash", "\\Important"})
 FETCH_ITEMS = [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"]
-# The cheap look at a message before deciding to download it (archiver.sync.fingerprint): no body.
+# The cheap look at a message before deciding to download it (archiver.backup.fingerprint): no body.
 STUB_ITEMS = [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", b"RFC822.SIZE", b"INTERNALDATE", b"FLAGS"]
 HEADER_ITEM = b"BODY.PEEK[HEADER]"  # only for new UIDs without a Message-ID that may be archived messages
 GMAIL_ITEMS = [b"X-GM-MSGID", b"X-GM-LABELS"]
@@ -590,7 +590,7 @@ def _discard_spooled(client: imapclient.IMAPClient) -> None:
 
 
 def _gmail_labels(value: object) -> tuple[str, ...]:
-    from archiver.sync.gmail import parse_labels  # the parsing is pure and unit-tested there
+    from archiver.sources.gmail import parse_labels  # the parsing is pure and unit-tested there
 
     return parse_labels(value)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from archiver.archive import Archive
 from archiver.catalog import NewPlacement
 from archiver.config import Config, config_from_toml_text
-from archiver.headers import summarize_headers
+from archiver.mail.headers import summarize_headers
 
 HOSTILE_HTML = """<html><head><meta http-equiv="refresh" content="0;url=http://{remote}/meta">
 <script>window.pwned = 1; alert('script')</script>

@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from archiver.config import Config, config_from_toml_text
-from archiver.sample_mail import generate_mailbox
+from archiver.devtools.sample_mail import generate_mailbox
 
 
 def fill_mailbox(dovecot, user, count: int, seed: int = 7, **options: object) -> dict[str, list[int]]:

@@ -17,11 +17,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from archiver.alerts import Notifier
 from archiver.config import AlertsConfig, EmailAlertConfig, config_from_toml_text
-from archiver.sandbox import free_ports
-from archiver.schedule import RunOutcome
-from archiver.scheduler import BackupScheduler
+from archiver.daemon.alerts import Notifier
+from archiver.daemon.schedule import RunOutcome
+from archiver.daemon.scheduler import BackupScheduler
+from archiver.devtools.sandbox import free_ports
 from tests.integration.helpers import account_toml
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup import run_backup
+from archiver.backup.runner import run_backup
 from archiver.verify import verify_archive
 from tests.integration.helpers import account_toml, archived_hashes, fill_mailbox, load, server_hashes, write_config
 
@@ -128,7 +128,7 @@ def test_folder_filters(dovecot, mail_user, tmp_path):
 
 
 def test_corpus_round_trips_byte_exact(dovecot, mail_user, tmp_path, corpus_dir):
-    from archiver.sample_mail import corpus_messages
+    from archiver.devtools.sample_mail import corpus_messages
 
     appended = 0
     client = dovecot.connect(mail_user.name, mail_user.password)

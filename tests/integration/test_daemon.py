@@ -19,7 +19,7 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.catalog import Catalog
-from archiver.sandbox import free_ports
+from archiver.devtools.sandbox import free_ports
 from archiver.verify import verify_archive
 from tests.conftest import MailUser
 from tests.integration.helpers import (

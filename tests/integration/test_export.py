@@ -12,9 +12,9 @@ from datetime import datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup import run_backup
-from archiver.export import export, mboxrd_unescape_line
-from archiver.restore import Scope
+from archiver.backup.runner import run_backup
+from archiver.files.export import export, mboxrd_unescape_line
+from archiver.restore.plan import Scope
 from tests.integration.helpers import account_toml, load, run_cli, write_config
 from tests.integration.test_restore import fill
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from archiver.archive import Archive
-from archiver.export import export
-from archiver.restore import Scope
+from archiver.files.export import export
+from archiver.restore.plan import Scope
 from tests.integration.test_export import archived, hashes  # noqa: F401 (a fixture)
 
 pytestmark = [

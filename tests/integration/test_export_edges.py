@@ -13,11 +13,11 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.config import config_from_toml_text
+from archiver.devtools.sample_mail import corpus_messages
 from archiver.errors import RestoreError
-from archiver.export import export
-from archiver.importer import import_path
-from archiver.restore import Progress, Scope
-from archiver.sample_mail import corpus_messages
+from archiver.files.export import export
+from archiver.files.importer import import_path
+from archiver.restore.plan import Progress, Scope
 from tests.integration.helpers import write_config
 from tests.integration.test_restore_edges import store_placements
 

@@ -8,9 +8,9 @@ from itertools import islice
 import pytest
 from imapclient.response_parser import parse_fetch_response
 
-from archiver.sample_mail import corpus_messages, generate_mailbox
-from archiver.sources.fetch_parse import parse_body_fetch, parse_internaldate
+from archiver.devtools.sample_mail import corpus_messages, generate_mailbox
 from archiver.sources.imap import FETCH_ITEMS, ImapSource, uid_ranges
+from archiver.sources.imap_parse import parse_body_fetch, parse_internaldate
 from tests.integration.helpers import account_toml, load, write_config
 
 pytestmark = pytest.mark.integration
@@ -54,11 +54,11 @@ def test_fast_reader_agrees_with_imapclient_on_real_responses(dovecot, mail_user
 @pytest.mark.parametrize(
     "data",
     [
-        [(b'1 (UID 5 FLAGS (\\Seen) BODY[] {3}', b"abc"), b" INTERNALDATE \"01-Jan-2020 00:00:00 +0000\")"],
-        [(b'1 (UID 5 BODY[] {4}', b"abc")],  # literal shorter than announced
-        [(b'1 (UID 5 X-GM-MSGID 7 BODY[] {3}', b"abc"), b")"],  # an item it does not know
-        [(b'1 (FLAGS (\\Seen) BODY[] {3}', b"abc"), b")"],  # no UID
-        [b'1 (FLAGS (\\Seen))'],  # a flag update without a body
+        [(b"1 (UID 5 FLAGS (\\Seen) BODY[] {3}", b"abc"), b' INTERNALDATE "01-Jan-2020 00:00:00 +0000")'],
+        [(b"1 (UID 5 BODY[] {4}", b"abc")],  # literal shorter than announced
+        [(b"1 (UID 5 X-GM-MSGID 7 BODY[] {3}", b"abc"), b")"],  # an item it does not know
+        [(b"1 (FLAGS (\\Seen) BODY[] {3}", b"abc"), b")"],  # no UID
+        [b"1 (FLAGS (\\Seen))"],  # a flag update without a body
         [(b'1 (UID 5 INTERNALDATE "31-Feb-2020 00:00:00 +0000" BODY[] {3}', b"abc"), b")"],  # no such day
     ],
 )

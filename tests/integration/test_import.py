@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup import run_backup
+from archiver.backup.runner import run_backup
 from archiver.config import config_from_toml_text
-from archiver.export import export
-from archiver.importer import import_path
-from archiver.restore import Scope, restore
+from archiver.files.export import export
+from archiver.files.importer import import_path
+from archiver.restore.plan import Scope, restore
 from tests.integration.helpers import account_toml, write_config
 from tests.integration.test_restore import fill, state
 

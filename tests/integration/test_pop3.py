@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup import run_backup
+from archiver.backup.pop3 import FINGERPRINT_UIDVALIDITY, UIDL_UIDVALIDITY, Pop3Backup
+from archiver.backup.runner import run_backup
 from archiver.catalog import Catalog
-from archiver.pop3_backup import FINGERPRINT_UIDVALIDITY, UIDL_UIDVALIDITY, Pop3Backup
-from archiver.sample_mail import corpus_messages, generate_mailbox
+from archiver.devtools.sample_mail import corpus_messages, generate_mailbox
 from archiver.sources.pop3 import Pop3Source
 from archiver.verify import verify_archive
 from tests.integration.helpers import account_toml, archived_hashes, load, run_cli, write_config
@@ -281,7 +281,7 @@ def test_message_expunged_during_the_session_is_skipped_and_retried(dovecot, mai
 
 def run_with_source(archive, account, source):
     """A run like ``run_backup`` with a given source (to force the fallbacks Dovecot does not need)."""
-    from archiver.backup import Progress, RunReport
+    from archiver.backup.runner import Progress, RunReport
 
     report = RunReport(account.name)
     account_id = archive.catalog.ensure_account(account.name, account.protocol)
@@ -422,7 +422,7 @@ def test_apop_required_but_not_offered(dovecot, mail_user, tmp_path):
 
 def test_apop_used_when_offered(tmp_path, mail_user):
     """A second Dovecot that offers APOP (it needs the plain password, which the sandbox's passwd-file has)."""
-    from archiver.sandbox import DovecotSandbox
+    from archiver.devtools.sandbox import DovecotSandbox
 
     class ApopSandbox(DovecotSandbox):
         def _config_text(self) -> str:

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup import run_backup
-from archiver.headers import utc_now
-from archiver.restore import Scope, plan_restore, restore
-from archiver.sample_mail import generate_mailbox
+from archiver.backup.runner import run_backup
+from archiver.devtools.sample_mail import generate_mailbox
+from archiver.mail.headers import utc_now
+from archiver.restore.plan import Scope, plan_restore, restore
 from tests.integration.helpers import account_toml, load, run_cli, write_config
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import secrets
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup import run_backup
-from archiver.headers import utc_now
+from archiver.backup.runner import run_backup
+from archiver.mail.headers import utc_now
 from tests.conftest import MailUser
 from tests.integration.helpers import account_toml, load, run_cli, write_config
 from tests.integration.test_errors_cli import assert_one_clear_line

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup import run_backup
+from archiver.backup.runner import run_backup
 from archiver.catalog import NewPlacement
-from archiver.export import export
-from archiver.headers import summarize_headers
-from archiver.restore import Scope, restore
+from archiver.files.export import export
+from archiver.mail.headers import summarize_headers
+from archiver.restore.plan import Scope, restore
 from tests.integration.helpers import account_toml, load, write_config
 from tests.integration.test_restore import state
 

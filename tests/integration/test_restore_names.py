@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.restore import Scope, restore
+from archiver.restore.plan import Scope, restore
 from tests.integration.helpers import account_toml, load, write_config
 from tests.integration.test_restore_edges import store_placements
 

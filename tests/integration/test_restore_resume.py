@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup import run_backup
+from archiver.backup.runner import run_backup
 from archiver.catalog import NewPlacement
-from archiver.headers import summarize_headers
-from archiver.restore import Scope, restore
+from archiver.mail.headers import summarize_headers
+from archiver.restore.plan import Scope, restore
 from tests.conftest import MailUser
 from tests.integration.helpers import account_toml, load, run_cli, write_config
 from tests.integration.test_restore import state
@@ -95,7 +95,7 @@ def test_sigkilled_restore_resumes_without_duplicates(dovecot, mail_user, tmp_pa
 
 def test_corpus_restored_byte_exact(dovecot, mail_user, tmp_path, corpus_dir):
     """Corpus messages as the server holds them, backed up then restored elsewhere: the same bytes."""
-    from archiver.sample_mail import corpus_messages
+    from archiver.devtools.sample_mail import corpus_messages
 
     client = dovecot.connect(mail_user.name, mail_user.password)
     try:
@@ -123,7 +123,7 @@ def test_stored_corpus_files_come_back_as_the_server_writes_them(dovecot, mail_u
     """Corpus files put straight into the store (as an import does) and restored: every server copy is
     the file itself, or, for files with bare LF line ends, the file with CRLF (IMAP's line end, which
     Dovecot writes); what the server refuses is reported per message, never dropped silently."""
-    from archiver.sample_mail import corpus_messages
+    from archiver.devtools.sample_mail import corpus_messages
 
     config = load(write_config(tmp_path, account_toml(dovecot, mail_user, name="acct")))
     raws = {hashlib.sha256(raw).hexdigest(): raw for _path, raw in corpus_messages(corpus_dir)}

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import imapclient
 import pytest
 
-from archiver.sandbox import DovecotSandbox
+from archiver.devtools.sandbox import DovecotSandbox
 from tests.conftest import MailUser
 
 pytestmark = pytest.mark.integration

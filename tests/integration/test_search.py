@@ -14,9 +14,9 @@ import pytest
 
 from archiver import index
 from archiver.archive import Archive
-from archiver.backup import run_backup
+from archiver.backup.runner import run_backup
 from archiver.index import ALL_ACCOUNTS as ALL
-from archiver.textextract import extract
+from archiver.mail.textextract import extract
 from tests.conftest import CORPUS_DIR
 from tests.integration.helpers import account_toml, load, run_cli, write_config
 from tests.unit.test_index_support import add_messages, open_archive

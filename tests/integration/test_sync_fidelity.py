@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup import ImapBackup, run_backup
-from archiver.sample_mail import generate_mailbox
+from archiver.backup.runner import ImapBackup, run_backup
+from archiver.devtools.sample_mail import generate_mailbox
 from archiver.sources.imap import ImapSource
 from archiver.verify import verify_archive
 from tests.integration.helpers import (
@@ -272,7 +272,7 @@ def test_folder_deleted_then_recreated_keeps_its_gone_interval(dovecot, mail_use
 def test_a_big_new_folder_is_sampled_and_a_renamed_one_fully_recognised(dovecot, mail_user, tmp_path):
     """A first-time folder of >= 256 new UIDs gets a 64-UID header look first: mostly new mail -> no full look
     (its few copies are downloaded, stored once); a renamed folder's sample is all known -> the full look."""
-    from archiver.sync.remap import SAMPLE_FROM, STUB_SAMPLE
+    from archiver.backup.remap import SAMPLE_FROM, STUB_SAMPLE
 
     samples = [s for s in generate_mailbox(700, seed=21, folders=1, duplicate_ratio=0) if len(s.raw) < 50_000][:600]
     inbox = dovecot.append_many(mail_user.name, "INBOX", [(s.raw, s.flags, s.internaldate) for s in samples[:300]])

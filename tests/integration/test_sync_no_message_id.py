@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup import run_backup
-from archiver.sample_mail import generate_mailbox, without_message_id
+from archiver.backup.runner import run_backup
+from archiver.devtools.sample_mail import generate_mailbox, without_message_id
 from archiver.verify import verify_archive
 from tests.integration.helpers import account_toml, load, write_config
 from tests.integration.test_sync_uidvalidity import (

@@ -1,4 +1,4 @@
-"""The pure parts of fault handling (archiver.faults) and its config keys; the servers are in tests/integration."""
+"""The pure parts of fault handling (archiver.backup.faults) and its config keys; servers: tests/integration."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.config import config_from_toml_text
-from archiver.errors import AuthError, ConfigError, ConnectError, StoreError, TLSError
-from archiver.faults import (
+from archiver.backup.faults import (
     PoisonedMessages,
     RunClock,
     RunTimeLimit,
@@ -18,6 +16,8 @@ from archiver.faults import (
     is_dropped,
     reconnect,
 )
+from archiver.config import config_from_toml_text
+from archiver.errors import AuthError, ConfigError, ConnectError, StoreError, TLSError
 
 WHERE = "acct: mail.example.org:993"
 
@@ -82,7 +82,7 @@ def test_reconnect_waits_longer_each_time_and_logs_every_attempt(caplog: pytest.
     connect, calls = _flaky([refused, refused])
     slept: list[float] = []
     cause = ConnectError(f"{WHERE}: the connection was closed by the server (EOFError)")
-    with caplog.at_level(logging.WARNING, logger="archiver.backup"):
+    with caplog.at_level(logging.WARNING, logger="archiver.backup.runner"):
         reconnect(connect, WHERE, cause, 5, RunClock(None), "folder 'INBOX'", sleep=slept.append)
     assert slept == [1, 2, 4] and len(calls) == 3
     attempts = [r.getMessage() for r in caplog.records if "reconnecting in" in r.getMessage()]

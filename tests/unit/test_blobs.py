@@ -12,7 +12,8 @@ import subprocess
 import pytest
 
 from archiver.errors import IntegrityError, StoreError
-from archiver.store import BlobStore, blob_id_of, blobs
+from archiver.store import BlobStore, blob_id_of
+from archiver.store import local as blobs
 
 
 @pytest.fixture(params=["syncfs", "fsync"])
@@ -111,7 +112,7 @@ def test_sweep_removes_only_dead_writers_temp_files(store):
 
 @functools.cache
 def _generated_small_messages() -> tuple[bytes, ...]:
-    from archiver.sample_mail import generate_mailbox
+    from archiver.devtools.sample_mail import generate_mailbox
 
     small = [s.raw for s in generate_mailbox(1800, seed=5) if len(s.raw) < 64 * 1024]
     return tuple(dict.fromkeys(small))
@@ -128,7 +129,7 @@ def _dict_id(store: BlobStore, blob_id: str) -> int:
 
 
 def test_small_messages_get_a_trained_dictionary_once_enough_are_seen(tmp_path):
-    from archiver.store.blobs import DICT_SAMPLES
+    from archiver.store.local import DICT_SAMPLES
 
     store = BlobStore(tmp_path)
     messages = _small_messages(DICT_SAMPLES + 300)
@@ -195,7 +196,7 @@ def test_missing_dictionary_is_reported_not_a_traceback(tmp_path):
 def test_untrainable_samples_leave_small_messages_plain(tmp_path, monkeypatch):
     import zstandard
 
-    from archiver.store import blobs
+    from archiver.store import local as blobs
 
     def refuse(*args, **kwargs):
         raise zstandard.ZstdError("cannot train dictionary")

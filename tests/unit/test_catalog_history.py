@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from archiver.catalog import Catalog, NewPlacement
-from archiver.headers import summarize_headers
+from archiver.mail.headers import summarize_headers
 
 RAW = b"Message-ID: <one@example.org>\r\nSubject: hello\r\n\r\nbody\r\n"
 

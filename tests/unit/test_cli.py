@@ -33,7 +33,7 @@ def test_running_one_command_does_not_import_the_others():
         "    main(['status', '--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(sorted(m for m in sys.modules if m in ('whoosh', 'flask', 'archiver.commands.search_cmd')))\n"
+        "print(sorted(m for m in sys.modules if m in ('whoosh', 'flask', 'archiver.cli.search')))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from archiver.catalog import Catalog, NewPlacement
 from archiver.cli import main
-from archiver.headers import HeaderSummary
-from archiver.index.search import MAX_PAGE_SIZE
+from archiver.index.searcher import MAX_PAGE_SIZE
+from archiver.mail.headers import HeaderSummary
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

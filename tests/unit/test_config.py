@@ -191,7 +191,7 @@ def test_error_names_file_key_expected_and_found() -> None:
 
 def test_pop3_only_key_on_an_imap_account_is_refused() -> None:
     message = error_of(with_account(pop3_auth='"apop"'))
-    assert message == f'{SOURCE}: accounts[0].pop3_auth: only for protocol "pop3"; this account uses \'imap\''
+    assert message == f"{SOURCE}: accounts[0].pop3_auth: only for protocol \"pop3\"; this account uses 'imap'"
     assert parse(with_account(protocol='"pop3"', pop3_auth='"apop"')).accounts[0].pop3_auth == "apop"
 
 

@@ -9,8 +9,15 @@ import re
 
 import pytest
 
-from archiver.export import MboxrdEscaper, from_line, maildir_info, mboxrd_unescape_line, safe_component, unique_name
-from archiver.importer import from_line_date, maildir_folder, read_mbox, status_flags
+from archiver.files.export import (
+    MboxrdEscaper,
+    from_line,
+    maildir_info,
+    mboxrd_unescape_line,
+    safe_component,
+    unique_name,
+)
+from archiver.files.importer import from_line_date, maildir_folder, read_mbox, status_flags
 
 TRICKY = [
     b"Subject: a\r\n\r\nFrom the start\r\n>From once\r\n>>From twice\r\nFro\r\nFromage\r\n>From\r\n",

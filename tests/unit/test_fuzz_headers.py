@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from archiver.headers import header_block, header_fields, summarize_headers
-from archiver.importer import status_flags
+from archiver.files.importer import status_flags
+from archiver.mail.headers import header_block, header_fields, summarize_headers
 
 LINE_END = st.sampled_from([b"\r\n", b"\n"])
 # a line that is no header field and no fold: no colon, not blank, not starting with a blank

@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from archiver.errors import RestoreError
-from archiver.importer import maildir_folder
+from archiver.files.importer import maildir_folder
 from archiver.names import (
     MAX_NAME_BYTES,
     UNNAMED,
@@ -19,7 +19,7 @@ from archiver.names import (
     safe_component,
     split_folder,
 )
-from archiver.restore import FolderPlan, distinct_targets, target_mailbox, target_parts
+from archiver.restore.plan import FolderPlan, distinct_targets, target_mailbox, target_parts
 
 # every code point, lone surrogates included (imap_utf7.decode of "&2AA-" gives one)
 ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=300)

@@ -8,8 +8,8 @@ from email.policy import compat32
 
 import pytest
 
-from archiver.headers import header_fields, summarize_headers
-from archiver.sample_mail import corpus_messages
+from archiver.devtools.sample_mail import corpus_messages
+from archiver.mail.headers import header_fields, summarize_headers
 
 WANTED = (b"message-id", b"date", b"from", b"to", b"subject")
 
@@ -51,7 +51,7 @@ def test_reads_what_the_stdlib_parser_reads_across_the_corpus(corpus_dir):
     and fields after a line that is no header, where the stdlib stops and the scan (like servers) goes on."""
     compared = 0
     for name, raw in corpus_messages(corpus_dir):
-        from archiver.headers import header_block
+        from archiver.mail.headers import header_block
 
         parsed = BytesHeaderParser(policy=compat32).parsebytes(header_block(raw))
         stopped_early = any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in parsed.defects)

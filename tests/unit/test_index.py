@@ -263,7 +263,7 @@ def test_unreadable_blob_is_indexed_by_its_folders_and_recorded(archive: Archive
 
 
 def test_date_window_gives_the_same_pages_as_a_full_sort(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
-    index_search = sys.modules["archiver.index.search"]  # the module (the package's ``search`` is the function)
+    index_search = sys.modules["archiver.index.searcher"]
     index.update_index(archive)
     queries = ["NOT nosuchword", "the OR fox OR budget", "has:attachment OR is:unread"]
     full = {
@@ -334,7 +334,7 @@ def test_no_change_update_does_not_open_the_index(archive: Archive, monkeypatch:
 def test_refresh_skips_documents_whose_fields_did_not_change(archive: Archive) -> None:
     """A UIDVALIDITY reset re-maps every message onto new placements with the same folder and flags:
     no document is rewritten; a real change among them still is, and a rebuild starts the digests over."""
-    from archiver.sync.remap import Adoption, adopt
+    from archiver.backup.remap import Adoption, adopt
 
     index.update_index(archive)
     catalog = archive.catalog

@@ -13,12 +13,12 @@ from whoosh.fields import TEXT
 from whoosh.index import FileIndex
 from whoosh.writing import SegmentWriter
 
+from archiver.devtools.sample_mail import generate_mailbox
 from archiver.index.documents import CatalogMessage, document_from_text, make_schema
 from archiver.index.fastmatch import FastPhrase, matching_docs, newest, rank
 from archiver.index.fastwrite import FastSegmentWriter
 from archiver.index.query import compile_query, parse
-from archiver.sample_mail import generate_mailbox
-from archiver.textextract import extract
+from archiver.mail.textextract import extract
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archiver.archive import Archive
-from archiver.backup import update_search_index
+from archiver.backup.runner import update_search_index
 from archiver.cli import main
 from archiver.index import ALL_ACCOUNTS, search, update_index, writer
 from archiver.index import documents as index_documents
 from archiver.index.documents import CatalogMessage, build_document
-from archiver.textextract import ExtractLimits, extract, pdf_text
+from archiver.mail.textextract import ExtractLimits, extract, pdf_text
 from tests.hostile_mail import (
     BYTES_CODECS,
     LAST_INTERNALDATE,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from archiver.devtools.sample_mail import generate_mailbox
 from archiver.memory import proc_kb, process_tree
-from archiver.sample_mail import generate_mailbox
 from tests.hostile_mail import (
     huge_attachment,
     huge_body,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from archiver.devtools.sample_mail import generate_mailbox
 from archiver.memory import proc_kb, process_tree
-from archiver.sample_mail import generate_mailbox
 from tests.unit.test_index_support import add_messages, open_archive
 
 pytestmark = [

@@ -18,6 +18,7 @@ from whoosh import query as wq
 from whoosh.index import FileIndex
 
 from archiver import index
+from archiver.devtools.sample_mail import generate_mailbox
 from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.index import fastmatch, phrases
 from archiver.index.analysis import query_terms
@@ -26,8 +27,7 @@ from archiver.index.fastmatch import FastPhrase, _iter_blocks, matching_docs, ra
 from archiver.index.fastwrite import FastSegmentWriter
 from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
-from archiver.sample_mail import generate_mailbox
-from archiver.textextract import extract
+from archiver.mail.textextract import extract
 from tests.unit.test_index_support import add_messages, open_archive
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from archiver.archive import Archive
 from archiver.catalog import NewPlacement
 from archiver.config import ArchiveConfig
-from archiver.headers import summarize_headers
+from archiver.mail.headers import summarize_headers
 
 Item = tuple[str, bytes, tuple[str, ...], datetime | None]  # folder, raw, flags, internaldate
 

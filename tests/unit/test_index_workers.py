@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from archiver import index
+from archiver.devtools.sample_mail import generate_mailbox
 from archiver.index import parallel
 from archiver.index import writer as index_writer
 from archiver.index.writer import SearchIndexError
-from archiver.sample_mail import generate_mailbox
 from tests.unit.test_index_support import add_messages, open_archive
 
 pytestmark = pytest.mark.skipif(

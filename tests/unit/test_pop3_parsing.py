@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from archiver.backup.pop3 import maildrop_changes
 from archiver.config import config_from_toml_text
 from archiver.errors import ConfigError, ProtocolError
-from archiver.pop3_backup import maildrop_changes
 from archiver.sources.pop3 import (
     FINGERPRINT_PREFIX,
     MaildropEntry,

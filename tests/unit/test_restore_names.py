@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.errors import RestoreError
-from archiver.restore import FolderPlan, Item, distinct_targets, target_parts
-from archiver.restore_target import held_keys, item_keys
+from archiver.restore.imap_target import held_keys, item_keys
+from archiver.restore.plan import FolderPlan, Item, distinct_targets, target_parts
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from archiver.errors import RestoreError
-from archiver.restore import (
+from archiver.restore.imap_target import appended_uids, held_keys, internaldate, item_key
+from archiver.restore.plan import (
     Item,
     appendable_flags,
     as_of_timestamp,
@@ -16,7 +17,6 @@ from archiver.restore import (
     target_mailbox,
     target_parts,
 )
-from archiver.restore_target import appended_uids, held_keys, internaldate, item_key
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

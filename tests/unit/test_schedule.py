@@ -12,8 +12,7 @@ import pytest
 
 from archiver.catalog import Catalog
 from archiver.config import config_from_toml_text
-from archiver.errors import ConfigError
-from archiver.schedule import (
+from archiver.daemon.schedule import (
     DEFAULT_STALE_SECONDS,
     freshness,
     load_states,
@@ -23,6 +22,7 @@ from archiver.schedule import (
     save_next_run,
     stale_after,
 )
+from archiver.errors import ConfigError
 
 SOURCE = Path("/srv/archiver/config.toml")
 ACCOUNT = """

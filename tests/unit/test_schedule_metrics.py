@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 
 from archiver.archive import Archive
-from archiver.headers import utc_now
-from archiver.schedule import save_finished, save_next_run
+from archiver.daemon.schedule import save_finished, save_next_run
+from archiver.mail.headers import utc_now
 from tests.browser.webdata import add_messages, message, web_config
 from web import create_app
 

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archiver.backup.header_print import match_by_header
 from archiver.catalog import Catalog, NewPlacement
-from archiver.headers import header_block, summarize_headers
+from archiver.mail.headers import header_block, summarize_headers
 from archiver.sources.imap import MessageStub
-from archiver.store.blobs import BlobStore
-from archiver.sync.header_print import match_by_header
+from archiver.store.local import BlobStore
 
 WHEN = datetime(2020, 2, 3, 4, 5, 6, tzinfo=UTC)
 PLAIN = b"Received: by mx; Mon, 3 Feb 2020 04:05:06 +0000\r\nSubject: digest\r\n\r\nbody one\r\n"

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from imapclient.response_parser import parse_fetch_response
 
+from archiver.backup.fingerprint import Fingerprint, KnownCopy, fingerprint, instant, match_known
 from archiver.catalog import Catalog, NewPlacement
-from archiver.headers import HeaderSummary
+from archiver.catalog.history import flag_timeline, flags_as_of
+from archiver.mail.headers import HeaderSummary
+from archiver.sources.gmail import decode_labels, encode_labels, parse_labels, sync_order
 from archiver.sources.imap import _header_fields, parse_vanished
-from archiver.sync.fingerprint import Fingerprint, KnownCopy, fingerprint, instant, match_known
-from archiver.sync.flag_history import flag_timeline, flags_as_of
-from archiver.sync.gmail import decode_labels, encode_labels, parse_labels, sync_order
 
 
 def test_instant_compares_moments_not_offsets():
@@ -140,7 +140,7 @@ def test_flag_history_answers_flags_as_of_each_run(tmp_path):
 
 
 def test_gmail_labels_are_stored_per_message_and_found_by_msgid(tmp_path):
-    from archiver.sync.gmail import blobs_by_gm_msgid, labels_of_blob, record_labels
+    from archiver.sources.gmail import blobs_by_gm_msgid, labels_of_blob, record_labels
 
     with Catalog.open(tmp_path) as catalog:
         account = catalog.ensure_account("g", "imap")
@@ -161,7 +161,7 @@ def test_gmail_labels_are_stored_per_message_and_found_by_msgid(tmp_path):
 
 
 def test_status_short_circuit_needs_highestmodseq():
-    from archiver.backup import folder_unchanged
+    from archiver.backup.runner import folder_unchanged
     from archiver.catalog import FolderRecord
     from archiver.sources.model import FolderStatus
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from archiver.catalog import Catalog, NewPlacement
-from archiver.headers import HeaderSummary
-from archiver.sync.point_in_time import ListingError, folder_states, resolve_run
+from archiver.catalog.as_of import ListingError, folder_states, resolve_run
+from archiver.mail.headers import HeaderSummary
 
 
 def _placement(uid: int) -> NewPlacement:

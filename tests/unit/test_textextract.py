@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.textextract import ExtractLimits, MessageText, decode_text, detect_language, extract, html_to_text
+from archiver.mail.textextract import ExtractLimits, MessageText, decode_text, detect_language, extract, html_to_text
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
@@ -137,15 +137,15 @@ def _parsed_text(raw: bytes) -> MessageText:
     """What :func:`extract` gives when the email package parses the whole message (no splitting)."""
     from unittest import mock
 
-    from archiver import textextract
+    from archiver.mail import textextract
 
     with mock.patch.object(textextract, "SPLIT_FROM", 10**12):
         return extract(raw)
 
 
 def test_big_messages_are_split_with_the_same_text() -> None:
-    from archiver.sample_mail import generate_mailbox
-    from archiver.textextract import SPLIT_FROM
+    from archiver.devtools.sample_mail import generate_mailbox
+    from archiver.mail.textextract import SPLIT_FROM
 
     big = [m.raw for m in generate_mailbox(400, seed=9) if len(m.raw) >= SPLIT_FROM]
     assert len(big) >= 20

@@ -1,0 +1,84 @@
+"""``archiver backup``: back up every (or the named) account once."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from archiver.archive import Archive
+from archiver.backup.runner import IndexOutcome, run_backup, update_search_index
+from archiver.cli import emit_json, human_bytes, register
+from archiver.progress import progress_for_terminal
+
+
+@click.command()
+@click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run reports as JSON.")
+@click.option("--no-index", is_flag=True, help="Leave the search index for the next run or `archiver reindex`.")
+@click.pass_context
+def backup(ctx: click.Context, accounts: tuple[str, ...], as_json: bool, no_index: bool) -> None:
+    """Fetch new mail from the servers into the archive, then update the search index.
+
+    Exits non-zero if any account or folder failed, or the search index could not be updated,
+    with one line per problem.
+    """
+    config = ctx.obj.config
+    selected = [config.account(name) for name in accounts] if accounts else list(config.accounts)
+    reports = []
+    with Archive(config.archive) as archive:
+        for account in selected:
+            progress, driver = progress_for_terminal()
+            with driver:
+                report = run_backup(config, account, progress=progress, archive=archive, index=False)
+            reports.append(report)
+            if not as_json:
+                changed = [f for f in report.folders if not f.unchanged]
+                click.echo(
+                    f"{account.name}: {report.status}: {report.messages_new} new message(s) "
+                    f"({human_bytes(report.bytes_fetched)} fetched, {human_bytes(report.bytes_stored)} stored), "
+                    f"{len(report.folders)} folder(s), {len(changed)} changed, in {report.seconds:.1f}s"
+                )
+        index_seconds = None
+        index = IndexOutcome()
+        indexed_run = next((r.run_id for r in reversed(reports) if r.run_id is not None), None)
+        archive_failed = any(r.archive_failed for r in reports)  # the index would fail on the same disk
+        if not no_index and indexed_run is not None and not archive_failed:
+            started = time.monotonic()
+            index = update_search_index(archive, indexed_run, config.index.memory_mb)  # for all accounts: one commit
+            index_seconds = time.monotonic() - started
+            if not as_json and index.error is None:
+                partly = f"; {index.problems} message(s) only partly indexed" if index.problems else ""
+                click.echo(f"search index updated in {index_seconds:.1f}s{partly}")
+    problems = [line for report in reports for line in report.problems]
+    if index.error is not None:
+        problems.append(index.error)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "account": r.account,
+                    "run": r.run_id,
+                    "status": r.status,
+                    "messages_new": r.messages_new,
+                    "blobs_new": r.blobs_new,
+                    "bytes_fetched": r.bytes_fetched,
+                    "bytes_stored": r.bytes_stored,
+                    "seconds": round(r.seconds, 3),
+                    "index_seconds": None if index_seconds is None else round(index_seconds, 3),
+                    "index_error": index.error,
+                    "index_partly_indexed": index.problems,
+                    "problems": r.problems,
+                    "folders": [vars(f) for f in r.folders],
+                }
+                for r in reports
+            ]
+        )
+    for line in problems:
+        click.echo(f"archiver: problem: {line}", err=True)
+    if problems or any(not r.ok for r in reports):
+        sys.exit(1)
+
+
+register(backup)

@@ -1,0 +1,59 @@
+"""Whether the search index is up to date, answered without Whoosh.
+
+(The package loads its Whoosh-backed modules lazily, so importing this one stays cheap.)
+
+A no-change backup run must not pay for importing Whoosh (and opening the
+index) only to learn that there is nothing to index: the writer leaves the
+committed bookmark in a small hint file inside the live generation, and this
+module reads it against the catalog's high-water marks.  The index's own state
+document stays the truth: the hint is written only after that commit, lives
+inside the generation it describes (a rebuild starts without one), and is
+trusted only when it matches exactly; anything else opens the index.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from archiver.catalog import Catalog
+
+#: Bump when the schema or the analysis changes: an index of another version is rebuilt.
+SCHEMA_VERSION = 3
+HINT_FILE = "STATE.hint"
+
+
+def index_root(archive_root: Path) -> Path:
+    return Path(archive_root) / "index"
+
+
+def live_dir(archive_root: Path) -> Path | None:
+    """The live generation's directory (named in ``index/CURRENT``), None when there is none."""
+    root = index_root(archive_root)
+    try:
+        name = (root / "CURRENT").read_text().strip()
+    except OSError:
+        return None
+    return root / name if name.startswith("g-") else None
+
+
+def up_to_date(archive_root: Path, catalog: Catalog) -> bool:
+    """True when the live generation's hint says it already reflects the catalog's current state."""
+    live = live_dir(archive_root)
+    if live is None:
+        return False
+    try:
+        hint = json.loads((live / HINT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    upto_rowid, upto_seq = catalog.index_high_water()
+    # seq only grows (AUTOINCREMENT) but indexed changes are deleted, so the catalog's max may be lower.
+    return (
+        isinstance(hint, dict)
+        and hint.get("schema") == SCHEMA_VERSION
+        and hint.get("rowid") == upto_rowid
+        and isinstance(hint.get("seq"), int)
+        and upto_seq <= hint["seq"]
+    )

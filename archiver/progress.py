@@ -1,0 +1,75 @@
+"""Progress display for long runs: a rich bar on a terminal, log lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from archiver.backup.runner import Progress
+
+log = logging.getLogger("archiver.progress")
+
+
+class LogProgress(Progress):
+    """Plain lines for journals and pipes: one per folder with work to do."""
+
+    def folder(self, name: str, messages: int, size: int) -> None:
+        log.info("fetching %d message(s), %d bytes, from %s", messages, size, name)
+
+
+class BarProgress(Progress):
+    """A rich progress bar per folder, on stderr."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import (
+            Progress as RichProgress,
+        )
+
+        self._bar = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._task = None
+
+    def __enter__(self) -> BarProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def folder(self, name: str, messages: int, size: int) -> None:
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+        self._task = self._bar.add_task(f"{name[:40]} ({messages} msgs)", total=size)
+
+    def advance(self, messages: int, size: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, size)
+
+
+class _NullContext:
+    def __enter__(self) -> _NullContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def progress_for_terminal() -> tuple[Progress, object]:
+    """The progress sink and a context manager that drives it."""
+    if sys.stderr.isatty():
+        bar = BarProgress()
+        return bar, bar
+    return LogProgress(), _NullContext()
