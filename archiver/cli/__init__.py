@@ -128,6 +128,7 @@ COMMAND_MODULES = {
     "ls": "ls",
     "daemon": "daemon",
     "sessions": "sessions",
+    "account": "account",
 }
 
 __all__ = ["CliState", "Path", "emit_json", "human_bytes", "main", "register"]

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from archiver.config.provider import provider_endpoint, provider_port, read_provider
 from archiver.config.secrets import read_secret_file, run_secret_command
 from archiver.errors import ConfigError, SecretError
 from archiver.logs import register_secret
@@ -65,6 +66,7 @@ _ARCHIVE_KEYS = (
 _ACCOUNT_KEYS = (
     "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
     "tls_ca_file", "tls_verify", "timeout", "folders", "schedule", "pop3_auth",
+    "provider",
 )  # fmt: skip
 _FOLDER_KEYS = ("include", "exclude")
 _WEB_KEYS = (
@@ -195,6 +197,7 @@ class AccountConfig:
     folders: FolderFilter
     schedule: str | None
     pop3_auth: str = "auto"  # POP3 only: "auto", "user" (USER/PASS) or "apop"
+    provider: str | None = None  # the preset named by ``provider`` (archiver.discovery.presets), for its quirks
 
 
 @dataclass(frozen=True)
@@ -557,16 +560,19 @@ def _read_account(table: _Table) -> AccountConfig:
     assert name is not None
     if not _ACCOUNT_NAME.fullmatch(name):
         raise table.error("name", "letters, digits, '.', '_' or '-' only", name)
-    protocol = table.choice("protocol", PROTOCOLS, required=True)
+    preset = read_provider(table)  # provider = "gmail": defaults from a preset (archiver.config.provider)
+    protocol = table.choice("protocol", PROTOCOLS, "imap", required=preset is None)
     local = protocol == "local"
-    security = table.choice("security", SECURITY_MODES, "tls")
-    host = table.string("host")
+    endpoint = provider_endpoint(table, preset, protocol)
+    security = table.choice("security", SECURITY_MODES, endpoint.security if endpoint else "tls")
+    host = table.string("host", endpoint.host if endpoint else None)
     username = table.string("username")
     if not local:
         for key, value in (("host", host), ("username", username)):
             if value is None:
                 raise table.missing(key, f"a string (required for protocol {protocol!r})")
-    port = table.integer("port", None if local else DEFAULT_PORTS[protocol, security == "tls"], low=1, high=65535)
+    default_port = None if local else provider_port(endpoint, security, DEFAULT_PORTS[protocol, security == "tls"])
+    port = table.integer("port", default_port, low=1, high=65535)
     folders = table.table("folders", _FOLDER_KEYS)
     if protocol != "pop3" and table.has("pop3_auth"):  # would be silently ignored: a typo-level mistake
         raise table.fail("pop3_auth", f'only for protocol "pop3"; this account uses {protocol!r}')
@@ -584,6 +590,7 @@ def _read_account(table: _Table) -> AccountConfig:
         folders=_read_folders(folders) if folders else FolderFilter(),
         schedule=_schedule(table, "schedule"),
         pop3_auth=table.choice("pop3_auth", POP3_AUTH_MODES, "auto"),
+        provider=preset.name if preset else None,
     )
 
 

@@ -264,12 +264,17 @@ PRESETS: dict[str, Preset] = {
 def preset_named(name: str, where: str = "provider") -> Preset:
     """The preset called ``name``; else a :class:`ConfigError` line listing them, with a did-you-mean."""
     preset = PRESETS.get(name.strip().lower())
-    if preset is not None:
-        return preset
+    if preset is None:
+        raise ConfigError(f"{where}: {unknown_provider(name)}")
+    return preset
+
+
+def unknown_provider(name: str) -> str:
+    """Why ``name`` is no preset, for an error line: the known names, and the closest one."""
     known = ", ".join(f'"{n}"' for n in PRESETS)
-    close = difflib.get_close_matches(name.lower(), PRESETS, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name.strip().lower(), PRESETS, n=1, cutoff=0.6)
     hint = f'; did you mean "{close[0]}"?' if close else ""
-    raise ConfigError(f"{where}: unknown provider {name!r}{hint} (known providers: {known})")
+    return f"unknown provider {name!r}{hint} (known providers: {known})"
 
 
 def preset_for_domain(domain: str) -> Preset | None:

@@ -1,0 +1,72 @@
+"""``provider = "NAME"`` on an account: the preset fills what the table leaves out; what it says wins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archiver.config import config_from_toml_text
+from archiver.discovery.presets import PRESETS
+from archiver.errors import ConfigError
+
+
+def _account(body: str, tmp_path: Path):
+    text = f'[archive]\npath = "archive"\n\n[[accounts]]\nname = "a"\nusername = "me@example.test"\n{body}\n'
+    return config_from_toml_text(text, tmp_path / "config.toml").accounts[0]
+
+
+def test_a_preset_fills_host_port_security_and_protocol(tmp_path):
+    account = _account('provider = "yahoo"\npassword_env = "PW"', tmp_path)
+    assert (account.protocol, account.host, account.port, account.security) == (
+        "imap", "imap.mail.yahoo.com", 993, "tls",
+    )  # fmt: skip
+    pop = _account('provider = "yahoo"\nprotocol = "pop3"\npassword_env = "PW"', tmp_path)
+    assert (pop.host, pop.port, pop.security) == ("pop.mail.yahoo.com", 995, "tls")
+    assert account.provider == "yahoo"
+
+
+def test_explicit_keys_win_over_the_preset(tmp_path):
+    moved = _account('provider = "free"\nhost = "imap2.free.fr"\npassword_env = "PW"', tmp_path)
+    assert (moved.host, moved.port, moved.security) == ("imap2.free.fr", 993, "tls")
+    ported = _account('provider = "free"\nport = 1993\npassword_env = "PW"', tmp_path)
+    assert (ported.host, ported.port) == ("imap.free.fr", 1993)
+    # another security than the preset's: the port follows that security unless given too
+    upgraded = _account('provider = "gmx"\nsecurity = "starttls"\npassword_env = "PW"', tmp_path)
+    assert (upgraded.host, upgraded.port, upgraded.security) == ("imap.gmx.net", 143, "starttls")
+
+
+def test_a_provider_without_that_protocol_is_one_line(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        _account('provider = "icloud"\nprotocol = "pop3"\npassword_env = "PW"', tmp_path)
+    assert "accounts[0].provider: iCloud Mail offers no POP3 server" in str(caught.value)
+    # unless the table names the server itself
+    own = _account('provider = "icloud"\nprotocol = "pop3"\nhost = "pop.example.test"\npassword_env = "PW"', tmp_path)
+    assert (own.host, own.port) == ("pop.example.test", 995)
+
+
+def test_an_unknown_provider_lists_the_known_ones_with_a_did_you_mean(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        _account('provider = "yahooo"\npassword_env = "PW"', tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'config.toml'}: accounts[0].provider: unknown provider 'yahooo'")
+    assert 'did you mean "yahoo"?' in message
+    assert all(f'"{name}"' in message for name in PRESETS) and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("provider = 3", "accounts[0].provider: expected a non-empty string, got 3"),
+        ('provider = "gmail"\nprotocol = "local"', 'accounts[0].provider: not for protocol "local"'),
+    ],
+)
+def test_a_bad_provider_value_is_one_line(tmp_path, body, expected):
+    with pytest.raises(ConfigError) as caught:
+        _account(body + '\npassword_env = "PW"', tmp_path)
+    assert expected in str(caught.value)
+
+
+def test_without_a_provider_nothing_changes(tmp_path):
+    account = _account('protocol = "imap"\nhost = "mail.example.test"\npassword_env = "PW"', tmp_path)
+    assert (account.port, account.security, account.provider) == (993, "tls", None)
