@@ -9,10 +9,12 @@ socket), started by a fixture and stopped by it.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import dns.flags
 import dns.message
@@ -35,7 +37,8 @@ class Page:
 class WebServer:
     """Serves ``pages[path]`` (path without the query); 404 for anything else.  ``requests`` records what was asked."""
 
-    def __init__(self) -> None:
+    def __init__(self, certificate: tuple[Path, Path] | None = None) -> None:
+        """``certificate``: (cert, key) PEM files to serve HTTPS with, else plain HTTP."""
         self.pages: dict[str, Page] = {}
         self.requests: list[str] = []
         owner = self
@@ -66,12 +69,18 @@ class WebServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if certificate is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*certificate)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
         self._server.shutdown()

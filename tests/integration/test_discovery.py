@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from archiver.discovery import autoconfig
+from archiver.devtools.sandbox import make_certificate
 from archiver.discovery.discover import discover
 from archiver.errors import DiscoveryError
 from tests.discovery_servers import DnsServer, Page, WebServer, autoconfig_xml
@@ -216,3 +218,33 @@ def test_an_oauth2_server_of_a_known_provider_gets_its_token_provider(web_server
     )
     server = _discover(web_server, dns_server).server
     assert (server.host, server.auth, server.oauth2_provider) == ("outlook.office365.com", "oauth2", "microsoft")
+
+
+@pytest.fixture
+def https_server(tmp_path):
+    certificate = make_certificate(tmp_path)
+    server = WebServer(certificate)
+    yield server, certificate[0]
+    server.stop()
+
+
+def test_an_untrusted_certificate_is_said_and_https_may_not_redirect_to_http(https_server, web_server, dns_server):
+    server, ca_file = https_server
+    server.pages[PATH] = Page(autoconfig_xml(("imap", "imap.example.test", 993, "SSL")))
+    with pytest.raises(DiscoveryError, match="TLS certificate is not trusted"):
+        discover(EMAIL, autoconfig=[server.url(PATH)], dns_server=dns_server.address)
+
+    trusting = requests.Session()
+    trusting.verify = str(ca_file)
+    trusting.trust_env = False  # else $REQUESTS_CA_BUNDLE wins over session.verify
+
+    def fetch(url: str) -> bytes | None:
+        return autoconfig.fetch_autoconfig(url, session=trusting)
+
+    assert discover(EMAIL, autoconfig=[server.url(PATH)], dns_server=dns_server.address, fetch=fetch).server.port == 993
+
+    web_server.pages[PATH] = Page(autoconfig_xml(("imap", "evil.example.test", 993, "SSL")))
+    server.pages[PATH] = Page(status=301, headers={"Location": web_server.url(PATH)})
+    with pytest.raises(DiscoveryError, match="redirects away from HTTPS"):
+        discover(EMAIL, autoconfig=[server.url(PATH)], dns_server=dns_server.address, fetch=fetch)
+    assert web_server.requests == []
