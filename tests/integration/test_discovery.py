@@ -12,8 +12,8 @@ import time
 import pytest
 import requests
 
-from archiver.discovery import autoconfig
 from archiver.devtools.sandbox import make_certificate
+from archiver.discovery import autoconfig
 from archiver.discovery.discover import discover
 from archiver.errors import DiscoveryError
 from tests.discovery_servers import DnsServer, Page, WebServer, autoconfig_xml
