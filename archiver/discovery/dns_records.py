@@ -59,8 +59,8 @@ def make_resolver(nameserver: str | None = None) -> dns.resolver.Resolver:
 def _address_and_port(text: str) -> tuple[str, int]:
     host, port = text.strip(), "53"
     if host.startswith("["):
-        host, _, rest = host[1:].partition("]")
-        port = rest.removeprefix(":") or "53"
+        host, bracket, rest = host[1:].partition("]")
+        port = rest.removeprefix(":") or "53" if bracket else ""
     elif host.count(":") == 1:
         host, port = host.split(":")
     try:

@@ -224,3 +224,16 @@ def test_the_provider_table_in_the_docs_says_what_each_preset_sets():
                 assert f"{endpoint.host}:{endpoint.port} {shown}" in row, (name, endpoint)
         assert ("OAuth2" in row) == (preset.auth == "oauth2"), name
     assert "exercised only through the local test setup" in docs
+
+
+def test_a_named_provider_skips_discovery_and_an_unknown_one_is_one_line():
+    found = discover("me@my-own-domain.fr", provider="ovh", dns_server="192.0.2.1:9", fetch=_no_network)
+    assert (found.server.host, found.server.port, found.preset) == ("ssl0.ovh.net", 993, "ovh")
+    with pytest.raises(ConfigError, match=r"--provider: unknown provider 'ovhh'; did you mean \"ovh\"\?"):
+        discover("me@my-own-domain.fr", provider="ovhh", fetch=_no_network)
+
+
+@pytest.mark.parametrize("server", ["dns.example.org", "127.0.0.1:99999", "127.0.0.1:x", "[::1"])
+def test_a_bad_dns_server_option_is_one_line(server):
+    with pytest.raises(DiscoveryError, match="--dns-server: expected"):
+        discover("me@example.test", dns_server=server, fetch=_no_network)
