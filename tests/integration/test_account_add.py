@@ -118,3 +118,25 @@ def test_an_oauth2_preset_skips_the_login_and_says_what_next(config_file, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "archiver auth" in result.stderr
     assert 'provider = "gmail"' in result.stdout and "password" not in result.stdout
+
+
+def test_pop3_over_tls_from_srv_records(dovecot, mail_user, tmp_path, config_file, web_server, dns_server):
+    dns_server.add("_pop3s._tcp.mail.test", "SRV", f"0 1 {dovecot.pop3s_port} localhost.")
+    secret = tmp_path / "secret"
+    secret.write_text(mail_user.password)
+    result = _add(
+        config_file, "someone@mail.test", web_server, dns_server, dovecot, "--protocol", "pop3",
+        "--username", mail_user.name, "--password-file", str(secret), "--print",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"Logged in to POP3 localhost:{dovecot.pop3s_port} (TLS)" in result.stderr
+    assert f'protocol = "pop3"\nhost = "localhost"\nport = {dovecot.pop3s_port}\nsecurity = "tls"' in result.stdout
+
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password")
+    refused = _add(
+        config_file, "someone@mail.test", web_server, dns_server, dovecot, "--protocol", "pop3",
+        "--username", mail_user.name, "--password-file", str(wrong), "--print",
+    )  # fmt: skip
+    assert refused.returncode != 0 and "[[accounts]]" not in refused.stdout
+    assert "not-the-password" not in refused.stdout + refused.stderr
