@@ -19,6 +19,7 @@ from archiver.config import PasswordSource, find_config_path
 from archiver.discovery.account_toml import AccountEntry, append_account, appended, render_account, write_secret_file
 from archiver.discovery.discover import discover
 from archiver.discovery.enroll import account_from_table, default_name, try_login
+from archiver.discovery.model import Discovery
 from archiver.errors import ConfigError
 from archiver.logs import register_secret
 
@@ -37,6 +38,13 @@ def account() -> None:
 @click.option("--password-command", metavar="CMD", help="Get the password from CMD's output (no shell).")
 @click.option("--password-file", metavar="PATH", type=click.Path(dir_okay=False), help="Get the password from PATH.")
 @click.option("--auth", type=click.Choice(["password"]), help="Use a password (app password) with an OAuth2 preset.")
+@click.option("--oauth2-client-id", metavar="ID", help="OAuth2: the client id of the application you registered.")
+@click.option(
+    "--oauth2-client-secret-file",
+    metavar="PATH",
+    type=click.Path(exists=True, dir_okay=False),
+    help="OAuth2: a file holding the client secret (Google requires one).",
+)
 @click.option("--tls-ca-file", metavar="PATH", type=click.Path(exists=True, dir_okay=False), help="Trust this CA.")
 @click.option("--allow-plaintext", is_flag=True, help="Accept a server without TLS (the password travels readable).")
 @click.option("--no-login-test", is_flag=True, help="Write the account without logging in first.")
@@ -54,6 +62,8 @@ def add(
     password_command: str | None,
     password_file: str | None,
     auth: str | None,
+    oauth2_client_id: str | None,
+    oauth2_client_secret_file: str | None,
     tls_ca_file: str | None,
     allow_plaintext: bool,
     no_login_test: bool,
@@ -93,7 +103,11 @@ def add(
         secret = ("password_file", str(Path(password_file).resolve()))
     else:
         secret = None if oauth2 else ("password_file", f"{name}.password")
-    extra = (("tls_ca_file", str(Path(tls_ca_file).resolve())),) if tls_ca_file else ()
+    extra: tuple[tuple[str, object], ...] = ()
+    if oauth2:
+        extra = _oauth2_keys(found, oauth2_client_id, oauth2_client_secret_file)
+    if tls_ca_file:
+        extra += (("tls_ca_file", str(Path(tls_ca_file).resolve())),)
     table = render_account(found, AccountEntry(name, secret, auth, extra))
     account_config = account_from_table(table, config_path)  # the table we write is one the reader takes
     if write:
@@ -130,6 +144,20 @@ def add(
     click.echo(
         f"Next: archiver auth {shlex.quote(name)}" if oauth2 else f"Next: archiver backup --account {shlex.quote(name)}"
     )
+
+
+def _oauth2_keys(found: Discovery, client_id: str | None, secret_file: str | None) -> tuple[tuple[str, object], ...]:
+    """The OAuth2 keys of the table: the user's own client id (and secret); without one, say what to do."""
+    if not client_id:
+        raise ConfigError(
+            f"{found.preset or found.server.host} signs in with OAuth2: pass --oauth2-client-id ID "
+            "(and --oauth2-client-secret-file PATH for Google) of the application you registered "
+            "(docs/oauth2.md), or --auth password for an app password where the provider allows one"
+        )
+    keys: tuple[tuple[str, object], ...] = (("oauth2_client_id", client_id),)
+    if secret_file:
+        keys += (("oauth2_client_secret_file", str(Path(secret_file).resolve())),)
+    return keys
 
 
 def _typed_password(account: str) -> str:

@@ -113,11 +113,15 @@ def test_plain_text_only_is_refused_and_print_writes_nothing(dovecot, mail_user,
     assert config_file.read_text() == before
 
 
-def test_an_oauth2_preset_skips_the_login_and_says_what_next(config_file, tmp_path, dns_server, web_server, dovecot):
-    result = _add(config_file, "someone@gmail.com", web_server, dns_server, dovecot, "--print")
-    assert result.returncode == 0, result.stderr
-    assert "archiver auth" in result.stderr
-    assert 'provider = "gmail"' in result.stdout and "password" not in result.stdout
+def test_an_oauth2_preset_without_a_client_id_says_what_to_pass(config_file, dns_server, web_server, dovecot):
+    before = config_file.read_text()
+    result = _add(config_file, "someone@gmail.com", web_server, dns_server, dovecot)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("archiver: error:")]
+    assert len(errors) == 1 and "gmail signs in with OAuth2: pass --oauth2-client-id" in errors[0]
+    assert "--auth password" in errors[0] and "Traceback" not in result.stderr
+    assert config_file.read_text() == before
+    assert web_server.requests == [] and dns_server.queries == []  # gmail.com is a preset: no lookups
 
 
 def test_pop3_over_tls_from_srv_records(dovecot, mail_user, tmp_path, config_file, web_server, dns_server):
