@@ -1,8 +1,9 @@
 """``archiver account add EMAIL``: find an address's server settings, test the login, add the account.
 
-A thin shell over :mod:`archiver.discovery`: discovery finds the server, ``enroll`` reads the
-table back and logs in, ``account_toml`` appends it.  What is printed is what a person needs
-next: where the settings came from, what was skipped on the way, and the command to run after.
+A thin shell: :mod:`archiver.discovery` finds the server and writes the table's text,
+:mod:`archiver.config.append` reads it back and appends it, :mod:`archiver.sources.probe` logs
+in.  What is printed is what a person needs next: where the settings came from, what was
+skipped on the way, and the command to run after.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import click
 
 from archiver.cli import register
 from archiver.config import PasswordSource, find_config_path
-from archiver.discovery.account_toml import AccountEntry, append_account, appended, render_account, write_secret_file
+from archiver.config.append import account_from_table, append_account, appended, write_secret_file
+from archiver.discovery.account_toml import AccountEntry, default_name, render_account
 from archiver.discovery.discover import discover
-from archiver.discovery.enroll import account_from_table, default_name, try_login
 from archiver.discovery.model import Discovery
 from archiver.errors import ConfigError
 from archiver.logs import register_secret
+from archiver.sources.probe import try_login
 
 
 @click.group()

@@ -12,6 +12,9 @@ Terms used across the package:
   tries them in that order and keeps the first usable one, implicit TLS before STARTTLS, never
   plain text unless asked.
 
-This ``__init__`` imports nothing: the config reader imports :mod:`.presets` alone, and must not
+Layering: this package imports neither :mod:`archiver.config` nor :mod:`archiver.sources`; the
+config reader imports :mod:`.presets` (``provider = "gmail"``), and what puts a found account to
+use sits above both (:mod:`archiver.config.append`, :mod:`archiver.sources.probe`,
+``archiver/cli/account.py``).  This ``__init__`` imports nothing, so the config reader does not
 pay for ``requests`` or ``dnspython`` on every ``archiver backup``.
 """

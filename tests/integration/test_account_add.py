@@ -36,6 +36,7 @@ def _add(config, email, web_server, dns_server, dovecot, *extra: str, stdin: str
     return subprocess.run(command, input=stdin or "", capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_autoconfig_to_a_backed_up_account(dovecot, mail_user, tmp_path, config_file, web_server, dns_server):
     fill_mailbox(dovecot, mail_user, 30, seed=11)
     web_server.pages[PATH] = Page(

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archiver.config import config_from_toml_text, load_config
-from archiver.discovery.account_toml import AccountEntry, append_account, render_account, write_secret_file
+from archiver.config.append import append_account, write_secret_file
+from archiver.discovery.account_toml import AccountEntry, render_account
 from archiver.discovery.autoconfig import parse_autoconfig
 from archiver.discovery.discover import discover
 from archiver.discovery.model import Discovery, Server, check_address
