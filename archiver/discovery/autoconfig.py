@@ -13,6 +13,7 @@ error but ``None``, since most domains publish none.
 
 from __future__ import annotations
 
+import re
 import time
 import xml.etree.ElementTree as ElementTree
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -34,6 +35,8 @@ TIMEOUT = (5.0, 10.0)
 DEADLINE = 20.0
 MAX_REDIRECTS = 3
 _ABSENT = (404, 410)
+_PORT = re.compile(r"[0-9]{1,5}")  # ASCII only: str.isdigit() also takes "²", which int() refuses
+_DIGITS = re.compile(r"[0-9]{1,20}")
 _SECURITY = {"ssl": "tls", "tls": "tls", "starttls": "starttls", "plain": "none"}
 _PASSWORD_METHODS = {"password-cleartext", "password-encrypted", "plain", "secure"}
 
@@ -107,7 +110,7 @@ def _check_type(url: str, content_type: str) -> None:
 
 def _read_body(url: str, response: requests.Response, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_BYTES:
+    if _DIGITS.fullmatch(declared) and int(declared) > MAX_BYTES:
         raise DiscoveryError(f"autoconfig {url}: the answer is {int(declared)} bytes, more than {MAX_BYTES}")
     body = bytearray()
     try:
@@ -182,7 +185,7 @@ def _server(element: ElementTree.Element, email: str) -> Server | None:
     if not is_hostname(host):
         raise _Skip(f"{name} server: hostname {host[:60]!r} is not a host name")
     port_text = _text(element, "port")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:
         raise _Skip(f"{name} server {host}: port {port_text[:20]!r} is not a port number")
     socket_type = _text(element, "socketType").lower()
     if socket_type not in _SECURITY:

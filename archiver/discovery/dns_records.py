@@ -8,6 +8,7 @@ a reason, because discovery then goes on to the next way; an answer we cannot us
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 import dns.exception
@@ -67,7 +68,7 @@ def _address_and_port(text: str) -> tuple[str, int]:
         address = str(ipaddress.ip_address(host))
     except ValueError:
         raise DiscoveryError(f"--dns-server: expected an IP address (IP or IP:PORT), got {text[:60]!r}") from None
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
         raise DiscoveryError(f"--dns-server: expected a port from 1 to 65535, got {port[:20]!r}")
     return address, int(port)
 

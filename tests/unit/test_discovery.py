@@ -15,7 +15,7 @@ from archiver.config.append import append_account, write_secret_file
 from archiver.discovery.account_toml import AccountEntry, render_account
 from archiver.discovery.autoconfig import parse_autoconfig
 from archiver.discovery.discover import discover
-from archiver.discovery.model import Discovery, Server, check_address
+from archiver.discovery.model import Discovery, Server, check_address, is_hostname
 from archiver.discovery.presets import PRESETS, preset_for_domain, preset_for_mx, preset_named
 from archiver.errors import ConfigError, DiscoveryError
 
@@ -146,13 +146,57 @@ def test_fuzzed_bytes_give_one_discovery_error(data):
     _parse_or_discovery_error(data)
 
 
+def _mostly(values: list[str], noise_size: int) -> st.SearchStrategy[str]:
+    """Three times in four a listed value (mostly valid ones, some wrong), else noise."""
+    listed = st.sampled_from(values)
+    return st.one_of(listed, listed, listed, st.text(max_size=noise_size))
+
+
+_FIELDS = {
+    "hostname": _mostly(["imap.example.test", "%EMAILDOMAIN%", "mail.%EMAILDOMAIN%", "a..b", "h\u00f6st.example"], 12),
+    "port": _mostly(["993", "143", "995", "110", "0", "65536", " 993 ", "\u00b2"], 6),
+    "socketType": _mostly(["SSL", "STARTTLS", "plain", "starttls", "TLS"], 6),
+    "username": _mostly(["%EMAILADDRESS%", "%EMAILLOCALPART%", "\x07"], 12),
+    "authentication": _mostly(["password-cleartext", "OAuth2", "NTLM", "password-encrypted"], 6),
+}
+
+
+@st.composite
+def server_entries(draw: st.DrawFn) -> str:
+    """incomingServer elements whose every field is drawn: the per-server checks, not only the XML parser."""
+    entries = []
+    for _ in range(draw(st.integers(1, 4))):
+        fields = "".join(
+            f"<{tag}>{_escape(draw(values))}</{tag}>"
+            for tag, values in _FIELDS.items()
+            if tag in ("hostname", "port", "socketType") or draw(st.booleans())
+        )
+        kind = draw(st.sampled_from(["imap", "pop3", "imap", "pop3", "IMAP", "smtp", "exchange", ""]))
+        entries.append(f'<incomingServer type="{kind}">{fields}</incomingServer>')
+    return f"<clientConfig><emailProvider>{''.join(entries)}</emailProvider></clientConfig>"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@FUZZ
+@given(document=server_entries())
+def test_fuzzed_server_entries_give_only_servers_a_config_can_take(document):
+    _parse_or_discovery_error(document.encode("utf-8", errors="replace"))
+
+
 def _parse_or_discovery_error(data: bytes) -> None:
     try:
         servers = parse_autoconfig(data, "fuzz@example.test")
     except DiscoveryError as exc:
         assert "\n" not in str(exc)
         return
-    assert servers and all(1 <= s.port <= 65535 and s.security in ("tls", "starttls", "none") for s in servers)
+    assert servers
+    for server in servers:
+        assert server.protocol in ("imap", "pop3") and 1 <= server.port <= 65535
+        assert server.security in ("tls", "starttls", "none") and server.auth in ("password", "oauth2")
+        assert is_hostname(server.host) and server.username.isprintable()
 
 
 # -- the TOML written for an account ----------------------------------------------------------
@@ -234,7 +278,7 @@ def test_a_named_provider_skips_discovery_and_an_unknown_one_is_one_line():
         discover("me@my-own-domain.fr", provider="ovhh", fetch=_no_network)
 
 
-@pytest.mark.parametrize("server", ["dns.example.org", "127.0.0.1:99999", "127.0.0.1:x", "[::1"])
+@pytest.mark.parametrize("server", ["dns.example.org", "127.0.0.1:99999", "127.0.0.1:x", "[::1", "127.0.0.1:\u00b2"])
 def test_a_bad_dns_server_option_is_one_line(server):
     with pytest.raises(DiscoveryError, match="--dns-server: expected"):
         discover("me@example.test", dns_server=server, fetch=_no_network)
