@@ -1,9 +1,9 @@
 """``archiver account add EMAIL``: find an address's server settings, test the login, add the account.
 
-A thin shell: :mod:`archiver.discovery` finds the server and writes the table's text,
-:mod:`archiver.config.append` reads it back and appends it, :mod:`archiver.sources.probe` logs
-in.  What is printed is what a person needs next: where the settings came from, what was
-skipped on the way, and the command to run after.
+A thin shell: :mod:`archiver.discovery` finds the server, :mod:`archiver.enrollment` plans the
+table, tests the login and writes it (the web UI's page does the same through it).  What is
+printed is what a person needs next: where the settings came from, what was skipped on the way,
+and the command to run after.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import click
 
 from archiver.cli import register
 from archiver.config import PasswordSource, find_config_path
-from archiver.config.append import account_from_table, append_account, appended, write_secret_file
-from archiver.discovery.account_toml import AccountEntry, default_name, render_account
+from archiver.discovery.account_toml import AccountEntry, default_name
 from archiver.discovery.discover import discover
 from archiver.discovery.model import Discovery
+from archiver.enrollment import add_account, plan_account
 from archiver.errors import ConfigError
 from archiver.logs import register_secret
-from archiver.sources.probe import try_login
 
 
 @click.group()
@@ -110,10 +109,7 @@ def add(
         extra = _oauth2_keys(found, oauth2_client_id, oauth2_client_secret_file)
     if tls_ca_file:
         extra += (("tls_ca_file", str(Path(tls_ca_file).resolve())),)
-    table = render_account(found, AccountEntry(name, secret, auth, extra))
-    account_config = account_from_table(table, config_path)  # the table we write is one the reader takes
-    if write:
-        appended(config_path, table)  # a clash with the file is said before any password is asked
+    plan = plan_account(found, AccountEntry(name, secret, auth, extra), config_path, write=write)  # refusals first
 
     password = None
     if oauth2:
@@ -122,30 +118,18 @@ def add(
         password = _typed_password(name)
     elif not no_login_test:
         password = _password_from(name, password_command, password_file)
+    created = add_account(plan, password, login=not no_login_test, write=write)
     if password is not None and not no_login_test:
-        try_login(account_config, password)
-        say(f"Logged in to {found.server.describe()} as {account_config.username}.")
-
+        say(f"Logged in to {found.server.describe()} as {plan.account.username}.")
     if not write:
         if typed_password:
             click.echo(f"# Put the password in {name}.password next to the config file (chmod 600).")
-        click.echo(table, nl=False)
+        click.echo(plan.table, nl=False)
         return
-    created = None
-    if typed_password and password is not None:
-        created = config_path.resolve().parent / f"{name}.password"
-        write_secret_file(created, password)
-    try:
-        append_account(config_path, table)
-    except BaseException:
-        if created is not None:
-            created.unlink(missing_ok=True)
-        raise
     where = f" (the password in {created}, mode 0600)" if created else ""
     click.echo(f"Added account {name!r} to {config_path}{where}.")
-    click.echo(
-        f"Next: archiver auth {shlex.quote(name)}" if oauth2 else f"Next: archiver backup --account {shlex.quote(name)}"
-    )
+    following = "auth" if oauth2 else "backup --account"
+    click.echo(f"Next: archiver {following} {shlex.quote(name)}")
 
 
 def _oauth2_keys(found: Discovery, client_id: str | None, secret_file: str | None) -> tuple[tuple[str, object], ...]:
