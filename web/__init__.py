@@ -80,10 +80,11 @@ def create_app(config: Config, *, testing: bool = False, listen: str | None = No
     app.extensions["archiver_archive"] = Archive(config.archive)
     app.extensions["archiver_lock"] = threading.Lock()
     app.extensions["archiver_backups"] = {}  # account -> thread of its latest web-started backup
-    from web import auth, browse, jobs, prefs, restore, runs, search, sessions_page
+    from web import accounts_add, auth, browse, jobs, prefs, restore, runs, search, sessions_page
 
     app.extensions["archiver_jobs"] = jobs.JobRegistry()
-    for blueprint in (auth.bp, browse.bp, search.bp, runs.bp, restore.bp, jobs.bp, prefs.bp, sessions_page.bp):
+    pages = (auth, browse, search, runs, restore, jobs, prefs, sessions_page, accounts_add)
+    for blueprint in (page.bp for page in pages):
         app.register_blueprint(blueprint)
     from web import metrics as metrics_web  # GET /metrics: own auth (token or loopback only), see web/metrics.py
 
