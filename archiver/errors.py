@@ -40,6 +40,14 @@ class AuthError(SourceError):
     """The server refused the credentials."""
 
 
+class AuthorisationExpired(AuthError):
+    """The OAuth2 grant (refresh token) was revoked or has expired: only a new ``archiver auth`` can fix it.
+
+    A class of its own so the runner, the status page and the alerts can tell
+    "the operator must act" from a transient refusal.
+    """
+
+
 class ProtocolError(SourceError):
     """The server answered something we cannot work with."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from archiver.devtools.sandbox import DovecotSandbox
+from tests.fixtures.oauth_server import OAuthServer
 from tests.hostile.servers import ImapScript, Pop3Script, Running
 
 CORPUS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -95,3 +96,11 @@ def hostile_server() -> Iterator[Callable[[ImapScript | Pop3Script], Running]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def oauth_server() -> Iterator[OAuthServer]:
+    """A real OAuth2 authorization server on loopback (tests/fixtures/oauth_server.py), fresh state per test."""
+    server = OAuthServer().start()
+    yield server
+    server.stop()

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from archiver.config.provider import provider_endpoint, provider_port, read_provider
+from archiver.config.oauth import CLIENT_SECRET_KEYS, OAUTH_KEYS, OAuthConfig, read_oauth
+from archiver.config.provider import provider_auth_hint, provider_endpoint, provider_port, read_provider
 from archiver.config.secrets import read_secret_file, run_secret_command
 from archiver.errors import ConfigError, SecretError
 from archiver.logs import register_secret
@@ -67,6 +68,7 @@ _ACCOUNT_KEYS = (
     "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
     "tls_ca_file", "tls_verify", "timeout", "folders", "schedule", "pop3_auth",
     "provider",
+    *OAUTH_KEYS,  # archiver.config.oauth
 )  # fmt: skip
 _FOLDER_KEYS = ("include", "exclude")
 _WEB_KEYS = (
@@ -198,6 +200,7 @@ class AccountConfig:
     schedule: str | None
     pop3_auth: str = "auto"  # POP3 only: "auto", "user" (USER/PASS) or "apop"
     provider: str | None = None  # the preset named by ``provider`` (archiver.discovery.presets), for its quirks
+    oauth2: OAuthConfig | None = None  # auth = "oauth2" (then ``password`` is None): archiver.config.oauth
 
 
 @dataclass(frozen=True)
@@ -576,6 +579,20 @@ def _read_account(table: _Table) -> AccountConfig:
     folders = table.table("folders", _FOLDER_KEYS)
     if protocol != "pop3" and table.has("pop3_auth"):  # would be silently ignored: a typo-level mistake
         raise table.fail("pop3_auth", f'only for protocol "pop3"; this account uses {protocol!r}')
+    # -- auth = "oauth2" (archiver.config.oauth): its secrets are read like passwords, the password keys refused
+    oauth2 = read_oauth(
+        table,
+        name,
+        protocol,
+        _read_password(table, name, required=False, keys=CLIENT_SECRET_KEYS),
+        _read_password(table, name, required=False, keys={"token_command": "command"}),
+        default_auth=preset.auth if preset else "password",
+        default_provider=preset.oauth2_provider if preset else None,
+    )
+    for key in PASSWORD_KEYS if oauth2 else ():
+        if table.has(key):
+            raise table.fail(key, 'not used with auth = "oauth2" (the login presents an OAuth2 token); remove it'
+                             + (provider_auth_hint(preset) if not table.has("auth") else ""))  # fmt: skip
     return AccountConfig(
         name=name,
         protocol=protocol,
@@ -583,7 +600,7 @@ def _read_account(table: _Table) -> AccountConfig:
         port=port,
         security=security,
         username=username,
-        password=_read_password(table, name, required=not local),
+        password=_read_password(table, name, required=not local and oauth2 is None),
         tls_ca_file=table.path("tls_ca_file", must_exist=True),
         tls_verify=table.boolean("tls_verify", True),
         timeout=table.number("timeout", 60.0),
@@ -591,12 +608,16 @@ def _read_account(table: _Table) -> AccountConfig:
         schedule=_schedule(table, "schedule"),
         pop3_auth=table.choice("pop3_auth", POP3_AUTH_MODES, "auto"),
         provider=preset.name if preset else None,
+        oauth2=oauth2,
     )
 
 
-def _read_password(table: _Table, account: str, required: bool) -> PasswordSource | None:
-    given = [key for key in PASSWORD_KEYS if table.has(key)]
-    choices = ", ".join(PASSWORD_KEYS)
+def _read_password(
+    table: _Table, account: str, required: bool, keys: Mapping[str, str] = PASSWORD_KEYS
+) -> PasswordSource | None:
+    """The one secret given by one of ``keys`` (key -> kind: value, file, command, env)."""
+    given = [key for key in keys if table.has(key)]
+    choices = ", ".join(keys)
     if len(given) > 1:
         raise table.fail("", f"expected exactly one of {choices}, got {len(given)} ({', '.join(given)})")
     if not given:
@@ -604,7 +625,7 @@ def _read_password(table: _Table, account: str, required: bool) -> PasswordSourc
             raise table.fail("", f"expected one of {choices} (a password is required), got none")
         return None
     key = given[0]
-    kind = PASSWORD_KEYS[key]
+    kind = keys[key]
     where = {"account": account, "key": table.key_path(key)}
     if kind == "file":
         return PasswordSource("file", file=table.path(key), **where)
@@ -645,16 +666,16 @@ def _check_unique_names(accounts: tuple[AccountConfig, ...], label: str) -> None
 def _permission_warnings(accounts: tuple[AccountConfig, ...], label: str, file_mode: int | None) -> list[str]:
     """Secrets readable by other users are worth a warning, not a refusal (a backup beats none)."""
     warnings = []
-    literal = [a.password.key for a in accounts if a.password and a.password.kind == "value"]
+    secrets = [s for a in accounts for s in (a.password, a.oauth2 and a.oauth2.client_secret) if s]
+    literal = [s.key for s in secrets if s.kind == "value"]
     if literal and file_mode is not None and file_mode & 0o077:
         warnings.append(
             f"{label}: holds a literal password ({', '.join(literal)}) but is accessible by group or others "
             f"(mode {file_mode & 0o777:04o}); run chmod 600 on it, or use password_file, password_command "
             "or password_env"
         )
-    for account in accounts:
-        source = account.password
-        if source and source.kind == "file" and source.file:
+    for source in secrets:
+        if source.kind == "file" and source.file:
             try:
                 mode = source.file.stat().st_mode
             except OSError:

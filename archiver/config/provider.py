@@ -1,8 +1,9 @@
 """``provider = "NAME"`` on an account: a preset (archiver.discovery.presets) fills what the table leaves out.
 
 Explicit keys always win.  The preset gives ``protocol`` (IMAP), ``host`` and ``security`` for the
-account's protocol; the port follows the preset only while the security is the preset's, so
-``provider = "gmx"`` with ``security = "starttls"`` connects to port 143, not to 993 with STARTTLS.
+account's protocol, and ``auth`` and ``oauth2_provider`` (read by archiver.config.oauth); the port
+follows the preset only while the security is the preset's, so ``provider = "gmx"`` with
+``security = "starttls"`` connects to port 143, not to 993 with STARTTLS.
 """
 
 from __future__ import annotations
@@ -42,3 +43,10 @@ def provider_endpoint(table: _Table, preset: Preset | None, protocol: str) -> En
 def provider_port(endpoint: Endpoint | None, security: str, fallback: int) -> int:
     """The preset's port while the account keeps the preset's security, else ``fallback`` (that security's default)."""
     return endpoint.port if endpoint is not None and endpoint.security == security else fallback
+
+
+def provider_auth_hint(preset: Preset | None) -> str:
+    """Why an account that wrote no ``auth`` signs in with OAuth2, and how to use a password instead."""
+    if preset is None:
+        return ""
+    return f' (provider "{preset.name}" signs in with OAuth2; auth = "password" uses an app password instead)'

@@ -25,17 +25,13 @@ from argon2 import PasswordHasher
 from archiver import index
 from archiver.archive import Archive
 from archiver.mail.headers import utc_now
+from tests.browser.chromium import require_chromium
 from tests.browser.webdata import add_messages, hostile_message, message, web_config
 from tests.integration.helpers import account_toml
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+require_chromium()
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
-playwright_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian chromium is not installed", allow_module_level=True)
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -97,14 +93,6 @@ def site(tmp_path_factory, recorder, dovecot, mailbox):
     yield f"http://127.0.0.1:{server.effective_port}", app
     server.close()
     app.extensions["archiver_archive"].close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
