@@ -70,8 +70,9 @@ def save() -> Any:
     oauth2 = found.server.auth == "oauth2"
     name = form.get("name", "").strip()
     if oauth2:
-        client_id = form.get("oauth2_client_id", "").strip()
+        client_id, secret_file = (form.get(k, "").strip() for k in ("oauth2_client_id", "oauth2_client_secret_file"))
         extra: tuple[tuple[str, object], ...] = (("oauth2_client_id", client_id),) if client_id else ()
+        extra += (("oauth2_client_secret_file", secret_file),) if secret_file else ()
         secret = None
     else:
         extra, secret = (), ("password_file", f"{name}.password")

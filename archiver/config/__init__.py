@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from archiver.config.oauth import CLIENT_SECRET_KEYS, OAUTH_KEYS, OAuthConfig, read_oauth
-from archiver.config.provider import provider_auth_hint, provider_endpoint, provider_port, read_provider
+from archiver.config.provider import check_preset_auth, provider_endpoint, provider_port, read_provider
 from archiver.config.secrets import read_secret_file, run_secret_command
 from archiver.errors import ConfigError, SecretError
 from archiver.logs import register_secret
@@ -580,6 +580,7 @@ def _read_account(table: _Table) -> AccountConfig:
     if protocol != "pop3" and table.has("pop3_auth"):  # would be silently ignored: a typo-level mistake
         raise table.fail("pop3_auth", f'only for protocol "pop3"; this account uses {protocol!r}')
     # -- auth = "oauth2" (archiver.config.oauth): its secrets are read like passwords, the password keys refused
+    check_preset_auth(table, preset, PASSWORD_KEYS)
     oauth2 = read_oauth(
         table,
         name,
@@ -591,8 +592,7 @@ def _read_account(table: _Table) -> AccountConfig:
     )
     for key in PASSWORD_KEYS if oauth2 else ():
         if table.has(key):
-            raise table.fail(key, 'not used with auth = "oauth2" (the login presents an OAuth2 token); remove it'
-                             + (provider_auth_hint(preset) if not table.has("auth") else ""))  # fmt: skip
+            raise table.fail(key, 'not used with auth = "oauth2" (the login presents an OAuth2 token); remove it')
     return AccountConfig(
         name=name,
         protocol=protocol,

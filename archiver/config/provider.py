@@ -8,6 +8,7 @@ follows the preset only while the security is the preset's, so ``provider = "gmx
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from archiver.discovery.presets import PRESETS, Endpoint, Preset, unknown_provider
@@ -45,8 +46,15 @@ def provider_port(endpoint: Endpoint | None, security: str, fallback: int) -> in
     return endpoint.port if endpoint is not None and endpoint.security == security else fallback
 
 
-def provider_auth_hint(preset: Preset | None) -> str:
-    """Why an account that wrote no ``auth`` signs in with OAuth2, and how to use a password instead."""
-    if preset is None:
-        return ""
-    return f' (provider "{preset.name}" signs in with OAuth2; auth = "password" uses an app password instead)'
+def check_preset_auth(table: _Table, preset: Preset | None, password_keys: Iterable[str]) -> None:
+    """A password on an account whose preset signs in with OAuth2, and no ``auth``: most likely an app password.
+
+    Said at once, with the fix, rather than as the OAuth2 reader's "client id missing".
+    """
+    if preset is None or preset.auth != "oauth2" or table.has("auth"):
+        return
+    for key in password_keys:
+        if table.has(key):
+            raise table.fail(
+                key, f'provider "{preset.name}" signs in with OAuth2; add auth = "password" to use an app password'
+            )

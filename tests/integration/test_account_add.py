@@ -145,3 +145,28 @@ def test_pop3_over_tls_from_srv_records(dovecot, mail_user, tmp_path, config_fil
     )  # fmt: skip
     assert refused.returncode != 0 and "[[accounts]]" not in refused.stdout
     assert "not-the-password" not in refused.stdout + refused.stderr
+
+
+def test_an_oauth2_preset_writes_its_client_and_says_to_run_archiver_auth(
+    config_file, tmp_path, dns_server, web_server, dovecot
+):
+    secret = tmp_path / "client.secret"
+    secret.write_text("client-secret")
+    secret.chmod(0o600)
+    result = _add(
+        config_file, "someone@gmail.com", web_server, dns_server, dovecot,
+        "--oauth2-client-id", "my-app.apps.googleusercontent.com", "--oauth2-client-secret-file", str(secret),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Next: archiver auth someone-gmail.com" in result.stdout and "Logged in" not in result.stdout
+    account = load(config_file).account("someone-gmail.com")
+    assert (account.host, account.port, account.password) == ("imap.gmail.com", 993, None)
+    assert (account.oauth2.provider, account.oauth2.client_id) == ("google", "my-app.apps.googleusercontent.com")
+    assert 'provider = "gmail"' in config_file.read_text() and "client-secret" not in config_file.read_text()
+
+    printed = _add(
+        config_file, "other@outlook.com", web_server, dns_server, dovecot, "--auth", "password",
+        "--password-command", "pass show outlook", "--no-login-test", "--print",
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    assert 'provider = "outlook.com"' in printed.stdout and 'auth = "password"' in printed.stdout

@@ -97,3 +97,17 @@ def test_only_admins_and_only_the_settings_found(app_and_config, mail_user, web_
     web_server.pages.clear()
     nothing = _find(admin, "someone@example.invalid")
     assert nothing.status_code == 422 and "found no usable IMAP settings" in nothing.get_data(as_text=True)
+
+
+def test_an_oauth2_provider_takes_a_client_id_and_no_password(app_and_config):
+    app, config_path = app_and_config
+    client = app.test_client()
+    log_in(client, "root", "root-pass")
+    page = _find(client, "someone@contoso.onmicrosoft.com").get_data(as_text=True)
+    assert "signs in with OAuth2" in page and 'name="password"' not in page
+    form = {**_hidden(page), "name": "m365", "username": "someone@contoso.onmicrosoft.com", "oauth2_client_id": "app"}
+    saved = client.post("/accounts/add/save", data=form)
+    assert saved.status_code == 200 and "archiver auth m365" in saved.get_data(as_text=True)
+    account = load_config(config_path).account("m365")
+    assert (account.host, account.oauth2.provider) == ("outlook.office365.com", "microsoft")
+    assert account.oauth2.client_id == "app" and account.password is None

@@ -70,3 +70,24 @@ def test_a_bad_provider_value_is_one_line(tmp_path, body, expected):
 def test_without_a_provider_nothing_changes(tmp_path):
     account = _account('protocol = "imap"\nhost = "mail.example.test"\npassword_env = "PW"', tmp_path)
     assert (account.port, account.security, account.provider) == (993, "tls", None)
+
+
+def test_an_oauth2_preset_means_oauth2_with_its_provider(tmp_path):
+    microsoft = _account('provider = "microsoft365"\noauth2_client_id = "app-id"', tmp_path)
+    assert (microsoft.host, microsoft.port, microsoft.password) == ("outlook.office365.com", 993, None)
+    assert (microsoft.oauth2.provider, microsoft.oauth2.client_id) == ("microsoft", "app-id")
+
+    google = _account('provider = "gmail"\noauth2_client_id = "id"\noauth2_client_secret_env = "SECRET"', tmp_path)
+    assert (google.host, google.oauth2.provider) == ("imap.gmail.com", "google")
+
+    app_password = _account('provider = "gmail"\nauth = "password"\npassword_env = "PW"', tmp_path)
+    assert (app_password.host, app_password.oauth2, app_password.password.kind) == ("imap.gmail.com", None, "env")
+
+
+def test_a_password_on_an_oauth2_preset_says_how_to_use_an_app_password(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        _account('provider = "gmail"\noauth2_client_id = "id"\npassword_env = "PW"', tmp_path)
+    message = str(caught.value)
+    assert 'accounts[0].password_env: provider "gmail" signs in with OAuth2; add auth = "password"' in message
+    with pytest.raises(ConfigError, match="oauth2_client_id: missing"):
+        _account('provider = "outlook.com"', tmp_path)
