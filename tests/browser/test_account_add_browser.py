@@ -27,7 +27,8 @@ def site(tmp_path, web_server, dns_server, dovecot):
 
     config_path = tmp_path / "archiver.toml"
     archive = json.dumps(str(tmp_path / "archive"))
-    config_path.write_text(f'[archive]\npath = {archive}\n[[accounts]]\nname = "alpha"\nprotocol = "local"\n{WEB_USERS}')
+    local = '[[accounts]]\nname = "alpha"\nprotocol = "local"\n'
+    config_path.write_text(f"[archive]\npath = {archive}\n{local}{WEB_USERS}")
     config = load_config(config_path)
     with Archive(config.archive):
         pass
