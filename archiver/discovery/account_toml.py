@@ -59,8 +59,8 @@ def render_account(discovery: Discovery, entry: AccountEntry) -> str:
             lines.append(f"auth = {_toml(entry.auth)}")
     else:
         lines += [f"host = {_toml(server.host)}", f"port = {server.port}", f"security = {_toml(server.security)}"]
-        if server.auth != "password":
-            lines.append(f"auth = {_toml(server.auth)}")
+        if (entry.auth or server.auth) == "oauth2":
+            lines.append('auth = "oauth2"')
             if server.oauth2_provider:
                 lines.append(f"oauth2_provider = {_toml(server.oauth2_provider)}")
     lines.append(f"username = {_toml(server.username)}")

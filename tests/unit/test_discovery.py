@@ -282,3 +282,15 @@ def test_a_named_provider_skips_discovery_and_an_unknown_one_is_one_line():
 def test_a_bad_dns_server_option_is_one_line(server):
     with pytest.raises(DiscoveryError, match="--dns-server: expected"):
         discover("me@example.test", dns_server=server, fetch=_no_network)
+
+
+def test_the_table_says_oauth2_only_when_the_account_signs_in_so():
+    oauth2 = _found(auth="oauth2", oauth2_provider="microsoft")
+    table = tomllib.loads(render_account(oauth2, AccountEntry("m", None, extra=(("oauth2_client_id", "id"),))))
+    assert (table["accounts"][0]["auth"], table["accounts"][0]["oauth2_provider"]) == ("oauth2", "microsoft")
+    overridden = render_account(oauth2, AccountEntry("m", ("password_env", "PW"), auth="password"))
+    assert "auth" not in tomllib.loads(overridden)["accounts"][0]
+    gmail = Discovery("a@gmail.com", PRESETS["gmail"].server("imap", "a@gmail.com"), "preset", "gmail")
+    app_password = tomllib.loads(render_account(gmail, AccountEntry("g", ("password_env", "PW"), auth="password")))
+    assert app_password["accounts"][0]["auth"] == "password" and app_password["accounts"][0]["provider"] == "gmail"
+    assert "host" not in app_password["accounts"][0]  # the preset's, not repeated
