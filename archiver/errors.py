@@ -81,4 +81,7 @@ class DiscoveryError(ArchiverError):
     """No usable server settings were found for an e-mail address, or what was found is refused.
 
     Raised by :mod:`archiver.discovery`; the message names what was tried and why each step gave nothing.
+    Exit code 2, as for a bad config: the command cannot do its job, nothing was written.
     """
+
+    exit_code = 2

@@ -103,7 +103,7 @@ def test_plain_text_only_is_refused_and_print_writes_nothing(dovecot, mail_user,
     web_server.pages[PATH] = Page(autoconfig_xml(("imap", "localhost", dovecot.imap_port, "plain")))
     before = config_file.read_text()
     refused = _add(config_file, "x@mail.test", web_server, dns_server, dovecot, "--print", "--no-login-test")
-    assert refused.returncode != 0 and "--allow-plaintext" in refused.stderr
+    assert refused.returncode == 2 and "--allow-plaintext" in refused.stderr
     assert len([line for line in refused.stderr.splitlines() if line.startswith("archiver: error:")]) == 1
 
     printed = _add(
