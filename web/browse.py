@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from datetime import UTC
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
 
 from archiver.mail.message_view import parse_message, part_bytes, safe_content_type, safe_html
+from archiver.times import utc_iso
 from web import archive, visible_accounts
 from web.auth import login_required
 from web.filenames import content_disposition
@@ -82,8 +82,7 @@ def _as_of_run(account_id: int, text: str) -> tuple[int | None, str]:
     rule as a restore "as of" that day, so the page shows what a restore brings back.
     """
     day = parse_day(text)
-    when = end_of_day(day).astimezone(UTC).isoformat(timespec="microseconds")
-    return archive().catalog.run_at(account_id, when) or 0, day.isoformat()
+    return archive().catalog.run_at(account_id, utc_iso(end_of_day(day))) or 0, day.isoformat()
 
 
 @bp.route("/f/<id:folder_id>")

@@ -24,6 +24,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, render_template
 
+from archiver.times import now_iso
 from web.auth import login_required
 
 bp = Blueprint("jobs", __name__)
@@ -112,10 +113,6 @@ class JobRegistry:
         job.thread = threading.Thread(target=run, name=f"web-{job.kind}-{job.account}", daemon=True)
         job.thread.start()
         return job
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def new_job(kind: str, account: str, title: str, **details: Any) -> Job:

@@ -24,8 +24,9 @@ from flask import Blueprint, abort, current_app, g, redirect, render_template, r
 
 from archiver.archive import Archive
 from archiver.errors import ArchiverError
-from archiver.mail.headers import utc_now
-from archiver.restore.plan import DEFAULT_PREFIX, RestorePlan, RestoreReport, Scope, execute_restore, plan_restore
+from archiver.restore.execute import execute_restore
+from archiver.restore.plan import RestorePlan, RestoreReport, default_prefix, plan_restore
+from archiver.scope import Scope
 from web import app_config, archive, visible_accounts
 from web.auth import login_required
 from web.ids import parse_id
@@ -114,11 +115,6 @@ def choice_from(form: Any) -> Choice:
     return Choice(scope, target, prefix, in_place, form.get("dry_run") == "1")
 
 
-def default_prefix(plan: RestorePlan) -> str:
-    when = archive().catalog.run(plan.run_id)["started_at"][:10] if plan.run_id else utc_now().date().isoformat()
-    return DEFAULT_PREFIX.format(date=when)
-
-
 def _plan(scope: Scope, prefix: str | None = None, in_place: bool = False) -> RestorePlan:
     try:
         return plan_restore(archive().catalog, scope, prefix=prefix, in_place=in_place)
@@ -146,7 +142,7 @@ def form() -> Any:
         plan=plan,
         targets=targets,
         selected=selected,
-        prefix=default_prefix(plan),
+        prefix=default_prefix(archive().catalog, plan.run_id),
         back=_back_url(scope),
         day=request.args.get("as_of", "") if scope.as_of else "",
     )

@@ -24,11 +24,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from archiver.catalog import Catalog
 from archiver.config import WebUser
+from archiver.times import epoch_iso
 
 TOUCH_EVERY = 60.0  # seconds: last_seen_at is written at most this often per session (one fsync each)
 
@@ -41,10 +41,6 @@ class LiveSession:
     created_at: str  # ISO 8601, UTC
     last_seen_at: str
     this_browser: bool
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
 def _digest(text: str) -> str:
@@ -137,7 +133,7 @@ class SessionStore:
             catalog.purge_web_sessions(now - self.lifetime, now - self.idle_timeout)
             rows = catalog.web_sessions()
         return [
-            LiveSession(r["user"], _iso(r["created_at"]), _iso(r["last_seen_at"]), r["token_hash"] == current)
+            LiveSession(r["user"], epoch_iso(r["created_at"]), epoch_iso(r["last_seen_at"]), r["token_hash"] == current)
             for r in rows
             if r["user"] in users
         ]

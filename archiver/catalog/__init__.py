@@ -23,7 +23,8 @@ from urllib.parse import quote
 
 from archiver.catalog.history import FLAGS_AS_OF_SQL, record_flag_changes, record_revived_flag_changes
 from archiver.errors import CatalogError
-from archiver.mail.headers import HeaderSummary, utc_now
+from archiver.mail.headers import HeaderSummary
+from archiver.times import utc_now
 
 MIGRATIONS: dict[int, str] = {
     # 1: the backbone

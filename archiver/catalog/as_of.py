@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from archiver.catalog import Catalog, PlacementRow
 from archiver.errors import ArchiverError
+from archiver.times import as_of_timestamp
 
 
 class ListingError(ArchiverError):
@@ -43,8 +44,6 @@ def resolve_run(catalog: Catalog, account_id: int, account: str, as_of: str | No
         return run_id
     if as_of is None:
         return None
-    from archiver.restore.plan import as_of_timestamp  # the same reading of --as-of as restore and export
-
     found = catalog.run_at(account_id, as_of_timestamp(as_of))
     if found is None:
         raise ListingError(f"account {account!r} had no backup run by {as_of}")

@@ -11,7 +11,7 @@ from archiver.archive import Archive
 from archiver.cli import emit_json, human_bytes, register
 from archiver.cli.restore import scope_options
 from archiver.files.export import FORMATS, export
-from archiver.restore.plan import Scope
+from archiver.scope import Scope
 
 
 @click.command(name="export")

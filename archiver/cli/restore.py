@@ -9,7 +9,9 @@ import click
 from archiver.archive import Archive
 from archiver.cli import emit_json, human_bytes, register
 from archiver.progress import progress_for_terminal
-from archiver.restore.plan import RestoreReport, Scope, execute_restore, plan_restore
+from archiver.restore.execute import execute_restore
+from archiver.restore.plan import RestoreReport, plan_restore
+from archiver.scope import Scope
 
 
 def scope_options(command):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -12,10 +11,7 @@ from archiver.catalog import Catalog
 from archiver.cli import emit_json, register
 from archiver.config import Config
 from archiver.errors import CatalogError, ConfigError
-
-
-def _when(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+from archiver.times import epoch_iso
 
 
 def _catalog(config: Config) -> Catalog:
@@ -42,7 +38,7 @@ def list_sessions(ctx: click.Context, as_json: bool) -> None:
         catalog.purge_web_sessions(now - config.web.session_lifetime, now - config.web.session_idle_timeout)
         rows = catalog.web_sessions()
     found = [
-        {"user": row["user"], "created": _when(row["created_at"]), "last_seen": _when(row["last_seen_at"])}
+        {"user": row["user"], "created": epoch_iso(row["created_at"]), "last_seen": epoch_iso(row["last_seen_at"])}
         for row in rows
     ]
     if as_json:

@@ -26,7 +26,8 @@ from archiver.oauth.providers import PROVIDERS, Endpoints, provider, resolve_end
 from archiver.oauth.store import TokenFile, default_token_path
 
 if TYPE_CHECKING:
-    from archiver.config import PasswordSource, _Table
+    from archiver.config.reader import Table
+    from archiver.config.secrets import PasswordSource
     from archiver.oauth.client import OAuthClient
     from archiver.oauth.tokens import TokenSource
 
@@ -83,7 +84,7 @@ class OAuthConfig:
 
 
 def read_oauth(
-    table: _Table,
+    table: Table,
     account: str,
     protocol: str,
     client_secret: PasswordSource | None,
@@ -138,7 +139,7 @@ def read_oauth(
     )
 
 
-def _endpoint(table: _Table, key: str) -> str | None:
+def _endpoint(table: Table, key: str) -> str | None:
     """An https URL; plain http only to this machine (a token sent in clear elsewhere can be read on the way)."""
     value = table.string(key)
     if value is None:

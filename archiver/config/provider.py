@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from archiver.discovery.presets import PRESETS, Endpoint, Preset, unknown_provider
 
 if TYPE_CHECKING:
-    from archiver.config import _Table
+    from archiver.config.reader import Table
 
 
-def read_provider(table: _Table) -> Preset | None:
+def read_provider(table: Table) -> Preset | None:
     """The account's preset, or None without ``provider``; an unknown name is one line listing the known ones."""
     name = table.string("provider")
     if name is None:
@@ -28,7 +28,7 @@ def read_provider(table: _Table) -> Preset | None:
     return preset
 
 
-def provider_endpoint(table: _Table, preset: Preset | None, protocol: str) -> Endpoint | None:
+def provider_endpoint(table: Table, preset: Preset | None, protocol: str) -> Endpoint | None:
     """The preset's server for ``protocol``; a provider without one is an error unless the table names a host."""
     if preset is None:
         return None
@@ -46,7 +46,7 @@ def provider_port(endpoint: Endpoint | None, security: str, fallback: int) -> in
     return endpoint.port if endpoint is not None and endpoint.security == security else fallback
 
 
-def check_preset_auth(table: _Table, preset: Preset | None, password_keys: Iterable[str]) -> None:
+def check_preset_auth(table: Table, preset: Preset | None, password_keys: Iterable[str]) -> None:
     """A password on an account whose preset signs in with OAuth2, and no ``auth``: most likely an app password.
 
     Said at once, with the fix, rather than as the OAuth2 reader's "client id missing".

@@ -29,7 +29,7 @@ from archiver.config import AlertsConfig, EmailAlertConfig
 from archiver.daemon.schedule import RunOutcome
 from archiver.errors import ArchiverError
 from archiver.logs import mask
-from archiver.mail.headers import utc_now
+from archiver.times import now_iso
 
 log = logging.getLogger("archiver.alerts")
 
@@ -76,7 +76,7 @@ class Notifier:
             f"run:      {outcome.run_id if outcome.run_id is not None else '-'}",
             f"new:      {outcome.messages_new} message(s), {outcome.bytes_fetched} bytes fetched",
             f"duration: {outcome.seconds:.1f} s",
-            f"at:       {utc_now().isoformat(timespec='seconds')}",
+            f"at:       {now_iso()}",
         ]
         if outcome.problems:
             lines += ["", "Problems:", *(f"  - {p}" for p in outcome.problems[:50])]
@@ -92,7 +92,7 @@ class Notifier:
             "status": outcome.status,
             "run_id": outcome.run_id,
             "host": self.hostname,
-            "at": utc_now().isoformat(timespec="seconds"),
+            "at": now_iso(),
             "messages_new": outcome.messages_new,
             "bytes_fetched": outcome.bytes_fetched,
             "seconds": round(outcome.seconds, 3),

@@ -43,7 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from archiver.catalog import Catalog
 from archiver.config import Config
 from archiver.daemon.schedule import parse_schedule, stale_after
-from archiver.mail.headers import utc_now
+from archiver.times import utc_now
 
 
 def _ts(value: str | None) -> float | None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from archiver.mail.headers import utc_now
+from archiver.times import utc_now
 
 if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger

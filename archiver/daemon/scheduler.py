@@ -62,7 +62,7 @@ from archiver.daemon.schedule import (
     save_started,
 )
 from archiver.errors import ArchiverError
-from archiver.mail.headers import utc_now
+from archiver.times import utc_now
 
 log = logging.getLogger("archiver.scheduler")
 

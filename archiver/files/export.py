@@ -3,14 +3,14 @@
 Library API::
 
     export(archive, scope, fmt, out_dir, progress=None) -> ExportReport
-        fmt: "mbox" | "maildir" | "eml"; scope: :class:`archiver.restore.plan.Scope` (messages, folders,
+        fmt: "mbox" | "maildir" | "eml"; scope: :class:`archiver.scope.Scope` (messages, folders,
         account, as of a date or run).  ``out_dir`` must be missing or empty.
         ExportReport(format, root, folders: [FolderExport(folder, path, messages, bytes)], failures, seconds); .ok
 
 Layouts (the folder path is the archived folder name split on its own hierarchy delimiter):
 
 * ``mbox``: one file per folder, ``<out>/<part>/<part>.mbox``, mboxrd: each message starts with
-  ``From MAILER-DAEMON <INTERNALDATE in UTC, asctime>`` (:func:`from_line`), a body line matching
+  ``From MAILER-DAEMON <INTERNALDATE in UTC, asctime>`` (:func:`archiver.files.formats.from_line`), a body line matching
   ``^>*From `` gets one more ``>``, a message not ending in a newline gets one, and a blank line
   separates messages.  Reading back undoes exactly that; the one newline added to a message that
   had none (Dovecot keeps such messages as sent) is told apart by the manifest's blob id, so
@@ -40,32 +40,30 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from archiver.archive import Archive
 from archiver.errors import ArchiverError, IntegrityError, RestoreError
+from archiver.files.formats import (
+    FORMATS,
+    MANIFEST,
+    ManifestEntry,
+    MboxrdEscaper,
+    from_line,
+    maildir_info,
+    write_maildir_keywords,
+    write_manifest_header,
+    write_manifest_line,
+)
 from archiver.names import maildir_dirname, safe_component, split_folder, unique_name
-from archiver.restore.plan import Item, Progress, Scope, select_items
+from archiver.restore.plan import Progress
+from archiver.scope import Item, Scope, select_items
 
-FORMATS = ("mbox", "maildir", "eml")
-MANIFEST = "MANIFEST.tsv"
 _CHUNK = 1 << 20
-_FROM = re.compile(rb">*From ")
-_LINE_FROM = re.compile(rb"^(?=>*From )", re.MULTILINE)
-_MAYBE_FROM = re.compile(rb">*(?:F(?:r(?:o(?:m)?)?)?)?\Z")
-MAILDIR_FLAGS = {
-    "\\Draft": "D",
-    "\\Flagged": "F",
-    "$Forwarded": "P",
-    "\\Answered": "R",
-    "\\Seen": "S",
-    "\\Deleted": "T",
-}
 
 
 @dataclass
@@ -91,95 +89,6 @@ class ExportReport:
     @property
     def messages(self) -> int:
         return sum(f.messages for f in self.folders)
-
-
-# -- pure helpers ------------------------------------------------------------------------------
-class MboxrdEscaper:
-    """Streams a message into an mboxrd file: one more ``>`` on every line matching ``^>*From ``.
-
-    Works on chunks of any size: a line start that might still become ``>>From `` is held back
-    (only those few bytes), everything else is written at once.
-    """
-
-    def __init__(self, write: Callable[[bytes], object]) -> None:
-        self._write = write
-        self._line_start = True
-        self._pending = b""
-        self._last = b"\n"
-
-    def _out(self, data: bytes) -> None:
-        if data:
-            self._write(data)
-            self._last = data[-1:]
-
-    def feed(self, data: bytes) -> None:
-        if self._pending:
-            data, self._pending = self._pending + data, b""
-        pos = 0
-        if not self._line_start:  # finish the line that is open
-            newline = data.find(b"\n")
-            if newline < 0:
-                self._out(data)
-                return
-            self._out(data[: newline + 1])
-            pos = newline + 1
-            self._line_start = True
-        end = data.rfind(b"\n", pos) + 1 or pos  # whole lines: one regex pass (C speed), not a loop per line
-        if end > pos:
-            self._out(_LINE_FROM.sub(b">", data[pos:end]))
-        tail = data[end:]  # a line begun but not ended in this chunk
-        if not tail:
-            return
-        if _FROM.match(tail):
-            self._out(b">")
-        elif _MAYBE_FROM.match(tail):
-            self._pending = tail
-            return
-        self._out(tail)
-        self._line_start = False
-
-    def close(self) -> None:
-        """Flush, end the message with a newline if it lacks one, and add the separating blank line."""
-        self._out(self._pending)
-        self._pending = b""
-        if self._last != b"\n":
-            self._out(b"\n")
-        self._write(b"\n")
-
-
-def mboxrd_unescape_line(line: bytes) -> bytes:
-    return line[1:] if line.startswith(b">") and _FROM.match(line, 1) else line
-
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def from_line(internaldate: str | None) -> bytes:
-    """The ``From `` line: asctime of the date in UTC, the year always four digits.
-
-    An INTERNALDATE at the edge of the calendar (0001-01-01 +14:00, 9999-12-31 -12:00) has no UTC
-    form in Python's range: its own wall-clock time stands in.  Only the From line is approximate;
-    the manifest keeps the exact INTERNALDATE, which is what ``archiver import`` takes back.
-    """
-    moment = datetime(1970, 1, 1, tzinfo=UTC)
-    if internaldate:
-        parsed = datetime.fromisoformat(internaldate)
-        try:
-            moment = parsed.astimezone(UTC)
-        except OverflowError:
-            moment = parsed.replace(tzinfo=UTC)
-    clock = f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    day, month = _DAYS[moment.weekday()], _MONTHS[moment.month - 1]
-    return f"From MAILER-DAEMON {day} {month} {moment.day:2d} {clock} {moment.year:04d}\n".encode()
-
-
-def maildir_info(flags: tuple[str, ...], keyword_letter: Callable[[str], str | None]) -> str:
-    letters = {MAILDIR_FLAGS[f] for f in flags if f in MAILDIR_FLAGS}
-    letters |= {
-        letter for f in flags if not f.startswith("\\") and f not in MAILDIR_FLAGS if (letter := keyword_letter(f))
-    }
-    return ":2," + "".join(sorted(letters))
 
 
 def _epoch(item: Item) -> float:
@@ -216,15 +125,14 @@ class Exporter:
             for sub in ("cur", "new", "tmp"):
                 (root / sub).mkdir(exist_ok=True)
         self.manifest = (root / MANIFEST).open("w", encoding="utf-8", newline="\n")
-        self.manifest.write("path\tordinal\tblob_id\tfolder\tflags\tinternaldate\n")
+        write_manifest_header(self.manifest)
 
     def close(self) -> None:
         self.manifest.close()
 
     def _record(self, path: Path, ordinal: int, item: Item) -> None:
-        fields = [str(path.relative_to(self.root)), str(ordinal), item.blob_id, item.folder, " ".join(item.flags)]
-        fields.append(item.internaldate or "")
-        self.manifest.write("\t".join(f.replace("\t", " ").replace("\n", " ") for f in fields) + "\n")
+        entry = ManifestEntry(item.folder, item.flags, item.internaldate, item.blob_id)
+        write_manifest_line(self.manifest, str(path.relative_to(self.root)), ordinal, entry)
 
     def _stream(self, item: Item, write: Callable[[bytes], object]) -> None:
         """Copy a blob's bytes through ``write``, checking its sha256 (raises IntegrityError)."""
@@ -307,9 +215,7 @@ class Exporter:
             base = f"{stamp}.{item.placement_id}_{item.blob_id[:12]}.archiver,S={item.size}"
             path = directory / "cur" / (base + maildir_info(item.flags, letter))
             self._write_file(path, directory / "tmp" / base, item, result)
-        if keywords:
-            lines = "".join(f"{ord(v) - ord('a')} {k}\n" for k, v in keywords.items())
-            (directory / "dovecot-keywords").write_text(lines, encoding="utf-8")
+        write_maildir_keywords(directory, keywords)
 
     def _write_file(self, path: Path, temp: Path, item: Item, result: FolderExport) -> None:
         try:

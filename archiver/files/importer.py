@@ -19,7 +19,7 @@ a second, different source into the same folder never overwrites the first one's
 
 Flags and INTERNALDATE come from an ``archiver export`` MANIFEST.tsv when one is present (exact,
 offset included, the original folder names, and for an mbox whether a message had a final newline:
-the blob id tells, see :func:`original_bytes`); otherwise from the Maildir file name (+
+the blob id tells, see :func:`archiver.files.formats.original_bytes`); otherwise from the Maildir file name (+
 ``dovecot-keywords``) and file mtime, the mbox ``From `` line date and ``Status``/``X-Status``
 headers, or the .eml file's mtime.  Folder names: an mbox file's path without ``.mbox``; Maildir++
 ``.a.b`` (modified UTF-7) or nested directories; an .eml file's directory (root files: INBOX).
@@ -27,32 +27,34 @@ headers, or the .eml file's mtime.  Folder names: an mbox file's path without ``
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
 
 from archiver.archive import Archive
 from archiver.catalog import NewPlacement
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, RestoreError
-from archiver.files.export import MAILDIR_FLAGS, MANIFEST, mboxrd_unescape_line
-from archiver.mail.headers import header_fields, summarize_headers
-from archiver.names import decode_maildir_component
+from archiver.files.formats import (
+    FORMATS,
+    maildir_folder,
+    maildir_name_flags,
+    original_bytes,
+    read_maildir_keywords,
+    read_manifest,
+    read_mbox,
+    status_flags,
+)
+from archiver.mail.headers import summarize_headers
 
 log = logging.getLogger("archiver.importer")
 
-FORMATS = ("mbox", "maildir", "eml")
 UIDVALIDITY = 1
 BATCH_MESSAGES = 500
 BATCH_BYTES = 16 * 2**20
-_LETTER_FLAGS = {letter: flag for flag, letter in MAILDIR_FLAGS.items()}
-_ASCTIME = re.compile(rb"([A-Z][a-z]{2}) +([A-Z][a-z]{2}) +(\d{1,2}) +(\d\d:\d\d:\d\d) +(\d{4})")
 
 
 @dataclass(frozen=True)
@@ -82,115 +84,9 @@ class ImportReport:
         return self.status == "ok"
 
 
-# -- reading sources (pure file reading, no catalog) --------------------------------------------
-class ManifestEntry(NamedTuple):
-    """One line of an export's MANIFEST.tsv: what the message was in the archive."""
-
-    folder: str
-    flags: tuple[str, ...]
-    internaldate: str | None
-    blob_id: str
-
-
-def read_manifest(root: Path) -> dict[str, ManifestEntry]:
-    """key ("<path>#<n>" for mbox, "<path>" otherwise) → its manifest entry."""
-    path = root / MANIFEST
-    if not path.is_file():
-        return {}
-    entries = {}
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-        parts = line.split("\t")
-        if len(parts) == 6:
-            rel, ordinal, blob_id, folder, flags, when = parts
-            key = f"{rel}#{ordinal}" if ordinal != "0" else rel
-            entries[key] = ManifestEntry(folder, tuple(flags.split()), when or None, blob_id)
-    return entries
-
-
-def original_bytes(raw: bytes, blob_id: str) -> bytes:
-    """The archived bytes of a message read back from an mbox export.
-
-    mboxrd ends every message with a newline, so a message archived without a final newline
-    (about 4 % of real mail; IMAP servers keep them as sent) reads back with one more.  The
-    manifest's blob id is the sha256 of the original: it tells which of the two forms that was.
-    """
-    added = raw.endswith(b"\n") and hashlib.sha256(raw).hexdigest() != blob_id
-    return raw[:-1] if added and hashlib.sha256(raw[:-1]).hexdigest() == blob_id else raw
-
-
-def from_line_date(line: bytes) -> str | None:
-    match = _ASCTIME.search(line)
-    if not match:
-        return None
-    try:
-        moment = datetime.strptime(b" ".join(match.groups()).decode(), "%a %b %d %H:%M:%S %Y")
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC).isoformat()
-
-
-_STATUS_FIELDS = frozenset({b"status", b"x-status"})
-
-
-def status_flags(raw: bytes) -> tuple[str, ...]:
-    """Flags from mbox ``Status``/``X-Status`` headers (mutt, Thunderbird, Evolution write them)."""
-    fields = header_fields(raw, _STATUS_FIELDS)
-    status = fields.get(b"status", "") + fields.get(b"x-status", "")
-    table = {"R": "\\Seen", "A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
-    return tuple(sorted({table[c] for c in status if c in table}))
-
-
-def read_mbox(path: Path, rel: str) -> Iterator[tuple[str, bytes, str | None, int]]:
-    """(key, raw, From-line date, ordinal) of each message of an mboxrd file, one in memory at a time."""
-    lines: list[bytes] = []
-    date: str | None = None
-    ordinal = 0
-    started = False
-
-    def finish() -> bytes:
-        if lines and lines[-1] in (b"\n", b"\r\n"):
-            lines.pop()  # the blank line that separates messages
-        return b"".join(lines)
-
-    with path.open("rb") as handle:
-        for line in handle:
-            if line.startswith(b"From "):
-                if started:
-                    yield f"{rel}#{ordinal}", finish(), date, ordinal
-                started = True
-                ordinal += 1
-                lines = []
-                date = from_line_date(line)
-                continue
-            if started:
-                lines.append(mboxrd_unescape_line(line))
-        if started:
-            yield f"{rel}#{ordinal}", finish(), date, ordinal
-
-
+# -- reading sources (pure file reading, no catalog; the formats are archiver.files.formats) -----
 def _mtime(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime).astimezone().isoformat()
-
-
-def _maildir_keywords(directory: Path) -> dict[str, str]:
-    path = directory / "dovecot-keywords"
-    if not path.is_file():
-        return {}
-    letters = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        number, _, name = line.partition(" ")
-        if number.isdigit() and name and int(number) < 26:
-            letters[chr(ord("a") + int(number))] = name
-    return letters
-
-
-def maildir_folder(rel: Path) -> str:
-    """Folder name of a maildir at ``rel`` under the root: Maildir++ ``.a.b`` or nested ``a/b``."""
-    if rel == Path("."):
-        return "INBOX"
-    maildir_plus = len(rel.parts) == 1 and rel.name.startswith(".")
-    parts = rel.name[1:].split(".") if maildir_plus else list(rel.parts)
-    return "/".join(decode_maildir_component(p) for p in parts)
 
 
 def read_source(source: Path, fmt: str, folder: str | None) -> Iterator[Incoming]:
@@ -220,15 +116,14 @@ def read_source(source: Path, fmt: str, folder: str | None) -> Iterator[Incoming
     elif fmt == "maildir":
         for cur in sorted(p for p in source.rglob("cur") if p.is_dir()):
             directory = cur.parent
-            keywords = _maildir_keywords(directory)
+            keywords = read_maildir_keywords(directory)
             default = maildir_folder(directory.relative_to(source))
             for path in sorted(list(cur.iterdir()) + list((directory / "new").glob("*"))):
                 if not path.is_file():
                     continue
-                unique, _, info = path.name.replace("!2,", ":2,").partition(":2,")
+                unique, flags_in_name = maildir_name_flags(path.name, keywords)
                 key = path.relative_to(root).as_posix()
-                letters = [_LETTER_FLAGS.get(c) or keywords.get(c) for c in info]
-                flags, when = meta(key, tuple(sorted(f for f in letters if f)), _mtime(path))
+                flags, when = meta(key, flags_in_name, _mtime(path))
                 yield Incoming(name(default, key), unique, path.read_bytes(), flags, when)
     else:
         files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.suffix.lower() == ".eml")
@@ -329,12 +224,10 @@ def import_path(
 
 
 def _update_search_index(archive: Archive, run_id: int) -> None:
-    """Index what the import added, if the search index module is there (blob → catalog → index)."""
+    """Index what the import added (blob → catalog → index); a failure is logged and recorded on the run."""
     try:
-        from archiver.index import update_index
-    except ImportError:
-        return
-    try:
+        from archiver.index import update_index  # here, not at the top: Whoosh loads only once an import has run
+
         update_index(archive)
     except Exception as exc:
         log.error("search index not updated (the next run catches up): %s", exc)

@@ -143,8 +143,3 @@ def summarize_headers(raw: bytes) -> HeaderSummary:
         recipients=decode_words(fields.get(b"to")),
         subject=decode_words(fields.get(b"subject")),
     )
-
-
-def utc_now() -> datetime:
-    """Aware UTC now; one place so tests and the catalog agree on the clock."""
-    return datetime.now(UTC)

@@ -29,13 +29,13 @@ from archiver.errors import ArchiverError, ConnectError, ProtocolError
 from archiver.mail.headers import summarize_headers
 from archiver.restore.plan import (
     FolderReport,
-    Item,
     Progress,
     appendable_flags,
     batches,
     in_namespace,
     target_mailbox,
 )
+from archiver.scope import Item
 from archiver.sources.connect import network_error
 from archiver.sources.imap import ImapSource, fetch_set, uid_ranges
 

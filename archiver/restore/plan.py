@@ -2,7 +2,7 @@
 
 Library API (what ``archiver restore`` and the web UI call; plain data in, a report out)::
 
-    scope = Scope(account="work", folders=("Projects/2023",), as_of="2026-11-20")
+    scope = Scope(account="work", folders=("Projects/2023",), as_of="2026-11-20")    # archiver.scope
     plan = plan_restore(archive.catalog, scope, prefix=None, in_place=False)   -> RestorePlan
         RestorePlan.folders: FolderPlan(source, target_parts, messages, bytes); .messages, .bytes
     report = execute_restore(archive, plan, target_account, dry_run=False, progress=None)  -> RestoreReport
@@ -10,8 +10,10 @@ Library API (what ``archiver restore`` and the web UI call; plain data in, a rep
                                             bytes, created, failures, refused_flags); .ok, .problems
     restore(archive, scope, target_account, prefix=None, in_place=False, dry_run=False) -> RestoreReport
 
-``Scope`` (shared with :mod:`archiver.files.export`) names what to take: one or more messages (blob ids or
-placement ids), folders, or a whole account, now or as of a date or run (see :func:`select_items`).
+``execute_restore`` and ``restore`` live in :mod:`archiver.restore.execute`.  A
+:class:`~archiver.scope.Scope` (shared with export) names what to take: one or more messages (blob
+ids or placement ids), folders, or a whole account, now or as of a date or run (see
+:func:`archiver.scope.select_items`).
 
 How a folder is restored (one connection, :mod:`archiver.restore.imap_target` does the IMAP side):
 
@@ -34,61 +36,16 @@ How a folder is restored (one connection, :mod:`archiver.restore.imap_target` do
 from __future__ import annotations
 
 import itertools
-import logging
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
-from datetime import time as dtime
 
-from archiver.archive import Archive
-from archiver.catalog import Catalog, PlacementRow
-from archiver.config import AccountConfig
-from archiver.errors import ArchiverError, RestoreError
-from archiver.mail.headers import utc_now
+from archiver.catalog import Catalog
+from archiver.errors import RestoreError
 from archiver.names import folder_parts, split_folder, unique_name
-from archiver.store.local import is_blob_id
-
-log = logging.getLogger("archiver.restore")
+from archiver.scope import Item, Scope, select_items
+from archiver.times import utc_now
 
 DEFAULT_PREFIX = "Restored/{date}"
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What to restore or export.  ``messages`` alone may omit ``account``; else it is required.
-
-    ``messages``: blob ids (64 hex) or placement ids (digits).  ``folders``: decoded folder names as
-    ``archiver status`` shows them.  Neither: the whole account.  ``as_of``: an ISO 8601 date or
-    date-time (a bare date means the end of that day, local time); ``run_id``: state after that run.
-    """
-
-    account: str | None = None
-    folders: tuple[str, ...] = ()
-    messages: tuple[str, ...] = ()
-    as_of: str | None = None
-    run_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Item:
-    """One message to restore or export: a placement with what APPEND needs."""
-
-    placement_id: int
-    blob_id: str
-    folder: str
-    delimiter: str | None
-    flags: tuple[str, ...]
-    internaldate: str | None
-    size: int
-    message_id: str | None
-    subject: str | None = None
-    date: str | None = None  # the Date header (ISO 8601), when it parses
-
-    @property
-    def arrival(self) -> str | None:
-        """The INTERNALDATE to restore: the original, else (POP3 has none) the Date header, else None."""
-        return self.internaldate or self.date
 
 
 @dataclass(frozen=True)
@@ -175,29 +132,6 @@ class Progress:
 
 
 # -- pure helpers -------------------------------------------------------------------------
-def as_of_timestamp(text: str, now: datetime | None = None) -> str:
-    """ISO UTC timestamp (the catalog's run clock) for a user's ``--as-of``.
-
-    A bare date means the end of that day; a naive time is local time.  Raises RestoreError.
-    """
-    text = text.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, dtime(23, 59, 59, 999999)).astimezone()
-        else:
-            moment = datetime.fromisoformat(text)
-            if moment.tzinfo is None:
-                moment = moment.astimezone()
-    except ValueError:
-        raise RestoreError(
-            f"--as-of: expected a date (2026-11-20) or date-time (2026-11-20T14:30), got {text!r}"
-        ) from None
-    if moment > (now or utc_now()):
-        raise RestoreError(f"--as-of {text} is in the future")
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def target_parts(folder: str, delimiter: str | None, prefix: str | None) -> tuple[str, ...]:
     """The target folder as path components: prefix components (``/`` separated), then the source's
     as :func:`archiver.names.folder_parts` maps them (no empty, ``.`` or ``..`` component reaches
@@ -297,89 +231,10 @@ def batches(items: Sequence[Item], max_bytes: int, max_count: int) -> Iterator[l
         yield batch
 
 
-# -- selecting what a scope means -------------------------------------------------------------
-def _item(row: PlacementRow) -> Item:
-    return Item(
-        row.id,
-        row.blob_id,
-        row.folder,
-        row.delimiter,
-        row.flags,
-        row.internaldate,
-        row.size,
-        row.message_id,
-        row.subject,
-        row.date,
-    )
-
-
-def _resolve_run(catalog: Catalog, account_id: int, scope: Scope) -> int | None:
-    if scope.run_id is not None:
-        row = catalog.run(scope.run_id)
-        if row is None or row["account_id"] != account_id:
-            raise RestoreError(f"run {scope.run_id} is not a run of account {scope.account!r}")
-        return scope.run_id
-    if scope.as_of is None:
-        return None
-    run_id = catalog.run_at(account_id, as_of_timestamp(scope.as_of))
-    if run_id is None:
-        raise RestoreError(f"account {scope.account!r} had no backup run by {scope.as_of}: nothing to restore")
-    return run_id
-
-
-def _explicit_items(catalog: Catalog, scope: Scope, account_id: int | None) -> list[Item]:
-    items: list[Item] = []
-    for ref in scope.messages:
-        ref = ref.strip().lower()
-        if ref.isdigit():
-            row = catalog.restore_placement(int(ref))
-        elif is_blob_id(ref):
-            row = catalog.restore_placement_of_blob(ref, account_id)
-        else:
-            raise RestoreError(f"{ref!r} is neither a blob id (64 hex digits) nor a placement id (a number)")
-        if row is None:
-            raise RestoreError(f"no archived message {ref}" + (f" in account {scope.account!r}" if account_id else ""))
-        items.append(_item(row))
-    return sorted(items, key=lambda i: (i.folder, i.internaldate or "", i.placement_id))
-
-
-def select_items(catalog: Catalog, scope: Scope) -> tuple[int | None, int | None, Iterator[Item]]:
-    """(account id, run id, items ordered by folder) for a scope; streamed from the catalog.
-
-    Without ``folders`` and ``messages`` the whole account, minus folders gone from the server by
-    then.  Named folders are taken even when gone: their last known content (or as of the run).
-    """
-    account_id = None
-    if scope.account is not None:
-        account_id = catalog.account_id(scope.account)
-        if account_id is None:
-            raise RestoreError(f"the archive has no account {scope.account!r}")
-    elif not scope.messages:
-        raise RestoreError("name the source account (--account) or the messages to take")
-    if scope.messages:
-        return account_id, None, iter(_explicit_items(catalog, scope, account_id))
-    assert account_id is not None
-    run_id = _resolve_run(catalog, account_id, scope)
-    records = catalog.folders(account_id)
-    if scope.folders:
-        missing = [name for name in scope.folders if name not in records]
-        if missing:
-            known = ", ".join(sorted(records)[:10])
-            raise RestoreError(f"account {scope.account!r} has no folder {missing[0]!r} (some it has: {known})")
-        names = sorted(scope.folders)
-    else:
-        names = sorted(
-            name
-            for name, record in records.items()
-            if record.gone_since_run is None or (run_id is not None and record.gone_since_run > run_id)
-        )
-
-    def generate() -> Iterator[Item]:
-        for name in names:
-            for row in catalog.placements_as_of(account_id, name, run_id):
-                yield _item(row)
-
-    return account_id, run_id, generate()
+def default_prefix(catalog: Catalog, run_id: int | None) -> str:
+    """``Restored/<date>``: the day of the run restored from (as of a date or run), else today (UTC)."""
+    when = catalog.run(run_id)["started_at"][:10] if run_id is not None else utc_now().date().isoformat()
+    return DEFAULT_PREFIX.format(date=when)
 
 
 def plan_restore(catalog: Catalog, scope: Scope, prefix: str | None = None, in_place: bool = False) -> RestorePlan:
@@ -388,8 +243,7 @@ def plan_restore(catalog: Catalog, scope: Scope, prefix: str | None = None, in_p
     if in_place:
         prefix = ""
     elif prefix is None:
-        when = catalog.run(run_id)["started_at"][:10] if run_id is not None else utc_now().date().isoformat()
-        prefix = DEFAULT_PREFIX.format(date=when)
+        prefix = default_prefix(catalog, run_id)
     folders = []
     for (folder, delimiter), group in itertools.groupby(items, key=lambda i: (i.folder, i.delimiter)):
         count = size = 0
@@ -407,56 +261,3 @@ def plan_items(catalog: Catalog, plan: RestorePlan) -> Iterator[tuple[FolderPlan
     for folder, group in itertools.groupby(items, key=lambda i: i.folder):
         if folder in by_name:
             yield by_name[folder], list(group)
-
-
-# -- running -----------------------------------------------------------------------------------
-def execute_restore(
-    archive: Archive,
-    plan: RestorePlan,
-    target: AccountConfig,
-    dry_run: bool = False,
-    progress: Progress | None = None,
-) -> RestoreReport:
-    """Carry out a plan against ``target`` (an IMAP account); server problems land in the report."""
-    from archiver.restore.imap_target import ImapTarget
-
-    if target.protocol != "imap":
-        raise RestoreError(f"{target.name}: can only restore into an IMAP account (protocol is {target.protocol!r})")
-    progress = progress or Progress()
-    report = RestoreReport(target=target.name, dry_run=dry_run)
-    started = time.monotonic()
-    imap = ImapTarget(target, archive, progress)
-    try:
-        imap.connect()
-        for folder_plan, items in plan_items(archive.catalog, plan):
-            folder_report = FolderReport(folder_plan.source, imap.mailbox(folder_plan.target_parts))
-            report.folders.append(folder_report)
-            try:
-                imap.restore_folder(folder_report, items, dry_run)
-            except ArchiverError as exc:
-                # what the folder did not get counts as failed: the summary line must not say "failed 0"
-                folder_report.failed = len(items) - folder_report.appended - folder_report.skipped
-                message = f"{folder_report.target}: {exc}"
-                report.problems.append(message)
-                log.error("restore into %s failed: %s", folder_report.target, exc)
-                imap.reconnect_if_needed()
-    except ArchiverError as exc:
-        report.problems.append(str(exc))
-    finally:
-        imap.close()
-        report.seconds = time.monotonic() - started
-    return report
-
-
-def restore(
-    archive: Archive,
-    scope: Scope,
-    target: AccountConfig,
-    prefix: str | None = None,
-    in_place: bool = False,
-    dry_run: bool = False,
-    progress: Progress | None = None,
-) -> RestoreReport:
-    """Plan and execute in one call."""
-    plan = plan_restore(archive.catalog, scope, prefix=prefix, in_place=in_place)
-    return execute_restore(archive, plan, target, dry_run=dry_run, progress=progress)

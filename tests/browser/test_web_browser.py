@@ -24,7 +24,7 @@ from argon2 import PasswordHasher
 
 from archiver import index
 from archiver.archive import Archive
-from archiver.mail.headers import utc_now
+from archiver.times import utc_now
 from tests.browser.chromium import require_chromium
 from tests.browser.webdata import add_messages, hostile_message, message, web_config
 from tests.integration.helpers import account_toml

@@ -13,8 +13,9 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
-from archiver.files.export import export, mboxrd_unescape_line
-from archiver.restore.plan import Scope
+from archiver.files.export import export
+from archiver.files.formats import mboxrd_unescape_line
+from archiver.scope import Scope
 from tests.integration.helpers import account_toml, load, run_cli, write_config
 from tests.integration.test_restore import fill
 

@@ -14,7 +14,7 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.files.export import export
-from archiver.restore.plan import Scope
+from archiver.scope import Scope
 from tests.integration.test_export import archived, hashes  # noqa: F401 (a fixture)
 
 pytestmark = [

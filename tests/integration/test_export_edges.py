@@ -17,7 +17,8 @@ from archiver.devtools.sample_mail import corpus_messages
 from archiver.errors import RestoreError
 from archiver.files.export import export
 from archiver.files.importer import import_path
-from archiver.restore.plan import Progress, Scope
+from archiver.restore.plan import Progress
+from archiver.scope import Scope
 from tests.integration.helpers import write_config
 from tests.integration.test_restore_edges import store_placements
 

@@ -14,7 +14,8 @@ from archiver.backup.runner import run_backup
 from archiver.config import config_from_toml_text
 from archiver.files.export import export
 from archiver.files.importer import import_path
-from archiver.restore.plan import Scope, restore
+from archiver.restore.execute import restore
+from archiver.scope import Scope
 from tests.integration.helpers import account_toml, write_config
 from tests.integration.test_restore import fill, state
 

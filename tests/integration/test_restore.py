@@ -11,8 +11,10 @@ import pytest
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.devtools.sample_mail import generate_mailbox
-from archiver.mail.headers import utc_now
-from archiver.restore.plan import Scope, plan_restore, restore
+from archiver.restore.execute import restore
+from archiver.restore.plan import plan_restore
+from archiver.scope import Scope
+from archiver.times import utc_now
 from tests.integration.helpers import account_toml, load, run_cli, write_config
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
-from archiver.mail.headers import utc_now
+from archiver.times import utc_now
 from tests.conftest import MailUser
 from tests.integration.helpers import account_toml, load, run_cli, write_config
 from tests.integration.test_errors_cli import assert_one_clear_line

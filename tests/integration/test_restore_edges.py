@@ -13,7 +13,8 @@ from archiver.backup.runner import run_backup
 from archiver.catalog import NewPlacement
 from archiver.files.export import export
 from archiver.mail.headers import summarize_headers
-from archiver.restore.plan import Scope, restore
+from archiver.restore.execute import restore
+from archiver.scope import Scope
 from tests.integration.helpers import account_toml, load, write_config
 from tests.integration.test_restore import state
 

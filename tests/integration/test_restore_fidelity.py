@@ -13,7 +13,8 @@ import pytest
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.devtools.sample_mail import corpus_messages
-from archiver.restore.plan import Scope, restore
+from archiver.restore.execute import restore
+from archiver.scope import Scope
 from tests.integration.helpers import account_toml, load, write_config
 from tests.integration.test_restore_resume import second_user
 

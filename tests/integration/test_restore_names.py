@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.restore.plan import Scope, restore
+from archiver.restore.execute import restore
+from archiver.scope import Scope
 from tests.integration.helpers import account_toml, load, write_config
 from tests.integration.test_restore_edges import store_placements
 

@@ -17,7 +17,8 @@ from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.catalog import NewPlacement
 from archiver.mail.headers import summarize_headers
-from archiver.restore.plan import Scope, restore
+from archiver.restore.execute import restore
+from archiver.scope import Scope
 from tests.conftest import MailUser
 from tests.integration.helpers import account_toml, load, run_cli, write_config
 from tests.integration.test_restore import state

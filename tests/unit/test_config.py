@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from archiver import config as config_module
 from archiver.config import (
+    ARRAY_TABLES,
+    KEYS_BY_TABLE,
+    PASSWORD_KEYS,
     AccountConfig,
     Config,
     FolderFilter,
@@ -19,6 +21,8 @@ from archiver.config import (
     find_config_path,
     load_config,
 )
+from archiver.config import load as config_load
+from archiver.config import secrets as config_secrets
 from archiver.errors import ConfigError, SecretError
 
 SOURCE = Path("/srv/archiver/config.toml")
@@ -305,6 +309,31 @@ def test_unknown_key_without_close_match() -> None:
     )
 
 
+def _inline_toml(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_inline_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline_toml(v) for v in value) + "]"
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def test_the_schema_is_what_the_reader_enforces_in_every_table() -> None:
+    """KEYS_BY_TABLE and ARRAY_TABLES (read by the docs test) are the reader's own lists, table by table."""
+    for path, keys in KEYS_BY_TABLE.items():
+        doc: dict[str, object] = {"archive": {"path": "/a"}}
+        table, shown = doc, []
+        for depth, name in enumerate(path.split(".") if path else []):
+            here = ".".join(path.split(".")[: depth + 1])
+            inner = table.get(name) or ({"name": "x", "protocol": "local"} if here == "accounts" else {})
+            table[name] = [inner] if here in ARRAY_TABLES else inner
+            shown.append(f"{name}[0]" if here in ARRAY_TABLES else name)
+            table = inner
+        table["zz_unknown"] = 1
+        where = f"in [{'.'.join(shown)}]" if shown else "at the top level"
+        message = error_of("\n".join(f"{k} = {_inline_toml(v)}" for k, v in doc.items()))
+        assert message.endswith(f"zz_unknown: unknown key; valid keys {where}: {', '.join(keys)}"), path
+
+
 def test_duplicate_account_names() -> None:
     text = (
         MINIMAL
@@ -443,7 +472,7 @@ def test_command_not_found_and_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     source = PasswordSource("command", command="/nonexistent/pw-helper", account="work", key="k")
     with pytest.raises(SecretError, match="'/nonexistent/pw-helper': not found"):
         source.resolve()
-    monkeypatch.setattr(config_module, "PASSWORD_COMMAND_TIMEOUT", 0.2)
+    monkeypatch.setattr(config_secrets, "PASSWORD_COMMAND_TIMEOUT", 0.2)
     slow = PasswordSource("command", command=shlex.join([sys.executable, "-c", "import time; time.sleep(5)"]))
     with pytest.raises(SecretError, match=r"did not finish within 0\.2 s"):
         slow.resolve()
@@ -483,7 +512,7 @@ def test_folder_filter_semantics() -> None:
 
 def test_find_config_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(config_module, "SYSTEM_CONFIG_PATH", tmp_path / "etc" / "config.toml")
+    monkeypatch.setattr(config_load, "SYSTEM_CONFIG_PATH", tmp_path / "etc" / "config.toml")
     monkeypatch.delenv("ARCHIVER_CONFIG", raising=False)
     with pytest.raises(ConfigError) as info:
         find_config_path(None)
@@ -504,7 +533,7 @@ def test_example_config_is_valid() -> None:
     config = config_from_toml_text(example.read_text(), example)
     assert [a.name for a in config.accounts] == ["work", "old-isp", "imported"]
     text = example.read_text()
-    for key in (*config_module._ARCHIVE_KEYS, *config_module._ACCOUNT_KEYS, *config_module._FOLDER_KEYS):
+    for key in (*KEYS_BY_TABLE["archive"], *KEYS_BY_TABLE["accounts"], *KEYS_BY_TABLE["accounts.folders"]):
         assert f"{key} =" in text or f"[accounts.{key}]" in text, key
 
 
@@ -516,14 +545,14 @@ def test_example_config_shows_every_table_and_key() -> None:
     assert config.web.users and config.alerts.email is not None and config.metrics.enabled
     for table in ("[web]", "[[web.users]]", "[scheduler]", "[alerts]", "[alerts.email]", "[metrics]"):
         assert table in text, table
-    one_of = {*config_module.PASSWORD_KEYS, "token"}  # alternatives: one is shown, the others named in comments
+    one_of = {*PASSWORD_KEYS, "token"}  # alternatives: one is shown, the others named in comments
     keys = (
-        *config_module._WEB_KEYS,
-        *config_module._WEB_USER_KEYS,
-        *config_module._SCHEDULER_KEYS,
-        *config_module._ALERTS_KEYS,
-        *config_module._EMAIL_KEYS,
-        *config_module._METRICS_KEYS,
+        *KEYS_BY_TABLE["web"],
+        *KEYS_BY_TABLE["web.users"],
+        *KEYS_BY_TABLE["scheduler"],
+        *KEYS_BY_TABLE["alerts"],
+        *KEYS_BY_TABLE["alerts.email"],
+        *KEYS_BY_TABLE["metrics"],
     )
     for key in keys:
         if key in one_of:
@@ -550,6 +579,6 @@ def test_example_config_shows_the_index_table() -> None:
     example = Path(__file__).resolve().parents[2] / "config.example.toml"
     text = example.read_text()
     assert "[index]" in text
-    for key in config_module._INDEX_KEYS:
+    for key in KEYS_BY_TABLE["index"]:
         assert f"{key} =" in text, key
     assert config_from_toml_text(text, example).index.memory_mb == 150

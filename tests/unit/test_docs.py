@@ -2,9 +2,9 @@
 
 As datasette's ``tests/test_docs.py`` does, the lists come from the code, not from a copy of it:
 
-* config keys from the config reader itself, through its public contract: an unknown key is
-  refused with the list of the table's valid keys.  Probing each table with an unknown key, and
-  each key with a table value, walks every table and sub-table the reader accepts;
+* config keys from the reader's own schema, ``archiver.config.KEYS_BY_TABLE`` (every table and
+  the keys it accepts; the reader takes each table's keys from it and from nowhere else) and
+  ``ARRAY_TABLES`` (those written ``[[name]]``);
 * commands from the ``archiver`` entry point in ``pyproject.toml``, walked with click's own
   ``list_commands``/``get_command`` (so lazily loaded commands count, wherever their modules live).
 
@@ -14,20 +14,17 @@ could no longer fail would fail here.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 import pytest
 
-from archiver.config import config_from_toml_text
-from archiver.errors import ConfigError
+from archiver.config import ARRAY_TABLES, KEYS_BY_TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -110,11 +107,6 @@ def doc_pages() -> list[Path]:
 
 # -- config keys, from the reader --------------------------------------------------------------
 
-PROBE = "zz_docs_probe"
-#: Keys a table must hold before the reader opens its sub-tables (nothing else is hand-listed).
-FILLERS: dict[str, dict[str, Any]] = {"accounts": {"name": "probe", "protocol": "local"}}
-_VALID_KEYS = re.compile(r"valid keys (?:in \[(?P<path>.*?)\]|at the top level): (?P<keys>.*)$")
-
 
 @dataclass(frozen=True)
 class ConfigTable:
@@ -127,73 +119,14 @@ class ConfigTable:
         return f"[[{self.path}]]" if self.array else f"[{self.path}]"
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)
-
-
-def _refusal(steps: tuple[tuple[str, bool], ...], key: str, value: Any, base: Path) -> str:
-    """Load a config that puts ``key = value`` in the table at ``steps``; return the reader's refusal."""
-    doc: dict[str, Any] = {"archive": {"path": str(base / "archive")}}
-    table, path = doc, ""
-    for name, array in steps:
-        path = f"{path}.{name}" if path else name
-        inner = table.get(name)
-        if inner is None:
-            inner = copy.deepcopy(FILLERS.get(path, {}))
-            table[name] = [inner] if array else inner
-        elif isinstance(inner, list):
-            inner = inner[0]
-        table = inner
-    table[key] = value
-    text = "\n".join(f"{k} = {_toml_value(v)}" for k, v in doc.items())
-    try:
-        config_from_toml_text(text, base / "archiver.toml")
-    except ConfigError as exc:
-        return str(exc)
-    return ""
-
-
-def _valid_keys(message: str) -> tuple[str, tuple[str, ...]] | None:
-    match = _VALID_KEYS.search(message)
-    if not match or PROBE not in message:
-        return None
-    path = re.sub(r"\[\d+\]", "", match.group("path") or "")
-    return path, tuple(k.strip() for k in match.group("keys").split(","))
-
-
-def config_tables(base: Path) -> list[ConfigTable]:
-    """Every table the config reader accepts, with its keys, found by probing the reader."""
-    found: list[ConfigTable] = []
-    pending: list[tuple[tuple[str, bool], ...]] = [()]
-    while pending:
-        steps = pending.pop(0)
-        path = ".".join(name for name, _ in steps)
-        refusal = _refusal(steps, PROBE, 1, base)
-        parsed = _valid_keys(refusal)
-        assert parsed is not None and parsed[0] == path, (
-            f"the config reader no longer answers an unknown key in [{path or 'top level'}] with the table's "
-            f"valid keys (got {refusal!r}); give it a public way to list its keys per table and use it here"
-        )
-        found.append(ConfigTable(path, bool(steps) and steps[-1][1], parsed[1]))
-        for key in parsed[1]:
-            sub = f"{path}.{key}" if path else key
-            for array, value in ((False, {PROBE: 1}), (True, [{PROBE: 1}])):
-                answer = _valid_keys(_refusal(steps, key, value, base))
-                if answer is not None and answer[0] == sub:
-                    pending.append((*steps, (key, array)))
-                    break
-    return found
+def config_tables() -> list[ConfigTable]:
+    """Every table the config reader accepts, with its keys, from the schema the reader reads them from."""
+    return [ConfigTable(path, path in ARRAY_TABLES, keys) for path, keys in KEYS_BY_TABLE.items()]
 
 
 @pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> list[ConfigTable]:
-    return config_tables(tmp_path_factory.mktemp("config-probe"))
+def tables() -> list[ConfigTable]:
+    return config_tables()
 
 
 def documented_keys(page: str) -> dict[str, tuple[bool, set[str]]]:
@@ -230,7 +163,7 @@ def config_doc_problems(tables: list[ConfigTable], page: str) -> list[str]:
     return problems
 
 
-def test_the_probe_finds_every_table_the_reader_knows(tables: list[ConfigTable]) -> None:
+def test_the_schema_holds_every_table_the_reader_knows(tables: list[ConfigTable]) -> None:
     by_path = {t.path: t for t in tables}
     assert {"archive", "accounts", "accounts.folders", "web", "web.users", "alerts", "alerts.email"} <= set(by_path)
     assert "max_message_bytes" in by_path["archive"].keys and by_path["accounts"].array

@@ -9,15 +9,17 @@ import re
 
 import pytest
 
-from archiver.files.export import (
+from archiver.files.formats import (
     MboxrdEscaper,
     from_line,
+    from_line_date,
+    maildir_folder,
     maildir_info,
     mboxrd_unescape_line,
-    safe_component,
-    unique_name,
+    read_mbox,
+    status_flags,
 )
-from archiver.files.importer import from_line_date, maildir_folder, read_mbox, status_flags
+from archiver.names import safe_component, unique_name
 
 TRICKY = [
     b"Subject: a\r\n\r\nFrom the start\r\n>From once\r\n>>From twice\r\nFro\r\nFromage\r\n>From\r\n",

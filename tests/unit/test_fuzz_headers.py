@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from archiver.files.importer import status_flags
+from archiver.files.formats import status_flags
 from archiver.mail.headers import header_block, header_fields, summarize_headers
 
 LINE_END = st.sampled_from([b"\r\n", b"\n"])

@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from archiver.errors import RestoreError
-from archiver.files.importer import maildir_folder
+from archiver.files.formats import maildir_folder
 from archiver.names import (
     MAX_NAME_BYTES,
     UNNAMED,

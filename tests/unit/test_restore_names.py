@@ -9,7 +9,8 @@ import pytest
 
 from archiver.errors import RestoreError
 from archiver.restore.imap_target import held_keys, item_keys
-from archiver.restore.plan import FolderPlan, Item, distinct_targets, target_parts
+from archiver.restore.plan import FolderPlan, distinct_targets, target_parts
+from archiver.scope import Item
 
 
 @pytest.mark.parametrize(

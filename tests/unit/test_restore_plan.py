@@ -8,15 +8,9 @@ import pytest
 
 from archiver.errors import RestoreError
 from archiver.restore.imap_target import appended_uids, held_keys, internaldate, item_key
-from archiver.restore.plan import (
-    Item,
-    appendable_flags,
-    as_of_timestamp,
-    batches,
-    in_namespace,
-    target_mailbox,
-    target_parts,
-)
+from archiver.restore.plan import appendable_flags, batches, in_namespace, target_mailbox, target_parts
+from archiver.scope import Item
+from archiver.times import as_of_timestamp
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

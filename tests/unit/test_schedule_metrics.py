@@ -12,7 +12,7 @@ from flask import Flask
 
 from archiver.archive import Archive
 from archiver.daemon.schedule import save_finished, save_next_run
-from archiver.mail.headers import utc_now
+from archiver.times import utc_now
 from tests.browser.webdata import add_messages, message, web_config
 from web import create_app
 

@@ -22,7 +22,7 @@ from archiver.catalog import Catalog
 from archiver.config import Config, config_from_toml_text
 from archiver.daemon.schedule import RunOutcome, load_states, save_next_run
 from archiver.daemon.scheduler import BackupScheduler
-from archiver.mail.headers import utc_now
+from archiver.times import utc_now
 
 
 def make_config(tmp_path: Path, schedules: dict[str, str], scheduler: str = "") -> tuple[Config, str]:
