@@ -20,6 +20,7 @@ from archiver.config import PasswordSource, find_config_path
 from archiver.discovery.account_toml import AccountEntry, default_name
 from archiver.discovery.discover import discover
 from archiver.discovery.model import Discovery
+from archiver.discovery.presets import PRESETS
 from archiver.enrollment import add_account, plan_account
 from archiver.errors import ConfigError
 from archiver.logs import register_secret
@@ -95,6 +96,8 @@ def add(
     say(f"Found {found.server.describe()} from {found.origin}.")
     for note in found.notes:
         say(f"  (passed over: {note})")
+    for line in PRESETS[found.preset].advice() if found.preset else ():
+        say(f"Note: {line}")
     name = name or default_name(found.email)
     oauth2 = found.server.auth == "oauth2" and auth != "password"
     typed_password = not (oauth2 or password_command or password_file)  # asked for, kept in NAME.password

@@ -71,6 +71,22 @@ class Preset:
     mx_suffixes: tuple[str, ...] = ()
     quirks: Quirks = field(default_factory=Quirks)
 
+    def advice(self) -> list[str]:
+        """What the user must know before adding an account of this provider, one sentence per quirk."""
+        quirks = self.quirks
+        said = [
+            (quirks.app_password, f"{self.label} refuses the account's own password here: use an app password "
+                                  "made in its security settings."),
+            (quirks.enable_access, f"Switch IMAP/POP3 access on in {self.label}'s webmail settings first."),
+            (quirks.gmail_labels, "Folders are labels: [Gmail]/All Mail holds every message once, and the archive "
+                                  "stores each message once with all its labels."),
+            (quirks.daily_download_quota, "Google caps downloads per day (2,500 MB over IMAP): a big first backup "
+                                          "takes several runs, each keeping what it fetched."),
+            (quirks.throttling, "Microsoft slows down busy clients: a first backup may take longer than the "
+                                "mailbox's size suggests."),
+        ]  # fmt: skip
+        return [line for applies, line in said if applies]
+
     def endpoint(self, protocol: str) -> Endpoint | None:
         return {"imap": self.imap, "pop3": self.pop3}.get(protocol)
 

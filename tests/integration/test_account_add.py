@@ -159,6 +159,7 @@ def test_an_oauth2_preset_writes_its_client_and_says_to_run_archiver_auth(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Next: archiver auth someone-gmail.com" in result.stdout and "Logged in" not in result.stdout
+    assert "Note: Folders are labels: [Gmail]/All Mail holds every message once" in result.stdout
     account = load(config_file).account("someone-gmail.com")
     assert (account.host, account.port, account.password) == ("imap.gmail.com", 993, None)
     assert (account.oauth2.provider, account.oauth2.client_id) == ("google", "my-app.apps.googleusercontent.com")

@@ -294,3 +294,11 @@ def test_the_table_says_oauth2_only_when_the_account_signs_in_so():
     app_password = tomllib.loads(render_account(gmail, AccountEntry("g", ("password_env", "PW"), auth="password")))
     assert app_password["accounts"][0]["auth"] == "password" and app_password["accounts"][0]["provider"] == "gmail"
     assert "host" not in app_password["accounts"][0]  # the preset's, not repeated
+
+
+def test_the_advice_names_each_quirk_of_a_preset():
+    assert any("[Gmail]/All Mail" in line for line in PRESETS["gmail"].advice())
+    assert any("2,500 MB" in line for line in PRESETS["gmail"].advice())
+    assert any("app password" in line for line in PRESETS["icloud"].advice())
+    assert any("Switch IMAP/POP3 access on" in line for line in PRESETS["gmx"].advice())
+    assert PRESETS["orange"].advice() == []
