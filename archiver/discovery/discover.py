@@ -45,11 +45,11 @@ def discover(
         raise DiscoveryError(f"unknown protocol {protocol!r} (expected imap or pop3)")
     if provider is not None:
         preset = preset_named(provider, "--provider")
-        return _from_preset(preset, email, protocol, f'preset "{preset.name}" (--provider)', ())
+        return _from_preset(preset, email, protocol, f'preset "{preset.name}" (--provider)')
     _local, domain = split_address(email)
     preset = preset_for_domain(domain)
     if preset is not None:
-        return _from_preset(preset, email, protocol, f'preset "{preset.name}" (domain {domain})', ())
+        return _from_preset(preset, email, protocol, f'preset "{preset.name}" (domain {domain})')
 
     notes: list[str] = []
     resolver = make_resolver(dns_server)
@@ -57,7 +57,7 @@ def discover(
     preset = preset_for_mx(list(mx.hosts))
     if preset is not None:
         origin = f'preset "{preset.name}" (MX {mx.hosts[0]})'
-        return _from_preset(preset, email, protocol, origin, ())
+        return _from_preset(preset, email, protocol, origin)
     notes.append(mx.note or f"MX {mx.hosts[0]}: not a known provider")
 
     for url in autoconfig if autoconfig is not None else autoconfig_urls(email):
@@ -89,12 +89,12 @@ def discover(
     )
 
 
-def _from_preset(preset: Preset, email: str, protocol: str, origin: str, notes: tuple[str, ...]) -> Discovery:
+def _from_preset(preset: Preset, email: str, protocol: str, origin: str) -> Discovery:
     server = preset.server(protocol, email)
     if server is None:
         offered = " or ".join(p for p in PROTOCOL_NAMES if preset.endpoint(p)) or "nothing we can use"
         raise DiscoveryError(f"{preset.label} offers no {PROTOCOL_NAMES[protocol]} server; use --protocol {offered}")
-    return Discovery(email, server, origin, preset.name, notes)
+    return Discovery(email, server, origin, preset.name)
 
 
 def _best(servers: list[Server], protocol: str, allow_plaintext: bool, origin: str, notes: list[str]) -> Server | None:
