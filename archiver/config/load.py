@@ -278,10 +278,13 @@ def _read_email(table: Table) -> EmailAlertConfig:
     if not to:
         raise table.missing("to", "a non-empty array of e-mail addresses")
     sender = table.string("from", required=True)
-    host = table.string("host", required=True)
+    preset = read_provider(table)  # provider = "gmail": the preset's SMTP server (archiver.config.provider)
+    smtp = preset.smtp if preset else None
+    host = table.string("host", smtp.host if smtp else None, required=smtp is None)
     assert sender is not None and host is not None
-    security = table.choice("security", SECURITY_MODES, "starttls")
-    port = table.integer("port", {"tls": 465, "starttls": 587, "none": 25}[security], low=1, high=65535)
+    security = table.choice("security", SECURITY_MODES, smtp.security if smtp else "starttls")
+    default_port = provider_port(smtp, security, {"tls": 465, "starttls": 587, "none": 25}[security])
+    port = table.integer("port", default_port, low=1, high=65535)
     username = table.string("username")
     password = read_password_keys(table, "alerts.email", required=False)
     if password is not None and username is None:

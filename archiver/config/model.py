@@ -51,6 +51,7 @@ KEYS_BY_TABLE: dict[str, tuple[str, ...]] = {
     "alerts": ("webhook_url", "healthcheck_url", "on_failure", "on_recovery", "timeout", "email"),
     "alerts.email": (
         "to", "from", "host", "port", "security", "username", *PASSWORD_KEYS, "tls_ca_file", "tls_verify",
+        "provider",  # archiver.config.provider: the preset's SMTP server
     ),
     "metrics": ("enabled", "token", "token_file"),
 }  # fmt: skip

@@ -91,3 +91,19 @@ def test_a_password_on_an_oauth2_preset_says_how_to_use_an_app_password(tmp_path
     assert 'accounts[0].password_env: provider "gmail" signs in with OAuth2; add auth = "password"' in message
     with pytest.raises(ConfigError, match="oauth2_client_id: missing"):
         _account('provider = "outlook.com"', tmp_path)
+
+
+def test_alert_mail_can_name_a_provider_for_its_smtp_server(tmp_path):
+    def email(body: str):
+        head = '[archive]\npath = "archive"\n[alerts.email]\nto = ["ops@example.test"]\nfrom = "a@example.test"\n'
+        text = f"{head}{body}\n"
+        return config_from_toml_text(text, tmp_path / "config.toml").alerts.email
+
+    fastmail = email('provider = "fastmail"\nusername = "me@fastmail.com"\npassword_env = "PW"')
+    assert (fastmail.host, fastmail.port, fastmail.security) == ("smtp.fastmail.com", 465, "tls")
+    outlook = email('provider = "outlook.com"')
+    assert (outlook.host, outlook.port, outlook.security) == ("smtp-mail.outlook.com", 587, "starttls")
+    moved = email('provider = "fastmail"\nsecurity = "starttls"')
+    assert (moved.host, moved.port) == ("smtp.fastmail.com", 587)
+    with pytest.raises(ConfigError, match=r"alerts\.email\.provider: unknown provider 'fastmial'"):
+        email('provider = "fastmial"')
