@@ -13,9 +13,13 @@ from pathlib import Path
 from archiver.catalog import Catalog
 from archiver.config import ArchiveConfig
 from archiver.errors import ArchiveAccessError, ArchiverError
-from archiver.index.hint import index_root
 from archiver.permissions import private_modes, warn_if_exposed
 from archiver.store import BlobStore
+
+
+def index_root(archive_root: Path) -> Path:
+    """Where the search index lives: the archive owns its layout, the index package only fills it."""
+    return Path(archive_root) / "index"
 
 
 def make_layout(settings: ArchiveConfig) -> None:

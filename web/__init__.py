@@ -5,7 +5,8 @@ call archiver library functions (catalog reads, the blob store, the search
 index, message parsing) and hold no business logic.  Security lives here, in
 one place: login on every route (:func:`web.auth.login_required` on every
 blueprint), a CSRF token on every POST, strict security headers on every
-response, and per-user account visibility (:func:`visible_accounts`).
+response, and per-user account visibility (:func:`web.context.visible_accounts`).  Blueprints,
+one per page family, get what they share from :mod:`web.context`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import secrets
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
 from archiver.archive import Archive
 from archiver.config import Config
-from archiver.config.secrets import read_secret_file
+from archiver.daemon.child import SubprocessRunner
+from archiver.secret_io import read_secret_file
+from web import accounts_add, auth, browse, jobs, prefs, restore, runs, search, sessions_page
+from web import metrics as metrics_web
+from web.context import duration, error_page, human_size
 from web.filenames import shown_name
 from web.ids import IdConverter
 from web.sessions import SessionStore
@@ -56,11 +60,23 @@ class _SessionInterface(SecureCookieSessionInterface):
         return self.secure if self.secure is not None else request.is_secure
 
 
-def create_app(config: Config, *, testing: bool = False, listen: str | None = None) -> Flask:
+def _config_text(config: Config) -> str | None:
+    """The text of the config file, for the backup children "Back up now" starts; None when unreadable."""
+    try:
+        return config.source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def create_app(
+    config: Config, *, testing: bool = False, listen: str | None = None, config_text: str | None = None
+) -> Flask:
     """Build the web app for ``config`` (the archive must exist: run a backup first).
 
     ``listen`` is the address the server really listens on (``--listen``), when not ``[web] listen``:
-    ``/metrics`` opens without a token only on a loopback address.
+    ``/metrics`` opens without a token only on a loopback address.  ``config_text`` is the TOML
+    ``config`` was read from (the daemon's last valid one); "Back up now" hands it to the backup
+    child, as the scheduler does.  Default: the file ``config.source`` as it is now.
     """
     app = Flask(__name__)
     app.config.update(
@@ -80,15 +96,13 @@ def create_app(config: Config, *, testing: bool = False, listen: str | None = No
     app.extensions["archiver_archive"] = Archive(config.archive)
     app.extensions["archiver_lock"] = threading.Lock()
     app.extensions["archiver_backups"] = {}  # account -> thread of its latest web-started backup
-    from web import accounts_add, auth, browse, jobs, prefs, restore, runs, search, sessions_page
-
+    app.extensions["archiver_config_text"] = config_text if config_text is not None else _config_text(config)
+    app.extensions["archiver_backup_runner"] = SubprocessRunner()  # the scheduler's way: one child per backup
     app.extensions["archiver_jobs"] = jobs.JobRegistry()
     pages = (auth, browse, search, runs, restore, jobs, prefs, sessions_page, accounts_add)
     for blueprint in (page.bp for page in pages):
         app.register_blueprint(blueprint)
-    from web import metrics as metrics_web  # GET /metrics: own auth (token or loopback only), see web/metrics.py
-
-    app.register_blueprint(metrics_web.bp)
+    app.register_blueprint(metrics_web.bp)  # GET /metrics: own auth (token or loopback only), see web/metrics.py
     auth.init_app(app, SessionStore(Path(config.archive.path), config.web.session_idle_timeout,
                                      config.web.session_lifetime))  # fmt: skip
     app.before_request(auth.load_user)
@@ -110,67 +124,7 @@ def create_app(config: Config, *, testing: bool = False, listen: str | None = No
     return app
 
 
-def archive() -> Archive:
-    from flask import current_app
-
-    return current_app.extensions["archiver_archive"]
-
-
-def app_config() -> Config:
-    from flask import current_app
-
-    return current_app.extensions["archiver_config"]
-
-
-def visible_accounts() -> list[str]:
-    """Names of the configured accounts the logged-in user may see (admins: all)."""
-    user = g.user
-    names = [a.name for a in app_config().accounts]
-    return names if user.admin else [n for n in names if n in user.accounts]
-
-
-def human_size(value: int | None) -> str:
-    size = float(value or 0)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
-def duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
-
-
-ERROR_HINTS = {
-    400: "The request did not make sense. Go back, reload the page and try again.",
-    401: "Log in first.",
-    403: "You may not do this.",
-    404: "There is nothing here, or nothing you may see. Check the address, or start again from Accounts.",
-    405: "This page does not take that kind of request.",
-    409: "Something else is under way that this would clash with. Wait for it to finish, then try again.",
-    413: "That request is too large.",
-    429: "Too many attempts. Wait a minute, then try again.",
-    500: "Something broke on the server; the log has the details. Try again, or tell the administrator.",
-}
-
-
-def error_page(error: Exception) -> Any:
-    """Errors as a page of the app (with the way out), never a stack trace; the error's own headers kept (Allow)."""
-    from flask import make_response, render_template
-    from werkzeug.exceptions import HTTPException, InternalServerError
-
-    if not isinstance(error, HTTPException):
-        error = InternalServerError()
-    code = error.code or 500
-    detail = error.description if code in (400, 409, 413, 429) else None
-    page = render_template("error.html", code=code, name=error.name, detail=detail, hint=ERROR_HINTS.get(code, ""))
-    response = make_response(page, code)
-    for name, value in error.get_headers():
-        if name.lower() != "content-type":
-            response.headers[name] = value
-    return response
+def close_app(app: Flask) -> None:
+    """Stop the app's web-started backups (committed work is kept) and close its archive and session store."""
+    for resource in ("archiver_backup_runner", "archiver_archive", "archiver_sessions"):
+        app.extensions[resource].close()

@@ -24,8 +24,8 @@ from archiver.discovery.presets import PRESETS
 from archiver.enrollment import add_account, plan_account
 from archiver.errors import ArchiverError, DiscoveryError
 from archiver.logs import register_secret
-from web import app_config
 from web.auth import login_required
+from web.context import app_config
 
 bp = Blueprint("accounts_add", __name__)
 #: Tests point discovery at loopback servers with these app.config keys (the command's --autoconfig-url, --dns-server).

@@ -23,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, Flask, abort, current_app, g, redirect, render_template, request, session, url_for
 
 from archiver.config import WebUser
+from web.context import app_config
 from web.sessions import SessionStore
 from web.throttle import Key, LoginThrottle
 
@@ -52,8 +53,6 @@ def init_app(app: Flask, sessions: SessionStore) -> None:
 
 
 def _users() -> dict[str, WebUser]:
-    from web import app_config
-
     return {u.name: u for u in app_config().web.users}
 
 

@@ -16,8 +16,8 @@ from flask import Blueprint, Response, abort, current_app, g, render_template, r
 
 from archiver.mail.message_view import parse_message, part_bytes, safe_content_type, safe_html
 from archiver.times import utc_iso
-from web import archive, visible_accounts
 from web.auth import login_required
+from web.context import archive, visible_accounts
 from web.filenames import content_disposition
 from web.ids import parse_id
 from web.prefs import end_of_day, parse_day

@@ -26,12 +26,12 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from archiver.catalog import Catalog
 from archiver.config import MetricsConfig
-from archiver.config.secrets import read_secret_file
 from archiver.daemon.metrics import render_metrics
 from archiver.errors import SecretError
 from archiver.logs import register_secret
-from web import app_config
+from archiver.secret_io import read_secret_file
 from web.auth import PUBLIC_ENDPOINTS
+from web.context import app_config
 from web.serving import loopback_listen
 
 bp = Blueprint("metrics", __name__)

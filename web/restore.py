@@ -27,8 +27,8 @@ from archiver.errors import ArchiverError
 from archiver.restore.execute import execute_restore
 from archiver.restore.plan import RestorePlan, RestoreReport, default_prefix, plan_restore
 from archiver.scope import Scope
-from web import app_config, archive, visible_accounts
 from web.auth import login_required
+from web.context import app_config, archive, visible_accounts
 from web.ids import parse_id
 from web.jobs import Job, new_job, registry
 from web.prefs import end_of_day, parse_day

@@ -1,4 +1,9 @@
-"""Backup runs history with their errors, and the "back up now" button (a background job)."""
+"""Backup runs history with their errors, and the "back up now" button (a background job).
+
+"Back up now" runs the backup exactly as the daemon's scheduler does: in a child
+process (:class:`archiver.daemon.child.SubprocessRunner`) given the app's config
+text, whose progress the job page shows and whose report is the job's result.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
 
-from archiver.backup.runner import RunReport, run_backup
-from web import app_config, archive, visible_accounts
+from archiver.backup.runner import RunReport
+from archiver.daemon.child import SubprocessRunner
+from archiver.errors import ConfigError
 from web.auth import login_required
+from web.context import app_config, archive, visible_accounts
 from web.jobs import Job, new_job, registry
 
 bp = Blueprint("runs", __name__)
@@ -34,12 +41,14 @@ def history() -> Any:
 def backup_now(account: str) -> Any:
     """Start a background backup of the account and go to its job page (one web-started run per account).
 
-    The account's run lock (:meth:`Archive.account_lock`) still guards against a
-    scheduled or CLI run of the same account: the job then ends with that message.
+    The account's run lock (:meth:`Archive.account_lock`), taken in the child, still guards
+    against a scheduled or CLI run of the same account: the job then ends "skipped", saying why.
     """
     if account not in visible_accounts():
         abort(404)
     config = app_config()
+    text: str | None = current_app.extensions["archiver_config_text"]
+    runner: SubprocessRunner = current_app.extensions["archiver_backup_runner"]
     jobs = registry()
     with current_app.extensions["archiver_lock"]:
         current = jobs.running("backup", account)
@@ -48,7 +57,9 @@ def backup_now(account: str) -> Any:
             return redirect(url_for("jobs.job", job_id=current.id))
 
         def work(job: Job) -> RunReport:
-            report = run_backup(config, config.account(account), progress=job)
+            if text is None:
+                raise ConfigError(f"{config.source}: cannot read the config file the web UI was started with")
+            report = runner.run(text, config, account, progress=job)
             log.info("web-started backup of %s finished: %s", account, report.status)
             return report
 

@@ -10,8 +10,8 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from archiver import index
 from archiver.errors import ArchiverError
 from archiver.store import is_blob_id
-from web import archive, visible_accounts
 from web.auth import login_required
+from web.context import archive, visible_accounts
 from web.ids import parse_id
 
 bp = Blueprint("search", __name__)

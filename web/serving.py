@@ -11,7 +11,11 @@ instead of silently deleting them: their presence is what tells
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
+
+import waitress
+from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from archiver.config import WebConfig
 
@@ -28,6 +32,19 @@ def waitress_options(web: WebConfig) -> dict[str, Any]:
         "trusted_proxy_headers": TRUSTED_PROXY_HEADERS,
         "clear_untrusted_proxy_headers": True,
     }
+
+
+def create_server(app: Callable, web: WebConfig, listen: str, threads: int) -> BaseWSGIServer | MultiSocketServer:
+    """A waitress server for ``app`` on ``listen`` (``HOST:PORT``), not yet running: ``archiver daemon``'s web UI.
+
+    The daemon finds this through the ``archiver.web`` entry point; it calls ``run()`` in a
+    thread and ``close()`` to stop.  Raises OSError when the address cannot be bound.
+    """
+    host, _, port = listen.rpartition(":")
+    options = waitress_options(web)
+    return waitress.create_server(
+        app, host=host.strip("[]"), port=int(port), threads=threads, ident="archiver", **options
+    )
 
 
 def loopback_listen(listen: str) -> bool:

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 
-from web import app_config
 from web.auth import login_required, sessions
+from web.context import app_config
 
 bp = Blueprint("sessions", __name__)
 

@@ -2,31 +2,48 @@
 
 Expected failures (:class:`archiver.errors.ArchiverError`) become one line on
 stderr and a non-zero exit code; a traceback is printed only with ``--debug``.
+The commands live one per module in this package (their shared options and
+helpers in :mod:`archiver.cli._common`) and are imported only when used, see
+:class:`archiver.cli.group.ArchiverGroup`.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import logging
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import click
 
 from archiver import __version__
+from archiver.cli.group import ArchiverGroup
 from archiver.config import Config, find_config_path, load_config
-from archiver.errors import ArchiverError
-from archiver.logs import mask, setup_logging
+from archiver.logs import setup_logging
 from archiver.memory import tune_allocator
 from archiver.permissions import protect_new_files
 
-log = logging.getLogger("archiver.cli")
+#: Command name -> ``"module.attribute"`` of its click command; the module is imported on first use.
+#: Other packages add commands through the ``archiver.commands`` entry point group (the web UI: ``serve``).
+COMMAND_MODULES = {
+    "auth": "archiver.cli.auth.auth",
+    "backup": "archiver.cli.backup.backup",
+    "status": "archiver.cli.status.status",
+    "verify": "archiver.cli.verify.verify",
+    "demo": "archiver.cli.demo.demo",
+    "search": "archiver.cli.search.search",
+    "reindex": "archiver.cli.reindex.reindex_command",
+    "restore": "archiver.cli.restore.restore",
+    "export": "archiver.cli.export.export_command",
+    "import": "archiver.cli.import_mail.import_command",
+    "ls": "archiver.cli.ls.ls_command",
+    "daemon": "archiver.cli.daemon.daemon",
+    "sessions": "archiver.cli.sessions.sessions",
+    "account": "archiver.cli.account.account",
+}
 
 
 @dataclass
 class CliState:
+    """The group's options, handed to every command as ``ctx.obj``; the config is loaded on first use."""
+
     config_path: str | None
     debug: bool
     _config: Config | None = None
@@ -39,36 +56,11 @@ class CliState:
         return self._config
 
 
-class ArchiverGroup(click.Group):
-    """Turns ArchiverError into one line and an exit code, everywhere; loads commands lazily.
-
-    Command ``NAME`` lives in ``archiver/cli/<module>.py`` and is imported only when
-    it runs (or for ``--help``), so a scheduled no-change ``backup`` does not pay for
-    importing Whoosh, Flask and the rest (that was 1.3 s of a 2 s run).
-    """
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *COMMAND_MODULES})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
-            importlib.import_module(f"archiver.cli.{COMMAND_MODULES[cmd_name]}")
-        return self.commands.get(cmd_name)
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except ArchiverError as exc:
-            if "--debug" in sys.argv:
-                raise
-            click.echo(f"archiver: error: {mask(str(exc))}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("archiver: interrupted; committed work is kept, run again to finish", err=True)
-            sys.exit(130)
-
-
-@click.group(cls=ArchiverGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ArchiverGroup,
+    lazy_subcommands=COMMAND_MODULES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--config",
     "config_path",
@@ -92,44 +84,4 @@ def main(ctx: click.Context, config_path: str | None, debug: bool, log_level: st
     ctx.obj = CliState(config_path, debug)
 
 
-def _state(ctx: click.Context) -> CliState:
-    return ctx.find_object(CliState)
-
-
-def register(command: click.Command) -> None:
-    """Commands live in their own modules (archiver/cli/…); they register here."""
-    main.add_command(command)
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(count) < 1024 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TB"
-
-
-def emit_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-# Command name -> its module in archiver/cli/; each registers itself with register().
-COMMAND_MODULES = {
-    "auth": "auth",
-    "backup": "backup",
-    "status": "status",
-    "verify": "verify",
-    "demo": "demo",
-    "search": "search",
-    "reindex": "reindex",
-    "serve": "serve",
-    "restore": "restore",
-    "export": "export",
-    "import": "import_mail",
-    "ls": "ls",
-    "daemon": "daemon",
-    "sessions": "sessions",
-    "account": "account",
-}
-
-__all__ = ["CliState", "Path", "emit_json", "human_bytes", "main", "register"]
+__all__ = ["COMMAND_MODULES", "CliState", "main"]

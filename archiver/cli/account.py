@@ -15,7 +15,6 @@ from pathlib import Path
 
 import click
 
-from archiver.cli import register
 from archiver.config import PasswordSource, find_config_path
 from archiver.discovery.account_toml import AccountEntry, default_name
 from archiver.discovery.discover import discover
@@ -161,6 +160,3 @@ def _password_from(account: str, password_command: str | None, password_file: st
     if password_command:
         return PasswordSource("command", command=password_command, account=account, key="--password-command").resolve()
     return PasswordSource("file", file=Path(password_file or ""), account=account, key="--password-file").resolve()
-
-
-register(account)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import click
 
-from archiver.cli import register
 from archiver.errors import ConfigError
 from archiver.oauth.providers import FLOWS
 from archiver.oauth.store import TokenFile
@@ -40,6 +39,7 @@ def auth(ctx: click.Context, account: str, flow: str | None, port: int) -> None:
     flow = flow or client.endpoints.default_flow
     if port and flow != "loopback":
         raise click.UsageError("--port is only for --flow loopback")
+    # The flows import authlib and requests: only this command pays for them.
     if flow == "device":
         from archiver.oauth.device import device_flow
 
@@ -57,6 +57,3 @@ def auth(ctx: click.Context, account: str, flow: str | None, port: int) -> None:
             f"check that the scopes include offline access, then run `archiver auth {account}` again",
             err=True,
         )
-
-
-register(auth)

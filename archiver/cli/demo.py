@@ -19,15 +19,17 @@ import click
 from archiver import index
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
-from archiver.cli import human_bytes, register
+from archiver.cli._common import human_bytes
 from archiver.config import load_config
+from archiver.devtools.sample_mail import generate_mailbox
+from archiver.devtools.sandbox import DovecotSandbox
 from archiver.permissions import protect_new_files
 from archiver.verify import verify_archive
 
 DEMO_USER = "demo"
 
 
-def write_demo_config(root: Path, sandbox: object, password_file: Path) -> Path:
+def write_demo_config(root: Path, sandbox: DovecotSandbox, password_file: Path) -> Path:
     """A config for the sandbox account; paths quoted as TOML basic strings."""
     text = f"""# Written by `archiver demo`.
 [archive]
@@ -65,9 +67,6 @@ DEMO_QUERY = "has:attachment budget"  # shows the index the backup just updated
 @click.option("--seed", default=1, show_default=True)
 def demo(directory: Path, messages: int, seed: int) -> None:
     """Back up a throwaway local Dovecot filled with sample mail, then show status and verify."""
-    from archiver.devtools.sample_mail import generate_mailbox
-    from archiver.devtools.sandbox import DovecotSandbox
-
     root = directory.resolve()
     root.mkdir(parents=True, exist_ok=True)
     password = "demo-" + os.urandom(6).hex()
@@ -118,6 +117,3 @@ def demo(directory: Path, messages: int, seed: int) -> None:
     click.echo(f"demo: Dovecot stopped. Explore the archive with: {program_text} --config {config_path} status")
     if not checked.ok or not report.ok:
         sys.exit(1)
-
-
-register(demo)

@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from archiver.archive import Archive
-from archiver.cli import emit_json, human_bytes, register
-from archiver.cli.restore import scope_options
+from archiver.cli._common import emit_json, human_bytes, json_option, scope_options, with_archive
 from archiver.files.export import FORMATS, export
 from archiver.scope import Scope
 
@@ -18,10 +17,12 @@ from archiver.scope import Scope
 @scope_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="mbox", show_default=True)
 @click.option("--output", "-o", "output", required=True, metavar="DIR", help="A new or empty directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.pass_context
+@with_archive("read")
 def export_command(
     ctx: click.Context,
+    archive: Archive,
     account: str | None,
     folders: tuple[str, ...],
     messages: tuple[str, ...],
@@ -36,10 +37,8 @@ def export_command(
     mbox is mboxrd, one file per folder; maildir is Maildir++ with flags in the file names; eml is a
     tree of .eml files with names safe on every filesystem. MANIFEST.tsv records flags and dates.
     """
-    config = ctx.obj.config
     scope = Scope(account, tuple(folders), tuple(messages), as_of, run_id)
-    with Archive(config.archive, readonly=True) as archive:
-        report = export(archive, scope, fmt, Path(output))
+    report = export(archive, scope, fmt, Path(output))
     if as_json:
         emit_json({**vars(report), "folders": [vars(f) for f in report.folders], "ok": report.ok})
     else:
@@ -50,6 +49,3 @@ def export_command(
         click.echo(f"archiver: problem: {line}", err=True)
     if not report.ok:
         sys.exit(1)
-
-
-register(export_command)

@@ -8,28 +8,33 @@ from pathlib import Path
 import click
 
 from archiver.archive import Archive
-from archiver.cli import emit_json, human_bytes, register
+from archiver.cli._common import account_option, emit_json, human_bytes, json_option, with_archive
 from archiver.files.importer import FORMATS, import_path
 
 
 @click.command(name="import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--account", required=True, metavar="NAME", help='An account with protocol = "local".')
+@account_option('An account with protocol = "local".', required=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: detected from the source.")
 @click.option("--folder", metavar="NAME", help="Parent folder for the imported folders (a single file: its folder).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.pass_context
+@with_archive("write")
 def import_command(
-    ctx: click.Context, source: Path, account: str, fmt: str | None, folder: str | None, as_json: bool
+    ctx: click.Context,
+    archive: Archive,
+    source: Path,
+    account: str,
+    fmt: str | None,
+    folder: str | None,
+    as_json: bool,
 ) -> None:
     """Import SOURCE (an mbox file or tree, a Maildir, .eml files) into the archive, deduplicated.
 
     Importing the same source again adds nothing. Flags and dates come from an archiver export's
     MANIFEST.tsv when present, else from Maildir names, mbox From lines/Status headers, file times.
     """
-    config = ctx.obj.config
-    with Archive(config.archive) as archive:
-        report = import_path(archive, config.account(account), source, fmt=fmt, folder=folder)
+    report = import_path(archive, ctx.obj.config.account(account), source, fmt=fmt, folder=folder)
     if as_json:
         emit_json({**vars(report), "ok": report.ok})
     else:
@@ -43,6 +48,3 @@ def import_command(
         click.echo(f"archiver: problem: {line}", err=True)
     if not report.ok:
         sys.exit(1)
-
-
-register(import_command)

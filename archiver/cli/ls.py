@@ -7,23 +7,39 @@ import click
 from archiver.archive import Archive
 from archiver.catalog import PlacementRow
 from archiver.catalog.as_of import folder_states, gone_times, placement_dict, resolve_run
-from archiver.cli import emit_json, human_bytes, register
+from archiver.cli._common import (
+    account_option,
+    as_of_option,
+    emit_json,
+    human_bytes,
+    json_option,
+    run_option,
+    with_archive,
+)
+
+
+def _one_moment(ctx: click.Context, as_of: str | None, run_id: int | None, **_: object) -> None:
+    """--as-of and --run both name a moment: one of them, checked before the archive opens."""
+    if as_of is not None and run_id is not None:
+        raise click.UsageError("give --as-of or --run, not both")
 
 
 @click.command(name="ls")
-@click.option("--account", "account", required=True, metavar="NAME", help="The account to list.")
+@account_option("The account to list.", required=True)
 @click.option("--folder", "folder", metavar="NAME", help="Only this folder (shown even if gone from the server).")
-@click.option("--as-of", "as_of", metavar="DATE", help="As it was at a date or date-time (ISO 8601, local time).")
-@click.option("--run", "run_id", type=int, metavar="N", help="As it was after backup run N.")
+@as_of_option("As it was at a date or date-time (ISO 8601, local time).")
+@run_option("As it was after backup run N.")
 @click.option(
     "--include-gone",
     is_flag=True,
     help="Also show folders deleted or renamed on the server, and expunged messages (marked with when they went).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
+@with_archive("read", check=_one_moment)
 def ls_command(
     ctx: click.Context,
+    archive: Archive,
     account: str,
     folder: str | None,
     as_of: str | None,
@@ -32,15 +48,11 @@ def ls_command(
     as_json: bool,
 ) -> None:
     """List folders and messages of an account, now or as they were at a run or moment."""
-    if as_of is not None and run_id is not None:
-        raise click.UsageError("give --as-of or --run, not both")
-    config = ctx.obj.config
-    with Archive(config.archive, readonly=True) as archive:
-        catalog = archive.catalog
-        account_id = catalog.account_id(account)
-        run = None if account_id is None else resolve_run(catalog, account_id, account, as_of, run_id)
-        states = folder_states(catalog, account, folder, run, include_gone)
-        when_gone = gone_times(catalog, states)
+    catalog = archive.catalog
+    account_id = catalog.account_id(account)
+    run = None if account_id is None else resolve_run(catalog, account_id, account, as_of, run_id)
+    states = folder_states(catalog, account, folder, run, include_gone)
+    when_gone = gone_times(catalog, states)
     if as_json:
         emit_json(
             {
@@ -81,6 +93,3 @@ def _row(m: PlacementRow) -> str:
     flags = " ".join(m.flags) or "-"
     date = (m.internaldate or "")[:19]
     return f"  {m.uid!s:>7}  {date:19}  {flags:24}  {human_bytes(m.size):>9}  {m.subject or ''}"
-
-
-register(ls_command)

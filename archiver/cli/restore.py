@@ -7,32 +7,24 @@ import sys
 import click
 
 from archiver.archive import Archive
-from archiver.cli import emit_json, human_bytes, register
+from archiver.cli._common import emit_json, human_bytes, json_option, scope_options, with_archive
+from archiver.config import AccountConfig
 from archiver.progress import progress_for_terminal
 from archiver.restore.execute import execute_restore
 from archiver.restore.plan import RestoreReport, plan_restore
 from archiver.scope import Scope
 
 
-def scope_options(command):
-    """The scope options shared by restore and export."""
-    for option in reversed(
-        [
-            click.option("--account", metavar="NAME", help="Source account (required unless --message alone)."),
-            click.option("--folder", "folders", multiple=True, metavar="NAME", help="A folder (repeatable)."),
-            click.option(
-                "--message",
-                "messages",
-                multiple=True,
-                metavar="ID",
-                help="A blob id (sha256) or placement id (repeatable).",
-            ),
-            click.option("--as-of", metavar="DATE", help="State as of a date or date-time (ISO 8601, local time)."),
-            click.option("--run", "run_id", type=int, metavar="N", help="State after backup run N."),
-        ]
-    ):
-        command = option(command)
-    return command
+def _target(
+    ctx: click.Context, account: str | None, target_name: str | None, in_place: bool, prefix: str | None, **_: object
+) -> AccountConfig:
+    """The account to restore into; checked before the archive opens (a wrong option changes nothing)."""
+    if in_place and prefix is not None:
+        raise click.UsageError("--in-place and --prefix exclude each other")
+    target_name = target_name or account
+    if target_name is None:
+        raise click.UsageError("name the target account with --to (or the source with --account)")
+    return ctx.obj.config.account(target_name)
 
 
 def report_dict(report: RestoreReport) -> dict:
@@ -56,10 +48,12 @@ def report_dict(report: RestoreReport) -> dict:
 @click.option("--prefix", metavar="PATH", help="Parent folder for the restored tree (default Restored/<date>).")
 @click.option("--in-place", is_flag=True, help="Write into the original folder names (no prefix).")
 @click.option("--dry-run", is_flag=True, help="Show what would be appended or skipped; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.pass_context
+@with_archive("write", check=_target)
 def restore(
     ctx: click.Context,
+    archive: Archive,
     account: str | None,
     folders: tuple[str, ...],
     messages: tuple[str, ...],
@@ -77,22 +71,15 @@ def restore(
     skipped, so running it again (e.g. after an interruption) never duplicates. Exits 1 if any
     message failed.
     """
-    if in_place and prefix is not None:
-        raise click.UsageError("--in-place and --prefix exclude each other")
-    config = ctx.obj.config
     scope = Scope(account, tuple(folders), tuple(messages), as_of, run_id)
-    target_name = target_name or account
-    if target_name is None:
-        raise click.UsageError("name the target account with --to (or the source with --account)")
-    target = config.account(target_name)
-    with Archive(config.archive) as archive:
-        plan = plan_restore(archive.catalog, scope, prefix=prefix, in_place=in_place)
-        if not plan.folders:
-            click.echo("nothing to restore: the scope selects no messages", err=True)
-            return
-        progress, driver = progress_for_terminal()
-        with driver:
-            report = execute_restore(archive, plan, target, dry_run=dry_run, progress=progress)
+    target = _target(ctx, account=account, target_name=target_name, in_place=in_place, prefix=prefix)
+    plan = plan_restore(archive.catalog, scope, prefix=prefix, in_place=in_place)
+    if not plan.folders:
+        click.echo("nothing to restore: the scope selects no messages", err=True)
+        return
+    progress, driver = progress_for_terminal()
+    with driver:
+        report = execute_restore(archive, plan, target, dry_run=dry_run, progress=progress)
     if as_json:
         emit_json(report_dict(report))
     else:
@@ -113,6 +100,3 @@ def restore(
         click.echo(f"archiver: problem: {line}", err=True)
     if not report.ok:
         sys.exit(1)
-
-
-register(restore)

@@ -8,7 +8,7 @@ import re
 import click
 
 from archiver.archive import Archive
-from archiver.cli import emit_json, human_bytes, register
+from archiver.cli._common import accounts_option, emit_json, human_bytes, json_option, with_archive
 from archiver.index import ALL_ACCOUNTS
 from archiver.index import search as run_search
 from archiver.index.searcher import MAX_PAGE_SIZE
@@ -37,7 +37,7 @@ def _page_size(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
 
 @click.command()
 @click.argument("query", nargs=-1, required=True)
-@click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account (repeatable).")
+@accounts_option
 @click.option(
     "--limit",
     default=20,
@@ -48,10 +48,12 @@ def _page_size(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
 )
 @click.option("--page", default=1, show_default=True, type=click.IntRange(1), help="Page number.")
 @click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
+@with_archive("read")
 def search(
     ctx: click.Context,
+    archive: Archive,
     query: tuple[str, ...],
     accounts: tuple[str, ...],
     limit: int,
@@ -66,11 +68,9 @@ def search(
     AND / OR / NOT (or -word), parentheses and * wildcards.
     """
     text = " ".join(query)
-    config = ctx.obj.config
-    with Archive(config.archive, readonly=True) as archive:
-        # The CLI is the administrator: every account unless --account names some.
-        scope = list(accounts) if accounts else ALL_ACCOUNTS
-        result = run_search(archive, text, accounts=scope, page=page, page_size=limit, sort=sort)
+    # The CLI is the administrator: every account unless --account names some.
+    scope = list(accounts) if accounts else ALL_ACCOUNTS
+    result = run_search(archive, text, accounts=scope, page=page, page_size=limit, sort=sort)
     if as_json:
         emit_json(
             {
@@ -109,6 +109,3 @@ def search(
         if hit.snippet_html:
             click.echo(f"      {_plain(hit.snippet_html, color)}")
         click.echo(f"      id {hit.blob_id}")
-
-
-register(search)

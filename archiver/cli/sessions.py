@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from archiver.catalog import Catalog
-from archiver.cli import emit_json, register
+from archiver.cli._common import emit_json, json_option
 from archiver.config import Config
 from archiver.errors import CatalogError, ConfigError
 from archiver.times import epoch_iso
@@ -28,7 +28,7 @@ def sessions() -> None:
 
 
 @sessions.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
 def list_sessions(ctx: click.Context, as_json: bool) -> None:
     """Live sessions per user: when they logged in and were last seen (UTC)."""
@@ -71,6 +71,3 @@ def revoke(ctx: click.Context, users: tuple[str, ...], everyone: bool) -> None:
                 raise ConfigError(f"{config.source}: web.users: no user named {', '.join(map(repr, unknown))}")
             for name in users:
                 click.echo(f"ended {catalog.end_web_sessions(user=name)} session(s) of {name}")
-
-
-register(sessions)

@@ -5,50 +5,26 @@ from __future__ import annotations
 import click
 
 from archiver.archive import Archive
-from archiver.cli import emit_json, human_bytes, register
-from archiver.daemon.schedule import freshness
-
-
-def collect_status(archive: Archive, account_names: list[str]) -> list[dict]:
-    catalog = archive.catalog
-    result = []
-    for name in account_names:
-        account_id = catalog.account_id(name)
-        entry: dict = {"account": name, "messages": 0, "bytes": 0, "last_run": None, "last_error": None, "folders": []}
-        if account_id is not None:
-            totals = catalog.account_totals(account_id)
-            entry["messages"], entry["bytes"] = totals["messages"], totals["bytes"]
-            runs = catalog.last_runs(account_id, 1)
-            if runs:
-                entry["last_run"] = dict(runs[0])
-                # Errors of the last run only: an old, since-fixed failure is history, not status.
-                errors = catalog.run_errors(runs[0]["id"])
-                entry["errors"] = [{"at": e["at"], "folder": e["folder"], "message": e["message"]} for e in errors]
-                if errors:
-                    entry["last_error"] = entry["errors"][-1]
-            entry["folders"] = [dict(row) for row in catalog.folder_report(account_id)]
-        result.append(entry)
-    return result
+from archiver.cli._common import emit_json, human_bytes, json_option, with_archive
+from archiver.daemon.status import account_status
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.option("--folders/--no-folders", default=True, help="List folders under each account.")
 @click.pass_context
-def status(ctx: click.Context, as_json: bool, folders: bool) -> None:
+@with_archive("inspect")
+def status(ctx: click.Context, archive: Archive, as_json: bool, folders: bool) -> None:
     """Show messages and bytes per account and folder, the last run and the last error.
 
     Also how many messages the search index holds only in part (a hostile or broken message:
     its folders are searchable, not all its text); ``--json`` lists the latest with the reasons.
     """
     config = ctx.obj.config
-    with Archive.for_reading(config.archive) as archive:
-        data = collect_status(archive, [a.name for a in config.accounts])
-        for entry in data:  # last_success, stale_after_seconds, stale: see archiver.daemon.schedule.freshness
-            entry.update(freshness(archive.catalog, config, entry["account"]))
-        totals = archive.catalog.archive_totals()
-        partly_indexed = archive.catalog.index_problem_count()
-        partly_latest = archive.catalog.index_problems() if as_json else []
+    data = account_status(archive, config)
+    totals = archive.catalog.archive_totals()
+    partly_indexed = archive.catalog.index_problem_count()
+    partly_latest = archive.catalog.index_problems() if as_json else []
     if as_json:
         emit_json(
             {
@@ -82,6 +58,3 @@ def status(ctx: click.Context, as_json: bool, folders: bool) -> None:
             for folder in entry["folders"]:
                 gone = f"  (gone since {folder['gone_since'][:10]})" if folder["gone_since"] else ""
                 click.echo(f"  {folder['name']}: {folder['messages']} message(s), {human_bytes(folder['bytes'])}{gone}")
-
-
-register(status)

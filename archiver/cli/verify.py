@@ -7,18 +7,17 @@ import sys
 import click
 
 from archiver.archive import Archive
-from archiver.cli import emit_json, human_bytes, register
+from archiver.cli._common import emit_json, human_bytes, json_option, with_archive
 from archiver.verify import verify_archive
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.pass_context
-def verify(ctx: click.Context, as_json: bool) -> None:
+@with_archive("inspect")
+def verify(ctx: click.Context, archive: Archive, as_json: bool) -> None:
     """Check every blob against its hash and the catalog against the blobs; non-zero exit on any problem."""
-    config = ctx.obj.config
-    with Archive.for_reading(config.archive) as archive:
-        report = verify_archive(archive)
+    report = verify_archive(archive)
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -32,6 +31,3 @@ def verify(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"problem: {problem}", err=True)
     if not report.ok:
         sys.exit(1)
-
-
-register(verify)

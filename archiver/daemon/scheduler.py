@@ -11,7 +11,7 @@ One job per account, from its ``schedule`` (or ``[scheduler] default_schedule``)
 * the next run time is persisted in the catalog (``schedule_state``) after each
   run, so a restarted daemon runs what it missed once and keeps the cadence.
 
-Each backup runs in a child process (``python -m archiver.daemon.scheduler``), given
+Each backup runs in a child process (:mod:`archiver.daemon.child`), given
 the daemon's last *valid* config text on stdin: a broken config file on disk
 cannot break the runs of a daemon that kept its old config, the daemon's own
 memory stays small, and stopping is a SIGTERM to the child (committed batches
@@ -21,14 +21,7 @@ fetches only what is missing).
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -46,16 +39,15 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from archiver.archive import make_layout
-from archiver.backup.faults import format_duration
 from archiver.catalog import Catalog
-from archiver.config import Config, config_from_toml_text
+from archiver.config import Config
+from archiver.daemon.alerts import Notifier
+from archiver.daemon.child import STOP_GRACE_SECONDS, SubprocessRunner
 from archiver.daemon.schedule import (
     RunOutcome,
     Schedule,
     ScheduleState,
     load_states,
-    mark_interrupted,
-    mark_timed_out,
     parse_schedule,
     save_finished,
     save_next_run,
@@ -68,119 +60,12 @@ log = logging.getLogger("archiver.scheduler")
 
 #: ``runner(config_text, config, account_name) -> RunOutcome``: how one backup is carried out.
 AccountRunner = Callable[[str, Config, str], RunOutcome]
-STOP_GRACE_SECONDS = 4.0
-#: How long past its ``max_run_time`` a backup child may take before the daemon stops it: the run itself
-#: stops at the limit (every read has a deadline), then commits, closes and updates the search index.
-RUN_GRACE_SECONDS = 600.0
 
 
 def account_schedule(config: Config, name: str) -> Schedule:
     """The parsed schedule of an account: its own, else the global default (both validated at load)."""
     account = config.account(name)
     return parse_schedule(account.schedule or config.scheduler.default_schedule)
-
-
-class SubprocessRunner:
-    """Runs one backup as ``python -m archiver.daemon.scheduler --account NAME`` with the config text on stdin."""
-
-    def __init__(self, log_level: str = "INFO", log_format: str = "text", run_grace: float = RUN_GRACE_SECONDS) -> None:
-        self.log_level = log_level
-        self.log_format = log_format
-        self.run_grace = run_grace
-        self._children: dict[str, subprocess.Popen] = {}
-        self._lock = threading.Lock()
-        self._stopping = False
-
-    def command(self, config: Config, name: str) -> list[str]:
-        command = [sys.executable, "-m", "archiver.daemon.scheduler", "--account", name, "--source", str(config.source)]
-        return [*command, "--log-level", self.log_level, "--log-format", self.log_format]
-
-    def __call__(self, config_text: str, config: Config, name: str) -> RunOutcome:
-        command = self.command(config, name)
-        limit = config.archive.max_run_time
-        with self._lock:
-            if self._stopping:
-                return RunOutcome(name, "interrupted")
-            # Own session: a terminal's Ctrl-C reaches the daemon, which then stops the children itself.
-            child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
-            self._children[name] = child
-        try:
-            out, _ = child.communicate(config_text.encode(), timeout=None if limit is None else limit + self.run_grace)
-        except subprocess.TimeoutExpired:
-            return self._overdue(config, name, child, limit or 0)
-        finally:
-            with self._lock:
-                self._children.pop(name, None)
-        return self._outcome(name, child.returncode, out)
-
-    def _overdue(self, config: Config, name: str, child: subprocess.Popen, limit: int) -> RunOutcome:
-        """Stop a child past its time (its whole process group, by pid) and record its run as failed.
-
-        Without this a backup that hangs anywhere (a server, a disk, the index) would hold the
-        account's slot in the daemon for ever and no later run of the account would start.
-        """
-        message = (
-            f"{name}: the backup ran past max_run_time ({format_duration(limit)}) plus "
-            f"{format_duration(self.run_grace)} of grace and was stopped; the next run continues"
-        )
-        log.error("%s (pid %s)", message, child.pid)
-        _signal_group(child, signal.SIGTERM)
-        try:
-            child.wait(timeout=STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            _signal_group(child, signal.SIGKILL)
-        child.communicate()
-        with contextlib.suppress(ArchiverError), Catalog.open(Path(config.archive.path)) as catalog:
-            mark_timed_out(catalog, name, message)
-        return RunOutcome(name, "failed", problems=(message,))
-
-    def _outcome(self, name: str, returncode: int, out: bytes) -> RunOutcome:
-        lines = out.decode("utf-8", "replace").strip().splitlines()
-        try:
-            data = json.loads(lines[-1]) if lines else None
-        except json.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict):
-            if self._stopping:
-                return RunOutcome(name, "interrupted")
-            return RunOutcome(name, "failed", problems=(f"the backup process exited with code {returncode}",))
-        return RunOutcome(
-            account=name,
-            status=str(data.get("status", "failed")),
-            run_id=data.get("run_id"),
-            problems=tuple(data.get("problems", ())),
-            messages_new=int(data.get("messages_new", 0)),
-            bytes_fetched=int(data.get("bytes_fetched", 0)),
-            bytes_stored=int(data.get("bytes_stored", 0)),
-            seconds=float(data.get("seconds", 0.0)),
-        )
-
-    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """SIGTERM every running backup, SIGKILL what is still alive after ``grace`` seconds."""
-        with self._lock:
-            self._stopping = True
-            children = list(self._children.items())
-        for name, child in children:
-            log.info("stopping backup account=%s pid=%s", name, child.pid)
-            _signal(child, signal.SIGTERM)
-        for name, child in children:
-            try:
-                child.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                log.warning("backup did not stop in time, killing it account=%s pid=%s", name, child.pid)
-                _signal(child, signal.SIGKILL)
-                child.wait()
-
-
-def _signal(child: subprocess.Popen, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        child.send_signal(signum)
-
-
-def _signal_group(child: subprocess.Popen, signum: int) -> None:
-    """Signal the child's process group (it leads its own session: ``start_new_session``), by its pid."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signum)
 
 
 class BackupScheduler:
@@ -327,8 +212,6 @@ class BackupScheduler:
         self.run_now(name)
 
     def _finish(self, config: Config, outcome: RunOutcome) -> None:
-        from archiver.daemon.alerts import Notifier
-
         name = outcome.account
         with self._state_lock, self._catalog() as catalog:
             state = load_states(catalog).get(name)
@@ -393,59 +276,3 @@ class BackupScheduler:
         """A short-lived connection: jobs run on pool threads, and SQLite connections are best not shared."""
         make_layout(self.config.archive)  # the daemon may be the first to touch the archive: make it private
         return Catalog.open(Path(self.config.archive.path))
-
-
-# -- the child process ---------------------------------------------------------------------------
-
-
-def child_main(argv: list[str] | None = None) -> int:
-    """``python -m archiver.daemon.scheduler --account NAME --source PATH``: one backup; the config text on stdin.
-
-    Prints one JSON line (the outcome) on stdout; logs go to stderr (the
-    daemon's stderr, so the journal).  SIGTERM becomes SystemExit, so the
-    ``finally`` blocks of the run commit the batch already durable and close
-    the connection.
-    """
-    from archiver.backup.runner import run_backup
-    from archiver.logs import setup_logging
-
-    parser = argparse.ArgumentParser(prog="python -m archiver.daemon.scheduler")
-    parser.add_argument("--account", required=True)
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--log-format", default="text", choices=("text", "json"))
-    args = parser.parse_args(argv)
-    setup_logging(args.log_level, args.log_format)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    text = sys.stdin.read()
-    outcome: dict
-    try:
-        config = config_from_toml_text(text, Path(args.source))
-        report = run_backup(config, config.account(args.account))
-        outcome = {
-            "status": report.status,
-            "run_id": report.run_id,
-            "problems": report.problems,
-            "messages_new": report.messages_new,
-            "bytes_fetched": report.bytes_fetched,
-            "bytes_stored": report.bytes_stored,
-            "seconds": round(report.seconds, 3),
-        }
-    except ArchiverError as exc:
-        # The account lock (archiver.archive) is held by another backup of this account: not a failure.
-        status = "skipped" if "already running" in str(exc) else "failed"
-        outcome = {"status": status, "problems": [str(exc)]}
-    except SystemExit:  # stopped by the daemon: the batch in hand is committed; say so on the run row now
-        with contextlib.suppress(Exception), Catalog.open(Path(config.archive.path)) as catalog:
-            mark_interrupted(catalog, args.account)
-        raise
-    print(json.dumps({"account": args.account, **outcome}), flush=True)
-    return 0
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
-if __name__ == "__main__":
-    sys.exit(child_main())

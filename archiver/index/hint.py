@@ -17,16 +17,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from archiver.archive import index_root
+
 if TYPE_CHECKING:
     from archiver.catalog import Catalog
 
 #: Bump when the schema or the analysis changes: an index of another version is rebuilt.
 SCHEMA_VERSION = 3
 HINT_FILE = "STATE.hint"
-
-
-def index_root(archive_root: Path) -> Path:
-    return Path(archive_root) / "index"
 
 
 def live_dir(archive_root: Path) -> Path | None:

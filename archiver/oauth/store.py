@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archiver.config.secrets import read_secret_file
 from archiver.errors import AuthError, ConfigError, SecretError
 from archiver.logs import register_secret
+from archiver.secret_io import read_secret_file
 
 log = logging.getLogger("archiver.oauth")
 FORMAT_VERSION = 1

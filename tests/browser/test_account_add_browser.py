@@ -13,7 +13,7 @@ from archiver.config import load_config
 from tests.browser.chromium import require_chromium
 from tests.discovery_servers import Page, autoconfig_xml
 from tests.webapp import WEB_USERS
-from web import create_app
+from web import close_app, create_app
 from web.accounts_add import AUTOCONFIG_KEY, DNS_SERVER_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -42,8 +42,7 @@ def site(tmp_path, web_server, dns_server, dovecot):
     yield f"http://127.0.0.1:{server.effective_port}", config_path
     server.close()
     thread.join(5)
-    app.extensions["archiver_archive"].close()
-    app.extensions["archiver_sessions"].close()
+    close_app(app)
 
 
 def test_an_admin_adds_an_account_in_the_browser(browser, site, dovecot, mail_user):

@@ -118,7 +118,12 @@ def web_config(
     text = f'[archive]\npath = "{root / "archive"}"\n'
     for name in accounts:
         text += f'[[accounts]]\nname = "{name}"\nprotocol = "local"\npassword = "secret-{name}-pw"\n'
-    return config_from_toml_text(text + extra_accounts + users_toml, root / "archiver.toml")
+    text += extra_accounts + users_toml
+    path = root / "archiver.toml"  # on disk too: "Back up now" hands the file's text to the backup child
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o600)
+    return config_from_toml_text(text, path)
 
 
 def closed_imap_account(name: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from archiver.archive import Archive
 from archiver.config import Config, config_from_toml_text
-from archiver.daemon.scheduler import STOP_GRACE_SECONDS, SubprocessRunner
+from archiver.daemon.child import STOP_GRACE_SECONDS, SubprocessRunner
 
 HANG = """
 import subprocess, sys, time

@@ -14,7 +14,7 @@ from archiver.archive import Archive
 from archiver.config import load_config
 from tests.discovery_servers import Page, autoconfig_xml
 from tests.webapp import WEB_USERS, form_token, log_in
-from web import create_app
+from web import close_app, create_app
 from web.accounts_add import AUTOCONFIG_KEY, DNS_SERVER_KEY
 
 pytestmark = pytest.mark.integration
@@ -35,8 +35,7 @@ def app_and_config(tmp_path, web_server, dns_server, dovecot):
     app.config[DNS_SERVER_KEY] = dns_server.address
     web_server.pages[PATH] = Page(autoconfig_xml(("imap", "localhost", dovecot.imaps_port, "SSL")))
     yield app, config_path
-    app.extensions["archiver_archive"].close()
-    app.extensions["archiver_sessions"].close()
+    close_app(app)
 
 
 def _hidden(page: str) -> dict[str, str]:

@@ -43,3 +43,30 @@ def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(main, ["no-such-command"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def test_the_web_package_adds_serve_through_its_entry_point():
+    """``archiver serve`` lives in web/cli.py (web imports archiver, never the reverse); the group finds it."""
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0 and "  serve " in result.output
+    served = CliRunner().invoke(main, ["serve", "--help"])
+    assert served.exit_code == 0 and "--hash-password" in served.output
+
+
+def test_a_wrong_option_is_one_line_and_creates_no_archive(tmp_path):
+    """Options are checked before a command opens the archive (opening to write would create it)."""
+    config = tmp_path / "archiver.toml"
+    config.write_text(f'[archive]\npath = "{tmp_path / "archive"}"\n[[accounts]]\nname = "alpha"\nprotocol = "local"\n')
+    config.chmod(0o600)
+    wrong = {
+        ("backup", "--account", "alpah"): "no account named 'alpah'",
+        ("restore", "--account", "alpha", "--to", "beta"): "no account named 'beta'",
+        ("restore", "--account", "alpha", "--in-place", "--prefix", "X"): "--in-place and --prefix exclude each other",
+        ("restore", "--folder", "INBOX"): "name the target account with --to",
+        ("ls", "--account", "alpha", "--as-of", "2024-01-01", "--run", "1"): "give --as-of or --run, not both",
+    }
+    for args, message in wrong.items():
+        result = CliRunner().invoke(main, ["--config", str(config), *args])
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+        assert not (tmp_path / "archive").exists(), args

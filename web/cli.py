@@ -1,13 +1,21 @@
-"""``archiver serve``: the web UI under waitress (Flask's dev server only with --debug)."""
+"""``archiver serve``: the web UI under waitress (Flask's dev server only with --debug).
+
+The web package contributes this command to ``archiver`` through the
+``archiver.commands`` entry point (pyproject.toml): ``web`` imports
+``archiver``, never the reverse.
+"""
 
 from __future__ import annotations
 
 import getpass
 
 import click
+import waitress
 
-from archiver.cli import register
 from archiver.errors import ConfigError
+from web import close_app, create_app
+from web.auth import hash_password as make_hash
+from web.serving import waitress_options
 
 
 @click.command()
@@ -19,8 +27,6 @@ from archiver.errors import ConfigError
 @click.pass_context
 def serve(ctx: click.Context, listen: str | None, hash_password: bool, threads: int) -> None:
     """Serve the web UI: browse, search, read, download and restore archived mail; back up now."""
-    from web.auth import hash_password as make_hash
-
     if hash_password:
         password = getpass.getpass("Password: ")
         if password != getpass.getpass("Again: "):
@@ -33,21 +39,16 @@ def serve(ctx: click.Context, listen: str | None, hash_password: bool, threads: 
             f"{config.source}: web.users: no user may log in; add a [[web.users]] table "
             "(hash a password with: archiver serve --hash-password)"
         )
-    from web import create_app
-    from web.serving import waitress_options
-
     app = create_app(config, listen=listen)
     host, _, port = (listen or config.web.listen).rpartition(":")
     if not port.isdigit():
         raise ConfigError(f"--listen: expected HOST:PORT, got {listen!r}")
     click.echo(f"serving the archive at http://{host}:{port}/ (Ctrl-C stops)")
-    if ctx.obj.debug:
-        app.run(host=host, port=int(port), debug=True, use_reloader=False)
-    else:
-        import waitress
-
-        options = waitress_options(config.web)
-        waitress.serve(app, host=host.strip("[]"), port=int(port), threads=threads, ident="archiver", **options)
-
-
-register(serve)
+    try:
+        if ctx.obj.debug:
+            app.run(host=host, port=int(port), debug=True, use_reloader=False)
+        else:
+            options = waitress_options(config.web)
+            waitress.serve(app, host=host.strip("[]"), port=int(port), threads=threads, ident="archiver", **options)
+    finally:  # web-started backups run in their own session: stop them (committed work is kept)
+        close_app(app)
