@@ -75,3 +75,13 @@ class CatalogError(ArchiverError):
 
 class RestoreError(ArchiverError):
     """A restore or export could not be carried out."""
+
+
+class DiscoveryError(ArchiverError):
+    """No usable server settings were found for an e-mail address, or what was found is refused.
+
+    Raised by :mod:`archiver.discovery`; the message names what was tried and why each step gave nothing.
+    Exit code 2, as for a bad config: the command cannot do its job, nothing was written.
+    """
+
+    exit_code = 2

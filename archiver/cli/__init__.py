@@ -36,6 +36,7 @@ COMMAND_MODULES = {
     "ls": "archiver.cli.ls.ls_command",
     "daemon": "archiver.cli.daemon.daemon",
     "sessions": "archiver.cli.sessions.sessions",
+    "account": "archiver.cli.account.account",
 }
 
 

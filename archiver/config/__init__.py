@@ -5,6 +5,8 @@
 * :mod:`archiver.config.load`: finding the file and reading each table into the model;
 * :mod:`archiver.config.secrets`: :class:`PasswordSource` and bounded reads of secret files and commands;
 * :mod:`archiver.config.oauth`: the OAuth2 keys of an account and the token source they describe.
+* :mod:`archiver.config.provider`: ``provider = "NAME"``, a preset's defaults for an account's keys;
+* :mod:`archiver.config.append`: appending an ``[[accounts]]`` table to the file, as text (``archiver account add``).
 
 The public names are re-exported here: callers write ``from archiver.config import Config``.
 """

@@ -48,6 +48,7 @@ from archiver.config.model import (
     WebUser,
 )
 from archiver.config.oauth import CLIENT_SECRET_KEYS, read_oauth
+from archiver.config.provider import check_preset_auth, provider_endpoint, provider_port, read_provider
 from archiver.config.reader import Schema, Table
 from archiver.config.schedule import parse_duration, parse_schedule
 from archiver.config.secrets import PASSWORD_KEYS, read_password_keys
@@ -274,10 +275,13 @@ def _read_email(table: Table) -> EmailAlertConfig:
     if not to:
         raise table.missing("to", "a non-empty array of e-mail addresses")
     sender = table.string("from", required=True)
-    host = table.string("host", required=True)
+    preset = read_provider(table)  # provider = "gmail": the preset's SMTP server (archiver.config.provider)
+    smtp = preset.smtp if preset else None
+    host = table.string("host", smtp.host if smtp else None, required=smtp is None)
     assert sender is not None and host is not None
-    security = table.choice("security", SECURITY_MODES, "starttls")
-    port = table.integer("port", {"tls": 465, "starttls": 587, "none": 25}[security], low=1, high=65535)
+    security = table.choice("security", SECURITY_MODES, smtp.security if smtp else "starttls")
+    default_port = provider_port(smtp, security, {"tls": 465, "starttls": 587, "none": 25}[security])
+    port = table.integer("port", default_port, low=1, high=65535)
     username = table.string("username")
     password = read_password_keys(table, "alerts.email", required=False)
     if password is not None and username is None:
@@ -300,26 +304,32 @@ def _read_account(table: Table) -> AccountConfig:
     assert name is not None
     if not _ACCOUNT_NAME.fullmatch(name):
         raise table.error("name", "letters, digits, '.', '_' or '-' only", name)
-    protocol = table.choice("protocol", PROTOCOLS, required=True)
+    preset = read_provider(table)  # provider = "gmail": defaults from a preset (archiver.config.provider)
+    protocol = table.choice("protocol", PROTOCOLS, "imap", required=preset is None)
     local = protocol == "local"
-    security = table.choice("security", SECURITY_MODES, "tls")
-    host = table.string("host")
+    endpoint = provider_endpoint(table, preset, protocol)
+    security = table.choice("security", SECURITY_MODES, endpoint.security if endpoint else "tls")
+    host = table.string("host", endpoint.host if endpoint else None)
     username = table.string("username")
     if not local:
         for key, value in (("host", host), ("username", username)):
             if value is None:
                 raise table.missing(key, f"a string (required for protocol {protocol!r})")
-    port = table.integer("port", None if local else DEFAULT_PORTS[protocol, security == "tls"], low=1, high=65535)
+    default_port = None if local else provider_port(endpoint, security, DEFAULT_PORTS[protocol, security == "tls"])
+    port = table.integer("port", default_port, low=1, high=65535)
     folders = table.table("folders")
     if protocol != "pop3" and table.has("pop3_auth"):  # would be silently ignored: a typo-level mistake
         raise table.fail("pop3_auth", f'only for protocol "pop3"; this account uses {protocol!r}')
     # -- auth = "oauth2" (archiver.config.oauth): its secrets are read like passwords, the password keys refused
+    check_preset_auth(table, preset, PASSWORD_KEYS)
     oauth2 = read_oauth(
         table,
         name,
         protocol,
         read_password_keys(table, name, required=False, keys=CLIENT_SECRET_KEYS),
         read_password_keys(table, name, required=False, keys={"token_command": "command"}),
+        default_auth=preset.auth if preset else "password",
+        default_provider=preset.oauth2_provider if preset else None,
     )
     for key in PASSWORD_KEYS if oauth2 else ():
         if table.has(key):
@@ -339,6 +349,7 @@ def _read_account(table: Table) -> AccountConfig:
         schedule=_schedule(table, "schedule"),
         pop3_auth=table.choice("pop3_auth", POP3_AUTH_MODES, "auto"),
         oauth2=oauth2,
+        provider=preset.name if preset else None,
     )
 
 

@@ -38,6 +38,7 @@ KEYS_BY_TABLE: dict[str, tuple[str, ...]] = {
         "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
         "tls_ca_file", "tls_verify", "timeout", "folders", "schedule", "pop3_auth",
         *OAUTH_KEYS,  # archiver.config.oauth
+        "provider",  # archiver.config.provider
     ),
     "accounts.folders": ("include", "exclude"),
     "index": ("memory_mb",),
@@ -50,6 +51,7 @@ KEYS_BY_TABLE: dict[str, tuple[str, ...]] = {
     "alerts": ("webhook_url", "healthcheck_url", "on_failure", "on_recovery", "timeout", "email"),
     "alerts.email": (
         "to", "from", "host", "port", "security", "username", *PASSWORD_KEYS, "tls_ca_file", "tls_verify",
+        "provider",  # archiver.config.provider: the preset's SMTP server
     ),
     "metrics": ("enabled", "token", "token_file"),
 }  # fmt: skip
@@ -96,6 +98,7 @@ class AccountConfig:
     schedule: str | None
     pop3_auth: str = "auto"  # POP3 only: "auto", "user" (USER/PASS) or "apop"
     oauth2: OAuthConfig | None = None  # auth = "oauth2" (then ``password`` is None): archiver.config.oauth
+    provider: str | None = None  # the preset named by ``provider`` (archiver.discovery.presets), for its quirks
 
 
 @dataclass(frozen=True)

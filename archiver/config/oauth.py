@@ -89,14 +89,19 @@ def read_oauth(
     protocol: str,
     client_secret: PasswordSource | None,
     token_command: PasswordSource | None,
+    *,
+    default_auth: str = "password",
+    default_provider: str | None = None,
 ) -> OAuthConfig | None:
     """The OAuth2 settings of one account table (None for ``auth = "password"``), every mistake one line.
 
     ``client_secret`` and ``token_command`` are what the config's password
     reader made of the ``oauth2_client_secret*`` keys and of ``token_command``
     (None: not given), so both are checked exactly as passwords are.
+    ``default_auth`` and ``default_provider`` come from the account's ``provider``
+    preset (archiver.config.provider): ``provider = "gmail"`` means OAuth2 with Google.
     """
-    auth = table.choice("auth", AUTH_MODES, "password")
+    auth = table.choice("auth", AUTH_MODES, default_auth)
     if auth == "password":
         for key in (*_APP_KEYS, "token_command"):
             if table.has(key):
@@ -109,7 +114,7 @@ def read_oauth(
             if table.has(key):
                 raise table.fail(key, "not used with token_command (the command provides the access token)")
         return OAuthConfig(account, token_command=token_command.command)
-    name = table.choice("oauth2_provider", tuple(PROVIDERS), required=True)
+    name = table.choice("oauth2_provider", tuple(PROVIDERS), default_provider or "", required=default_provider is None)
     client_id = table.string("oauth2_client_id")
     if client_id is None:
         raise table.fail(

@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 
 from tests.browser.chromium import CHROMIUM, FLAGS, require_chromium
+from tests.discovery_servers import dns_server, web_server
+
+__all__ = ["browser", "dns_server", "web_server"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,24 @@
+"""Log in once and out again, as a backup would: "it logged in here" then means "the backup will log in".
+
+``archiver account add`` uses it before it writes an account; it goes through the same source
+classes as a run, so the TLS checks and the one-line errors are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from archiver.config import AccountConfig, PasswordSource
+
+
+def try_login(account: AccountConfig, password: str) -> None:
+    """Log in with ``password`` (instead of the account's own source) and log out; the source's error line if not."""
+    tested = replace(account, password=PasswordSource("value", value=password, account=account.name, key="password"))
+    if account.protocol == "pop3":
+        from archiver.sources.pop3 import Pop3Source
+
+        Pop3Source(tested).connect().close()
+    else:
+        from archiver.sources.imap import ImapSource
+
+        ImapSource(tested).connect().close()
