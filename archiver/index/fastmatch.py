@@ -1,9 +1,10 @@
 """Queries answered with set operations over whole posting blocks instead of Whoosh's matcher tree.
 
 Whoosh evaluates a query one document at a time through a tree of Python
-matcher objects: ~10 µs per matching document to score it, a second pass to
-count, and ~100 µs per candidate for a phrase.  At 100,000 messages a common
-word matches 10,000 of them, so every such query took 100 ms to seconds.
+matcher objects: a Python call per matching document to score it, a second
+pass to count, and more per candidate for a phrase.  A common word matches a
+tenth of a big archive, so such queries grew slow with the archive (the figures
+are in docs/benchmarks.md).
 
 Here a term's postings are read a block at a time (ids un-deltaed with
 :func:`itertools.accumulate`, the block's values as one list: both in C):
@@ -762,7 +763,7 @@ def rank(searcher, query: wq.Query, matched: set[int], need: int) -> list[tuple[
     fields, a phrase scoring as the sum of its words (as Whoosh's phrase
     matcher does) where it matched; field conditions (folders, flags,
     dates, sizes) filter without scoring.  Whoosh scores every match through
-    a tree of matchers (~10 µs each); here each word's postings are read a
+    a tree of matcher objects; here each word's postings are read a
     block at a time and scored with C-level maps.
     """
     parts = list(_scored_parts(query))

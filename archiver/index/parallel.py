@@ -13,10 +13,9 @@ is measured by ``bench/search.py --compare-procs``.
 forks its workers with big pools (:data:`POOL_MB`): fewest segments, fastest.
 The index update after a backup gets a pool size from its memory budget (see
 :func:`archiver.index.writer.plan_memory`) and *spawns* its workers: a forked
-worker starts as a copy-on-write view of the whole parent (about 50 MB after a
-backup), counted again in its RSS and partly copied as it runs (reference
-counts, the garbage collector); a spawned one holds only what indexing
-imports (about 35 MB).
+worker starts as a copy-on-write view of the whole parent after a backup,
+counted again in its RSS and partly copied as it runs (reference counts, the
+garbage collector); a spawned one holds only what indexing imports.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def _run(
 
     The matches are found with set operations over whole posting blocks
     and ranked by :func:`archiver.index.fastmatch.rank` (Whoosh's matcher
-    tree costs ~10 µs per match, and counts every match a second time).
+    tree makes Python calls per match, and counts every match a second time).
     Sorting by date takes the newest from the ``date`` column read once per
     searcher.  A query holding a phrase goes through
     :func:`archiver.index.phrases.phrase_page`, which checks the positions

@@ -13,8 +13,7 @@ than ``max_attachment_bytes`` are named but not read, at most
 ``max_pdf_pages`` pages of a PDF, each PDF stream inflated to at most
 ``max_pdf_stream_bytes``, and a header section read up to
 :data:`MAX_HEAD_BYTES` with lines of at most :data:`MAX_HEADER_LINE` bytes
-(the email package holds about 30 times a header's size while parsing it: a
-50 MB header line cost 600 MB).  On the main thread a PDF additionally gets
+(the email package holds many times a header's size while parsing it).  On the main thread a PDF additionally gets
 a wall-clock limit through ``SIGALRM`` (pypdf is pure Python, so the alarm
 interrupts it between bytecodes).
 
@@ -452,8 +451,8 @@ def _part_spans(
 SPLIT_FROM = 64 * 1024
 
 
-#: What the email package may parse of one message or part in a big message: its parser holds 6 to 10 times
-#: what it reads (30 MB cost 300 to 400 MB), so beyond this a message is read by the splitter or not at all.
+#: What the email package may parse of one message or part in a big message: its parser holds several times
+#: what it reads, so beyond this a message is read by the splitter or not at all.
 PARSE_BYTES = 4 * 1024 * 1024
 #: The encoded text parts of one big message handed over to be read, together: a 30 MB 8-bit body became a
 #: 120 MB ``str`` (the email package keeps each 8-bit byte as a surrogate, 4 bytes); 4 MB still hold far more
@@ -484,7 +483,7 @@ def walk_parts(raw: bytes, problems: list[str] | None = None, truncated: bool = 
     the odd corners of MIME keep the email package's reading.
 
     Every header section the splitter meets, and the message's own in any case, is read through
-    :func:`capped_head`: the email package would hold about 30 times its size.  ``truncated``: ``raw``
+    :func:`capped_head`: the email package would hold many times its size.  ``truncated``: ``raw``
     is the start of a bigger message (see :func:`extract`).
     """
     raw = _capped_message(raw, problems)

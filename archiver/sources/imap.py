@@ -499,7 +499,7 @@ def quiet_protocol_trace(client: imapclient.IMAPClient) -> None:
 
     imapclient sets imaplib's ``debug = 5`` and routes the trace to a logger that
     normally drops it, but imaplib builds each trace line first: the ``repr`` of
-    every FETCH response, literal bodies included.  That was 40 % of a backup's
+    every FETCH response, literal bodies included: a large share of a backup's
     main-thread time (and a transient copy of each batch).  ``--debug`` alone
     does not turn it back on (it would put whole messages in the log); setting
     the ``imapclient.imaplib`` logger's own level to DEBUG does.

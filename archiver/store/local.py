@@ -11,7 +11,7 @@ On-disk format (readable with the ``zstd`` command alone)::
 One level of 256 shard directories keeps a directory per 4,000 blobs at a
 million messages (ext4 and XFS index big directories); the two levels older
 archives use made a directory of 4 KB for almost every blob of a young archive
-(15 % of its disk use at 10,000 messages, and a mkdir per message written).
+(a large share of its disk use, and a mkdir per message written).
 
 ``id`` is the lowercase hex sha256 of the exact bytes fetched from the server;
 the frame holds those bytes, with the content size and a checksum in the frame
@@ -21,7 +21,7 @@ Small messages (under :data:`DICT_MESSAGE_LIMIT`) are mostly headers and short
 text that repeat from message to message, which a lone 4 KB frame cannot
 exploit: once an archive has seen :data:`DICT_SAMPLES` of them, the store
 trains a zstd dictionary on them (once per archive) and compresses later small
-messages with it, which makes them about 45 % smaller.  Such a frame names its
+messages with it, which makes them much smaller (docs/benchmarks.md).  Such a frame names its
 dictionary in its header (``zstd -lv`` shows the "Dictionary ID") and reads
 back with ``zstd -dc -D blobs/dict/<dict id>.zdict FILE``.  Big messages are
 mostly attachments a dictionary does nothing for, so they never use one.
@@ -34,8 +34,8 @@ Durability protocol for a batch (the catalog commits only after it returns):
 4. the renames are made durable.
 
 On Linux, steps 2 and 4 are one ``syncfs(2)`` each for the whole batch (a
-batch of 500 messages costs two flushes instead of 500 file fsyncs plus one
-per directory, about 4× faster here); elsewhere every temp file is fsynced and
+batch costs two flushes instead of a file fsync per message plus one per
+directory); elsewhere every temp file is fsynced and
 every directory that gained an entry is fsynced.  Either way a file under its
 final name is always complete (its data was durable before the rename made it
 visible), and a crash leaves at most orphans in ``tmp/`` (swept by
