@@ -14,7 +14,7 @@ from archiver.catalog import Catalog
 from archiver.config import ArchiveConfig
 from archiver.errors import ArchiveAccessError, ArchiverError
 from archiver.permissions import private_modes, warn_if_exposed
-from archiver.store import BlobStore
+from archiver.store import BlobBackend, BlobStore
 
 
 def index_root(archive_root: Path) -> Path:
@@ -70,7 +70,7 @@ class Archive:
             make_layout(settings)
         warn_if_exposed(self.root, settings.group_readable)
         self.catalog = Catalog.open(self.root, readonly=readonly)
-        self.store = BlobStore(self.root, compression_level=settings.compression_level)
+        self.store: BlobBackend = BlobStore(self.root, compression_level=settings.compression_level)
 
     @classmethod
     def for_reading(cls, settings: ArchiveConfig) -> Archive:
