@@ -29,19 +29,20 @@ from whoosh.multiproc import MpWriter, SubWriterTask
 from whoosh.writing import SegmentWriter
 
 from archiver.catalog import Catalog
-from archiver.index.documents import CatalogMessage
-from archiver.index.fastwrite import FastSegmentWriter
-from archiver.index.writer import (
+from archiver.index.batches import (
     IndexReport,
     ProgressFn,
     SearchIndexError,
-    _catalog_messages,
-    _digests,
-    _generation,
-    _state_doc,
-    _write_batch,
+    catalog_messages,
     forget_caches,
+    generation_name,
+    placement_digests,
+    state_doc,
+    write_batch,
 )
+from archiver.index.documents import CatalogMessage
+from archiver.index.fastwrite import FastSegmentWriter
+from archiver.memory import tune_allocator
 from archiver.store import BlobStore
 
 #: Per worker: Whoosh's in-memory posting pool (its own size estimate).  A worker closes its segment and
@@ -67,8 +68,6 @@ class _BlobTask(SubWriterTask):
         self.segment_at = segment_at  # an attribute, not the module's global: a spawned worker re-imports this module
 
     def run(self) -> None:  # Whoosh's SubWriterTask.run, with our writer and segments closed along the way
-        from archiver.memory import tune_allocator
-
         tune_allocator()  # a forked worker inherits the parent's settings, a spawned one starts without them
         self._ix = self.storage.open_index(self.indexname)
         self.writer = FastSegmentWriter(self._ix, _lk=False, **self.kwargs)
@@ -91,7 +90,7 @@ class _BlobTask(SubWriterTask):
         store = getattr(self, "_store", None)
         if store is None:
             store = self._store = BlobStore(Path(archive_root), workers=1)
-        problems = _write_batch(self.writer, store, messages, replace=False)
+        problems = write_batch(self.writer, store, messages, replace=False)
         if problems:
             with Catalog.open(Path(archive_root)) as catalog:
                 catalog.record_index_problems(problems)
@@ -242,21 +241,21 @@ def index_parallel(
     digests: dict[str, str] = {}
     try:
         while rows := catalog.messages_for_index(rowid, upto_rowid, 100):
-            messages = _catalog_messages(catalog, rows)
+            messages = catalog_messages(catalog, rows)
             builder.add_messages(messages)
-            digests |= _digests(messages)
+            digests |= placement_digests(messages)
             rowid = rows[-1]["rowid"]
             finished, problems = builder.drain_progress()
             done += finished
             report.problems += problems
             if progress and finished:
                 progress(done, pending)
-        SegmentWriter.update_document(builder, **_state_doc(rowid, state["seq"]))
+        SegmentWriter.update_document(builder, **state_doc(rowid, state["seq"]))
     except BaseException:
         builder.cancel()
         raise
     builder.commit()
-    catalog.record_index_digests(_generation(ix), digests)  # after the commit: never ahead of the index
+    catalog.record_index_digests(generation_name(ix), digests)  # after the commit: never ahead of the index
     for finished, problems in builder.progress_events:
         done += finished
         report.problems += problems

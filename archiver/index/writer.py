@@ -33,40 +33,47 @@ indexes in this process, committing a segment every :data:`COMMIT_DOCS` messages
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import errno
 import fcntl
-import gc
 import json
 import logging
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from whoosh import index as whoosh_index
 from whoosh.index import EmptyIndexError, FileIndex
-from whoosh.writing import SegmentWriter
 
 from archiver.catalog import Catalog
 from archiver.config import IndexConfig
-from archiver.errors import ArchiverError, IntegrityError, StoreError
+from archiver.errors import ArchiverError
+from archiver.index.batches import (
+    IndexReport,
+    MemoryPlan,
+    ProgressFn,
+    SearchIndexError,
+    catalog_messages,
+    failure_line,
+    forget_caches,
+    generation_name,
+    placement_digests,
+    release_memory,
+    state_doc,
+    write_batch,
+)
 from archiver.index.documents import (
     STATE_ID,
-    CatalogMessage,
-    build_document,
     make_schema,
-    placement_digest,
 )
 from archiver.index.fastwrite import FastSegmentWriter
 from archiver.index.hint import HINT_FILE, SCHEMA_VERSION, index_root
 from archiver.index.hint import live_dir as _live_dir
 from archiver.index.hint import up_to_date as _up_to_date
+from archiver.index.parallel import POOL_MB, index_parallel
 from archiver.memory import resident_mb
 from archiver.store import BlobStore
 
@@ -84,62 +91,8 @@ POOL_FACTOR = 1.0  # resident MB per MB of Whoosh's pool estimate
 INPROC_SLACK_MB = 90  # in this process: imports and caches of indexing (~40), a 10 MB message being parsed (~50)
 MIN_WORKER_POOL_MB = 24  # smaller pools make too many segments: rather fewer workers
 MIN_POOL_MB = 8
-#: What the index reads of one message: a bigger one (a 200 MB header line, a 1 GB attachment) is indexed by its
-#: start, so the raw bytes held never outgrow the budget's allowance for "a message being parsed".
-READ_LIMIT = 32 * 1024 * 1024
 COMMIT_DOCS = 2500  # budgeted, in this process: messages per commit (a segment and a bookmark)
 INPROC_POOL_MB = 64  # the pool of an unbudgeted in-process batch (its segment is flushed at every commit anyway)
-
-
-class SearchIndexError(ArchiverError):
-    """The search index is missing, locked or unreadable."""
-
-
-@dataclass
-class IndexReport:
-    """What an update or rebuild did."""
-
-    indexed: int = 0
-    refreshed: int = 0
-    unchanged: int = 0  # placements changed, fields did not: document left as it was
-    problems: int = 0
-    seconds: float = 0.0
-    rebuilt: bool = False
-    skipped: str | None = None  # why nothing was done (e.g. another indexer holds the lock)
-    errors: list[str] = field(default_factory=list)
-    plan: MemoryPlan | None = None  # how the messages were indexed (processes, pool), when any were
-
-
-@dataclass(frozen=True)
-class MemoryPlan:
-    """How an update indexes: ``procs`` worker processes (0: in this process) with ``pool_mb`` posting pools.
-
-    ``budget_mb`` is the budget it was planned for (None: unbounded, a rebuild), ``base_mb`` what this
-    process held when planning, and ``estimate_mb`` the peak the model expects for the whole tree.
-    """
-
-    procs: int
-    pool_mb: int
-    spawn: bool = False
-    budget_mb: int | None = None
-    base_mb: float = 0.0
-    estimate_mb: float = 0.0
-
-
-def forget_caches() -> None:
-    """Empty the analyzer's word cache (up to 200,000 entries: ~12 MB after 10,000 messages) and give the
-    freed pages back; between segments, where a budgeted writer has nothing else to drop."""
-    from archiver.index.analysis import fold
-
-    fold.cache_clear()
-    release_memory()
-
-
-def release_memory() -> None:
-    """Give the allocator's free pages back before measuring what this process holds (a backup leaves many)."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def plan_memory(budget_mb: int | None, pending: int, procs: int, base_mb: float) -> MemoryPlan:
@@ -152,8 +105,6 @@ def plan_memory(budget_mb: int | None, pending: int, procs: int, base_mb: float)
     messages are indexed here with what is left after :data:`INPROC_SLACK_MB`.  Budgets too small for
     that still get :data:`MIN_POOL_MB` pools (the update works, only above its budget).
     """
-    from archiver.index.parallel import POOL_MB
-
     if budget_mb is None:
         if procs > 1 and pending >= PARALLEL_FROM:
             return MemoryPlan(procs, POOL_MB)
@@ -168,9 +119,6 @@ def plan_memory(budget_mb: int | None, pending: int, procs: int, base_mb: float)
     pool = max(MIN_POOL_MB, min(INPROC_POOL_MB, int((spare - INPROC_SLACK_MB) / POOL_FACTOR)))
     estimate = base_mb + INPROC_SLACK_MB + pool * POOL_FACTOR
     return MemoryPlan(0, pool, False, budget_mb, round(base_mb, 1), round(estimate, 1))
-
-
-ProgressFn = Callable[[int, int], None]  # (done, total)
 
 
 def open_live(archive_root: Path) -> FileIndex | None:
@@ -197,13 +145,6 @@ def read_state(ix: FileIndex) -> dict:
     with ix.searcher() as searcher:
         stored = searcher.document(blob_id=STATE_ID)
     return dict(stored["state"]) if stored else {"rowid": 0, "seq": 0, "schema": SCHEMA_VERSION}
-
-
-def _state_doc(rowid: int, seq: int) -> dict:
-    return {
-        "blob_id": STATE_ID,
-        "state": {"rowid": rowid, "seq": seq, "schema": SCHEMA_VERSION, "at": time.time()},
-    }
 
 
 def _new_generation(archive_root: Path) -> tuple[str, FileIndex]:
@@ -255,97 +196,6 @@ def _update_lock(archive_root: Path, wait: float) -> Iterator[bool]:
         os.close(fd)
 
 
-def _catalog_messages(catalog: Catalog, rows: Sequence) -> list[CatalogMessage]:
-    placements = catalog.placements_for_index([row["blob_id"] for row in rows])
-    return [
-        CatalogMessage(row["rowid"], row["blob_id"], row["size"], tuple(placements.get(row["blob_id"], ())))
-        for row in rows
-    ]
-
-
-def document_for(store: BlobStore, message: CatalogMessage) -> tuple[dict, list[str]]:
-    """The document of one catalog message; a blob that cannot be read still gets one (placements only)."""
-    try:
-        raw = _read_for_index(store, message)
-    except (IntegrityError, StoreError) as exc:
-        return folders_only(message), [f"blob unreadable, only its folders indexed: {exc}"]
-    if len(raw) < message.size:
-        document, problems = build_document(message, raw, truncated=True)
-        return document, [
-            f"message of {message.size / 2**20:.3g} MB: only its first {len(raw) / 2**20:.3g} MB indexed",
-            *problems,
-        ]
-    return build_document(message, raw)
-
-
-def _read_for_index(store: BlobStore, message: CatalogMessage) -> bytes:
-    """The message's bytes, or their first :data:`READ_LIMIT` bytes when it is bigger (streamed, not inflated whole)."""
-    if message.size <= READ_LIMIT:
-        return store.get(message.blob_id, verify=False)
-    with store.open(message.blob_id) as reader:  # a corrupt frame raises here: _write_message isolates it
-        chunks = [reader.read(READ_LIMIT)]
-        while (have := sum(map(len, chunks))) < READ_LIMIT and chunks[-1]:
-            chunks.append(reader.read(READ_LIMIT - have))
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def folders_only(message: CatalogMessage) -> dict:
-    """The document of a message whose bytes could not be read or indexed: its folders, flags and date."""
-    document, _ = build_document(message, b"")
-    return document
-
-
-def _failure(exc: BaseException) -> str:
-    """One short line for index_problems: the exception's type and the start of its message."""
-    text = " ".join(str(exc).split())[:160]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _write_message(writer: SegmentWriter, store: BlobStore, message: CatalogMessage, replace: bool) -> list[str]:
-    """Index one message; whatever it does, the batch goes on (the problems returned say what was lost).
-
-    Any exception while reading or extracting it (a hostile message may raise anything, MemoryError
-    included) or while Whoosh takes its document leaves a document of its folders, flags and date
-    instead, so the bookmark moves past it and no later run trips over it again.  Whoosh drops a
-    document it failed to take but may keep postings of its first fields: they stay with the same
-    document number, so the stand-in document owns them (words of the same message), not the next one.
-    """
-    add = writer.update_document if replace else writer.add_document
-    try:
-        document, problems = document_for(store, message)
-    except Exception as exc:
-        document, problems = None, [f"text not indexed, only its folders: {_failure(exc)}"]
-    if document is not None:
-        try:
-            add(**document)
-            return problems
-        except Exception as exc:
-            problems = [*problems, f"document refused by the index, only its folders indexed: {_failure(exc)}"]
-    log.warning("message %s only partly indexed: %s", message.blob_id[:12], problems[-1])
-    add(**folders_only(message))
-    return problems
-
-
-def _generation(ix: FileIndex) -> str:
-    """The generation directory's name: what the catalog's placement digests are recorded for."""
-    return Path(ix.storage.folder).name
-
-
-def _digests(messages: Sequence[CatalogMessage]) -> dict[str, str]:
-    return {message.blob_id: placement_digest(message.placements) for message in messages}
-
-
-def _write_batch(
-    writer: SegmentWriter, store: BlobStore, messages: Sequence[CatalogMessage], replace: bool
-) -> dict[str, list[str]]:
-    problems: dict[str, list[str]] = {}
-    for message in messages:
-        trouble = _write_message(writer, store, message, replace)
-        if trouble:
-            problems[message.blob_id] = trouble
-    return problems
-
-
 def _index_new(
     ix: FileIndex,
     archive_root: Path,
@@ -375,8 +225,6 @@ def _index_new(
     )  # fmt: skip
     fresh = state["rowid"] == 0
     if plan.procs > 1:
-        from archiver.index.parallel import index_parallel
-
         index_parallel(
             ix,
             archive_root,
@@ -406,21 +254,21 @@ def _index_new(
             rows = catalog.messages_for_index(rowid, upto_rowid, BATCH)
             if rows:
                 writer = writer or FastSegmentWriter(ix, timeout=60.0, limitmb=plan.pool_mb)
-                messages = _catalog_messages(catalog, rows)
-                problems |= _write_batch(writer, store, messages, replace=not fresh)
-                digests |= _digests(messages)
+                messages = catalog_messages(catalog, rows)
+                problems |= write_batch(writer, store, messages, replace=not fresh)
+                digests |= placement_digests(messages)
                 rowid = rows[-1]["rowid"]
                 held += len(rows)
                 if progress:
                     progress(report.indexed + held, pending)
             if writer is not None and (held >= commit_every or not rows):
-                writer.update_document(**_state_doc(rowid, state["seq"]))
+                writer.update_document(**state_doc(rowid, state["seq"]))
                 committing, writer = writer, None
                 committing.commit()
                 if plan.budget_mb is not None:
                     forget_caches()
                 catalog.record_index_problems(problems)
-                catalog.record_index_digests(_generation(ix), digests)  # after the commit: never ahead of it
+                catalog.record_index_digests(generation_name(ix), digests)  # after the commit: never ahead of it
                 report.indexed += held
                 report.problems += len(problems)
                 held, problems, digests = 0, {}, {}
@@ -454,23 +302,23 @@ def _refresh_changed(
     pool_mb = plan_memory(budget_mb, 0, 1, resident_mb() if budget_mb is not None else 0.0).pool_mb
     for start in range(0, max(len(rows), 1), BATCH):
         last = start + BATCH >= len(rows)
-        messages = _catalog_messages(catalog, rows[start : start + BATCH])
-        digests = _digests(messages)
-        known = catalog.index_digests(_generation(ix), list(digests))
+        messages = catalog_messages(catalog, rows[start : start + BATCH])
+        digests = placement_digests(messages)
+        known = catalog.index_digests(generation_name(ix), list(digests))
         messages = [m for m in messages if known.get(m.blob_id) != digests[m.blob_id]]
         report.unchanged += len(digests) - len(messages)
         if not messages and not last:
             continue
         writer = FastSegmentWriter(ix, timeout=60.0, limitmb=pool_mb)
         try:
-            problems = _write_batch(writer, store, messages, replace=True)
-            writer.update_document(**_state_doc(state["rowid"], upto_seq if last else state["seq"]))
+            problems = write_batch(writer, store, messages, replace=True)
+            writer.update_document(**state_doc(state["rowid"], upto_seq if last else state["seq"]))
         except BaseException:
             writer.cancel()
             raise
         writer.commit()
         catalog.record_index_problems(problems)
-        catalog.record_index_digests(_generation(ix), {m.blob_id: digests[m.blob_id] for m in messages})
+        catalog.record_index_digests(generation_name(ix), {m.blob_id: digests[m.blob_id] for m in messages})
         report.refreshed += len(messages)
     state["seq"] = upto_seq
     catalog.forget_placement_changes(upto_seq)
@@ -551,7 +399,7 @@ def _write_hint(archive_root: Path, state: dict) -> None:
 
 def _commit_state(ix: FileIndex, state: dict) -> None:
     writer = FastSegmentWriter(ix, timeout=60.0)
-    writer.update_document(**_state_doc(state["rowid"], state["seq"]))
+    writer.update_document(**state_doc(state["rowid"], state["seq"]))
     writer.commit()
 
 
@@ -571,7 +419,7 @@ def reindex(
     except ArchiverError:
         raise
     except Exception as exc:
-        raise SearchIndexError(f"the search index was not rebuilt: {_failure(exc)}") from exc
+        raise SearchIndexError(f"the search index was not rebuilt: {failure_line(exc)}") from exc
 
 
 def _rebuild(

@@ -26,6 +26,7 @@ from archiver.config import DEFAULT_MAX_MESSAGE_BYTES, AccountConfig
 from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
 from archiver.logs import register_secret
 from archiver.sources.connect import network_error, tls_context
+from archiver.sources.gmail import parse_labels
 from archiver.sources.imap_parse import parse_body_fetch
 from archiver.sources.imap_wire import BoundedIMAPClient
 from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
@@ -590,9 +591,7 @@ def _discard_spooled(client: imapclient.IMAPClient) -> None:
 
 
 def _gmail_labels(value: object) -> tuple[str, ...]:
-    from archiver.sources.gmail import parse_labels  # the parsing is pure and unit-tested there
-
-    return parse_labels(value)
+    return parse_labels(value)  # the parsing is pure and unit-tested in archiver.sources.gmail
 
 
 __all__ = ["FolderChanges", "ImapSource", "MessageStub", "MessageTooLarge", "fetch_set", "parse_vanished", "uid_ranges"]

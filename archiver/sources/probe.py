@@ -9,16 +9,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from archiver.config import AccountConfig, PasswordSource
+from archiver.sources.imap import ImapSource
+from archiver.sources.pop3 import Pop3Source
 
 
 def try_login(account: AccountConfig, password: str) -> None:
     """Log in with ``password`` (instead of the account's own source) and log out; the source's error line if not."""
     tested = replace(account, password=PasswordSource("value", value=password, account=account.name, key="password"))
     if account.protocol == "pop3":
-        from archiver.sources.pop3 import Pop3Source
-
         Pop3Source(tested).connect().close()
     else:
-        from archiver.sources.imap import ImapSource
-
         ImapSource(tested).connect().close()

@@ -19,6 +19,7 @@ import pytest
 from archiver import index
 from archiver.archive import Archive
 from archiver.index import ALL_ACCOUNTS as ALL
+from archiver.index import batches as index_batches
 from archiver.index import writer as index_writer
 from archiver.index.documents import to_minutes
 from tests.unit.test_index_support import add_messages, open_archive
@@ -188,7 +189,7 @@ def test_incremental_new_messages_and_placement_changes(archive: Archive) -> Non
 
 def test_crash_between_batches_heals_without_duplicates(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_writer, "BATCH", 2)
-    real = index_writer.document_for
+    real = index_batches.document_for
     calls = {"n": 0}
 
     def flaky(store, message):  # dies while indexing the 5th message: two batches are committed
@@ -197,12 +198,12 @@ def test_crash_between_batches_heals_without_duplicates(archive: Archive, monkey
             raise KeyboardInterrupt("power cut")
         return real(store, message)
 
-    monkeypatch.setattr(index_writer, "document_for", flaky)
+    monkeypatch.setattr(index_batches, "document_for", flaky)
     with pytest.raises(KeyboardInterrupt):
         index.update_index(archive)
     status = index.index_status(archive)
     assert status["documents"] == 4 and status["behind"]["messages"] == 4
-    monkeypatch.setattr(index_writer, "document_for", real)
+    monkeypatch.setattr(index_batches, "document_for", real)
     index.update_index(archive)
     assert index.index_status(archive)["documents"] == 8
     assert markers(archive, "NOT nosuchword") == set(MESSAGES)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from archiver.archive import Archive
 from archiver.backup.runner import update_search_index
 from archiver.cli import main
-from archiver.index import ALL_ACCOUNTS, search, update_index, writer
+from archiver.index import ALL_ACCOUNTS, batches, search, update_index, writer
 from archiver.index import documents as index_documents
 from archiver.index.documents import CatalogMessage, build_document
 from archiver.mail.textextract import ExtractLimits, extract, pdf_text
@@ -183,7 +183,7 @@ def test_a_message_that_raises_anything_is_indexed_by_its_folders(tmp_path: Path
 
 def test_a_document_whoosh_refuses_leaves_no_words_to_the_next_message(tmp_path: Path, monkeypatch) -> None:
     """Whoosh fails in the last field, after the subject's words went to its pool: they stay with this message."""
-    real = writer.document_for
+    real = batches.document_for
 
     def refused(store, message):  # type: ignore[no-untyped-def]
         document, problems = real(store, message)
@@ -191,7 +191,7 @@ def test_a_document_whoosh_refuses_leaves_no_words_to_the_next_message(tmp_path:
             document["to"] = object()  # the last field Whoosh indexes: not text
         return document, problems
 
-    monkeypatch.setattr(writer, "document_for", refused)
+    monkeypatch.setattr(batches, "document_for", refused)
     hostile = plain("pangolin refused", "scales")
     with open_archive(tmp_path) as archive:
         add_messages(archive, "work", _around([(hostile, None)]))
@@ -217,7 +217,7 @@ def test_hostile_messages_do_not_stop_the_index_workers(tmp_path: Path, monkeypa
 
 def test_a_message_over_the_read_limit_is_indexed_by_its_start(tmp_path: Path, monkeypatch) -> None:
     """A huge message is streamed from the store up to the limit (here 256 KB instead of 32 MB) and indexed so far."""
-    monkeypatch.setattr(writer, "READ_LIMIT", 256 * 1024)
+    monkeypatch.setattr(batches, "READ_LIMIT", 256 * 1024)
     attachment = "".join(f"{n:07d}\r\n" for n in range(60_000)).encode()  # 540 KB of base64-like lines
     raw = (
         b'From: a@example.org\r\nSubject: huge\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'

@@ -35,7 +35,7 @@ def test_a_worker_that_dies_ends_the_rebuild_with_one_line(tmp_path: Path, monke
     with open_archive(tmp_path / "archive") as archive:
         add_messages(archive, "work", samples)
         monkeypatch.setattr(index_writer, "PARALLEL_FROM", 10)  # 300 messages count as a large backlog
-        monkeypatch.setattr(parallel, "_write_batch", _die)  # the forked workers inherit it
+        monkeypatch.setattr(parallel, "write_batch", _die)  # the forked workers inherit it
         started = time.monotonic()
         with pytest.raises(SearchIndexError) as info:
             index.reindex(archive, procs=2)
