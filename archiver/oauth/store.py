@@ -29,7 +29,7 @@ from typing import Any
 
 from archiver.errors import AuthError, ConfigError, SecretError
 from archiver.logs import register_secret
-from archiver.secret_io import read_secret_file
+from archiver.config.secrets import read_secret_file
 
 log = logging.getLogger("archiver.oauth")
 FORMAT_VERSION = 1

@@ -25,7 +25,7 @@ from archiver.errors import AuthorisationExpired, SecretError
 from archiver.logs import register_secret
 from archiver.oauth.client import OAuthClient, OAuthError
 from archiver.oauth.store import StoredToken, TokenFile
-from archiver.secret_io import run_secret_command
+from archiver.config.secrets import run_secret_command
 
 #: Refresh this long before the provider's expiry: clocks drift, and a login takes a while.
 REFRESH_MARGIN = 300.0
@@ -94,7 +94,7 @@ class CommandTokenSource:
     """``token_command``: the operator's helper prints the access token; run again when it is refused.
 
     Run without a shell and bounded in output and time exactly as
-    ``password_command`` is (:func:`archiver.secret_io.run_secret_command`);
+    ``password_command`` is (:func:`archiver.config.secrets.run_secret_command`);
     its stdout stripped of surrounding whitespace is the token.
     """
 
