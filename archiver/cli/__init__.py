@@ -115,6 +115,7 @@ def emit_json(data: object) -> None:
 
 # Command name -> its module in archiver/cli/; each registers itself with register().
 COMMAND_MODULES = {
+    "auth": "auth",
     "backup": "backup",
     "status": "status",
     "verify": "verify",

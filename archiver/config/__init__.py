@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from archiver.config.oauth import CLIENT_SECRET_KEYS, OAUTH_KEYS, OAuthConfig, read_oauth
 from archiver.config.secrets import read_secret_file, run_secret_command
 from archiver.errors import ConfigError, SecretError
 from archiver.logs import register_secret
@@ -65,6 +66,7 @@ _ARCHIVE_KEYS = (
 _ACCOUNT_KEYS = (
     "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
     "tls_ca_file", "tls_verify", "timeout", "folders", "schedule", "pop3_auth",
+    *OAUTH_KEYS,  # archiver.config.oauth
 )  # fmt: skip
 _FOLDER_KEYS = ("include", "exclude")
 _WEB_KEYS = (
@@ -195,6 +197,7 @@ class AccountConfig:
     folders: FolderFilter
     schedule: str | None
     pop3_auth: str = "auto"  # POP3 only: "auto", "user" (USER/PASS) or "apop"
+    oauth2: OAuthConfig | None = None  # auth = "oauth2" (then ``password`` is None): archiver.config.oauth
 
 
 @dataclass(frozen=True)
@@ -570,6 +573,17 @@ def _read_account(table: _Table) -> AccountConfig:
     folders = table.table("folders", _FOLDER_KEYS)
     if protocol != "pop3" and table.has("pop3_auth"):  # would be silently ignored: a typo-level mistake
         raise table.fail("pop3_auth", f'only for protocol "pop3"; this account uses {protocol!r}')
+    # -- auth = "oauth2" (archiver.config.oauth): its secrets are read like passwords, the password keys refused
+    oauth2 = read_oauth(
+        table,
+        name,
+        protocol,
+        _read_password(table, name, required=False, keys=CLIENT_SECRET_KEYS),
+        _read_password(table, name, required=False, keys={"token_command": "command"}),
+    )
+    for key in PASSWORD_KEYS if oauth2 else ():
+        if table.has(key):
+            raise table.fail(key, 'not used with auth = "oauth2" (the login presents an OAuth2 token); remove it')
     return AccountConfig(
         name=name,
         protocol=protocol,
@@ -577,19 +591,23 @@ def _read_account(table: _Table) -> AccountConfig:
         port=port,
         security=security,
         username=username,
-        password=_read_password(table, name, required=not local),
+        password=_read_password(table, name, required=not local and oauth2 is None),
         tls_ca_file=table.path("tls_ca_file", must_exist=True),
         tls_verify=table.boolean("tls_verify", True),
         timeout=table.number("timeout", 60.0),
         folders=_read_folders(folders) if folders else FolderFilter(),
         schedule=_schedule(table, "schedule"),
         pop3_auth=table.choice("pop3_auth", POP3_AUTH_MODES, "auto"),
+        oauth2=oauth2,
     )
 
 
-def _read_password(table: _Table, account: str, required: bool) -> PasswordSource | None:
-    given = [key for key in PASSWORD_KEYS if table.has(key)]
-    choices = ", ".join(PASSWORD_KEYS)
+def _read_password(
+    table: _Table, account: str, required: bool, keys: Mapping[str, str] = PASSWORD_KEYS
+) -> PasswordSource | None:
+    """The one secret given by one of ``keys`` (key -> kind: value, file, command, env)."""
+    given = [key for key in keys if table.has(key)]
+    choices = ", ".join(keys)
     if len(given) > 1:
         raise table.fail("", f"expected exactly one of {choices}, got {len(given)} ({', '.join(given)})")
     if not given:
@@ -597,7 +615,7 @@ def _read_password(table: _Table, account: str, required: bool) -> PasswordSourc
             raise table.fail("", f"expected one of {choices} (a password is required), got none")
         return None
     key = given[0]
-    kind = PASSWORD_KEYS[key]
+    kind = keys[key]
     where = {"account": account, "key": table.key_path(key)}
     if kind == "file":
         return PasswordSource("file", file=table.path(key), **where)

@@ -29,6 +29,9 @@ Public interface (plain objects; nothing here knows IMAP, the config file or the
   :func:`archiver.oauth.device.device_flow` ``(client, say)`` (RFC 8628) and
   :func:`archiver.oauth.loopback.loopback_flow` ``(client, say, port=0, timeout=)``
   (redirect to 127.0.0.1 with PKCE S256).  ``say`` receives the lines to show.
+  For a web page, the device flow also comes in steps: ``begin_device_flow(client)
+  -> DeviceChallenge`` (the URL and code to show) and ``poll_device_flow(client,
+  challenge) -> StoredToken | None`` (None while pending).
 
 Dependencies: :mod:`archiver.errors`, :mod:`archiver.logs`, the bounded secret
 reader, authlib and requests; never the web layer.  This module imports

@@ -7,7 +7,8 @@ atomic replacement (temp + fsync + rename, then the directory fsynced) so a
 crash never leaves half a token, and no way to reach logs, ``repr`` or an
 error message.  Providers that rotate refresh tokens (Microsoft) hand out a new
 one on every refresh: losing that write would lock the account out, hence the
-care.  The default place is ``<archive>/oauth/<account>.json``.
+care, and why refreshes hold ``<account>.json.lock`` (see :meth:`TokenFile.locked`).
+The default place is ``<archive>/oauth/<account>.json``.
 
 Format (JSON, version 1)::
 
@@ -17,19 +18,22 @@ Format (JSON, version 1)::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from archiver.config.secrets import read_secret_file
 from archiver.errors import AuthError, ConfigError, SecretError
 from archiver.logs import register_secret
-from archiver.config.secrets import read_secret_file
 
 log = logging.getLogger("archiver.oauth")
 FORMAT_VERSION = 1
@@ -153,6 +157,30 @@ class TokenFile:
             raise ConfigError(
                 f"account {self.account!r}: cannot write the OAuth2 token file {self.path}: {exc.strerror or exc}"
             ) from None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock (``<file>.lock``, flock) across processes while a refresh reads and rewrites.
+
+        Why: providers that rotate refresh tokens revoke the old one on use, so
+        two processes refreshing from the same file at once (the daemon's run
+        and a manual ``archiver backup``) would make one of them fail with a
+        revoked grant.  Under the lock the second one re-reads the file and
+        finds the first one's fresh token instead.
+        """
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"account {self.account!r}: cannot lock the OAuth2 token file {self.path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def warn_if_exposed(self) -> bool:
         """Log one warning when group or others may read the file; True if so."""

@@ -21,11 +21,11 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from archiver.config.secrets import run_secret_command
 from archiver.errors import AuthorisationExpired, SecretError
 from archiver.logs import register_secret
 from archiver.oauth.client import OAuthClient, OAuthError
 from archiver.oauth.store import StoredToken, TokenFile
-from archiver.config.secrets import run_secret_command
 
 #: Refresh this long before the provider's expiry: clocks drift, and a login takes a while.
 REFRESH_MARGIN = 300.0
@@ -65,29 +65,41 @@ class RefreshingTokenSource:
         with self._lock:
             token = self._current or self._store.load()
             self._current = token
-            if token.access_token and token.expires_at is not None and token.expires_at - self._margin > time.time():
-                return token.access_token
-            return self._refresh(token)
+            if self._usable(token):
+                return token.access_token or ""
+            return self._refresh(stale=token.access_token)
 
     def refused(self) -> str:
         with self._lock:
-            return self._refresh(self._current or self._store.load())
+            current = self._current or self._store.load()
+            return self._refresh(stale=current.access_token)
 
-    def _refresh(self, token: StoredToken) -> str:
-        if not token.refresh_token:
-            raise AuthorisationExpired(reauthorise_message(self.account))
-        try:
-            answer = self._client.refresh(token.refresh_token)
-        except OAuthError as exc:
-            if exc.error == "invalid_grant":  # RFC 6749 5.2: the grant is revoked or expired
-                raise AuthorisationExpired(reauthorise_message(self.account)) from None
-            raise self._client.refusal(exc, "refreshing the OAuth2 access token") from None
-        fresh = StoredToken.from_answer(answer, previous=token)
-        if not fresh.access_token:
-            raise AuthorisationExpired(reauthorise_message(self.account))
-        self._store.save(fresh)  # first: a rotated refresh token must survive a crash right after
-        self._current = fresh
-        return fresh.access_token
+    def _usable(self, token: StoredToken) -> bool:
+        return (
+            bool(token.access_token) and token.expires_at is not None and token.expires_at - self._margin > time.time()
+        )
+
+    def _refresh(self, stale: str | None) -> str:
+        """A new access token in place of ``stale``; another process's fresh one if it refreshed meanwhile."""
+        with self._store.locked():
+            token = self._store.load()
+            if token.access_token != stale and self._usable(token):
+                self._current = token
+                return token.access_token or ""
+            if not token.refresh_token:
+                raise AuthorisationExpired(reauthorise_message(self.account))
+            try:
+                answer = self._client.refresh(token.refresh_token)
+            except OAuthError as exc:
+                if exc.error == "invalid_grant":  # RFC 6749 5.2: the grant is revoked or expired
+                    raise AuthorisationExpired(reauthorise_message(self.account)) from None
+                raise self._client.refusal(exc, "refreshing the OAuth2 access token") from None
+            fresh = StoredToken.from_answer(answer, previous=token)
+            if not fresh.access_token:
+                raise AuthorisationExpired(reauthorise_message(self.account))
+            self._store.save(fresh)  # before use: a rotated refresh token must survive a crash right after
+            self._current = fresh
+            return fresh.access_token
 
 
 class CommandTokenSource:

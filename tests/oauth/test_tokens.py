@@ -52,6 +52,21 @@ def test_refused_forces_one_refresh_even_before_expiry(oauth_server: OAuthServer
     assert source.access_token() == second
 
 
+def test_two_processes_sharing_a_rotating_grant_do_not_lock_each_other_out(
+    oauth_server: OAuthServer, tmp_path: Path
+) -> None:
+    """The daemon's run and a manual backup hold the same grant; the provider revokes a refresh token on use."""
+    store = stored_grant(oauth_server, tmp_path)
+    daemon = RefreshingTokenSource(client_for(oauth_server), TokenFile(store.path, ACCOUNT))
+    manual = RefreshingTokenSource(client_for(oauth_server), TokenFile(store.path, ACCOUNT))
+    daemon.access_token()
+    manual.access_token()  # both hold the same access token and, in memory, the same refresh token
+    refreshed = daemon.refused()  # rotates: the refresh token manual read is revoked now
+    assert manual.refused() == refreshed  # found on disk under the lock, instead of a refresh with a revoked token
+    assert oauth_server.token_requests == ["refresh_token"]
+    assert introspect(oauth_server, manual.refused())["active"] is True  # and it can still refresh on its own
+
+
 def test_a_confidential_client_refreshes_with_its_secret(oauth_server: OAuthServer, tmp_path: Path) -> None:
     from tests.fixtures.oauth_server import CONFIDENTIAL_CLIENT_ID
 
@@ -122,7 +137,8 @@ def test_the_token_file_is_private_and_atomic(oauth_server: OAuthServer, tmp_pat
     assert stat.S_IMODE(store.path.parent.stat().st_mode) == 0o700
     RefreshingTokenSource(client_for(oauth_server), store).refused()
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
-    assert sorted(p.name for p in store.path.parent.iterdir()) == ["work.json"]  # no temp file left behind
+    names = sorted(p.name for p in store.path.parent.iterdir())
+    assert names == ["work.json", "work.json.lock"]  # no temp file left behind; the lock serialises refreshes
     assert json.loads(store.path.read_text())["version"] == 1
 
 
