@@ -25,12 +25,14 @@ import base64
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archiver.errors import AuthError
 from archiver.logs import mask, register_secret
 
 if TYPE_CHECKING:  # authlib and requests load only for accounts that use OAuth2
+    from archiver.config import AccountConfig
     from archiver.oauth.tokens import TokenSource
 
 log = logging.getLogger("archiver.sources")
@@ -87,6 +89,15 @@ class BearerLogin:
             return self.initial_response(token)
 
         return respond
+
+
+def account_tokens(account: AccountConfig, archive_root: Path) -> TokenSource | None:
+    """The token source of an ``auth = "oauth2"`` account (None: it logs in with its password).
+
+    Make one per run (or restore) and hand it to every connection of it, so a
+    reconnect reuses the token a refresh just got instead of refreshing again.
+    """
+    return None if account.oauth2 is None else account.oauth2.token_source(archive_root)
 
 
 def choose_mechanism(setting: str, offered: Iterable[str], where: str) -> str:
@@ -146,6 +157,7 @@ __all__ = [
     "MECHANISM_SETTINGS",
     "BearerLogin",
     "TokenRefused",
+    "account_tokens",
     "choose_mechanism",
     "login_with_token",
     "server_reason",

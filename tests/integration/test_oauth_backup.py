@@ -1,0 +1,123 @@
+"""`archiver backup` of ``auth = "oauth2"`` accounts against a real Dovecot ``oauth2`` passdb and a real
+authorization server: a token that dies mid-run is refreshed and the run completes; a revoked grant is one
+clear line wherever the operator looks, and the other accounts still run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from archiver.archive import Archive
+from archiver.oauth.store import StoredToken, TokenFile
+from tests.fixtures.oauth_server import PUBLIC_CLIENT_ID, OAuthServer
+from tests.integration.helpers import (
+    archived_hashes,
+    fill_mailbox,
+    load,
+    run_cli,
+    server_hashes,
+    write_config,
+)
+from tests.integration.test_faults import _imap_session_pids, _placement_count
+
+pytestmark = pytest.mark.integration
+
+
+def oauth_account_toml(dovecot, server: OAuthServer, user, name: str, protocol: str = "imap", extra: str = "") -> str:
+    """An ``auth = "oauth2"`` account of the loopback server's public client; the grant is in the default file."""
+    port = dovecot.imap_port if protocol == "imap" else dovecot.pop3_port
+    return f"""
+[[accounts]]
+name = "{name}"
+protocol = "{protocol}"
+host = "127.0.0.1"
+port = {port}
+security = "starttls"
+username = "{user.name}"
+tls_ca_file = {json.dumps(str(dovecot.ca_file))}
+timeout = 20
+auth = "oauth2"
+oauth2_provider = "custom"
+oauth2_client_id = "{PUBLIC_CLIENT_ID}"
+oauth2_token_url = "{server.token_url}"
+oauth2_device_url = "{server.device_url}"
+{extra}
+"""
+
+
+def authorise(config, server: OAuthServer, user, name: str) -> TokenFile:
+    """What `archiver auth NAME` leaves behind: the grant in ``<archive>/oauth/NAME.json``."""
+    store = TokenFile(config.account(name).oauth2.token_path(config.archive.path), name)
+    store.save(StoredToken.from_answer(server.issue_tokens(user.name)))
+    return store
+
+
+REAUTHORISE = "account {0}: the OAuth2 authorisation was revoked or has expired; re-authorise with `archiver auth {0}`"
+
+
+@pytest.mark.slow
+def test_a_token_that_dies_mid_run_is_refreshed_and_the_run_completes(
+    oauth_dovecot, oauth_authority, oauth_user, tmp_path
+):
+    """The access token stops working at the provider mid-run and the connection drops (the server side is
+    killed): the reconnect's login is refused, refreshed once, and the same run fetches every message."""
+    folders = sorted(fill_mailbox(oauth_dovecot, oauth_user, 300, seed=31))
+    path = write_config(
+        tmp_path, oauth_account_toml(oauth_dovecot, oauth_authority, oauth_user, "work"), "batch_messages = 10"
+    )
+    config = load(path)
+    first = authorise(config, oauth_authority, oauth_user, "work").load().access_token
+    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup", "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while _placement_count(config.archive.path) == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    oauth_authority.expire_access_tokens(oauth_user.name)  # as if its hour had run out
+    killed = _imap_session_pids(oauth_dovecot, oauth_user.name)
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)  # the server side of our connection dies: the client reconnects
+    stdout, stderr = process.communicate(timeout=120)
+    assert killed, "the backup finished before the connection could be dropped"
+    assert process.returncode == 0, stderr
+    (report,) = json.loads(stdout)
+    assert report["status"] == "ok" and report["problems"] == [] and report["messages_new"] == 300
+    assert oauth_authority.token_requests == ["refresh_token"]  # exactly one refresh, on the refused login
+    assert "reconnected (attempt 1 of 5)" in stderr
+    fresh = TokenFile(config.account("work").oauth2.token_path(config.archive.path), "work").load()
+    assert fresh.access_token != first  # the refreshed (and rotated) grant was saved for the next run
+    for secret in (first, fresh.access_token, fresh.refresh_token):
+        assert secret not in stderr and secret not in stdout
+    with Archive(config.archive) as archive:
+        assert archived_hashes(archive.catalog, "work") == server_hashes(oauth_dovecot, oauth_user, folders)
+
+
+def test_a_revoked_grant_is_one_line_everywhere_and_the_next_account_runs(
+    oauth_dovecot, oauth_authority, oauth_user, tmp_path
+):
+    folders = sorted(fill_mailbox(oauth_dovecot, oauth_user, 12, seed=5))
+    accounts = oauth_account_toml(oauth_dovecot, oauth_authority, oauth_user, "revoked") + oauth_account_toml(
+        oauth_dovecot, oauth_authority, oauth_user, "fine", protocol="pop3"
+    )
+    path = write_config(tmp_path, accounts)
+    config = load(path)
+    authorise(config, oauth_authority, oauth_user, "revoked")
+    oauth_authority.revoke_refresh_tokens(oauth_user.name)  # the user withdrew the consent at the provider
+    authorise(config, oauth_authority, oauth_user, "fine")  # a grant made afterwards
+
+    result = run_cli(path, "backup", "--json")
+    assert result.returncode == 1
+    revoked, fine = json.loads(result.stdout)
+    assert revoked["status"] == "failed" and revoked["problems"] == [REAUTHORISE.format("revoked")]
+    assert fine["status"] == "ok" and fine["messages_new"] == len(server_hashes(oauth_dovecot, oauth_user, ["INBOX"]))
+    assert f"archiver: problem: {REAUTHORISE.format('revoked')}" in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+
+    status = run_cli(path, "status")
+    assert REAUTHORISE.format("revoked") in status.stdout
+    assert folders  # the mailbox was not empty: the fine account had work to do
