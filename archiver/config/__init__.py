@@ -32,7 +32,7 @@ import shlex
 import stat
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,7 +75,9 @@ _WEB_KEYS = (
 _WEB_USER_KEYS = ("name", "password_hash", "admin", "accounts")
 _SCHEDULER_KEYS = ("default_schedule", "jitter", "max_concurrent", "misfire_grace", "stale_after")
 _ALERTS_KEYS = ("webhook_url", "healthcheck_url", "on_failure", "on_recovery", "timeout", "email")
-_EMAIL_KEYS = ("to", "from", "host", "port", "security", "username", *PASSWORD_KEYS, "tls_ca_file", "tls_verify")
+_EMAIL_KEYS = (
+    "to", "from", "host", "port", "security", "username", *PASSWORD_KEYS, "tls_ca_file", "tls_verify", "oauth2_account",
+)  # fmt: skip
 _METRICS_KEYS = ("enabled", "token", "token_file")
 _INDEX_KEYS = ("memory_mb",)
 
@@ -274,6 +276,7 @@ class EmailAlertConfig:
     password: PasswordSource | None
     tls_ca_file: Path | None
     tls_verify: bool
+    oauth2_account: str | None = None  # log in with this auth = "oauth2" account's grant (SASL XOAUTH2/OAUTHBEARER)
 
 
 @dataclass(frozen=True)
@@ -380,7 +383,8 @@ def _build(text: str, source: Path, file_mode: int | None) -> Config:
     archive_table = top.table("archive", _ARCHIVE_KEYS, required=True)
     assert archive_table is not None
     archive = _read_archive(archive_table)
-    accounts = tuple(_read_account(t) for t in top.tables("accounts", _ACCOUNT_KEYS))
+    sender = _alert_oauth2_account(data)
+    accounts = tuple(_read_account(t, sends_mail=sender) for t in top.tables("accounts", _ACCOUNT_KEYS))
     _check_unique_names(accounts, label)
     web_table = top.table("web", _WEB_KEYS)
     web = _read_web(web_table, {a.name for a in accounts}) if web_table is not None else WebConfig()
@@ -388,6 +392,8 @@ def _build(text: str, source: Path, file_mode: int | None) -> Config:
     for warning in warnings:
         log.warning("%s", warning)
     appliance = _read_appliance(top)  # [index], [scheduler], [alerts], [metrics]
+    if sender is not None:
+        appliance["alerts"] = _with_alert_account(appliance["alerts"], accounts, label)
     return Config(
         source=source.absolute(), archive=archive, accounts=accounts, warnings=tuple(warnings), web=web, **appliance
     )
@@ -540,6 +546,9 @@ def _read_email(table: _Table) -> EmailAlertConfig:
     port = table.integer("port", {"tls": 465, "starttls": 587, "none": 25}[security], low=1, high=65535)
     username = table.string("username")
     password = _read_password(table, "alerts.email", required=False)
+    oauth2_account = table.string("oauth2_account")
+    if password is not None and oauth2_account is not None:
+        raise table.fail("oauth2_account", "not used with a password: the login presents that account's OAuth2 token")
     if password is not None and username is None:
         raise table.missing("username", "a string (a password is given)")
     return EmailAlertConfig(
@@ -552,10 +561,32 @@ def _read_email(table: _Table) -> EmailAlertConfig:
         password=password,
         tls_ca_file=table.path("tls_ca_file", must_exist=True),
         tls_verify=table.boolean("tls_verify", True),
+        oauth2_account=oauth2_account,
     )
 
 
-def _read_account(table: _Table) -> AccountConfig:
+def _alert_oauth2_account(data: Mapping[str, Any]) -> str | None:
+    """``[alerts.email] oauth2_account``, looked up before the accounts are read: its grant needs the send scope."""
+    alerts = data.get("alerts")
+    email = alerts.get("email") if isinstance(alerts, dict) else None
+    name = email.get("oauth2_account") if isinstance(email, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _with_alert_account(alerts: AlertsConfig, accounts: tuple[AccountConfig, ...], label: str) -> AlertsConfig:
+    """Check that ``oauth2_account`` names an ``auth = "oauth2"`` account; its user name is the default login."""
+    email = alerts.email
+    assert email is not None and email.oauth2_account is not None
+    account = next((a for a in accounts if a.name == email.oauth2_account), None)
+    where = f"{label}: alerts.email.oauth2_account"
+    if account is None:
+        raise ConfigError(f"{where}: no account is named {email.oauth2_account!r}")
+    if account.oauth2 is None:
+        raise ConfigError(f'{where}: account {account.name!r} logs in with a password, not auth = "oauth2"')
+    return replace(alerts, email=replace(email, username=email.username or account.username))
+
+
+def _read_account(table: _Table, sends_mail: str | None = None) -> AccountConfig:
     name = table.string("name", required=True)
     assert name is not None
     if not _ACCOUNT_NAME.fullmatch(name):
@@ -580,6 +611,7 @@ def _read_account(table: _Table) -> AccountConfig:
         protocol,
         _read_password(table, name, required=False, keys=CLIENT_SECRET_KEYS),
         _read_password(table, name, required=False, keys={"token_command": "command"}),
+        sends_mail=sends_mail == name,  # the account whose grant sends the alert mails
     )
     for key in PASSWORD_KEYS if oauth2 else ():
         if table.has(key):

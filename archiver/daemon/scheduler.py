@@ -327,7 +327,7 @@ class BackupScheduler:
         self.run_now(name)
 
     def _finish(self, config: Config, outcome: RunOutcome) -> None:
-        from archiver.daemon.alerts import Notifier
+        from archiver.daemon.alerts import Notifier, alert_tokens
 
         name = outcome.account
         with self._state_lock, self._catalog() as catalog:
@@ -335,7 +335,7 @@ class BackupScheduler:
             was_failing = bool(state and state.failing)
         failing = was_failing
         if outcome.status != "interrupted":
-            failing = Notifier(config.alerts).after_run(outcome, was_failing)
+            failing = Notifier(config.alerts, tokens=alert_tokens(config)).after_run(outcome, was_failing)
         with self._state_lock, self._catalog() as catalog:
             save_finished(catalog, name, outcome.status, outcome.run_id, failing)
         if outcome.status == "interrupted":

@@ -1,6 +1,6 @@
 """`archiver backup` of ``auth = "oauth2"`` accounts against a real Dovecot ``oauth2`` passdb and a real
 authorization server: a token that dies mid-run is refreshed and the run completes; a revoked grant is one
-clear line wherever the operator looks, and the other accounts still run."""
+clear line wherever the operator looks (backup, status, the web pages), and the other accounts still run."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from tests.integration.helpers import (
     write_config,
 )
 from tests.integration.test_faults import _imap_session_pids, _placement_count
+from tests.webapp import log_in, quick_hash
+from web import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +123,15 @@ def test_a_revoked_grant_is_one_line_everywhere_and_the_next_account_runs(
     status = run_cli(path, "status")
     assert REAUTHORISE.format("revoked") in status.stdout
     assert folders  # the mailbox was not empty: the fine account had work to do
+
+    path.write_text(path.read_text() + f'[[web.users]]\nname = "root"\npassword_hash = "{quick_hash("root-pass")}"\n'
+                    'admin = true\n')  # fmt: skip
+    app = create_app(load(path), testing=True)
+    try:
+        client = app.test_client()
+        log_in(client, "root", "root-pass")
+        for page in ("/", "/runs"):  # the accounts overview and the runs history
+            assert REAUTHORISE.format("revoked") in client.get(page).get_data(as_text=True), page
+    finally:
+        app.extensions["archiver_archive"].close()
+        app.extensions["archiver_sessions"].close()
