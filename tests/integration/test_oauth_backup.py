@@ -135,3 +135,25 @@ def test_a_revoked_grant_is_one_line_everywhere_and_the_next_account_runs(
     finally:
         app.extensions["archiver_archive"].close()
         app.extensions["archiver_sessions"].close()
+
+
+def test_restore_into_an_oauth2_account(oauth_dovecot, oauth_authority, oauth_user, tmp_path):
+    """Back up one OAuth2 account and restore it into another whose stored token the server no longer takes."""
+    folders = sorted(fill_mailbox(oauth_dovecot, oauth_user, 20, seed=9))
+    target = type(oauth_user)(oauth_user.name + "t", oauth_user.password)
+    oauth_dovecot.add_user(target.name, target.password)
+    accounts = oauth_account_toml(oauth_dovecot, oauth_authority, oauth_user, "src") + oauth_account_toml(
+        oauth_dovecot, oauth_authority, target, "dst"
+    )
+    path = write_config(tmp_path, accounts)
+    config = load(path)
+    authorise(config, oauth_authority, oauth_user, "src")
+    authorise(config, oauth_authority, target, "dst")
+    assert run_cli(path, "backup", "--account", "src").returncode == 0
+    oauth_authority.expire_access_tokens(target.name)
+
+    result = run_cli(path, "restore", "--account", "src", "--to", "dst", "--prefix", "Back", "--json")
+    assert result.returncode == 0, result.stderr
+    assert oauth_authority.token_requests == ["refresh_token"]  # the target's token, refreshed once
+    restored = sorted(server_hashes(oauth_dovecot, target, [f"Back/{name}" for name in folders]).values())
+    assert restored == sorted(server_hashes(oauth_dovecot, oauth_user, folders).values())
