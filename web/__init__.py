@@ -80,11 +80,13 @@ def create_app(config: Config, *, testing: bool = False, listen: str | None = No
     app.extensions["archiver_archive"] = Archive(config.archive)
     app.extensions["archiver_lock"] = threading.Lock()
     app.extensions["archiver_backups"] = {}  # account -> thread of its latest web-started backup
-    from web import auth, browse, jobs, prefs, restore, runs, search, sessions_page
+    from web import auth, browse, jobs, oauth_page, prefs, restore, runs, search, sessions_page
 
     app.extensions["archiver_jobs"] = jobs.JobRegistry()
+    oauth_page.init_app(app)
     for blueprint in (auth.bp, browse.bp, search.bp, runs.bp, restore.bp, jobs.bp, prefs.bp, sessions_page.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(oauth_page.bp)  # /oauth/<account>: admins connect an account's OAuth2 grant
     from web import metrics as metrics_web  # GET /metrics: own auth (token or loopback only), see web/metrics.py
 
     app.register_blueprint(metrics_web.bp)
