@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from archiver import __version__
 from archiver.config import AlertsConfig, Config, EmailAlertConfig
 from archiver.daemon.schedule import RunOutcome
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, AuthError
 from archiver.logs import mask
 from archiver.mail.headers import utc_now
 from archiver.sources.sasl import (
@@ -202,6 +202,9 @@ def _token_login(smtp: smtplib.SMTP, settings: EmailAlertConfig, tokens: TokenSo
     smtp.ehlo_or_helo_if_needed()
     mechanism = choose_mechanism("auto", smtp.esmtp_features.get("auth", "").split(), where)
     login = BearerLogin(settings.username or "", mechanism, settings.host, settings.port)
+
+    if not login.user.isascii():  # smtplib sends SASL responses as ASCII (RFC 4954 has no SMTPUTF8 for AUTH)
+        raise AuthError(f"{where}: the SMTP login {login.user!r} is not ASCII; set [alerts.email] username")
 
     def attempt(token: str) -> None:
         try:
