@@ -77,14 +77,15 @@ def test_every_route_needs_login(app):
     client = app.test_client()
     paths = ["/", "/a/alpha", f"/f/{folder_id}", f"/m/{pid}", f"/m/{pid}/raw", f"/m/{pid}/part/0", f"/m/{pid}/html",
              "/search?q=zebra1", "/b/" + "0" * 64, "/runs", f"/restore?pid={pid}",
-             "/restore?account=alpha&folder=INBOX", "/jobs/abc", "/prefs"]  # fmt: skip
+             "/restore?account=alpha&folder=INBOX", "/jobs/abc", "/prefs", "/oauth/alpha"]  # fmt: skip
     for path in paths:
         response = client.get(path)
         assert response.status_code == 302, path
         assert response.headers["Location"].startswith("/login"), path
     token = _token(client)  # a valid token of this (anonymous) session: login is still required
     for path, form in [("/backup/alpha", {}), ("/restore", {"pid": str(pid), "target": "gamma"}),
-                       ("/prefs", {"tz": "UTC"})]:  # fmt: skip
+                       ("/prefs", {"tz": "UTC"}), ("/oauth/alpha/connect", {}),
+                       ("/oauth/alpha/cancel", {})]:  # fmt: skip
         response = client.post(path, data={"csrf_token": token, **form})
         assert response.status_code == 302 and response.headers["Location"].startswith("/login"), path
     assert app.extensions["archiver_jobs"].of_user("") == []  # nothing started
@@ -94,6 +95,7 @@ def test_every_route_needs_login(app):
         "browse.accounts", "browse.folders", "browse.folder", "browse.message", "browse.raw", "browse.part",
         "browse.html", "browse.cid", "search.search", "search.blob", "runs.history", "runs.backup_now",
         "restore.form", "restore.start", "jobs.job", "prefs.prefs", "sessions.sessions_page", "sessions.end",
+        "oauth.page", "oauth.connect", "oauth.cancel",
     }  # fmt: skip
 
 
