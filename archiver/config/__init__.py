@@ -688,16 +688,16 @@ def _check_unique_names(accounts: tuple[AccountConfig, ...], label: str) -> None
 def _permission_warnings(accounts: tuple[AccountConfig, ...], label: str, file_mode: int | None) -> list[str]:
     """Secrets readable by other users are worth a warning, not a refusal (a backup beats none)."""
     warnings = []
-    literal = [a.password.key for a in accounts if a.password and a.password.kind == "value"]
+    secrets = [s for a in accounts for s in (a.password, a.oauth2 and a.oauth2.client_secret) if s]
+    literal = [s.key for s in secrets if s.kind == "value"]
     if literal and file_mode is not None and file_mode & 0o077:
         warnings.append(
             f"{label}: holds a literal password ({', '.join(literal)}) but is accessible by group or others "
             f"(mode {file_mode & 0o777:04o}); run chmod 600 on it, or use password_file, password_command "
             "or password_env"
         )
-    for account in accounts:
-        source = account.password
-        if source and source.kind == "file" and source.file:
+    for source in secrets:
+        if source.kind == "file" and source.file:
             try:
                 mode = source.file.stat().st_mode
             except OSError:

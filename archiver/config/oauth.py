@@ -18,7 +18,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from archiver.errors import ConfigError
@@ -46,12 +46,6 @@ OAUTH_KEYS = ("auth", *_APP_KEYS, "token_command")
 _LOOPBACK = re.compile(r"127\.\d+\.\d+\.\d+|::1|localhost")
 
 
-class SecretSource(Protocol):
-    """Anything with ``resolve() -> str``: the config's ``PasswordSource``."""
-
-    def resolve(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class OAuthConfig:
     """An account's OAuth2 settings: a registered application with its endpoints, or a token command."""
@@ -59,7 +53,7 @@ class OAuthConfig:
     account: str
     provider: str | None = None
     client_id: str | None = None
-    client_secret: SecretSource | None = None
+    client_secret: PasswordSource | None = None
     endpoints: Endpoints | None = None
     token_file: Path | None = None
     token_command: str | None = None
@@ -92,10 +86,8 @@ def read_oauth(
     table: _Table,
     account: str,
     protocol: str,
-    client_secret: SecretSource | None,
+    client_secret: PasswordSource | None,
     token_command: PasswordSource | None,
-    *,
-    sends_mail: bool = False,
 ) -> OAuthConfig | None:
     """The OAuth2 settings of one account table (None for ``auth = "password"``), every mistake one line.
 
@@ -128,7 +120,7 @@ def read_oauth(
     urls = {key: _endpoint(table, f"oauth2_{key}") for key in ("authorize_url", "token_url", "device_url")}
     tenant, scopes = table.string("oauth2_tenant"), table.strings("oauth2_scopes", ()) or None
     try:
-        endpoints = resolve_endpoints(name, protocol=protocol, tenant=tenant, scopes=scopes, smtp=sends_mail, **urls)
+        endpoints = resolve_endpoints(name, protocol=protocol, tenant=tenant, scopes=scopes, **urls)
     except ConfigError as exc:
         raise table.fail("", str(exc)) from None
     return OAuthConfig(

@@ -22,7 +22,7 @@ and the web UI call; everything takes an open :class:`archiver.archive.Archive`)
         Rebuild from scratch into a new generation and swap it in.
     index_status(archive) -> dict   documents, bookmark, size on disk
 
-Query syntax: see :mod:`archiver.index.query` and the README.  Layout:
+Query syntax: see :mod:`archiver.index.query` and docs/search.md.  Layout:
 ``analysis`` (tokenizer), ``documents`` (schema, one blob → one document),
 ``query`` (syntax → Whoosh query), ``visibility`` (who sees what), ``writer`` (incremental and full builds,
 on-disk generations), ``parallel`` (full builds on both cores), ``searcher``

@@ -15,7 +15,6 @@ import html
 import http.server
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -116,7 +115,6 @@ def loopback_flow(
         say(f"Waiting up to {timeout:g} s for the browser on {LOOPBACK_HOST}:{port}...")
         if not answer.arrived.wait(timeout):
             raise AuthError(f"account {account!r}: no answer from the browser within {timeout:g} s; run it again")
-        time.sleep(0.1)  # let the handler finish writing its page before the server goes
     finally:
         server.shutdown()
         server.server_close()

@@ -25,10 +25,12 @@ from argon2 import PasswordHasher
 from archiver import index
 from archiver.archive import Archive
 from archiver.mail.headers import utc_now
+from tests.browser.chromium import require_chromium
 from tests.browser.webdata import add_messages, hostile_message, message, web_config
 from tests.integration.helpers import account_toml
 
 pytestmark = pytest.mark.browser
+require_chromium()
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
@@ -300,7 +302,7 @@ def test_remote_images_load_only_when_asked(page, site):
 def test_screenshots_of_the_main_pages_were_taken():
     """The tests above leave a screenshot of each main page in test-output/screenshots/ (CI artefacts).
 
-    ``ARCHIVER_UPDATE_SCREENSHOTS=1`` also copies them to docs/screenshots/ for the README; a plain
+    ``ARCHIVER_UPDATE_SCREENSHOTS=1`` also copies them to docs/screenshots/ for docs/web.md; a plain
     test run never writes into the source tree.
     """
     names = ("accounts", "folder", "message", "search", "restore", "restore-result")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 
@@ -91,3 +93,13 @@ class FlowInThread:
             raise self.error
         assert self.result is not None
         return self.result
+
+
+def consent(url: str, decision: str, username: str = "alice") -> requests.Response:
+    """Open the consent page and press a button, following the redirect back to the flow as a browser does."""
+    page = requests.get(url, timeout=10)
+    assert page.status_code == 200, page.text
+    action = re.search(r"action='([^']+)'", page.text)
+    assert action is not None
+    target = urljoin(url, action.group(1).replace("&amp;", "&"))
+    return requests.post(target, data={"decision": decision, "username": username}, timeout=10)

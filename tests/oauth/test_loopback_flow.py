@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -15,17 +14,7 @@ import requests
 from archiver.errors import AuthError, ConnectError
 from archiver.oauth.loopback import loopback_flow
 from tests.fixtures.oauth_server import OAuthServer
-from tests.oauth.helpers import FlowInThread, client_for, introspect
-
-
-def consent(url: str, decision: str, username: str = "alice") -> requests.Response:
-    """Open the consent page and press a button, following the redirect back to the flow as a browser does."""
-    page = requests.get(url, timeout=10)
-    assert page.status_code == 200, page.text
-    action = re.search(r"action='([^']+)'", page.text)
-    assert action is not None
-    target = urljoin(url, action.group(1).replace("&amp;", "&"))
-    return requests.post(target, data={"decision": decision, "username": username}, timeout=10)
+from tests.oauth.helpers import FlowInThread, client_for, consent, introspect
 
 
 def test_approve_gives_a_token_for_the_user(oauth_server: OAuthServer) -> None:

@@ -15,7 +15,7 @@ import pytest
 from archiver.errors import AuthError, AuthorisationExpired, ConfigError, ConnectError, ProtocolError
 from archiver.oauth.store import StoredToken, TokenFile
 from archiver.oauth.tokens import RefreshingTokenSource
-from tests.fixtures.oauth_server import OAuthServer
+from tests.fixtures.oauth_server import CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, OAuthServer
 from tests.oauth.helpers import ACCOUNT, client_for, introspect, stored_grant
 
 REVOKED = "account work: the OAuth2 authorisation was revoked or has expired; re-authorise with `archiver auth work`"
@@ -68,8 +68,6 @@ def test_two_processes_sharing_a_rotating_grant_do_not_lock_each_other_out(
 
 
 def test_a_confidential_client_refreshes_with_its_secret(oauth_server: OAuthServer, tmp_path: Path) -> None:
-    from tests.fixtures.oauth_server import CONFIDENTIAL_CLIENT_ID
-
     store = TokenFile(tmp_path / "t.json", ACCOUNT)
     store.save(StoredToken.from_answer(oauth_server.issue_tokens("bob", client_id=CONFIDENTIAL_CLIENT_ID)))
     token = RefreshingTokenSource(client_for(oauth_server, confidential=True), store).refused()
@@ -165,9 +163,11 @@ def test_a_damaged_token_file_is_one_line(tmp_path: Path) -> None:
 def test_tokens_reach_no_log_line_no_error_and_no_repr(
     oauth_server: OAuthServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = stored_grant(oauth_server, tmp_path)
-    secrets = [store.load().refresh_token, store.load().access_token]
-    source = RefreshingTokenSource(client_for(oauth_server), store)
+    store = TokenFile(tmp_path / "work.json", ACCOUNT)
+    store.save(StoredToken.from_answer(oauth_server.issue_tokens("alice", client_id=CONFIDENTIAL_CLIENT_ID)))
+    secrets = [store.load().refresh_token, store.load().access_token, CONFIDENTIAL_CLIENT_SECRET]
+    client = client_for(oauth_server, confidential=True)
+    source = RefreshingTokenSource(client, store)
     errors = []
     with caplog.at_level(logging.DEBUG):
         secrets.append(source.refused())
@@ -182,6 +182,7 @@ def test_tokens_reach_no_log_line_no_error_and_no_repr(
         errors.append(str(revoked.value))
     # the authorization server itself runs in this process and logs what it issues: only the client side counts
     client_lines = [r.getMessage() for r in caplog.records if not r.name.startswith("authlib.oauth2.rfc")]
-    shown = [*errors, *client_lines, repr(source), repr(store), repr(store.load()), str(store.load())]
+    assert any("POST /token" in line for line in client_lines)  # the client side's debug lines were captured
+    shown = [*errors, *client_lines, repr(source), repr(client), repr(store), repr(store.load()), str(store.load())]
     for secret in filter(None, secrets):
         assert not any(secret in text for text in shown)

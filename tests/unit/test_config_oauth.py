@@ -126,3 +126,39 @@ def test_each_mistake_is_one_line(keys: dict[str, str], expected: str) -> None:
 def test_a_client_secret_never_shows_in_an_error() -> None:
     message = error_of(account(**MICROSOFT, oauth2_client_secret="42"))
     assert message.endswith("oauth2_client_secret: expected a non-empty string, got a number")
+
+
+def test_password_accounts_do_not_pay_for_the_oauth2_libraries() -> None:
+    """authlib and requests cost about 0.2 s to import: only an OAuth2 account's login or `archiver auth` loads them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom archiver.cli import main\nfrom archiver.config import config_from_toml_text\n"
+        "from pathlib import Path\n"
+        f"config_from_toml_text({account(**MICROSOFT)!r}, Path('/x/c.toml'))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('authlib', 'requests')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_client_secrets_readable_by_others_warn_like_passwords(tmp_path: Path) -> None:
+    from archiver.config import load_config
+
+    secret_file = tmp_path / "google.secret"
+    secret_file.write_text("GOCSPX-secret\n")
+    secret_file.chmod(0o644)
+    google = {"auth": '"oauth2"', "oauth2_provider": '"google"', "oauth2_client_id": '"x"'}
+    path = tmp_path / "config.toml"
+    path.write_text(account(**google, oauth2_client_secret='"GOCSPX-literal"'))
+    path.chmod(0o644)
+    assert load_config(path).warnings == (
+        f"{path}: holds a literal password (accounts[0].oauth2_client_secret) but is accessible by group or others "
+        "(mode 0644); run chmod 600 on it, or use password_file, password_command or password_env",
+    )
+    path.write_text(account(**google, oauth2_client_secret_file=f'"{secret_file}"'))
+    assert load_config(path).warnings == (
+        f"{path}: accounts[0].oauth2_client_secret_file: {secret_file} is accessible by group or others (mode 0644); "
+        "run chmod 600 on it",
+    )
