@@ -40,6 +40,7 @@ from archiver.config.oauth import CLIENT_SECRET_KEYS, OAUTH_KEYS, OAuthConfig, r
 from archiver.config.secrets import read_secret_file, run_secret_command
 from archiver.errors import ConfigError, SecretError
 from archiver.logs import register_secret
+from archiver.oauth.providers import default_scopes
 
 log = logging.getLogger("archiver.config")
 
@@ -383,8 +384,7 @@ def _build(text: str, source: Path, file_mode: int | None) -> Config:
     archive_table = top.table("archive", _ARCHIVE_KEYS, required=True)
     assert archive_table is not None
     archive = _read_archive(archive_table)
-    sender = _alert_oauth2_account(data)
-    accounts = tuple(_read_account(t, sends_mail=sender) for t in top.tables("accounts", _ACCOUNT_KEYS))
+    accounts = tuple(_read_account(t) for t in top.tables("accounts", _ACCOUNT_KEYS))
     _check_unique_names(accounts, label)
     web_table = top.table("web", _WEB_KEYS)
     web = _read_web(web_table, {a.name for a in accounts}) if web_table is not None else WebConfig()
@@ -392,8 +392,10 @@ def _build(text: str, source: Path, file_mode: int | None) -> Config:
     for warning in warnings:
         log.warning("%s", warning)
     appliance = _read_appliance(top)  # [index], [scheduler], [alerts], [metrics]
-    if sender is not None:
-        appliance["alerts"] = _with_alert_account(appliance["alerts"], accounts, label)
+    alerts = appliance.get("alerts")
+    if alerts is not None and alerts.email is not None and alerts.email.oauth2_account is not None:
+        alerts, accounts = _with_alert_account(alerts, accounts, label)
+        appliance["alerts"] = alerts
     return Config(
         source=source.absolute(), archive=archive, accounts=accounts, warnings=tuple(warnings), web=web, **appliance
     )
@@ -565,16 +567,15 @@ def _read_email(table: _Table) -> EmailAlertConfig:
     )
 
 
-def _alert_oauth2_account(data: Mapping[str, Any]) -> str | None:
-    """``[alerts.email] oauth2_account``, looked up before the accounts are read: its grant needs the send scope."""
-    alerts = data.get("alerts")
-    email = alerts.get("email") if isinstance(alerts, dict) else None
-    name = email.get("oauth2_account") if isinstance(email, dict) else None
-    return name if isinstance(name, str) else None
+def _with_alert_account(
+    alerts: AlertsConfig, accounts: tuple[AccountConfig, ...], label: str
+) -> tuple[AlertsConfig, tuple[AccountConfig, ...]]:
+    """Check that ``oauth2_account`` names an ``auth = "oauth2"`` account; its user name is the default login.
 
-
-def _with_alert_account(alerts: AlertsConfig, accounts: tuple[AccountConfig, ...], label: str) -> AlertsConfig:
-    """Check that ``oauth2_account`` names an ``auth = "oauth2"`` account; its user name is the default login."""
+    That account's grant must also allow sending: where its scopes are the
+    provider's defaults, they become the defaults for an account that sends
+    mail too (Microsoft: ``SMTP.Send``), so ``archiver auth`` asks for it.
+    """
     email = alerts.email
     assert email is not None and email.oauth2_account is not None
     account = next((a for a in accounts if a.name == email.oauth2_account), None)
@@ -583,10 +584,16 @@ def _with_alert_account(alerts: AlertsConfig, accounts: tuple[AccountConfig, ...
         raise ConfigError(f"{where}: no account is named {email.oauth2_account!r}")
     if account.oauth2 is None:
         raise ConfigError(f'{where}: account {account.name!r} logs in with a password, not auth = "oauth2"')
-    return replace(alerts, email=replace(email, username=email.username or account.username))
+    endpoints = account.oauth2.endpoints
+    if endpoints is not None and endpoints.scopes == default_scopes(endpoints.provider, account.protocol):
+        sending = replace(endpoints, scopes=default_scopes(endpoints.provider, account.protocol, smtp=True))
+        sender = replace(account, oauth2=replace(account.oauth2, endpoints=sending))
+        accounts = tuple(sender if a is account else a for a in accounts)
+    alerts = replace(alerts, email=replace(email, username=email.username or account.username))
+    return alerts, accounts
 
 
-def _read_account(table: _Table, sends_mail: str | None = None) -> AccountConfig:
+def _read_account(table: _Table) -> AccountConfig:
     name = table.string("name", required=True)
     assert name is not None
     if not _ACCOUNT_NAME.fullmatch(name):
@@ -611,7 +618,6 @@ def _read_account(table: _Table, sends_mail: str | None = None) -> AccountConfig
         protocol,
         _read_password(table, name, required=False, keys=CLIENT_SECRET_KEYS),
         _read_password(table, name, required=False, keys={"token_command": "command"}),
-        sends_mail=sends_mail == name,  # the account whose grant sends the alert mails
     )
     for key in PASSWORD_KEYS if oauth2 else ():
         if table.has(key):

@@ -91,14 +91,15 @@ def test_auto_prefers_oauthbearer(oauth_dovecot, oauth_authority, oauth_user, tm
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_a_refused_token_is_refreshed_once_and_the_login_goes_on(
-    oauth_dovecot, oauth_authority, oauth_user, tmp_path, protocol, caplog
+    oauth_dovecot, oauth_authority, oauth_user, tmp_path, protocol, caplog, monkeypatch
 ):
     """The stored token looks valid for an hour, but the provider expired it early: one refresh, one retry."""
+    monkeypatch.setattr(logging.getLogger("archiver"), "propagate", True)  # a CLI test in this process may stop it
     tokens = grant(oauth_authority, tmp_path, oauth_user)
     stale = tokens.access_token()
     oauth_authority.expire_access_tokens(oauth_user.name)
     oauth_dovecot.append(oauth_user.name, "INBOX", MESSAGE)
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.INFO, logger="archiver"):
         source = open_source(protocol, account(oauth_dovecot, oauth_user, tmp_path, protocol), tokens)
     try:
         assert read_inbox(source) == [hashlib.sha256(MESSAGE).hexdigest()]
