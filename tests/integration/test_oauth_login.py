@@ -12,7 +12,9 @@ import logging
 import sys
 from pathlib import Path
 
+import imapclient
 import pytest
+from imapclient.exceptions import LoginError
 
 from archiver.errors import AuthError, AuthorisationExpired
 from archiver.oauth.tokens import CommandTokenSource, RefreshingTokenSource, TokenSource
@@ -177,3 +179,30 @@ def test_a_forced_mechanism_the_server_lacks_is_named(dovecot, oauth_authority, 
         open_source(
             "imap", account(dovecot, mail_user, tmp_path), grant(oauth_authority, tmp_path, mail_user), "xoauth2"
         )
+
+
+def test_the_sandbox_takes_an_issued_token_and_refuses_it_once_expired_or_revoked(
+    oauth_dovecot, oauth_authority, oauth_user
+):
+    """The fixture itself, through imapclient's own XOAUTH2 (not our code): no auth cache hides a dead token."""
+
+    def works(token: str) -> bool:
+        client = imapclient.IMAPClient(oauth_dovecot.host, port=oauth_dovecot.imap_port, ssl=False, timeout=10)
+        try:
+            client.oauth2_login(oauth_user.name, token)
+        except LoginError:
+            return False
+        finally:
+            client.shutdown()
+        return True
+
+    first = oauth_authority.issue_tokens(oauth_user.name)["access_token"]
+    assert works(first)
+    oauth_authority.expire_access_tokens(oauth_user.name)
+    assert not works(first)  # the very next login: nothing cached
+    second = oauth_authority.issue_tokens(oauth_user.name)["access_token"]
+    assert works(second)
+    oauth_authority.revoke_refresh_tokens(oauth_user.name)
+    assert not works(second)
+    assert not works(oauth_authority.issue_tokens("someone-else")["access_token"])  # a token of another user
+    oauth_dovecot.connect(oauth_user.name).logout()  # password logins keep working beside the oauth2 passdb
