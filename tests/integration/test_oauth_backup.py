@@ -53,10 +53,10 @@ oauth2_device_url = "{server.device_url}"
 """
 
 
-def authorise(config, server: OAuthServer, user, name: str) -> TokenFile:
+def authorise(config, server: OAuthServer, user, name: str, lifetime: int = 3600) -> TokenFile:
     """What `archiver auth NAME` leaves behind: the grant in ``<archive>/oauth/NAME.json``."""
     store = TokenFile(config.account(name).oauth2.token_path(config.archive.path), name)
-    store.save(StoredToken.from_answer(server.issue_tokens(user.name)))
+    store.save(StoredToken.from_answer(server.issue_tokens(user.name, lifetime=lifetime)))
     return store
 
 
@@ -157,3 +157,19 @@ def test_restore_into_an_oauth2_account(oauth_dovecot, oauth_authority, oauth_us
     assert oauth_authority.token_requests == ["refresh_token"]  # the target's token, refreshed once
     restored = sorted(server_hashes(oauth_dovecot, target, [f"Back/{name}" for name in folders]).values())
     assert restored == sorted(server_hashes(oauth_dovecot, oauth_user, folders).values())
+
+
+def test_a_token_near_its_expiry_is_refreshed_before_it_is_presented(
+    oauth_dovecot, oauth_authority, oauth_user, tmp_path
+):
+    """Two minutes left (inside the five-minute margin): refreshed first, so the server never sees it refused."""
+    oauth_dovecot.append(oauth_user.name, "INBOX", b"Subject: soon\r\n\r\nbody\r\n")
+    path = write_config(tmp_path, oauth_account_toml(oauth_dovecot, oauth_authority, oauth_user, "work"))
+    authorise(load(path), oauth_authority, oauth_user, "work", lifetime=120)
+    oauth_authority.expire_access_tokens(oauth_user.name)  # presented, it would be refused (and show below)
+    oauth_authority.introspections.clear()
+    result = run_cli(path, "backup", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["messages_new"] == 1
+    assert oauth_authority.token_requests == ["refresh_token"]
+    assert oauth_authority.introspections == [f"active {oauth_user.name}"]  # one login, with the fresh token
