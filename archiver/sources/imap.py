@@ -135,16 +135,16 @@ class ImapSource:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         spool_dir: Path | None = None,
         tokens: TokenSource | None = None,
-        mechanism: str = "auto",
+        mechanism: str | None = None,
     ) -> None:
         """``spool_dir``: where bodies over SPOOL_THRESHOLD are received (the store's temp directory), else memory.
 
         ``tokens``: log in with an OAuth2 access token (SASL ``mechanism``: "auto", "oauthbearer" or
-        "xoauth2") instead of the account's password.
+        "xoauth2"; default: the account's ``oauth2_mechanism``) instead of the account's password.
         """
         self.account = account
         self.tokens = tokens
-        self.mechanism = mechanism
+        self.mechanism = mechanism or (account.oauth2.mechanism if account.oauth2 else "auto")
         self.where = f"{account.name}: {account.host}:{account.port}"
         self._client: imapclient.IMAPClient | None = None
         self.capabilities: frozenset[str] = frozenset()

@@ -252,13 +252,13 @@ class Pop3Source:
         fetch_command: str | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         tokens: TokenSource | None = None,
-        mechanism: str = "auto",
+        mechanism: str | None = None,
     ) -> None:
         """``tokens``: log in with an OAuth2 access token (SASL ``mechanism``: "auto", "oauthbearer" or
-        "xoauth2"; RFC 5034 AUTH) instead of the account's password."""
+        "xoauth2"; default: the account's ``oauth2_mechanism``; RFC 5034 AUTH) instead of the account's password."""
         self.account = account
         self.tokens = tokens
-        self.mechanism = mechanism
+        self.mechanism = mechanism or (account.oauth2.mechanism if account.oauth2 else "auto")
         self.where = f"{account.name}: {account.host}:{account.port}"
         self.limits = WireLimits(self.where, account.timeout, max_message_bytes)
         self.use_uidl = use_uidl

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from archiver.config.oauth import OAUTH2_MECHANISMS
 from archiver.errors import AuthError
 from archiver.logs import mask, register_secret
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # authlib and requests load only for accounts that use OAuth2
 log = logging.getLogger("archiver.sources")
 
 #: The values of ``oauth2_mechanism``.
-MECHANISM_SETTINGS = ("auto", "oauthbearer", "xoauth2")
+MECHANISM_SETTINGS = OAUTH2_MECHANISMS
 _PREFERRED = ("OAUTHBEARER", "XOAUTH2")
 
 

@@ -25,6 +25,7 @@ from tests.integration.helpers import (
     write_config,
 )
 from tests.integration.test_faults import _imap_session_pids, _placement_count
+from tests.integration.test_oauth_login import logins
 from tests.webapp import log_in, quick_hash
 from web import create_app
 
@@ -104,7 +105,7 @@ def test_a_revoked_grant_is_one_line_everywhere_and_the_next_account_runs(
 ):
     folders = sorted(fill_mailbox(oauth_dovecot, oauth_user, 12, seed=5))
     accounts = oauth_account_toml(oauth_dovecot, oauth_authority, oauth_user, "revoked") + oauth_account_toml(
-        oauth_dovecot, oauth_authority, oauth_user, "fine", protocol="pop3"
+        oauth_dovecot, oauth_authority, oauth_user, "fine", protocol="pop3", extra='oauth2_mechanism = "xoauth2"'
     )
     path = write_config(tmp_path, accounts)
     config = load(path)
@@ -118,6 +119,8 @@ def test_a_revoked_grant_is_one_line_everywhere_and_the_next_account_runs(
     assert revoked["status"] == "failed" and revoked["problems"] == [REAUTHORISE.format("revoked")]
     assert fine["status"] == "ok" and fine["messages_new"] == len(server_hashes(oauth_dovecot, oauth_user, ["INBOX"]))
     assert f"archiver: problem: {REAUTHORISE.format('revoked')}" in result.stderr.splitlines()
+    tokens_used = [m for m in logins(oauth_dovecot, oauth_user) if m != "PLAIN"]  # PLAIN: filling the mailbox
+    assert tokens_used == ["XOAUTH2"]  # fine's, as configured (auto would take OAUTHBEARER)
     assert "Traceback" not in result.stderr
 
     status = run_cli(path, "status")

@@ -1,4 +1,4 @@
-"""``[alerts.email] oauth2_account``: the alert mail logs in with an OAuth2 account's grant; mistakes are one line."""
+"""OAuth2 settings of the login side (`[alerts.email] oauth2_account`, `oauth2_mechanism`); mistakes are one line."""
 
 from __future__ import annotations
 
@@ -75,3 +75,18 @@ def test_mistakes_are_one_line(keys: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         config(keys)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_oauth2_mechanism_is_read_and_checked() -> None:
+    from archiver.sources.imap import ImapSource
+
+    chosen = config_from_toml_text(ACCOUNTS.replace('oauth2_client_id = "app-id-1"', 'oauth2_client_id = "app-id-1"\n'
+                                   'oauth2_mechanism = "xoauth2"'), SOURCE)  # fmt: skip
+    assert ImapSource(chosen.account("work")).mechanism == "xoauth2"  # what the login will use
+    assert ImapSource(config("").account("work")).mechanism == "auto"
+    with pytest.raises(ConfigError, match=r"accounts\[0\]\.oauth2_mechanism: expected one of"):
+        config_from_toml_text(
+            ACCOUNTS.replace('auth = "oauth2"', 'auth = "oauth2"\noauth2_mechanism = "plain"'), SOURCE
+        )
+    with pytest.raises(ConfigError, match=r'oauth2_mechanism: only used with auth = "oauth2"'):
+        config_from_toml_text(ACCOUNTS.replace('"pw-1234"', '"pw-1234"\noauth2_mechanism = "auto"'), SOURCE)
