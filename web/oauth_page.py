@@ -1,4 +1,7 @@
-"""``/oauth/<account>``: an admin connects an ``auth = "oauth2"`` account from the browser (device flow).
+"""``/oauth/<account>``: an admin connects an ``auth = "oauth2"`` account from the browser.
+
+Two ways, whichever the provider allows: the device flow, and the redirect
+flow with PKCE back to this web UI's own ``/oauth/callback``.
 
 The same flow as ``archiver auth NAME`` (:mod:`archiver.oauth.device`), cut
 into steps a page can drive: *Connect* (a POST with the form token) asks the
@@ -9,9 +12,15 @@ approved grant is stored in the account's token file exactly as the command
 stores it.  The pending device code lives in the server's memory only (it is a
 credential until it expires), never in the page or the cookie.
 
-Providers without a device flow for the mail scope (Google) are connected with
-``archiver auth NAME`` (the loopback flow); the page says so.  Only admins see
-these pages: a grant gives access to the whole mailbox.
+The redirect flow (*Connect in this browser*, for providers with an authorize
+URL, such as Google) sends the admin's browser to the provider with a fresh
+``state`` and an S256 challenge; the provider sends it back to
+``/oauth/callback``, which must be registered with the provider as a redirect
+URI (the page shows it; Google accepts ``http`` only for localhost).  The
+verifier stays in the server's memory, bound to the state and the browser
+session that started it, for :data:`REDIRECT_TIMEOUT` seconds.  ``archiver auth NAME`` (the
+loopback flow) remains the way when the web UI cannot be registered.  Only
+admins see these pages: a grant gives access to the whole mailbox.
 """
 
 from __future__ import annotations
@@ -23,16 +32,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError
-from archiver.oauth.store import TokenFile
+from archiver.oauth.store import StoredToken, TokenFile
 from web import app_config
 from web.auth import login_required
 
 bp = Blueprint("oauth", __name__)
 log = logging.getLogger("archiver.web")
+
+
+REDIRECT_TIMEOUT = 600.0  # seconds a started redirect flow waits for the browser to come back
+
+
+@dataclass
+class PendingRedirect:
+    """A redirect flow between the trip to the provider and the callback, keyed by its ``state``."""
+
+    account: str
+    started_by: str
+    session_id: str  # the browser session that started it: only that one may finish it
+    verifier: str
+    redirect_uri: str
+    expires: float  # time.monotonic()
 
 
 @dataclass
@@ -48,6 +72,7 @@ class PendingFlow:
 def init_app(app: Flask) -> None:
     """The pending flows, by account, and their lock (its own: a poll waits on the provider)."""
     app.extensions["archiver_oauth_flows"] = {}
+    app.extensions["archiver_oauth_redirects"] = {}
     app.extensions["archiver_oauth_lock"] = threading.Lock()
 
 
@@ -97,6 +122,8 @@ def page(account: str) -> Any:
         account=account,
         command=oauth.token_command is not None,
         device=oauth.endpoints is not None and oauth.endpoints.device_url is not None,
+        redirect=oauth.endpoints is not None and oauth.endpoints.authorize_url is not None,
+        callback=url_for("oauth.callback", _external=True),
         provider=oauth.provider,
         saved=saved,
         token_path=store.path,
@@ -134,6 +161,62 @@ def cancel(account: str) -> Any:
     return redirect(url_for("oauth.page", account=account))
 
 
+@bp.route("/oauth/<account>/authorize")
+@login_required
+def authorize(account: str) -> Any:
+    """Start the redirect flow: off to the provider (a link, not a form: the CSP keeps forms on this site)."""
+    settings = _account(account)
+    assert settings.oauth2 is not None
+    from authlib.common.security import generate_token
+
+    from archiver.oauth.loopback import authorization_url
+
+    state, verifier = generate_token(32), generate_token(64)
+    redirect_uri = url_for("oauth.callback", _external=True)
+    try:
+        url = authorization_url(settings.oauth2.client(), redirect_uri, state, verifier)
+    except ArchiverError as exc:
+        flash(str(exc))
+        return redirect(url_for("oauth.page", account=account))
+    now = time.monotonic()
+    with _lock():
+        pending = current_app.extensions["archiver_oauth_redirects"]
+        for old in [key for key, item in pending.items() if item.expires < now]:
+            del pending[old]
+        pending[state] = PendingRedirect(
+            account, g.user.name, session.get("sid", ""), verifier, redirect_uri, now + REDIRECT_TIMEOUT
+        )
+    log.info("web: %s started the OAuth2 redirect flow for account %s", g.user.name, account)
+    return redirect(url)
+
+
+@bp.route("/oauth/callback")
+@login_required
+def callback() -> Any:
+    """The provider sends the browser back here: check the state, exchange the code, store the grant."""
+    if not g.user.admin:
+        abort(403)
+    state = request.args.get("state", "")
+    with _lock():
+        flow = current_app.extensions["archiver_oauth_redirects"].pop(state, None)
+    if flow is None or not flow.session_id or flow.session_id != session.get("sid") or flow.expires < time.monotonic():
+        abort(400, "this sign-in answer is unknown, expired or someone else's: start the connection again")
+    settings = _account(flow.account)
+    assert settings.oauth2 is not None
+    from archiver.oauth.loopback import finish_redirect
+
+    store = _token_file(settings)
+    query = {key: request.args[key] for key in ("code", "error") if key in request.args}
+    try:
+        token = finish_redirect(settings.oauth2.client(), query, flow.verifier, flow.redirect_uri)
+        store.save(token)
+    except ArchiverError as exc:
+        flash(str(exc))
+        return redirect(url_for("oauth.page", account=flow.account))
+    _connected(settings.name, store, token, flow.started_by)
+    return redirect(url_for("oauth.page", account=flow.account))
+
+
 def _poll(settings: AccountConfig, store: TokenFile, flow: PendingFlow) -> None:
     """One poll of the provider; on approval the grant is saved and the flow ends (called under the lock)."""
     assert settings.oauth2 is not None
@@ -153,9 +236,12 @@ def _poll(settings: AccountConfig, store: TokenFile, flow: PendingFlow) -> None:
         flow.error = str(exc)
         return
     _flows().pop(settings.name, None)
-    log.info("web: account %s authorised for OAuth2 (started by %s); token file %s", settings.name, flow.started_by,
-             store.path)  # fmt: skip
-    flash(f"Account {settings.name} is connected; the token is stored in {store.path}.")
+    _connected(settings.name, store, token, flow.started_by)
+
+
+def _connected(account: str, store: TokenFile, token: StoredToken, started_by: str) -> None:
+    log.info("web: account %s authorised for OAuth2 (started by %s); token file %s", account, started_by, store.path)
+    flash(f"Account {account} is connected; the token is stored in {store.path}.")
     if not token.refresh_token:
         flash(
             "The provider gave no refresh token, so this lasts only until the access token expires; check that the "

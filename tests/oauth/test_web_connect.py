@@ -7,8 +7,10 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -46,9 +48,13 @@ def app(oauth_server: OAuthServer, tmp_path: Path) -> Iterator[Flask]:
     config = web_config(tmp_path, WEB_USERS, extra_accounts=accounts)
     Archive(config.archive).close()
     application = create_app(config, testing=True)
+    application.config["SERVER_NAME"] = urlsplit(BASE).netloc  # the test client and url_for(_external) use it
     yield application
     application.extensions["archiver_archive"].close()
     application.extensions["archiver_sessions"].close()
+
+
+BASE = "http://127.0.0.1:5000"  # the web UI's address as the browser sees it (the provider accepts loopback)
 
 
 def admin(app: Flask) -> FlaskClient:
@@ -117,6 +123,50 @@ def test_only_admins_and_only_with_the_form_token(app: Flask) -> None:
     assert root.get("/oauth/nope").status_code == 404
 
 
-def test_a_provider_without_device_flow_points_to_the_command(app: Flask) -> None:
+def test_a_provider_without_device_flow_offers_the_redirect_flow(app: Flask) -> None:
     page = admin(app).get("/oauth/gmailish").get_data(as_text=True)
-    assert "archiver auth gmailish" in page and "<button" not in page.split("<h1>")[1]
+    assert "Connect in this browser" in page and "with a code" not in page  # no device flow to offer
+    assert f'<code id="callback">{BASE}/oauth/callback</code>' in page  # what to register with the provider
+    assert "archiver auth gmailish" in page
+
+
+def consent(location: str, decision: str, username: str = "dave") -> str:
+    """The user at the provider's consent page (the real server's form, posted as the browser would)."""
+    answer = requests.post(location, data={"username": username, "decision": decision}, allow_redirects=False)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"]
+
+
+def test_connect_in_this_browser_with_pkce(app: Flask, oauth_server: OAuthServer) -> None:
+    client = admin(app)
+    start = client.get("/oauth/gmailish/authorize")
+    assert start.status_code == 302
+    location = start.headers["Location"]
+    query = parse_qs(urlsplit(location).query)
+    assert location.startswith(oauth_server.authorize_url)
+    assert query["code_challenge_method"] == ["S256"] and query["redirect_uri"] == [f"{BASE}/oauth/callback"]
+    back = consent(location, "approve")
+    assert back.startswith(f"{BASE}/oauth/callback?")
+    landed = client.get(back.removeprefix(BASE), follow_redirects=True).get_data(as_text=True)
+    assert "Account gmailish is connected" in landed
+    config = app.extensions["archiver_config"]
+    grant = TokenFile(config.account("gmailish").oauth2.token_path(config.archive.path), "gmailish").load()
+    assert introspect(oauth_server, grant.access_token)["username"] == "dave"
+    assert oauth_server.token_requests == ["authorization_code"]  # with the verifier: S256 is required there
+    assert client.get(back.removeprefix(BASE)).status_code == 400  # the same answer again: its state is spent
+
+
+def test_a_denied_or_foreign_redirect_answer(app: Flask, oauth_server: OAuthServer) -> None:
+    root = admin(app)
+    back = consent(root.get("/oauth/gmailish/authorize").headers["Location"], "deny")
+    other = app.test_client()
+    log_in(other, "root", "root-pass")  # the same admin in another browser: not the one who started it
+    assert other.get(back.removeprefix(BASE)).status_code == 400
+    back = consent(root.get("/oauth/gmailish/authorize").headers["Location"], "deny")
+    page = root.get(back.removeprefix(BASE), follow_redirects=True).get_data(as_text=True)
+    assert "account &#39;gmailish&#39;: the authorisation was denied in the browser" in page
+    bob = app.test_client()
+    log_in(bob, "bob", "bob-pass")
+    assert bob.get("/oauth/gmailish/authorize").status_code == 403
+    assert bob.get("/oauth/callback?state=x&code=y").status_code == 403
+    assert oauth_server.token_requests == []

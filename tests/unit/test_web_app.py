@@ -77,7 +77,8 @@ def test_every_route_needs_login(app):
     client = app.test_client()
     paths = ["/", "/a/alpha", f"/f/{folder_id}", f"/m/{pid}", f"/m/{pid}/raw", f"/m/{pid}/part/0", f"/m/{pid}/html",
              "/search?q=zebra1", "/b/" + "0" * 64, "/runs", f"/restore?pid={pid}",
-             "/restore?account=alpha&folder=INBOX", "/jobs/abc", "/prefs", "/oauth/alpha"]  # fmt: skip
+             "/restore?account=alpha&folder=INBOX", "/jobs/abc", "/prefs", "/oauth/alpha",
+             "/oauth/alpha/authorize", "/oauth/callback?state=x&code=y"]  # fmt: skip
     for path in paths:
         response = client.get(path)
         assert response.status_code == 302, path
@@ -95,7 +96,7 @@ def test_every_route_needs_login(app):
         "browse.accounts", "browse.folders", "browse.folder", "browse.message", "browse.raw", "browse.part",
         "browse.html", "browse.cid", "search.search", "search.blob", "runs.history", "runs.backup_now",
         "restore.form", "restore.start", "jobs.job", "prefs.prefs", "sessions.sessions_page", "sessions.end",
-        "oauth.page", "oauth.connect", "oauth.cancel",
+        "oauth.page", "oauth.connect", "oauth.cancel", "oauth.authorize", "oauth.callback",
     }  # fmt: skip
 
 
