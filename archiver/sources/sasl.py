@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from archiver.config.oauth import OAUTH2_MECHANISMS
 from archiver.errors import AuthError
 from archiver.logs import mask, register_secret
 
@@ -38,8 +37,6 @@ if TYPE_CHECKING:  # authlib and requests load only for accounts that use OAuth2
 
 log = logging.getLogger("archiver.sources")
 
-#: The values of ``oauth2_mechanism``.
-MECHANISM_SETTINGS = OAUTH2_MECHANISMS
 _PREFERRED = ("OAUTHBEARER", "XOAUTH2")
 
 
@@ -102,7 +99,8 @@ def account_tokens(account: AccountConfig, archive_root: Path) -> TokenSource | 
 
 
 def choose_mechanism(setting: str, offered: Iterable[str], where: str) -> str:
-    """The mechanism to use: ``setting`` ("auto": OAUTHBEARER before XOAUTH2) among what the server ``offered``.
+    """The mechanism to use: ``setting`` (``oauth2_mechanism``: "auto", OAUTHBEARER before XOAUTH2, or one of them)
+    among what the server ``offered``.
 
     ``offered`` is the server's SASL mechanism names (any case).  A server that
     advertises none of the two gets one clear line, not a login that can only fail.
@@ -155,7 +153,6 @@ def server_reason(text: str | bytes) -> str:
 
 
 __all__ = [
-    "MECHANISM_SETTINGS",
     "BearerLogin",
     "TokenRefused",
     "account_tokens",
