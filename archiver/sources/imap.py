@@ -11,6 +11,7 @@ import contextlib
 import imaplib
 import logging
 import re
+import socket
 import ssl
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
@@ -207,6 +208,10 @@ class ImapSource:
             del password
             return
         offered = [_text(c)[5:] for c in client.capabilities() if _text(c).upper().startswith("AUTH=")]
+        # imaplib writes a SASL response and its CRLF in two sends; with Nagle's algorithm the CRLF then waits
+        # for the server's delayed ACK (about 40 ms on Linux), for every login.
+        with contextlib.suppress(OSError, AttributeError):
+            client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         mechanism = choose_mechanism(self.mechanism, offered, self.where)
         login = BearerLogin(account.username or "", mechanism, account.host or "", account.port or 0)
 
