@@ -24,7 +24,7 @@ from archiver.archive import Archive
 from archiver.config import Config
 from archiver.daemon.child import SubprocessRunner
 from archiver.secret_io import read_secret_file
-from web import accounts_add, auth, browse, jobs, prefs, restore, runs, search, sessions_page
+from web import accounts_add, auth, browse, jobs, oauth_page, prefs, restore, runs, search, sessions_page
 from web import metrics as metrics_web
 from web.context import duration, error_page, human_size
 from web.filenames import shown_name
@@ -99,7 +99,8 @@ def create_app(
     app.extensions["archiver_config_text"] = config_text if config_text is not None else _config_text(config)
     app.extensions["archiver_backup_runner"] = SubprocessRunner()  # the scheduler's way: one child per backup
     app.extensions["archiver_jobs"] = jobs.JobRegistry()
-    pages = (auth, browse, search, runs, restore, jobs, prefs, sessions_page, accounts_add)
+    oauth_page.init_app(app)
+    pages = (auth, browse, search, runs, restore, jobs, prefs, sessions_page, accounts_add, oauth_page)
     for blueprint in (page.bp for page in pages):
         app.register_blueprint(blueprint)
     app.register_blueprint(metrics_web.bp)  # GET /metrics: own auth (token or loopback only), see web/metrics.py

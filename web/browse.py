@@ -17,7 +17,7 @@ from flask import Blueprint, Response, abort, current_app, g, render_template, r
 from archiver.mail.message_view import parse_message, part_bytes, safe_content_type, safe_html
 from archiver.times import utc_iso
 from web.auth import login_required
-from web.context import archive, visible_accounts
+from web.context import app_config, archive, visible_accounts
 from web.filenames import content_disposition
 from web.ids import parse_id
 from web.prefs import end_of_day, parse_day
@@ -64,7 +64,9 @@ def accounts() -> Any:
         totals = catalog.account_totals(account_id) if account_id else None
         last = catalog.last_runs(account_id, 1) if account_id else []
         error = catalog.last_error(account_id) if account_id else None
-        rows.append({"name": name, "totals": totals, "last": last[0] if last else None, "error": error})
+        row = {"name": name, "totals": totals, "last": last[0] if last else None, "error": error}
+        row["oauth2"] = app_config().account(name).oauth2 is not None  # admins get a link to connect it
+        rows.append(row)
     return render_template("accounts.html", accounts=rows)
 
 

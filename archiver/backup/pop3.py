@@ -38,6 +38,7 @@ from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, ConnectError, ProtocolError
 from archiver.sources.model import FetchedMessage
 from archiver.sources.pop3 import MaildropEntry, MessageTooLarge, Pop3Source, delivery_date
+from archiver.sources.sasl import account_tokens
 
 log = logging.getLogger("archiver.backup")
 
@@ -90,7 +91,11 @@ class Pop3Backup:
         self.run_id = run_id
         self.account_id = account_id
         self.progress = progress
-        self.source = source or Pop3Source(account, max_message_bytes=archive.settings.max_message_bytes)
+        self.source = source or Pop3Source(
+            account,
+            max_message_bytes=archive.settings.max_message_bytes,
+            tokens=account_tokens(account, archive.root),
+        )
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
         self.clock = RunClock(archive.settings.max_run_time)
         self.source.limits.run_deadline = self.clock.deadline  # no read waits past the run's end

@@ -44,6 +44,7 @@ from archiver.errors import ArchiverError, ConnectError, ProtocolError
 from archiver.sources import gmail
 from archiver.sources.imap import ImapSource, MessageStub, MessageTooLarge
 from archiver.sources.model import FolderInfo, FolderStatus
+from archiver.sources.sasl import account_tokens
 
 log = logging.getLogger("archiver.backup")
 # A folder whose server understates this many message sizes (RFC822.SIZE small, the literal huge) is given up.
@@ -139,7 +140,10 @@ class ImapBackup:
         self.account_id = account_id
         self.progress = progress
         self.source = ImapSource(
-            account, max_message_bytes=archive.settings.max_message_bytes, spool_dir=archive.store.temp_dir
+            account,
+            max_message_bytes=archive.settings.max_message_bytes,
+            spool_dir=archive.store.temp_dir,
+            tokens=account_tokens(account, archive.root),
         )
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
         # QRESYNC (VANISHED) when offered; False forces the UID-set comparison (tests cover both paths).

@@ -23,6 +23,7 @@ import os
 import re
 import stat
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +55,7 @@ from archiver.config.schedule import parse_duration, parse_schedule
 from archiver.config.secrets import PASSWORD_KEYS, read_password_keys
 from archiver.errors import ConfigError
 from archiver.logs import register_secret
+from archiver.oauth.providers import default_scopes
 
 log = logging.getLogger("archiver.config")
 
@@ -133,6 +135,10 @@ def _build(text: str, source: Path, file_mode: int | None) -> Config:
     for warning in warnings:
         log.warning("%s", warning)
     appliance = _read_appliance(top)  # [index], [scheduler], [alerts], [metrics]
+    alerts = appliance.get("alerts")
+    if alerts is not None and alerts.email is not None and alerts.email.oauth2_account is not None:
+        alerts, accounts = _with_alert_account(alerts, accounts, label)
+        appliance["alerts"] = alerts
     return Config(
         source=source.absolute(), archive=archive, accounts=accounts, warnings=tuple(warnings), web=web, **appliance
     )
@@ -284,6 +290,9 @@ def _read_email(table: Table) -> EmailAlertConfig:
     port = table.integer("port", default_port, low=1, high=65535)
     username = table.string("username")
     password = read_password_keys(table, "alerts.email", required=False)
+    oauth2_account = table.string("oauth2_account")
+    if password is not None and oauth2_account is not None:
+        raise table.fail("oauth2_account", "not used with a password: the login presents that account's OAuth2 token")
     if password is not None and username is None:
         raise table.missing("username", "a string (a password is given)")
     return EmailAlertConfig(
@@ -296,7 +305,34 @@ def _read_email(table: Table) -> EmailAlertConfig:
         password=password,
         tls_ca_file=table.path("tls_ca_file", must_exist=True),
         tls_verify=table.boolean("tls_verify", True),
+        oauth2_account=oauth2_account,
     )
+
+
+def _with_alert_account(
+    alerts: AlertsConfig, accounts: tuple[AccountConfig, ...], label: str
+) -> tuple[AlertsConfig, tuple[AccountConfig, ...]]:
+    """Check that ``oauth2_account`` names an ``auth = "oauth2"`` account; its user name is the default login.
+
+    That account's grant must also allow sending: where its scopes are the
+    provider's defaults, they become the defaults for an account that sends
+    mail too (Microsoft: ``SMTP.Send``), so ``archiver auth`` asks for it.
+    """
+    email = alerts.email
+    assert email is not None and email.oauth2_account is not None
+    account = next((a for a in accounts if a.name == email.oauth2_account), None)
+    where = f"{label}: alerts.email.oauth2_account"
+    if account is None:
+        raise ConfigError(f"{where}: no account is named {email.oauth2_account!r}")
+    if account.oauth2 is None:
+        raise ConfigError(f'{where}: account {account.name!r} logs in with a password, not auth = "oauth2"')
+    endpoints = account.oauth2.endpoints
+    if endpoints is not None and endpoints.scopes == default_scopes(endpoints.provider, account.protocol):
+        sending = replace(endpoints, scopes=default_scopes(endpoints.provider, account.protocol, smtp=True))
+        sender = replace(account, oauth2=replace(account.oauth2, endpoints=sending))
+        accounts = tuple(sender if a is account else a for a in accounts)
+    alerts = replace(alerts, email=replace(email, username=email.username or account.username))
+    return alerts, accounts
 
 
 def _read_account(table: Table) -> AccountConfig:

@@ -52,6 +52,7 @@ KEYS_BY_TABLE: dict[str, tuple[str, ...]] = {
     "alerts.email": (
         "to", "from", "host", "port", "security", "username", *PASSWORD_KEYS, "tls_ca_file", "tls_verify",
         "provider",  # archiver.config.provider: the preset's SMTP server
+        "oauth2_account",  # log in with that auth = "oauth2" account's grant
     ),
     "metrics": ("enabled", "token", "token_file"),
 }  # fmt: skip
@@ -172,6 +173,7 @@ class EmailAlertConfig:
     password: PasswordSource | None
     tls_ca_file: Path | None
     tls_verify: bool
+    oauth2_account: str | None = None  # log in with this auth = "oauth2" account's grant (SASL XOAUTH2/OAUTHBEARER)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,9 @@ _APP_KEYS = (
     "oauth2_authorize_url", "oauth2_token_url", "oauth2_device_url", "oauth2_token_file",
 )  # fmt: skip
 #: The keys this module reads, for the account table's list of valid keys.
-OAUTH_KEYS = ("auth", *_APP_KEYS, "token_command")
+#: ``oauth2_mechanism``: which SASL mechanism presents the token ("auto": OAUTHBEARER when offered, else XOAUTH2).
+OAUTH2_MECHANISMS = ("auto", "oauthbearer", "xoauth2")
+OAUTH_KEYS = ("auth", *_APP_KEYS, "token_command", "oauth2_mechanism")
 _LOOPBACK = re.compile(r"127\.\d+\.\d+\.\d+|::1|localhost")
 
 
@@ -58,6 +60,7 @@ class OAuthConfig:
     endpoints: Endpoints | None = None
     token_file: Path | None = None
     token_command: str | None = None
+    mechanism: str = "auto"  # oauth2_mechanism (archiver.sources.sasl)
 
     def token_path(self, archive_root: Path) -> Path:
         """Where ``archiver auth`` stores the grant: ``oauth2_token_file`` or ``<archive>/oauth/<account>.json``."""
@@ -103,17 +106,18 @@ def read_oauth(
     """
     auth = table.choice("auth", AUTH_MODES, default_auth)
     if auth == "password":
-        for key in (*_APP_KEYS, "token_command"):
+        for key in (*_APP_KEYS, "token_command", "oauth2_mechanism"):
             if table.has(key):
                 raise table.fail(key, 'only used with auth = "oauth2"; this account logs in with a password')
         return None
     if protocol == "local":
         raise table.fail("auth", 'protocol "local" has no server to log in to')
+    mechanism = table.choice("oauth2_mechanism", OAUTH2_MECHANISMS, "auto")
     if token_command is not None:
         for key in _APP_KEYS:
             if table.has(key):
                 raise table.fail(key, "not used with token_command (the command provides the access token)")
-        return OAuthConfig(account, token_command=token_command.command)
+        return OAuthConfig(account, token_command=token_command.command, mechanism=mechanism)
     name = table.choice("oauth2_provider", tuple(PROVIDERS), default_provider or "", required=default_provider is None)
     client_id = table.string("oauth2_client_id")
     if client_id is None:
@@ -136,6 +140,7 @@ def read_oauth(
         client_secret=client_secret,
         endpoints=endpoints,
         token_file=table.path("oauth2_token_file"),
+        mechanism=mechanism,
     )
 
 

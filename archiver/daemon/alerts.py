@@ -23,13 +23,25 @@ import urllib.error
 import urllib.request
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
 from archiver import __version__
-from archiver.config import AlertsConfig, EmailAlertConfig
+from archiver.config import AlertsConfig, Config, EmailAlertConfig
 from archiver.daemon.status import RunOutcome
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, AuthError
 from archiver.logs import mask
+from archiver.sources.sasl import (
+    BearerLogin,
+    TokenRefused,
+    account_tokens,
+    choose_mechanism,
+    login_with_token,
+    server_reason,
+)
 from archiver.times import now_iso
+
+if TYPE_CHECKING:
+    from archiver.oauth.tokens import TokenSource
 
 log = logging.getLogger("archiver.alerts")
 
@@ -37,9 +49,11 @@ log = logging.getLogger("archiver.alerts")
 class Notifier:
     """Sends the alerts configured in ``[alerts]`` for run outcomes."""
 
-    def __init__(self, config: AlertsConfig, hostname: str | None = None) -> None:
+    def __init__(self, config: AlertsConfig, hostname: str | None = None, tokens: TokenSource | None = None) -> None:
+        """``tokens``: the SMTP login presents an OAuth2 token from here (see :func:`alert_tokens`)."""
         self.config = config
         self.hostname = hostname or socket.gethostname()
+        self.tokens = tokens
 
     def after_run(self, outcome: RunOutcome, was_failing: bool) -> bool:
         """Notify about ``outcome``; return whether the account is now in a failure streak."""
@@ -114,7 +128,7 @@ class Notifier:
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(body)
         try:
-            with _smtp_connection(settings, self.config.timeout) as smtp:
+            with _smtp_connection(settings, self.config.timeout, self.tokens) as smtp:
                 smtp.send_message(message)
         except (OSError, smtplib.SMTPException, ArchiverError) as exc:
             log.error("alert e-mail not sent via %s:%s: %s", settings.host, settings.port, mask(str(exc)))
@@ -150,7 +164,15 @@ class Notifier:
         return True
 
 
-def _smtp_connection(settings: EmailAlertConfig, timeout: float) -> smtplib.SMTP:
+def alert_tokens(config: Config) -> TokenSource | None:
+    """The token source of ``[alerts.email] oauth2_account`` (None: the alert mail logs in with a password)."""
+    email = config.alerts.email
+    if email is None or email.oauth2_account is None:
+        return None
+    return account_tokens(config.account(email.oauth2_account), config.archive.path)
+
+
+def _smtp_connection(settings: EmailAlertConfig, timeout: float, tokens: TokenSource | None = None) -> smtplib.SMTP:
     """A connected, authenticated SMTP client (465: TLS from the start; 587: STARTTLS; 25: plain)."""
     context = ssl.create_default_context(cafile=str(settings.tls_ca_file) if settings.tls_ca_file else None)
     if not settings.tls_verify:
@@ -164,12 +186,33 @@ def _smtp_connection(settings: EmailAlertConfig, timeout: float) -> smtplib.SMTP
     try:
         if settings.security == "starttls":
             smtp.starttls(context=context)
-        if settings.username and settings.password is not None:
+        if tokens is not None:
+            _token_login(smtp, settings, tokens)
+        elif settings.username and settings.password is not None:
             smtp.login(settings.username, settings.password.resolve())
     except BaseException:
         smtp.close()
         raise
     return smtp
+
+
+def _token_login(smtp: smtplib.SMTP, settings: EmailAlertConfig, tokens: TokenSource) -> None:
+    """``AUTH XOAUTH2`` or ``AUTH OAUTHBEARER`` (RFC 4954) with the account's token; refused once, refreshed once."""
+    where = f"alert e-mail via {settings.host}:{settings.port}"
+    smtp.ehlo_or_helo_if_needed()
+    mechanism = choose_mechanism("auto", smtp.esmtp_features.get("auth", "").split(), where)
+    login = BearerLogin(settings.username or "", mechanism, settings.host, settings.port)
+
+    if not login.user.isascii():  # smtplib sends SASL responses as ASCII (RFC 4954 has no SMTPUTF8 for AUTH)
+        raise AuthError(f"{where}: the SMTP login {login.user!r} is not ASCII; set [alerts.email] username")
+
+    def attempt(token: str) -> None:
+        try:
+            smtp.auth(mechanism, login.responder(token))
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TokenRefused(server_reason(exc.smtp_error)) from None
+
+    login_with_token(tokens, attempt, where, login)
 
 
 def _redact_url(url: str) -> str:

@@ -48,7 +48,7 @@ from archiver.catalog.schedule_state import (
 )
 from archiver.config import Config
 from archiver.config.schedule import Schedule, parse_schedule
-from archiver.daemon.alerts import Notifier
+from archiver.daemon.alerts import Notifier, alert_tokens
 from archiver.daemon.child import STOP_GRACE_SECONDS, SubprocessRunner
 from archiver.daemon.status import RunOutcome
 from archiver.errors import ArchiverError
@@ -211,7 +211,7 @@ class BackupScheduler:
             was_failing = bool(state and state.failing)
         failing = was_failing
         if outcome.status != "interrupted":
-            failing = Notifier(config.alerts).after_run(outcome, was_failing)
+            failing = Notifier(config.alerts, tokens=alert_tokens(config)).after_run(outcome, was_failing)
         with self._state_lock, self._catalog() as catalog:
             save_finished(catalog, name, outcome.status, outcome.run_id, failing)
         if outcome.status == "interrupted":

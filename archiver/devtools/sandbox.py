@@ -122,8 +122,12 @@ class DovecotSandbox:
     """A private Dovecot on 127.0.0.1 with random free ports, its own config, self-signed cert,
     passwd-file users and maildirs under ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, oauth2_settings: str | None = None) -> None:
+        """``oauth2_settings``: the lines of a ``dovecot-oauth2.conf.ext`` (introspection URL and attributes);
+        given, XOAUTH2 and OAUTHBEARER logins are checked against that authorization server while password
+        logins keep working for every user."""
         self.root = Path(root).resolve()
+        self.oauth2_settings = oauth2_settings
         self.host = LOCALHOST
         self.imap_port = self.imaps_port = self.pop3_port = self.pop3s_port = 0
         self.ca_file = self.root / "cert.pem"
@@ -151,6 +155,12 @@ class DovecotSandbox:
             make_certificate(self.root)
         if not self.imap_port:
             self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port = free_ports(4)
+        if self.oauth2_settings is not None:  # in data_dir: the auth process may run as the mail owner
+            settings = self.data_dir / "dovecot-oauth2.conf.ext"
+            settings.write_text(self.oauth2_settings)
+            settings.chmod(0o600)  # it holds the introspection client's secret
+            if os.getuid() == 0:
+                os.chown(settings, self.owner.uid, self.owner.gid)
         self.config_file.write_text(self._config_text())
         with (self.root / "dovecot.stderr").open("wb") as stderr:
             self._process = subprocess.Popen(
@@ -363,6 +373,16 @@ class DovecotSandbox:
         owner, root, data = self.owner, self.root, self.data_dir
         # Rootless Dovecot cannot chroot its login processes.
         chroot = "" if os.getuid() == 0 else "\n  chroot ="
+        # No auth cache (also Dovecot's default, said here on purpose): a revoked or expired token must be
+        # refused at the next login, which is what the OAuth2 tests check.  The oauth2 passdb comes first and
+        # only for the token mechanisms; a token it refuses falls through to the passwd-file, which refuses too.
+        oauth2_mechanisms = oauth2_passdb = ""
+        if self.oauth2_settings is not None:
+            oauth2_mechanisms = " xoauth2 oauthbearer"
+            oauth2_passdb = (
+                f"\npassdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {data}/dovecot-oauth2.conf.ext\n}}"
+            )
         return f"""# written by archiver.devtools.sandbox; regenerated on every start
 instance_name = archiver-sandbox-{self.imap_port}
 protocols = imap pop3
@@ -381,8 +401,9 @@ ssl = yes
 ssl_cert = <{root}/cert.pem
 ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 auth_failure_delay = 0
+auth_cache_size = 0
 auth_verbose = yes
 mail_location = maildir:~/Maildir:LAYOUT=fs
 mail_fsync = never
@@ -401,7 +422,7 @@ namespace inbox {{
   mailbox Trash {{
     special_use = \\Trash
   }}
-}}
+}}{oauth2_passdb}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {data}/passwd.d/%u

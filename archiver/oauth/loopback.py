@@ -95,13 +95,7 @@ def loopback_flow(
     port = server.server_port
     redirect_uri = f"http://{LOOPBACK_HOST}:{port}/"
     verifier = generate_token(64)
-    with client.session(redirect_uri=redirect_uri, code_challenge_method="S256") as session:
-        url, _ = session.create_authorization_url(
-            endpoints.authorize_url,
-            state=handler.expected_state,
-            code_verifier=verifier,
-            **dict(endpoints.authorize_params),
-        )
+    url = authorization_url(client, redirect_uri, handler.expected_state, verifier)
     thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="oauth-loopback", daemon=True)
     thread.start()
     try:
@@ -119,12 +113,34 @@ def loopback_flow(
         server.shutdown()
         server.server_close()
         thread.join(5)
-    query = answer.query or {}
+    return finish_redirect(client, answer.query or {}, verifier, redirect_uri)
+
+
+def authorization_url(client: OAuthClient, redirect_uri: str, state: str, verifier: str) -> str:
+    """Where to send the browser: the provider's authorize URL with ``state`` and the S256 challenge of ``verifier``.
+
+    Shared with the web UI's redirect flow (its own callback URL instead of 127.0.0.1).
+    """
+    endpoints = client.endpoints
+    if endpoints.authorize_url is None:
+        raise AuthError(f"account {client.account!r}: provider {endpoints.provider!r} has no authorize URL")
+    with client.session(redirect_uri=redirect_uri, code_challenge_method="S256") as session:
+        url, _ = session.create_authorization_url(
+            endpoints.authorize_url, state=state, code_verifier=verifier, **dict(endpoints.authorize_params)
+        )
+    return url
+
+
+def finish_redirect(client: OAuthClient, query: dict[str, str], verifier: str, redirect_uri: str) -> StoredToken:
+    """The token for the redirect's ``query`` (its ``state`` already checked); a denial or refusal is one line."""
+    account = client.account
     if "error" in query:
         error = query["error"]
         if error == "access_denied":
             raise AuthError(f"account {account!r}: the authorisation was denied in the browser")
         raise AuthError(f"account {account!r}: the provider refused the authorisation ({error[:100]})")
+    if not query.get("code"):
+        raise AuthError(f"account {account!r}: the provider's answer holds no authorisation code")
     try:
         token = client.exchange_code(query["code"], verifier, redirect_uri)
     except OAuthError as exc:

@@ -38,6 +38,7 @@ from archiver.restore.plan import (
 from archiver.scope import Item
 from archiver.sources.connect import network_error
 from archiver.sources.imap import ImapSource, fetch_set, uid_ranges
+from archiver.sources.sasl import account_tokens
 
 log = logging.getLogger("archiver.restore")
 
@@ -112,10 +113,11 @@ class ImapTarget:
         self.delimiter: str | None = "/"
         self.namespace = ""  # the personal namespace prefix, e.g. "INBOX." (Courier, Cyrus); "" for Dovecot
         self.multiappend = False
+        self._tokens = account_tokens(account, archive.root)  # one per restore: reconnects reuse a refreshed token
 
     # -- connection ---------------------------------------------------------------
     def connect(self) -> None:
-        self.source = ImapSource(self.account).connect()
+        self.source = ImapSource(self.account, tokens=self._tokens).connect()
         self.multiappend = "MULTIAPPEND" in self.source.capabilities
         entries = self._call("LIST", self.client.list_folders, "", "")
         if entries and entries[0][1]:

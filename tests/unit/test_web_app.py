@@ -77,7 +77,8 @@ def test_every_route_needs_login(app):
     client = app.test_client()
     paths = ["/", "/a/alpha", f"/f/{folder_id}", f"/m/{pid}", f"/m/{pid}/raw", f"/m/{pid}/part/0", f"/m/{pid}/html",
              "/search?q=zebra1", "/b/" + "0" * 64, "/runs", f"/restore?pid={pid}",
-             "/restore?account=alpha&folder=INBOX", "/jobs/abc", "/prefs", "/accounts/add"]  # fmt: skip
+             "/restore?account=alpha&folder=INBOX", "/jobs/abc", "/prefs", "/accounts/add", "/oauth/alpha",
+             "/oauth/alpha/authorize", "/oauth/callback?state=x&code=y"]  # fmt: skip
     for path in paths:
         response = client.get(path)
         assert response.status_code == 302, path
@@ -85,7 +86,8 @@ def test_every_route_needs_login(app):
     token = _token(client)  # a valid token of this (anonymous) session: login is still required
     for path, form in [("/backup/alpha", {}), ("/restore", {"pid": str(pid), "target": "gamma"}),
                        ("/prefs", {"tz": "UTC"}), ("/accounts/add/find", {"email": "a@example.test"}),
-                       ("/accounts/add/save", {"host": "example.test"})]:  # fmt: skip
+                       ("/accounts/add/save", {"host": "example.test"}), ("/oauth/alpha/connect", {}),
+                       ("/oauth/alpha/cancel", {})]:  # fmt: skip
         response = client.post(path, data={"csrf_token": token, **form})
         assert response.status_code == 302 and response.headers["Location"].startswith("/login"), path
     assert app.extensions["archiver_jobs"].of_user("") == []  # nothing started
@@ -96,6 +98,7 @@ def test_every_route_needs_login(app):
         "browse.html", "browse.cid", "search.search", "search.blob", "runs.history", "runs.backup_now",
         "restore.form", "restore.start", "jobs.job", "prefs.prefs", "sessions.sessions_page", "sessions.end",
         "accounts_add.start", "accounts_add.find", "accounts_add.save",
+        "oauth.page", "oauth.connect", "oauth.cancel", "oauth.authorize", "oauth.callback",
     }  # fmt: skip
 
 
