@@ -25,8 +25,8 @@ from argon2 import PasswordHasher
 from archiver import index
 from archiver.archive import Archive
 from archiver.mail.headers import utc_now
-from tests.browser.webdata import add_messages, hostile_message, message, web_config
-from tests.integration.helpers import account_toml
+from tests.fixtures.mail_server import account_toml
+from tests.fixtures.webdata import add_messages, hostile_message, message, web_config
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"

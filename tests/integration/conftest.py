@@ -1,5 +1,31 @@
-"""Web app fixtures for the integration tests (defined in tests/webapp.py)."""
+"""Fixtures of the integration tests (the Dovecot, the archive, the config and the CLI are in tests/conftest.py)."""
 
-from tests.webapp import make_web_app, web_app
+from __future__ import annotations
 
-__all__ = ["make_web_app", "web_app"]
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from archiver.archive import Archive
+from archiver.backup.runner import run_backup
+from archiver.config import Config
+from tests.fixtures.config import load_config
+from tests.fixtures.mail_server import MailUser, account_toml, fill_for_restore
+
+
+@pytest.fixture
+def archived(dovecot, mail_user: MailUser, config_file: Callable[..., Path]) -> tuple[Path, Config, dict[str, Counter]]:
+    """An account of 40 generated messages (and the restore edge cases) backed up: the config path, the config,
+    and per folder the multiset of (blob id, flags, INTERNALDATE) the archive holds."""
+    fill_for_restore(dovecot, mail_user, 40, seed=9, folders=4)
+    path = config_file(account_toml(dovecot, mail_user, name="acct"))
+    config = load_config(path)
+    with Archive(config.archive) as archive:
+        assert run_backup(config, config.accounts[0], archive=archive).ok
+        rows = archive.catalog.placements_as_of(archive.catalog.account_id("acct"))
+        expected: dict[str, Counter] = {}
+        for row in rows:
+            expected.setdefault(row.folder, Counter())[(row.blob_id, frozenset(row.flags), row.internaldate)] += 1
+    return path, config, expected

@@ -22,7 +22,7 @@ from archiver.daemon.alerts import Notifier
 from archiver.daemon.schedule import RunOutcome
 from archiver.daemon.scheduler import BackupScheduler
 from archiver.devtools.sandbox import free_ports
-from tests.integration.helpers import account_toml
+from tests.fixtures.mail_server import account_toml
 
 pytestmark = pytest.mark.integration
 SMTP_USER, SMTP_PASSWORD = "alerts", "smtp-secret-7f3a"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import account_toml, fill_mailbox, write_config
+from tests.fixtures.config import write_config
+from tests.fixtures.mail_server import account_toml, fill_mailbox
 
 pytestmark = pytest.mark.integration
 
@@ -74,9 +75,9 @@ def test_backup_under_umask_022_makes_every_file_owner_only(dovecot, mail_user, 
     assert all(found[name] == 0o700 for name in directories), {name: oct(found[name]) for name in directories}
 
 
-def test_daemon_run_under_umask_022_makes_every_file_owner_only(dovecot, mail_user, tmp_path) -> None:
+def test_daemon_run_under_umask_022_makes_every_file_owner_only(dovecot, mail_user, tmp_path, config_file) -> None:
     fill_mailbox(dovecot, mail_user, 20, seed=5)
-    config = write_config(tmp_path, account_toml(dovecot, mail_user))
+    config = config_file(account_toml(dovecot, mail_user))
     result = run_with_umask(config, "daemon", "--once", "acct")  # the scheduler's backup child, as systemd runs it
     assert result.returncode == 0, result.stderr
     found = modes(tmp_path / "archive")

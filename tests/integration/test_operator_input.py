@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import account_toml, run_cli, write_config
+from tests.fixtures.config import write_config
+from tests.fixtures.mail_server import account_toml
 
 pytestmark = pytest.mark.integration
 
@@ -70,33 +71,33 @@ def test_password_command_printing_too_much_stops_at_the_cap(dovecot, mail_user,
     assert seconds < 15, seconds
 
 
-def test_password_file_dev_zero_is_refused(dovecot, mail_user, tmp_path) -> None:
+def test_password_file_dev_zero_is_refused(dovecot, mail_user, tmp_path, cli) -> None:
     config = config_with_password(tmp_path, dovecot, mail_user, 'password_file = "/dev/zero"')
-    result = run_cli(config, "backup", timeout=30)
+    result = cli(config, "backup", timeout=30)
     one_clear_line(result, "accounts[0].password_file", "/dev/zero is a character device, not a regular file")
 
 
-def test_password_file_fifo_without_writer_does_not_hang(dovecot, mail_user, tmp_path) -> None:
+def test_password_file_fifo_without_writer_does_not_hang(dovecot, mail_user, tmp_path, cli) -> None:
     fifo = tmp_path / "pw.fifo"
     os.mkfifo(fifo, 0o600)
     config = config_with_password(tmp_path, dovecot, mail_user, f"password_file = {json.dumps(str(fifo))}")
     try:
-        result = run_cli(config, "backup", timeout=30)
+        result = cli(config, "backup", timeout=30)
     except subprocess.TimeoutExpired:
         pytest.fail("a FIFO password_file with no writer hung the backup")
     one_clear_line(result, "accounts[0].password_file", "is a named pipe (FIFO), not a regular file")
 
 
-def test_password_file_directory_is_refused(dovecot, mail_user, tmp_path) -> None:
+def test_password_file_directory_is_refused(dovecot, mail_user, tmp_path, cli) -> None:
     config = config_with_password(tmp_path, dovecot, mail_user, f"password_file = {json.dumps(str(tmp_path))}")
-    one_clear_line(run_cli(config, "backup", timeout=30), "is a directory, not a regular file")
+    one_clear_line(cli(config, "backup", timeout=30), "is a directory, not a regular file")
 
 
 @pytest.mark.parametrize("args", [("backup",), ("status",), ("verify",), ("search", "x"), ("ls", "--account", "local")])
-def test_archive_path_that_is_a_file_exits_2(tmp_path, args) -> None:
+def test_archive_path_that_is_a_file_exits_2(tmp_path, args, config_file, cli) -> None:
     (tmp_path / "archive").write_text("not an archive\n")
-    config = write_config(tmp_path, LOCAL_ACCOUNT)
-    result = run_cli(config, *args, timeout=60)
+    config = config_file(LOCAL_ACCOUNT)
+    result = cli(config, *args, timeout=60)
     one_clear_line(result, f"archive path {tmp_path / 'archive'} is not a directory")
     assert result.returncode == 2
 
@@ -117,7 +118,7 @@ def _make_readonly(root: Path, writable: bool) -> None:
         path.chmod(mode | 0o200 if writable else mode & ~0o222)
 
 
-def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_path) -> None:
+def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_path, config_file, cli) -> None:
     mails = tmp_path / "mails"
     mails.mkdir()
     for number, word in enumerate(("marmalade", "quince", "bergamot")):
@@ -125,8 +126,8 @@ def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_pa
             f"From: a@example.org\r\nTo: b@example.org\r\nSubject: jam {number}\r\n"
             f"Message-ID: <{number}@example.org>\r\n\r\nThe {word} is ready.\r\n".encode()
         )
-    config = write_config(tmp_path, LOCAL_ACCOUNT)
-    imported = run_cli(config, "import", "--account", "local", str(mails))
+    config = config_file(LOCAL_ACCOUNT)
+    imported = cli(config, "import", "--account", "local", str(mails))
     assert imported.returncode == 0, imported.stderr
     archive = tmp_path / "archive"
     prefix = _without_write_access()
@@ -159,9 +160,9 @@ def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_pa
         _make_readonly(archive, writable=True)
 
 
-def test_backup_without_write_access_exits_2_naming_what_still_works(tmp_path) -> None:
-    config = write_config(tmp_path, LOCAL_ACCOUNT)
-    assert run_cli(config, "status").returncode == 0  # creates the empty archive
+def test_backup_without_write_access_exits_2_naming_what_still_works(tmp_path, config_file, cli) -> None:
+    config = config_file(LOCAL_ACCOUNT)
+    assert cli(config, "status").returncode == 0  # creates the empty archive
     archive = tmp_path / "archive"
     prefix = _without_write_access()
     _make_readonly(archive, writable=False)

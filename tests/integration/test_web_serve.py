@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import waitress
 
-from tests.webapp import WEB_USERS
+from tests.fixtures.web import WEB_USERS
 from web.serving import waitress_options
 
 TOKEN = "scrape-token-0123456789"

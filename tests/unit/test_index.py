@@ -21,8 +21,8 @@ from archiver.archive import Archive
 from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.index import writer as index_writer
 from archiver.index.documents import to_minutes
-from tests.unit.test_index_support import add_messages, open_archive
-from tests.unit.test_textextract import broken_charset_with_pdf
+from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.hostile_mail import broken_charset_with_pdf
 
 
 def mail(marker: str, sender: str, to: str, subject: str, body: str, date: str, **extra: object) -> bytes:

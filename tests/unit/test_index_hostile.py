@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +28,8 @@ from archiver.index import ALL_ACCOUNTS, search, update_index, writer
 from archiver.index import documents as index_documents
 from archiver.index.documents import CatalogMessage, build_document
 from archiver.mail.textextract import ExtractLimits, extract, pdf_text
-from tests.hostile_mail import (
+from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.hostile_mail import (
     BYTES_CODECS,
     LAST_INTERNALDATE,
     huge_attachment,
@@ -36,8 +39,6 @@ from tests.hostile_mail import (
     plain,
     with_pdf,
 )
-from tests.unit.test_index_support import add_messages, open_archive
-from tests.unit.test_schedule_metrics import make_app
 
 
 def _ids(archive: Archive, query: str) -> set[str]:
@@ -294,8 +295,8 @@ def test_status_shows_the_messages_indexed_only_in_part(tmp_path: Path) -> None:
     assert "unknown charset 'base64'" in data["index_problems"][0]["problems"][0]
 
 
-def test_metrics_count_the_messages_indexed_only_in_part(tmp_path: Path) -> None:
-    app = make_app(tmp_path, "")
+def test_metrics_count_the_messages_indexed_only_in_part(make_metrics_app: Callable[[str], Flask]) -> None:
+    app = make_metrics_app("")
     try:
         archive = app.extensions["archiver_archive"]
         add_messages(archive, "alpha", [("INBOX", plain("charset zlib", "walrus", charset="zlib"), (), None)])

@@ -28,7 +28,7 @@ from archiver.index.fastwrite import FastSegmentWriter
 from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
 from archiver.mail.textextract import extract
-from tests.unit.test_index_support import add_messages, open_archive
+from tests.fixtures.archives import add_messages, open_archive
 
 
 @pytest.fixture(scope="module")

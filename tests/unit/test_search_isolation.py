@@ -22,7 +22,7 @@ from archiver import index
 from archiver.archive import Archive
 from archiver.index import ALL_ACCOUNTS
 from archiver.index import writer as index_writer
-from tests.unit.test_index_support import add_messages, open_archive
+from tests.fixtures.archives import add_messages, open_archive
 
 
 def mail(subject: str, body: str, n: int, dated: bool = True) -> bytes:

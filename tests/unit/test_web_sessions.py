@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from archiver.catalog import Catalog
 from archiver.cli import main
-from tests.webapp import WEB_USERS, first_message, form_token, log_in
+from tests.fixtures.web import WEB_USERS, first_message, form_token, log_in
 from web import create_app
 
 
