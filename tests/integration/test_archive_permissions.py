@@ -12,11 +12,11 @@ import os
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.cli import archiver_command
 from tests.fixtures.config import write_config
 from tests.fixtures.mail_server import account_toml, fill_mailbox
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 def run_with_umask(config: Path, *args: str, umask: int = 0o022) -> subprocess.CompletedProcess:
     """The CLI as an operator's shell would start it: under ``umask`` (022 is the usual default)."""
     return subprocess.run(
-        [sys.executable, "-m", "archiver", "--config", str(config), *args],
+        archiver_command(config, *args),
         capture_output=True,
         text=True,
         timeout=300,

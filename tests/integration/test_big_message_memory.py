@@ -15,7 +15,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from archiver.archive import Archive
 from archiver.memory import proc_kb, process_tree
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
+from tests.fixtures.cli import archiver_command
 from tests.fixtures.config import load_config
 from tests.fixtures.mail_server import account_toml, fill_mailbox
 
@@ -63,7 +63,7 @@ def _write_big_message(path: Path, size: int) -> str:
 
 def _backup_peak_mb(config: Path) -> tuple[subprocess.CompletedProcess, float]:
     """Run the backup in a child; its result and the peak of its process tree's summed VmRSS in MB."""
-    command = [sys.executable, "-m", "archiver", "--config", str(config), "backup", "--no-index"]
+    command = archiver_command(config, "backup", "--no-index")
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     while child.poll() is None:

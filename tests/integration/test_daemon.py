@@ -9,7 +9,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from archiver.catalog import Catalog
 from archiver.devtools.sandbox import free_ports
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
+from tests.fixtures.cli import archiver_command
 from tests.fixtures.config import load_config
 from tests.fixtures.mail_server import MailUser, account_toml, fill_mailbox, server_hashes
 
@@ -58,7 +58,7 @@ class DaemonProcess:
         self.log_path = log_path
         self.handle = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "archiver", "--config", str(config_path), "daemon", *args],
+            archiver_command(config_path, "daemon", *args),
             stdout=self.handle,
             stderr=subprocess.STDOUT,
         )
@@ -186,7 +186,7 @@ def test_sigterm_mid_run_then_restart_completes_the_backup(dovecot, mail_user, t
         assert verify_archive(archive).ok
 
 
-def test_systemd_notify_protocol(tmp_path, daemons):
+def test_systemd_notify_protocol(tmp_path, daemons, cli):
     """READY=1, WATCHDOG=1, RELOADING=1 then READY=1 on SIGHUP, STOPPING=1 on SIGTERM, over $NOTIFY_SOCKET."""
     notify_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -200,7 +200,7 @@ def test_systemd_notify_protocol(tmp_path, daemons):
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"}
     handle = (tmp_path / "daemon.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "archiver", "--config", str(config), "daemon", "--no-web", "--log-format", "json"],
+        cli.command(config, "daemon", "--no-web", "--log-format", "json"),
         stdout=handle,
         stderr=subprocess.STDOUT,
         env=env,

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -38,7 +37,7 @@ def test_dropped_connection_mid_run_reconnects_and_the_same_run_completes(
     folders = fill_folders(dovecot, mail_user, 400, seed=23)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
     config = load_config(path)
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup", "--json"]
+    command = cli.command(path, "backup", "--json")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while placement_count(config.archive.path) == 0 and process.poll() is None and time.monotonic() < deadline:

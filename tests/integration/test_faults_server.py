@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from archiver.archive import Archive
 from archiver.backup.runner import Progress, run_backup
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes, placement_count
+from tests.fixtures.cli import archiver_command
 from tests.fixtures.config import load_config
 from tests.fixtures.mail_server import account_toml, fill_folders, fill_inbox, pop3_toml, server_by_uidl, server_hashes
 
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _start_backup(path: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup", "--json"]
+    command = archiver_command(path, "backup", "--json")
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -7,7 +7,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
@@ -25,7 +24,7 @@ def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path, con
     by_folder = fill_mailbox(dovecot, mail_user, 900, seed=11)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 25")
     config = load_config(path)
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup"]
+    command = cli.command(path, "backup")
 
     progress = []
     for delay in (0.4, 0.8, 1.2, 1.6, 2.2):
@@ -61,7 +60,7 @@ def test_twenty_sigkills_at_random_points_then_a_completing_run(dovecot, mail_us
     by_folder = fill_mailbox(dovecot, mail_user, 600, seed=29)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 4")
     config = load_config(path)
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup"]
+    command = cli.command(path, "backup")
 
     progress = [0]
     killed_mid_run = 0

@@ -10,7 +10,6 @@ import resource
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def _limit_address_space() -> None:
     ["head -c 500000000 /dev/zero", "yes"],  # 500 MB, then endless
     ids=["500MB", "endless"],
 )
-def test_password_command_printing_too_much_stops_at_the_cap(dovecot, mail_user, tmp_path, command) -> None:
+def test_password_command_printing_too_much_stops_at_the_cap(dovecot, mail_user, tmp_path, command, cli) -> None:
     """Bounded in time, and in memory by an address-space limit on the archiver process.
 
     The limit, not the child's ``ru_maxrss``: a child started by ``vfork`` inherits the
@@ -59,7 +58,7 @@ def test_password_command_printing_too_much_stops_at_the_cap(dovecot, mail_user,
     config = config_with_password(tmp_path, dovecot, mail_user, f"password_command = {json.dumps(command)}")
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "archiver", "--config", str(config), "backup"],
+        cli.command(config, "backup"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -133,7 +132,7 @@ def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_pa
     prefix = _without_write_access()
     _make_readonly(archive, writable=False)
     try:
-        base = [*prefix, sys.executable, "-m", "archiver", "--config", str(config)]
+        base = [*prefix, *cli.command(config)]
         probe = subprocess.run([*prefix, "sh", "-c", f"touch {archive}/probe"], capture_output=True, check=False)
         assert probe.returncode != 0, "the archive is still writable: the test would prove nothing"
         search = subprocess.run([*base, "search", "--json", "quince"], capture_output=True, text=True, timeout=60)
@@ -167,7 +166,7 @@ def test_backup_without_write_access_exits_2_naming_what_still_works(tmp_path, c
     prefix = _without_write_access()
     _make_readonly(archive, writable=False)
     try:
-        base = [*prefix, sys.executable, "-m", "archiver", "--config", str(config)]
+        base = [*prefix, *cli.command(config)]
         result = subprocess.run([*base, "reindex"], capture_output=True, text=True, timeout=60)
         one_clear_line(result, f"cannot write to the archive {archive}: permission denied", "search, ls")
         assert result.returncode == 2
@@ -175,13 +174,13 @@ def test_backup_without_write_access_exits_2_naming_what_still_works(tmp_path, c
         _make_readonly(archive, writable=True)
 
 
-def test_archive_that_cannot_be_created_exits_2(tmp_path) -> None:
+def test_archive_that_cannot_be_created_exits_2(tmp_path, cli) -> None:
     parent = tmp_path / "locked"
     parent.mkdir(mode=0o555)
     text = f'[archive]\npath = "{parent / "archive"}"\n{LOCAL_ACCOUNT}'
     config = tmp_path / "archiver.toml"
     config.write_text(text)
-    command = [*_without_write_access(), sys.executable, "-m", "archiver", "--config", str(config), "status"]
+    command = [*_without_write_access(), *cli.command(config, "status")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     one_clear_line(result, f"cannot create the archive in {parent / 'archive'}: Permission denied")
     assert result.returncode == 2

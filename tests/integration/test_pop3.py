@@ -14,7 +14,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -318,7 +317,7 @@ def test_sigkill_mid_run_then_resume_downloads_nothing_twice(dovecot, mail_user,
     path = config_file(pop3_toml(dovecot, mail_user, security="none"), "batch_messages = 10")
     config = load_config(path)
     catalog_path = Path(config.archive.path) / Catalog.FILENAME
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup"]
+    command = cli.command(path, "backup")
 
     counts = []
     for _kill in range(3):

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 
@@ -43,7 +42,7 @@ def test_sigkilled_restore_resumes_without_duplicates(dovecot, mail_user, tmp_pa
     config = load_config(path)
     assert run_backup(config, config.accounts[0]).ok
 
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "restore", "--account", "src"]
+    command = cli.command(path, "restore", "--account", "src")
     command += ["--to", "dst", "--prefix", "R"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

@@ -6,7 +6,6 @@ import csv
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -125,7 +124,7 @@ def test_backup_indexes_incrementally_and_search_cli(dovecot, mail_user, tmp_pat
 
 
 @pytest.mark.slow
-def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path, config_file) -> None:
+def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path, config_file, cli) -> None:
     for number in range(20):
         dovecot.append(mail_user.name, "INBOX", f"Subject: early {number}\r\n\r\npomegranate {number}\r\n".encode())
     config_path = config_file(account_toml(dovecot, mail_user), "batch_messages = 50")
@@ -135,7 +134,7 @@ def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path, config_file) -
     items = [(f"Subject: later {n}\r\nFrom: bulk{n}@example.org\r\n\r\n{filler}{n}\r\n".encode(), (), None)
              for n in range(3000)]  # fmt: skip
     dovecot.append_many(mail_user.name, "INBOX", items)
-    command = [sys.executable, "-m", "archiver", "--config", str(config_path), "backup"]
+    command = cli.command(config_path, "backup")
     backup = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     searches = 0
     try:
