@@ -37,19 +37,18 @@ def filled(dovecot, mail_user, tmp_path, config_file):
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls", "none"])
-def test_full_backup_equals_server_content(dovecot, mail_user, tmp_path, security, config_file):
+def test_full_backup_equals_server_content(dovecot, mail_user, tmp_path, security, config_file, archive):
     fill(dovecot, mail_user, 120, seed=security.__hash__() % 1000)
     folders = server_folders(dovecot, mail_user)
     config = load_config(config_file(account_toml(dovecot, mail_user, security=security)))
-    with Archive(config.archive) as archive:
-        report = run_backup(config, config.accounts[0], archive=archive)
-        assert report.ok, report.problems
-        expected = server_hashes(dovecot, mail_user, folders)
-        assert archived_hashes(archive.catalog) == expected
-        assert len(expected) == 120
-        for (_folder, _uid), blob_id in expected.items():
-            assert hashlib.sha256(archive.store.get(blob_id)).hexdigest() == blob_id
-        assert verify_archive(archive).ok
+    report = run_backup(config, config.accounts[0], archive=archive)
+    assert report.ok, report.problems
+    expected = server_hashes(dovecot, mail_user, folders)
+    assert archived_hashes(archive.catalog) == expected
+    assert len(expected) == 120
+    for (_folder, _uid), blob_id in expected.items():
+        assert hashlib.sha256(archive.store.get(blob_id)).hexdigest() == blob_id
+    assert verify_archive(archive).ok
 
 
 def test_flags_and_internaldate_recorded(dovecot, mail_user, tmp_path, config_file):
@@ -83,15 +82,14 @@ def test_second_run_fetches_nothing_and_new_mail_is_picked_up(dovecot, mail_user
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
 
 
-def test_duplicates_across_folders_are_one_blob(dovecot, mail_user, tmp_path, config_file):
+def test_duplicates_across_folders_are_one_blob(dovecot, mail_user, tmp_path, config_file, archive):
     raw = b"Subject: same\r\nMessage-ID: <dup@x>\r\n\r\n" + b"identical body\r\n" * 200
     for folder in ("INBOX", "Archive/2020", "Копия"):
         dovecot.append(mail_user.name, folder, raw)
     config = load_config(config_file(account_toml(dovecot, mail_user)))
-    with Archive(config.archive) as archive:
-        report = run_backup(config, config.accounts[0], archive=archive)
-        assert report.ok and report.messages_new == 3 and report.blobs_new == 1
-        assert list(archive.store.iter_ids()) == [hashlib.sha256(raw).hexdigest()]
+    report = run_backup(config, config.accounts[0], archive=archive)
+    assert report.ok and report.messages_new == 3 and report.blobs_new == 1
+    assert list(archive.store.iter_ids()) == [hashlib.sha256(raw).hexdigest()]
 
 
 def test_backup_never_changes_the_server(dovecot, mail_user, filled):
@@ -129,7 +127,7 @@ def test_folder_filters(dovecot, mail_user, tmp_path, config_file):
     assert names == {"INBOX", "Lists/python"}
 
 
-def test_corpus_round_trips_byte_exact(dovecot, mail_user, tmp_path, corpus_dir, config_file):
+def test_corpus_round_trips_byte_exact(dovecot, mail_user, tmp_path, corpus_dir, config_file, archive):
     from archiver.devtools.sample_mail import corpus_messages
 
     appended = 0
@@ -146,17 +144,16 @@ def test_corpus_round_trips_byte_exact(dovecot, mail_user, tmp_path, corpus_dir,
         client.logout()
     assert appended > 1000
     config = load_config(config_file(account_toml(dovecot, mail_user)))
-    with Archive(config.archive) as archive:
-        report = run_backup(config, config.accounts[0], archive=archive)
-        assert report.ok, report.problems
-        on_server = dovecot.fetch_all(mail_user.name, mail_user.password, "Corpus")
-        archived = archived_hashes(archive.catalog)
-        assert len(on_server) == appended
-        for uid, (raw, _flags, _date) in on_server.items():
-            blob_id = archived[("Corpus", uid)]
-            assert archive.store.get(blob_id) == raw
-        rows = archive.catalog.db.execute("SELECT COUNT(*) FROM messages WHERE subject IS NOT NULL").fetchone()[0]
-        assert rows > 0.8 * len(set(archived.values()))
+    report = run_backup(config, config.accounts[0], archive=archive)
+    assert report.ok, report.problems
+    on_server = dovecot.fetch_all(mail_user.name, mail_user.password, "Corpus")
+    archived = archived_hashes(archive.catalog)
+    assert len(on_server) == appended
+    for uid, (raw, _flags, _date) in on_server.items():
+        blob_id = archived[("Corpus", uid)]
+        assert archive.store.get(blob_id) == raw
+    rows = archive.catalog.db.execute("SELECT COUNT(*) FROM messages WHERE subject IS NOT NULL").fetchone()[0]
+    assert rows > 0.8 * len(set(archived.values()))
 
 
 def test_fetch_formats_no_protocol_trace_of_message_bodies(dovecot, mail_user, tmp_path, config_file):

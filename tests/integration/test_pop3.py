@@ -184,7 +184,7 @@ def test_same_message_by_imap_and_pop3_is_one_blob(dovecot, mail_user, tmp_path,
         assert archive.catalog.db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == len(imap_blobs)
 
 
-def test_no_uidl_falls_back_to_fingerprints_and_says_so(dovecot, mail_user, tmp_path, config_file):
+def test_no_uidl_falls_back_to_fingerprints_and_says_so(dovecot, mail_user, tmp_path, config_file, archive):
     fill_inbox(dovecot, mail_user, 8, seed=6)
     raw = b"Subject: twin\r\n\r\nthe same bytes twice\r\n"
     dovecot.append_many(mail_user.name, "INBOX", [(raw, (), None), (raw, (), None)])
@@ -196,20 +196,19 @@ def test_no_uidl_falls_back_to_fingerprints_and_says_so(dovecot, mail_user, tmp_
         report = run_with_source(archive, account, runner_source)
         return report
 
-    with Archive(config.archive) as archive:
-        first = backup(archive)
-        assert first.status == "ok", first.problems
-        assert first.messages_new == 10 and first.blobs_new == 9  # the twins share a blob
-        assert "no UIDL" in first.folders[0].note
-        rows = pop3_placements(archive.catalog)
-        assert {row["uidvalidity"] for row in rows} == {FINGERPRINT_UIDVALIDITY}
-        assert all(row["uid"].startswith("fp:") for row in rows)
-        second = backup(archive)
-        assert second.messages_new == 0 and second.folders[0].unchanged
-        # the server gains UIDL: the fingerprint placements are gone, the messages placed again by UIDL, no new blob
-        third = run_backup(config, account, archive=archive)
-        assert third.status == "ok" and third.messages_new == 10 and third.blobs_new == 0
-        assert third.folders[0].gone == 10
+    first = backup(archive)
+    assert first.status == "ok", first.problems
+    assert first.messages_new == 10 and first.blobs_new == 9  # the twins share a blob
+    assert "no UIDL" in first.folders[0].note
+    rows = pop3_placements(archive.catalog)
+    assert {row["uidvalidity"] for row in rows} == {FINGERPRINT_UIDVALIDITY}
+    assert all(row["uid"].startswith("fp:") for row in rows)
+    second = backup(archive)
+    assert second.messages_new == 0 and second.folders[0].unchanged
+    # the server gains UIDL: the fingerprint placements are gone, the messages placed again by UIDL, no new blob
+    third = run_backup(config, account, archive=archive)
+    assert third.status == "ok" and third.messages_new == 10 and third.blobs_new == 0
+    assert third.folders[0].gone == 10
 
 
 def test_retr_fallback_ends_with_rset_so_nothing_is_marked_seen(dovecot, mail_user, tmp_path, config_file):

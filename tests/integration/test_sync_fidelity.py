@@ -178,7 +178,7 @@ def test_deleted_and_renamed_folders_are_kept_and_renames_reuse_blobs(
     assert text.returncode == 0 and "gone since run" in text.stdout
 
 
-def test_copies_in_label_like_folders_are_not_downloaded_again(dovecot, mail_user, tmp_path, config_file):
+def test_copies_in_label_like_folders_are_not_downloaded_again(dovecot, mail_user, tmp_path, config_file, archive):
     """Dovecot has no X-GM-EXT-1: copies of a message in label folders are found by fingerprint instead."""
     samples = list(generate_mailbox(50, seed=3, folders=1, duplicate_ratio=0))
     inbox = dovecot.append_many(mail_user.name, "INBOX", [(s.raw, s.flags, s.internaldate) for s in samples])
@@ -189,19 +189,18 @@ def test_copies_in_label_like_folders_are_not_downloaded_again(dovecot, mail_use
         client.copy(picked, label)  # IMAP COPY keeps INTERNALDATE, as Gmail labels share it
     client.logout()
     config = load_config(config_file(account_toml(dovecot, mail_user)))
-    with Archive(config.archive) as archive:
-        report = run_backup(config, config.accounts[0], archive=archive)
-        assert report.ok, report.problems
-        unique_bytes = sum(len(s.raw) for s in samples)
-        assert report.bytes_fetched == unique_bytes  # each message's bytes once, the copies ~0
-        assert report.blobs_new == 50 and report.messages_new == 100
-        # Whichever folder the server lists first is downloaded; every later copy is recognised.
-        assert sum(f.adopted for f in report.folders) == 50
-        assert sum(f.stub_bytes for f in report.folders) < 0.01 * unique_bytes
-        folders = ["INBOX", "Labels/Work", "Labels/Important"]
-        assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
-        flags = catalog_flags(archive.catalog, "Labels/Work")
-        assert flags == server_flags(dovecot, mail_user, "Labels/Work")
+    report = run_backup(config, config.accounts[0], archive=archive)
+    assert report.ok, report.problems
+    unique_bytes = sum(len(s.raw) for s in samples)
+    assert report.bytes_fetched == unique_bytes  # each message's bytes once, the copies ~0
+    assert report.blobs_new == 50 and report.messages_new == 100
+    # Whichever folder the server lists first is downloaded; every later copy is recognised.
+    assert sum(f.adopted for f in report.folders) == 50
+    assert sum(f.stub_bytes for f in report.folders) < 0.01 * unique_bytes
+    folders = ["INBOX", "Labels/Work", "Labels/Important"]
+    assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
+    flags = catalog_flags(archive.catalog, "Labels/Work")
+    assert flags == server_flags(dovecot, mail_user, "Labels/Work")
 
 
 def test_vanished_of_one_folder_never_marks_another(dovecot, mail_user, tmp_path, config_file):
@@ -231,7 +230,7 @@ def test_vanished_of_one_folder_never_marks_another(dovecot, mail_user, tmp_path
         source.close()
 
 
-def test_folder_deleted_then_recreated_keeps_its_gone_interval(dovecot, mail_user, tmp_path, config_file):
+def test_folder_deleted_then_recreated_keeps_its_gone_interval(dovecot, mail_user, tmp_path, config_file, archive):
     """A folder deleted and later re-created under the same name: as of the runs in between it is empty,
     as of before the deletion it has its old content, and a message that comes back is not downloaded."""
     old = [f"Subject: old {n}\r\nMessage-ID: <old-{n}@example.org>\r\n\r\nbody {n}\r\n".encode() for n in range(6)]
@@ -240,34 +239,35 @@ def test_folder_deleted_then_recreated_keeps_its_gone_interval(dovecot, mail_use
         dovecot.append(mail_user.name, "Projects", raw, internaldate=when)
     config = load_config(config_file(account_toml(dovecot, mail_user)))
     account = config.accounts[0]
-    with Archive(config.archive) as archive:
-        first = run_backup(config, account, archive=archive)
-        client = dovecot.connect(mail_user.name)
-        client.delete_folder("Projects")
-        client.logout()
-        second = run_backup(config, account, archive=archive)
-        fresh = b"Subject: new\r\nMessage-ID: <new@example.org>\r\n\r\nnew body\r\n"
-        dovecot.append(mail_user.name, "Projects", fresh)
-        dovecot.append(mail_user.name, "Projects", old[0], internaldate=when)  # one old message comes back (restored)
-        third = run_backup(config, account, archive=archive)
-        assert first.ok and second.ok and third.ok, third.problems
-        assert third.bytes_fetched == len(fresh)  # the returning message was recognised, not downloaded
+    first = run_backup(config, account, archive=archive)
+    client = dovecot.connect(mail_user.name)
+    client.delete_folder("Projects")
+    client.logout()
+    second = run_backup(config, account, archive=archive)
+    fresh = b"Subject: new\r\nMessage-ID: <new@example.org>\r\n\r\nnew body\r\n"
+    dovecot.append(mail_user.name, "Projects", fresh)
+    dovecot.append(mail_user.name, "Projects", old[0], internaldate=when)  # one old message comes back (restored)
+    third = run_backup(config, account, archive=archive)
+    assert first.ok and second.ok and third.ok, third.problems
+    assert third.bytes_fetched == len(fresh)  # the returning message was recognised, not downloaded
 
-        catalog = archive.catalog
-        account_id = catalog.account_id("acct")
+    catalog = archive.catalog
+    account_id = catalog.account_id("acct")
 
-        def subjects(run_id: int | None) -> list[str]:
-            rows = catalog.placements_as_of(account_id, "Projects", run_id)
-            return sorted(catalog.hit_details([r.blob_id])[r.blob_id]["subject"] for r in rows)
+    def subjects(run_id: int | None) -> list[str]:
+        rows = catalog.placements_as_of(account_id, "Projects", run_id)
+        return sorted(catalog.hit_details([r.blob_id])[r.blob_id]["subject"] for r in rows)
 
-        assert subjects(first.run_id) == [f"old {n}" for n in range(6)]
-        assert subjects(second.run_id) == []  # deleted on the server then
-        assert subjects(third.run_id) == subjects(None) == ["new", "old 0"]
-        assert catalog.folders(account_id)["Projects"].gone_since_run is None
-        assert verify_archive(archive).ok
+    assert subjects(first.run_id) == [f"old {n}" for n in range(6)]
+    assert subjects(second.run_id) == []  # deleted on the server then
+    assert subjects(third.run_id) == subjects(None) == ["new", "old 0"]
+    assert catalog.folders(account_id)["Projects"].gone_since_run is None
+    assert verify_archive(archive).ok
 
 
-def test_a_big_new_folder_is_sampled_and_a_renamed_one_fully_recognised(dovecot, mail_user, tmp_path, config_file):
+def test_a_big_new_folder_is_sampled_and_a_renamed_one_fully_recognised(
+    dovecot, mail_user, tmp_path, config_file, archive
+):
     """A first-time folder of >= 256 new UIDs gets a 64-UID header look first: mostly new mail -> no full look
     (its few copies are downloaded, stored once); a renamed folder's sample is all known -> the full look."""
     from archiver.backup.remap import SAMPLE_FROM, STUB_SAMPLE
@@ -275,35 +275,34 @@ def test_a_big_new_folder_is_sampled_and_a_renamed_one_fully_recognised(dovecot,
     samples = [s for s in generate_mailbox(700, seed=21, folders=1, duplicate_ratio=0) if len(s.raw) < 50_000][:600]
     inbox = dovecot.append_many(mail_user.name, "INBOX", [(s.raw, s.flags, s.internaldate) for s in samples[:300]])
     config = load_config(config_file(account_toml(dovecot, mail_user)))
-    with Archive(config.archive) as archive:
-        assert run_backup(config, config.accounts[0], archive=archive).ok
-        new = samples[300:]
-        dovecot.append_many(mail_user.name, "Projects", [(s.raw, s.flags, s.internaldate) for s in new])
-        client = dovecot.connect(mail_user.name)
-        client.select_folder("INBOX")
-        client.copy(inbox[:10], "Projects")  # a few copies of archived mail among 300 new messages
-        client.logout()
-        assert len(new) + 10 >= SAMPLE_FROM
+    assert run_backup(config, config.accounts[0], archive=archive).ok
+    new = samples[300:]
+    dovecot.append_many(mail_user.name, "Projects", [(s.raw, s.flags, s.internaldate) for s in new])
+    client = dovecot.connect(mail_user.name)
+    client.select_folder("INBOX")
+    client.copy(inbox[:10], "Projects")  # a few copies of archived mail among 300 new messages
+    client.logout()
+    assert len(new) + 10 >= SAMPLE_FROM
 
-        second = run_backup(config, config.accounts[0], archive=archive)
-        assert second.ok, second.problems
-        (projects,) = [f for f in second.folders if f.name == "Projects"]
-        assert projects.new == 310 and projects.adopted < 10  # only copies that fell in the sample
-        header_look = max(len(s.raw.split(b"Message-ID:")[1].split(b"\r\n")[0]) for s in samples) + 20
-        assert projects.stub_bytes <= STUB_SAMPLE * header_look  # the sample only, not 310 headers
-        assert second.blobs_new == 300  # the downloaded copies were stored once, by hash
-        assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, ["INBOX", "Projects"])
+    second = run_backup(config, config.accounts[0], archive=archive)
+    assert second.ok, second.problems
+    (projects,) = [f for f in second.folders if f.name == "Projects"]
+    assert projects.new == 310 and projects.adopted < 10  # only copies that fell in the sample
+    header_look = max(len(s.raw.split(b"Message-ID:")[1].split(b"\r\n")[0]) for s in samples) + 20
+    assert projects.stub_bytes <= STUB_SAMPLE * header_look  # the sample only, not 310 headers
+    assert second.blobs_new == 300  # the downloaded copies were stored once, by hash
+    assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, ["INBOX", "Projects"])
 
-        client = dovecot.connect(mail_user.name)
-        client.rename_folder("Projects", "Projects 2020")
-        client.logout()
-        third = run_backup(config, config.accounts[0], archive=archive)
-        assert third.ok, third.problems
-        (renamed,) = [f for f in third.folders if f.name == "Projects 2020"]
-        assert renamed.new == renamed.adopted == 310  # recognised in full: nothing downloaded
-        assert third.bytes_fetched == 0 and third.blobs_new == 0
-        archived = archived_hashes(archive.catalog)  # the old name's placements stay, gone since this run
-        assert {k: v for k, v in archived.items() if k[0] != "Projects"} == server_hashes(
-            dovecot, mail_user, ["INBOX", "Projects 2020"]
-        )
-        assert verify_archive(archive).ok
+    client = dovecot.connect(mail_user.name)
+    client.rename_folder("Projects", "Projects 2020")
+    client.logout()
+    third = run_backup(config, config.accounts[0], archive=archive)
+    assert third.ok, third.problems
+    (renamed,) = [f for f in third.folders if f.name == "Projects 2020"]
+    assert renamed.new == renamed.adopted == 310  # recognised in full: nothing downloaded
+    assert third.bytes_fetched == 0 and third.blobs_new == 0
+    archived = archived_hashes(archive.catalog)  # the old name's placements stay, gone since this run
+    assert {k: v for k, v in archived.items() if k[0] != "Projects"} == server_hashes(
+        dovecot, mail_user, ["INBOX", "Projects 2020"]
+    )
+    assert verify_archive(archive).ok
