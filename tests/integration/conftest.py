@@ -11,7 +11,7 @@ import pytest
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.config import Config
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import MailUser, account_toml, fill_for_restore
 
 
@@ -21,7 +21,7 @@ def archived(dovecot, mail_user: MailUser, config_file: Callable[..., Path]) -> 
     and per folder the multiset of (blob id, flags, INTERNALDATE) the archive holds."""
     fill_for_restore(dovecot, mail_user, 40, seed=9, folders=4)
     path = config_file(account_toml(dovecot, mail_user, name="acct"))
-    config = load_config(path)
+    config = parse_config(path)
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         rows = archive.catalog.placements_as_of(archive.catalog.account_id("acct"))

@@ -11,7 +11,7 @@ from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml, fill_mailbox, server_hashes
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ def server_folders(dovecot, user) -> list[str]:
 @pytest.fixture
 def filled(dovecot, mail_user, tmp_path, config_file):
     folders = fill(dovecot, mail_user, 240)
-    config = load_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 40"))
+    config = parse_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 40"))
     return config, folders
 
 
@@ -40,7 +40,7 @@ def filled(dovecot, mail_user, tmp_path, config_file):
 def test_full_backup_equals_server_content(dovecot, mail_user, tmp_path, security, config_file, archive):
     fill(dovecot, mail_user, 120, seed=security.__hash__() % 1000)
     folders = server_folders(dovecot, mail_user)
-    config = load_config(config_file(account_toml(dovecot, mail_user, security=security)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, security=security)))
     report = run_backup(config, config.accounts[0], archive=archive)
     assert report.ok, report.problems
     expected = server_hashes(dovecot, mail_user, folders)
@@ -54,7 +54,7 @@ def test_full_backup_equals_server_content(dovecot, mail_user, tmp_path, securit
 def test_flags_and_internaldate_recorded(dovecot, mail_user, tmp_path, config_file):
     when = datetime(2011, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=-5)))
     dovecot.append(mail_user.name, "Odd & Ends/Ünïcode", b"Subject: x\r\n\r\nhi\r\n", ["\\Flagged", "$Work"], when)
-    config = load_config(config_file(account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         row = archive.catalog.db.execute(
@@ -86,7 +86,7 @@ def test_duplicates_across_folders_are_one_blob(dovecot, mail_user, tmp_path, co
     raw = b"Subject: same\r\nMessage-ID: <dup@x>\r\n\r\n" + b"identical body\r\n" * 200
     for folder in ("INBOX", "Archive/2020", "Копия"):
         dovecot.append(mail_user.name, folder, raw)
-    config = load_config(config_file(account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     report = run_backup(config, config.accounts[0], archive=archive)
     assert report.ok and report.messages_new == 3 and report.blobs_new == 1
     assert list(archive.store.iter_ids()) == [hashlib.sha256(raw).hexdigest()]
@@ -120,7 +120,7 @@ def test_folder_filters(dovecot, mail_user, tmp_path, config_file):
     for folder in ("INBOX", "Lists/python", "Lists/rust", "Spam"):
         dovecot.append(mail_user.name, folder, f"Subject: {folder}\r\n\r\nx\r\n".encode())
     extra = '[accounts.folders]\ninclude = ["INBOX", "Lists/*"]\nexclude = ["Lists/rust"]\n'
-    config = load_config(config_file(account_toml(dovecot, mail_user, extra=extra)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, extra=extra)))
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         names = {name for name, _uid in archived_hashes(archive.catalog)}
@@ -143,7 +143,7 @@ def test_corpus_round_trips_byte_exact(dovecot, mail_user, tmp_path, corpus_dir,
     finally:
         client.logout()
     assert appended > 1000
-    config = load_config(config_file(account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     report = run_backup(config, config.accounts[0], archive=archive)
     assert report.ok, report.problems
     on_server = dovecot.fetch_all(mail_user.name, mail_user.password, "Corpus")
@@ -163,7 +163,7 @@ def test_fetch_formats_no_protocol_trace_of_message_bodies(dovecot, mail_user, t
     from archiver.sources.imap import ImapSource
 
     fill(dovecot, mail_user, 5)
-    config = load_config(config_file(account_toml(dovecot, mail_user, security="none")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, security="none")))
     traced: list[str] = []
     with ImapSource(config.accounts[0]).connect() as source:
         source.client._imap._mesg = traced.append

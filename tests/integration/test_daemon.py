@@ -22,7 +22,7 @@ from archiver.devtools.sandbox import free_ports
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
 from tests.fixtures.cli import archiver_command
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import MailUser, account_toml, fill_mailbox, server_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -138,7 +138,7 @@ def test_daemon_schedules_reloads_serves_metrics_and_stops(dovecot, mail_user, t
     assert daemon.stop() == 0
     log = daemon.log()
     assert "daemon stopped" in log and "Traceback" not in log
-    config = load_config(path)
+    config = parse_config(path)
     with Archive(config.archive) as archive:
         for name, user in (("one", mail_user), ("two", second)):
             assert archived_hashes(archive.catalog, name) == server_hashes(dovecot, user, folders[name])
@@ -168,7 +168,7 @@ def test_sigterm_mid_run_then_restart_completes_the_backup(dovecot, mail_user, t
     first = runs(root, "acct")
     assert [r["status"] for r in first] == ["interrupted"]  # stopped mid-run, and the run row says so
     assert "stopping backup account=acct" in daemon.log()
-    with Archive(load_config(path).archive) as archive:
+    with Archive(parse_config(path).archive) as archive:
         assert verify_archive(archive).ok
     kept = archived()
     assert 0 < kept < 900
@@ -181,7 +181,7 @@ def test_sigterm_mid_run_then_restart_completes_the_backup(dovecot, mail_user, t
     history = runs(root, "acct")
     assert [r["status"] for r in history] == ["interrupted", "ok"]
     assert history[1]["messages_new"] == 900 - kept
-    with Archive(load_config(path).archive) as archive:
+    with Archive(parse_config(path).archive) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
         assert verify_archive(archive).ok
 

@@ -19,7 +19,7 @@ import pytest
 from archiver.archive import Archive
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes, placement_count
-from tests.fixtures.config import load_config, write_config
+from tests.fixtures.config import parse_config, write_config
 from tests.fixtures.mail_server import account_toml, fill_folders, server_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,7 +36,7 @@ def test_dropped_connection_mid_run_reconnects_and_the_same_run_completes(
 ):
     folders = fill_folders(dovecot, mail_user, 400, seed=23)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
-    config = load_config(path)
+    config = parse_config(path)
     command = cli.command(path, "backup", "--json")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -86,7 +86,7 @@ def test_disk_full_is_a_clear_error_and_the_next_run_finishes(dovecot, mail_user
     folders = fill_folders(dovecot, mail_user, 150, seed=5)
     accounts = account_toml(dovecot, mail_user)
     path = write_config(small_disk, accounts, "batch_messages = 10")
-    config = load_config(path)
+    config = parse_config(path)
     total_raw = sum(len(raw) for raw, _flags, _date in dovecot.fetch_all(mail_user.name, None, "INBOX").values())
     assert total_raw > 0
 

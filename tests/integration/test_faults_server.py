@@ -22,7 +22,7 @@ from archiver.backup.runner import Progress, run_backup
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes, placement_count
 from tests.fixtures.cli import archiver_command
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml, fill_folders, fill_inbox, pop3_toml, server_by_uidl, server_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -66,7 +66,7 @@ def _runs(archive: Archive) -> list[dict]:
 def test_server_killed_mid_fetch_and_restarted_the_same_run_completes(dovecot, mail_user, tmp_path, config_file):
     folders = fill_folders(dovecot, mail_user, 400, seed=31)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
-    config = load_config(path)
+    config = parse_config(path)
     process = _start_backup(path)
     with _server_back(dovecot):
         _wait_for_first_commit(config.archive.path, process)
@@ -95,7 +95,7 @@ def test_reconnect_gives_up_with_one_clear_line_and_the_next_run_completes(
 ):
     folders = fill_folders(dovecot, mail_user, 300, seed=37)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10\nreconnect_attempts = 2")
-    config = load_config(path)
+    config = parse_config(path)
     process = _start_backup(path)
     with _server_back(dovecot):
         _wait_for_first_commit(config.archive.path, process)
@@ -143,7 +143,7 @@ def test_a_message_the_server_cannot_read_is_an_error_and_retried_next_run(
     """
     folders = fill_folders(dovecot, mail_user, 200, seed=41)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
-    config = load_config(path)
+    config = parse_config(path)
     inbox_uids = sorted(dovecot.fetch_all(mail_user.name, mail_user.password, "INBOX"))
     bad_uid = inbox_uids[len(inbox_uids) // 2]
     bad_file = _maildir_file(dovecot, mail_user, bad_uid)
@@ -187,7 +187,7 @@ def test_run_time_limit_stops_after_a_committed_batch_and_the_next_run_continues
 ):
     folders = fill_folders(dovecot, mail_user, 300, seed=43)
     path = config_file(account_toml(dovecot, mail_user), 'batch_messages = 5\nmax_run_time = "1s"')
-    config = load_config(path)
+    config = parse_config(path)
     assert config.archive.max_run_time == 1
     (account,) = config.accounts
 
@@ -215,7 +215,7 @@ def test_run_time_limit_stops_after_a_committed_batch_and_the_next_run_continues
 def test_pop3_dropped_connection_reconnects_and_the_same_run_completes(dovecot, mail_user, tmp_path, config_file):
     fill_inbox(dovecot, mail_user, 300, seed=53)
     path = config_file(pop3_toml(dovecot, mail_user, security="none"), "batch_messages = 10")
-    config = load_config(path)
+    config = parse_config(path)
     process = _start_backup(path)
     _wait_for_first_commit(config.archive.path, process)
     listing = dovecot.doveadm("who", "-1", mail_user.name).stdout.splitlines()[1:]
@@ -249,7 +249,7 @@ def test_a_message_expunged_between_search_and_fetch_is_an_error_then_simply_gon
 
     folders = fill_folders(dovecot, mail_user, 60, seed=59)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
-    config = load_config(path)
+    config = parse_config(path)
     (account,) = config.accounts
     assert run_backup(config, account, index=False).status == "ok"
     for n in range(25):

@@ -11,7 +11,7 @@ from imapclient.response_parser import parse_fetch_response
 from archiver.devtools.sample_mail import corpus_messages, generate_mailbox
 from archiver.sources.imap import FETCH_ITEMS, ImapSource, uid_ranges
 from archiver.sources.imap_parse import parse_body_fetch, parse_internaldate
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def test_fast_reader_agrees_with_imapclient_on_real_responses(dovecot, mail_user
         for i, raw in enumerate(messages)
     ]
     uids = dovecot.append_many(mail_user.name, "INBOX", items)
-    config = load_config(config_file(account_toml(dovecot, mail_user, security="none")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, security="none")))
     with ImapSource(config.accounts[0]).connect() as source:
         source.examine("INBOX")
         data = raw_fetch_data(source, uids)

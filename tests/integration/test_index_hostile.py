@@ -10,7 +10,7 @@ import pytest
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from tests.fixtures.cli import Cli
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.hostile_mail import LAST_INTERNALDATE, huge_subject, pdf_bomb, plain, with_pdf
 from tests.fixtures.mail_server import account_toml
 
@@ -67,7 +67,7 @@ def test_backup_indexes_around_hostile_messages_and_reports_index_failures(
 def test_a_scheduled_run_whose_index_update_failed_is_partial(dovecot, mail_user, tmp_path, config_file) -> None:
     """The daemon's path (run_backup indexing itself): the run is not ``ok``, so the failure alert fires."""
     dovecot.append(mail_user.name, "INBOX", plain("scheduled", "numbat"))
-    config = load_config(config_file(account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     index = tmp_path / "archive" / "index"
     (index / "g-broken").mkdir(parents=True)
     (index / "CURRENT").write_text("g-broken\n")

@@ -14,7 +14,7 @@ import pytest
 from archiver.archive import Archive
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml, fill_mailbox, server_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path, config_file, cli):
     by_folder = fill_mailbox(dovecot, mail_user, 900, seed=11)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 25")
-    config = load_config(path)
+    config = parse_config(path)
     command = cli.command(path, "backup")
 
     progress = []
@@ -59,7 +59,7 @@ def test_twenty_sigkills_at_random_points_then_a_completing_run(dovecot, mail_us
     rng = random.Random(20261123)
     by_folder = fill_mailbox(dovecot, mail_user, 600, seed=29)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 4")
-    config = load_config(path)
+    config = parse_config(path)
     command = cli.command(path, "backup")
 
     progress = [0]

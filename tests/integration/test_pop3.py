@@ -27,7 +27,7 @@ from archiver.devtools.sample_mail import corpus_messages
 from archiver.sources.pop3 import Pop3Source
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
-from tests.fixtures.config import load_config, write_config
+from tests.fixtures.config import parse_config, write_config
 from tests.fixtures.mail_server import account_toml, fill_inbox, pop3_toml, server_by_uidl, uidvalidity_of_inbox
 
 pytestmark = pytest.mark.integration
@@ -115,7 +115,7 @@ def test_full_backup_over_each_transport_leaves_the_maildrop_as_it_was(
     before = maildrop_state(dovecot, mail_user)
     assert any(not flags for flags in before["flags"].values())  # unseen mail is there to be spoiled
 
-    config = load_config(config_file(pop3_toml(dovecot, mail_user, security=security)))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user, security=security)))
     report = run_backup(config, config.account("pop"))
     assert report.status == "ok", report.problems
     assert report.messages_new == 40
@@ -136,7 +136,7 @@ def test_full_backup_over_each_transport_leaves_the_maildrop_as_it_was(
 
 def test_rerun_new_mail_and_server_deletion(dovecot, mail_user, tmp_path, config_file):
     fill_inbox(dovecot, mail_user, 12, seed=4)
-    config = load_config(config_file(pop3_toml(dovecot, mail_user)))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
     account = config.account("pop")
     assert run_backup(config, account).messages_new == 12
 
@@ -172,7 +172,7 @@ def test_rerun_new_mail_and_server_deletion(dovecot, mail_user, tmp_path, config
 def test_same_message_by_imap_and_pop3_is_one_blob(dovecot, mail_user, tmp_path, config_file):
     fill_inbox(dovecot, mail_user, 25, seed=5)
     accounts = account_toml(dovecot, mail_user, name="imap") + pop3_toml(dovecot, mail_user, name="pop")
-    config = load_config(config_file(accounts))
+    config = parse_config(config_file(accounts))
     assert run_backup(config, config.account("imap")).status == "ok"
     report = run_backup(config, config.account("pop"))
     assert report.status == "ok" and report.messages_new == 25
@@ -188,7 +188,7 @@ def test_no_uidl_falls_back_to_fingerprints_and_says_so(dovecot, mail_user, tmp_
     fill_inbox(dovecot, mail_user, 8, seed=6)
     raw = b"Subject: twin\r\n\r\nthe same bytes twice\r\n"
     dovecot.append_many(mail_user.name, "INBOX", [(raw, (), None), (raw, (), None)])
-    config = load_config(config_file(pop3_toml(dovecot, mail_user)))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
     account = config.account("pop")
 
     def backup(archive):
@@ -216,7 +216,7 @@ def test_retr_fallback_ends_with_rset_so_nothing_is_marked_seen(dovecot, mail_us
     fill_inbox(dovecot, mail_user, 15, seed=8)
     before = maildrop_state(dovecot, mail_user)
     assert any(not flags for flags in before["flags"].values())
-    config = load_config(config_file(pop3_toml(dovecot, mail_user)))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
     account = config.account("pop")
     with Archive(config.archive) as archive:
         report = run_with_source(archive, account, Pop3Source(account, fetch_command="RETR"))
@@ -231,7 +231,7 @@ def test_retr_fallback_ends_with_rset_so_nothing_is_marked_seen(dovecot, mail_us
 def test_message_expunged_during_the_session_is_skipped_and_retried(dovecot, mail_user, tmp_path, config_file):
     """An IMAP client deletes a message after our LIST: that one is reported, the others are archived."""
     fill_inbox(dovecot, mail_user, 6, seed=9)
-    config = load_config(config_file(pop3_toml(dovecot, mail_user)))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
     account = config.account("pop")
 
     class ExpungeAfterListing(Pop3Source):
@@ -282,7 +282,7 @@ def test_corpus_pop3_bytes_equal_imap_body_bytes(dovecot, mail_user, tmp_path, c
     dovecot.append_many(mail_user.name, "INBOX", ((raw, (), None) for raw in messages))
     expected = server_by_uidl(dovecot, mail_user)
     assert len(expected) == len(messages)
-    config = load_config(config_file(pop3_toml(dovecot, mail_user, security="none")))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user, security="none")))
     account = config.account("pop")
     for command in ("TOP", "RETR"):
         with Pop3Source(account, fetch_command=command) as source:
@@ -314,7 +314,7 @@ def test_sigkill_mid_run_then_resume_downloads_nothing_twice(dovecot, mail_user,
     fill_inbox(dovecot, mail_user, total, seed=7)
     before = maildrop_state(dovecot, mail_user)
     path = config_file(pop3_toml(dovecot, mail_user, security="none"), "batch_messages = 10")
-    config = load_config(path)
+    config = parse_config(path)
     catalog_path = Path(config.archive.path) / Catalog.FILENAME
     command = cli.command(path, "backup")
 
@@ -406,7 +406,7 @@ def test_apop_used_when_offered(tmp_path, mail_user, config_file, cli):
     with ApopSandbox(tmp_path / "apop-dovecot") as sandbox:
         sandbox.add_user(mail_user.name, mail_user.password)
         sandbox.append(mail_user.name, "INBOX", b"Subject: apop\r\n\r\nhello\r\n")
-        config = load_config(config_file(pop3_toml(sandbox, mail_user, security="none")))
+        config = parse_config(config_file(pop3_toml(sandbox, mail_user, security="none")))
         account = config.account("pop")
         with Pop3Source(account) as source:
             assert source.auth_method == "APOP"

@@ -8,7 +8,7 @@ from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.mail.headers import utc_now
 from archiver.restore.plan import Scope, plan_restore, restore
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import SPECIAL, MailUser, account_toml, fill_for_restore, state
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def backed_up(dovecot, mail_user, tmp_path, config_file):
     folders = fill_for_restore(dovecot, mail_user, 60)
     before = {name: state(dovecot, mail_user, name) for name in folders}
-    config = load_config(config_file(account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
     return config, before

@@ -12,7 +12,7 @@ from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.mail.headers import utc_now
 from tests.fixtures.cli import assert_one_clear_line
-from tests.fixtures.config import load_config, write_config
+from tests.fixtures.config import parse_config, write_config
 from tests.fixtures.mail_server import MailUser, account_toml, fill_for_restore, state
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,7 @@ def setup(dovecot, tmp_path_factory):
         + '\n[[accounts]]\nname = "old"\nprotocol = "local"\n'
     )
     path = write_config(tmp, accounts)
-    config = load_config(path)
+    config = parse_config(path)
     with Archive(config.archive) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
         first_run = archive.catalog.last_runs(archive.catalog.account_id("acct"), 1)[0]["id"]

@@ -13,7 +13,7 @@ from archiver.backup.runner import run_backup
 from archiver.files.export import export
 from archiver.restore.plan import Scope, restore
 from tests.fixtures.archives import store_placements
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml, second_user, state, synthetic
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def test_keywords_the_target_refuses_are_reported_and_the_message_still_restored
     """Dovecot advertises ``\\*`` yet refuses keywords over 50 characters at APPEND; labels with "]"
     (from other servers) are no IMAP atoms at all. The message is restored with every flag the target
     takes, and the refused keywords are named in the report."""
-    config = load_config(config_file(account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     long_keyword = "k" * 60
     when = datetime(2018, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=2))).isoformat()
     entries = [
@@ -60,7 +60,7 @@ def test_keywords_the_target_refuses_are_reported_and_the_message_still_restored
 def test_pop3_sourced_messages_restore_into_imap(dovecot, mail_user, tmp_path, config_file):
     """POP3 placements (UIDL as uid, the single INBOX, no flags, no INTERNALDATE) restore like any other:
     exact bytes, and the Date header as INTERNALDATE rather than the moment of the restore."""
-    config = load_config(config_file(account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     raws = [
         b"Message-ID: <p1@x>\r\nDate: Tue, 02 Jan 2018 10:11:12 +0100\r\nSubject: pop one\r\n\r\nhello\r\n",
         b"Message-ID: <p2@x>\r\nDate: Wed, 03 Jan 2018 10:11:12 -0500\r\nSubject: pop two\r\n\r\nworld\r\n",
@@ -97,7 +97,7 @@ def test_interrupted_folder_partly_there_gets_only_what_is_missing(dovecot, mail
     assert impostor != messages[1][0]
     # (another INTERNALDATE, or the backup of R/Src would take it for the original by its fingerprint)
     dovecot.append_many(mail_user.name, "R/Src", [*held, (impostor, (), messages[1][2] + timedelta(hours=1))])
-    config = load_config(config_file(account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         report = restore(archive, Scope("acct", folders=("Src",)), config.accounts[0], prefix="R")
@@ -115,7 +115,7 @@ def test_pop3_backup_then_restore_into_imap_end_to_end(dovecot, mail_user, tmp_p
     target = second_user(dovecot, mail_user)
     pop3 = account_toml(dovecot, mail_user, name="pop").replace('protocol = "imap"', 'protocol = "pop3"')
     pop3 = pop3.replace(f"port = {dovecot.imap_port}", f"port = {dovecot.pop3_port}")
-    config = load_config(config_file(pop3 + account_toml(dovecot, target, name="dst")))
+    config = parse_config(config_file(pop3 + account_toml(dovecot, target, name="dst")))
     with Archive(config.archive) as archive:
         backup = run_backup(config, config.account("pop"), archive=archive)
         if not backup.ok and any("not supported" in p for p in backup.problems):

@@ -14,7 +14,7 @@ from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.devtools.sample_mail import corpus_messages
 from archiver.restore.plan import Scope, restore
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml, second_user
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def test_broken_header_block_restored_twice_makes_no_duplicates(
     dovecot.append_many(mail_user.name, "Broken", [(raw, ("\\Seen",), when) for _name, raw in broken_corpus])
     expected = served(dovecot, mail_user, "Broken")
     target = second_user(dovecot, mail_user)
-    config = load_config(
+    config = parse_config(
         config_file(account_toml(dovecot, mail_user, name="acct") + account_toml(dovecot, target, name="dst"))
     )
     with Archive(config.archive) as archive:
@@ -77,7 +77,7 @@ def test_rows_archived_without_message_id_are_still_recognised(
     confirms by sha256, so restoring twice makes no duplicates without any backfill."""
     when = datetime(2020, 2, 3, 4, 5, 6, tzinfo=UTC)
     dovecot.append_many(mail_user.name, "Old", [(raw, (), when) for _name, raw in broken_corpus])
-    config = load_config(config_file(account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     with Archive(config.archive) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
         with archive.catalog.db:  # what the old header scan recorded for them

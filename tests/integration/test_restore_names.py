@@ -13,7 +13,7 @@ import pytest
 from archiver.archive import Archive
 from archiver.restore.plan import Scope, restore
 from tests.fixtures.archives import store_placements
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def held(dovecot, user, folder) -> Counter:
 def test_empty_dot_and_absolute_components_are_mapped_and_restore_twice_is_idempotent(
     dovecot, mail_user, tmp_path, config_file
 ):
-    config = load_config(config_file(account_toml(dovecot, mail_user, name="dst")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="dst")))
     with Archive(config.archive) as archive:
         raws = archive_folders(archive, MAPPED)
         first = restore(archive, Scope("src"), config.account("dst"), prefix="R")
@@ -78,7 +78,7 @@ def test_empty_dot_and_absolute_components_are_mapped_and_restore_twice_is_idemp
 
 def test_a_folder_the_server_refuses_counts_its_messages_as_failed(dovecot, mail_user, tmp_path, config_file):
     """A 1 kB folder name (Dovecot refuses it at CREATE): the report says failed, not "failed 0"."""
-    config = load_config(config_file(account_toml(dovecot, mail_user, name="dst")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="dst")))
     long_name = "n" * 1000
     with Archive(config.archive) as archive:
         store_placements(

@@ -17,7 +17,7 @@ from archiver.backup.runner import run_backup
 from archiver.catalog import NewPlacement
 from archiver.mail.headers import summarize_headers
 from archiver.restore.plan import Scope, restore
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml, second_user, state, synthetic
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def test_sigkilled_restore_resumes_without_duplicates(dovecot, mail_user, tmp_pa
     expected = state(dovecot, mail_user, "Big")
     target = second_user(dovecot, mail_user)
     path = config_file(account_toml(dovecot, mail_user, name="src") + account_toml(dovecot, target, "dst"))
-    config = load_config(path)
+    config = parse_config(path)
     assert run_backup(config, config.accounts[0]).ok
 
     command = cli.command(path, "restore", "--account", "src")
@@ -90,7 +90,7 @@ def test_corpus_restored_byte_exact(dovecot, mail_user, tmp_path, corpus_dir, co
     assert sum(expected.values()) > 1000
     target = second_user(dovecot, mail_user)
     path = config_file(account_toml(dovecot, mail_user, name="src") + account_toml(dovecot, target, "dst"))
-    config = load_config(path)
+    config = parse_config(path)
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         report = restore(archive, Scope("src"), config.account("dst"), prefix="C")
@@ -104,7 +104,7 @@ def test_stored_corpus_files_come_back_as_the_server_writes_them(dovecot, mail_u
     Dovecot writes); what the server refuses is reported per message, never dropped silently."""
     from archiver.devtools.sample_mail import corpus_messages
 
-    config = load_config(config_file(account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     raws = {hashlib.sha256(raw).hexdigest(): raw for _path, raw in corpus_messages(corpus_dir)}
     with Archive(config.archive) as archive:
         catalog = archive.catalog

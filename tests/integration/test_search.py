@@ -17,7 +17,7 @@ from archiver.backup.runner import run_backup
 from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.mail.textextract import extract
 from tests.fixtures.archives import add_messages, open_archive
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.corpus import CORPUS_DIR
 from tests.fixtures.hostile_mail import broken_charset_with_pdf
 from tests.fixtures.mail_server import account_toml
@@ -106,7 +106,7 @@ def _backup(config) -> None:
 def test_backup_indexes_incrementally_and_search_cli(dovecot, mail_user, tmp_path, config_file, cli) -> None:
     dovecot.append(mail_user.name, "INBOX", broken_charset_with_pdf("zeppelin"), flags=("\\Seen",))
     config_path = config_file(account_toml(dovecot, mail_user))
-    config = load_config(config_path)
+    config = parse_config(config_path)
     _backup(config)
     with Archive(config.archive) as archive:
         assert len(_ids(archive, "zeppelin")) == 1  # the PDF's text, in a message with a broken charset
@@ -128,7 +128,7 @@ def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path, config_file, c
     for number in range(20):
         dovecot.append(mail_user.name, "INBOX", f"Subject: early {number}\r\n\r\npomegranate {number}\r\n".encode())
     config_path = config_file(account_toml(dovecot, mail_user), "batch_messages = 50")
-    config = load_config(config_path)
+    config = parse_config(config_path)
     _backup(config)
     filler = "lorem ipsum dolor sit amet " * 40
     items = [(f"Subject: later {n}\r\nFrom: bulk{n}@example.org\r\n\r\n{filler}{n}\r\n".encode(), (), None)

@@ -14,7 +14,7 @@ from archiver.devtools.sample_mail import generate_mailbox
 from archiver.sources.imap import ImapSource
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml, fill_mailbox, server_hashes
 
 pytestmark = pytest.mark.integration
@@ -72,7 +72,7 @@ def test_flag_changes_and_expunges_follow_the_server_with_history(
     dovecot, mail_user, tmp_path, sync_path, config_file, cli
 ):
     uids = fill(dovecot, mail_user, 60)
-    config = load_config(config_file(account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     account = config.accounts[0]
     inbox = uids["INBOX"]
     with Archive(config.archive) as archive:
@@ -132,7 +132,7 @@ def test_deleted_and_renamed_folders_are_kept_and_renames_reuse_blobs(
     uids = fill(dovecot, mail_user, 80, folders=4)
     folders = sorted(uids)
     victim, renamed = [f for f in folders if f != "INBOX"][:2]
-    config = load_config(config_file(account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     account = config.accounts[0]
     with Archive(config.archive) as archive:
         listed_before = server_folders(dovecot, mail_user)
@@ -188,7 +188,7 @@ def test_copies_in_label_like_folders_are_not_downloaded_again(dovecot, mail_use
         client.select_folder("INBOX")
         client.copy(picked, label)  # IMAP COPY keeps INTERNALDATE, as Gmail labels share it
     client.logout()
-    config = load_config(config_file(account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     report = run_backup(config, config.accounts[0], archive=archive)
     assert report.ok, report.problems
     unique_bytes = sum(len(s.raw) for s in samples)
@@ -209,7 +209,7 @@ def test_vanished_of_one_folder_never_marks_another(dovecot, mail_user, tmp_path
         dovecot.append_many(
             mail_user.name, folder, [(f"Subject: {i}\r\n\r\nx\r\n".encode(), (), None) for i in range(3)]
         )
-    config = load_config(config_file(account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     source = ImapSource(config.accounts[0]).connect()
     try:
         source.enable_qresync()
@@ -237,7 +237,7 @@ def test_folder_deleted_then_recreated_keeps_its_gone_interval(dovecot, mail_use
     when = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)  # fixed: a restore brings a message back with its INTERNALDATE
     for raw in old:
         dovecot.append(mail_user.name, "Projects", raw, internaldate=when)
-    config = load_config(config_file(account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     account = config.accounts[0]
     first = run_backup(config, account, archive=archive)
     client = dovecot.connect(mail_user.name)
@@ -274,7 +274,7 @@ def test_a_big_new_folder_is_sampled_and_a_renamed_one_fully_recognised(
 
     samples = [s for s in generate_mailbox(700, seed=21, folders=1, duplicate_ratio=0) if len(s.raw) < 50_000][:600]
     inbox = dovecot.append_many(mail_user.name, "INBOX", [(s.raw, s.flags, s.internaldate) for s in samples[:300]])
-    config = load_config(config_file(account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     assert run_backup(config, config.accounts[0], archive=archive).ok
     new = samples[300:]
     dovecot.append_many(mail_user.name, "Projects", [(s.raw, s.flags, s.internaldate) for s in new])

@@ -18,7 +18,7 @@ from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.devtools.sample_mail import generate_mailbox, without_message_id
 from archiver.verify import verify_archive
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml
 from tests.fixtures.uidvalidity import (
     FOLDER,
@@ -74,7 +74,7 @@ def test_reset_of_a_folder_without_message_ids_redownloads_under_one_percent(
     items += [(twin, (), WHEN) for twin in TWINS]
     dovecot.append_many(mail_user.name, FOLDER, items)
     assert sum(b"Message-ID:" not in raw for raw, _f, _d in items) > 200
-    config = load_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 50"))
+    config = parse_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 50"))
     account = config.accounts[0]
     with Archive(config.archive) as archive:
         first = run_backup(config, account, archive=archive)

@@ -12,7 +12,7 @@ from archiver.backup.runner import run_backup
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
-from tests.fixtures.config import load_config
+from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml, server_hashes
 from tests.fixtures.uidvalidity import (
     FOLDER,
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 def test_uidvalidity_reset_redownloads_only_what_does_not_match(dovecot, mail_user, tmp_path, reset, config_file, cli):
     samples = list(generate_mailbox(300, seed=21, folders=4, duplicate_ratio=0.02))
     uids = dovecot.append_many(mail_user.name, FOLDER, [(s.raw, s.flags, s.internaldate) for s in samples])
-    config = load_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 50"))
+    config = parse_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 50"))
     account = config.accounts[0]
     with Archive(config.archive) as archive:
         first = run_backup(config, account, archive=archive)
