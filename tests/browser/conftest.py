@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import waitress
 from argon2 import PasswordHasher
 
 from archiver import index
@@ -16,6 +17,7 @@ from archiver.archive import Archive
 from tests.fixtures.browser import CHROMIUM, FLAGS
 from tests.fixtures.mail_server import account_toml
 from tests.fixtures.webdata import add_messages, hostile_message, message, web_config
+from web import create_app
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -64,10 +66,6 @@ def mailbox(dovecot):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, recorder, dovecot, mailbox):
-    import waitress
-
-    from web import create_app
-
     root = tmp_path_factory.mktemp("web")
     users = f'[[web.users]]\nname = "root"\npassword_hash = "{PasswordHasher().hash("root-pass")}"\nadmin = true\n'
     config = web_config(root, users, extra_accounts=account_toml(dovecot, mailbox, name="mailbox"))
