@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from argon2 import PasswordHasher
 
 from archiver.archive import Archive
-from tests.browser.webdata import add_messages, message, web_config
+from tests.fixtures.webdata import add_messages, message, web_config
 from web import create_app
 
 

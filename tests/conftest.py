@@ -1,8 +1,9 @@
-"""Shared fixtures: one real, private Dovecot per session, a fresh mail user per test, the shared corpus,
-scripted hostile servers.
+"""Fixtures of every tier: one real, private Dovecot per session, a fresh mail user per test, the shared corpus,
+scripted hostile servers, an archive, a config file, the command line, and the web app on a real archive.
 
 The server is session-wide because starting it is cheap but not free; tests stay
-independent because each gets its own user (own home, own maildir).
+independent because each gets its own user (own home, own maildir). The plain
+helpers these fixtures use live in ``tests/fixtures/``.
 """
 
 from __future__ import annotations
@@ -12,16 +13,24 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
+from archiver.archive import Archive
+from archiver.config import ArchiveConfig
 from archiver.devtools.sandbox import DovecotSandbox
+from tests.fixtures.cli import Cli
+from tests.fixtures.config import ARCHIVE_NAME, write_config
+from tests.fixtures.corpus import CORPUS_DIR
+from tests.fixtures.hostile_servers import ImapScript, Pop3Script, Running
+from tests.fixtures.mail_server import MailUser
 from tests.fixtures.oauth_server import OAuthServer
-from tests.hostile.servers import ImapScript, Pop3Script, Running
+from tests.fixtures.web import WEB_USERS
+from tests.fixtures.webdata import add_messages, message, web_config
+from web import create_app
 
-CORPUS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 MARKERS = {
     "integration": "talks to a real Dovecot started by the test fixture",
     "browser": "drives a real headless Chromium",
@@ -44,14 +53,6 @@ def _keep_umask() -> Iterator[None]:
     os.umask(umask)
     yield
     os.umask(umask)
-
-
-@dataclass(frozen=True)
-class MailUser:
-    """A Dovecot account that exists for one test only."""
-
-    name: str
-    password: str
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +86,8 @@ def corpus_dir() -> Path:
 
 @pytest.fixture
 def hostile_server() -> Iterator[Callable[[ImapScript | Pop3Script], Running]]:
-    """Start a scripted misbehaving IMAP/POP3 server (tests/hostile/servers.py) on loopback; stopped after the test."""
+    """Start a scripted misbehaving IMAP/POP3 server (tests/fixtures/hostile_servers.py) on loopback; stopped
+    after the test."""
     started: list[Running] = []
 
     def start(script: ImapScript | Pop3Script) -> Running:
@@ -104,3 +106,58 @@ def oauth_server() -> Iterator[OAuthServer]:
     server = OAuthServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Archive]:
+    """An empty archive with default settings, opened for writing in ``tmp_path/archive`` (where ``config_file``
+    points), closed after the test."""
+    with Archive(ArchiveConfig(path=tmp_path / ARCHIVE_NAME)) as opened:
+        yield opened
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Callable[..., Path]:
+    """``config_file(accounts, archive_extra="", extra="")`` writes ``tmp_path/archiver.toml`` for the given
+    ``[[accounts]]`` tables (the archive in ``tmp_path/archive``) and returns its path; again, it rewrites it."""
+
+    def write(accounts: str = "", archive_extra: str = "", extra: str = "") -> Path:
+        return write_config(tmp_path, accounts, archive_extra, extra)
+
+    return write
+
+
+@pytest.fixture
+def cli() -> Cli:
+    """The archiver command line: ``cli(config, *args)`` in a child process, ``cli.invoke(config, *args)`` in this
+    one, ``cli.command(config, *args)`` the argv for a test that starts the process itself."""
+    return Cli()
+
+
+MakeWebApp = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_web_app(tmp_path: Path) -> Iterator[MakeWebApp]:
+    """Build the app for ``[web]`` keys ``web`` (TOML lines), users ``users``, and extra ``messages`` in alpha/INBOX."""
+    apps: list[Flask] = []
+
+    def make(web: str = "", users: str = WEB_USERS, messages: tuple[bytes, ...] = (), **kwargs: object) -> Flask:
+        root = tmp_path / f"app{len(apps)}"
+        config = web_config(root, ("[web]\n" + web + "\n" if web else "") + users)
+        with Archive(config.archive) as archive:
+            add_messages(archive, "alpha", "INBOX", [message("alpha hello", n=1), *messages])
+            add_messages(archive, "beta", "INBOX", [message("beta secret", n=2)])
+        app = create_app(config, testing=True, **kwargs)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["archiver_archive"].close()
+        app.extensions["archiver_sessions"].close()
+
+
+@pytest.fixture
+def web_app(make_web_app: MakeWebApp) -> Flask:
+    return make_web_app()

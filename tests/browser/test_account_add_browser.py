@@ -10,9 +10,9 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.config import load_config
-from tests.browser.chromium import require_chromium
-from tests.discovery_servers import Page, autoconfig_xml
-from tests.webapp import WEB_USERS
+from tests.fixtures.browser import require_chromium
+from tests.fixtures.discovery_servers import Page, autoconfig_xml
+from tests.fixtures.web import WEB_USERS
 from web import close_app, create_app
 from web.accounts_add import AUTOCONFIG_KEY, DNS_SERVER_KEY
 

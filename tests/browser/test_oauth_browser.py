@@ -15,9 +15,9 @@ import pytest
 
 from archiver.errors import AuthError
 from archiver.oauth.loopback import loopback_flow
-from tests.browser.chromium import require_chromium
+from tests.fixtures.browser import require_chromium
+from tests.fixtures.oauth_helpers import FlowInThread, client_for, introspect
 from tests.fixtures.oauth_server import OAuthServer
-from tests.oauth.helpers import FlowInThread, client_for, introspect
 
 require_chromium()
 pytestmark = pytest.mark.browser

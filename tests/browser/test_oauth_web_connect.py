@@ -16,10 +16,9 @@ from argon2 import PasswordHasher
 
 from archiver.archive import Archive
 from archiver.oauth.store import TokenFile
-from tests.browser.webdata import web_config
+from tests.fixtures.oauth_helpers import introspect, oauth_account
 from tests.fixtures.oauth_server import OAuthServer
-from tests.oauth.helpers import introspect
-from tests.oauth.test_web_connect import oauth_account
+from tests.fixtures.webdata import web_config
 
 pytestmark = pytest.mark.browser
 

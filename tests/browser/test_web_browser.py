@@ -11,102 +11,20 @@ Screenshots of the main pages go to test-output/screenshots/.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
-import secrets
 import shutil
-import threading
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
-from argon2 import PasswordHasher
 
-from archiver import index
-from archiver.archive import Archive
 from archiver.times import utc_now
-from tests.browser.chromium import require_chromium
-from tests.browser.webdata import add_messages, hostile_message, message, web_config
-from tests.integration.helpers import account_toml
+from tests.fixtures.browser import CHROMIUM
 
 pytestmark = pytest.mark.browser
-require_chromium()
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    requests: ClassVar[list[str]] = []
-
-    def _record(self) -> None:
-        _Recorder.requests.append(f"{self.command} {self.path}")
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.end_headers()
-
-    do_GET = do_POST = _record
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def recorder():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def mailbox(dovecot):
-    """A Dovecot user of this module: the restore target (and a real account to back up)."""
-
-    class User:
-        name = f"webuser{secrets.token_hex(3)}"
-        password = f"pw-{secrets.token_hex(6)}"
-
-    dovecot.add_user(User.name, User.password)
-    return User
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, recorder, dovecot, mailbox):
-    import waitress
-
-    from web import create_app
-
-    root = tmp_path_factory.mktemp("web")
-    users = f'[[web.users]]\nname = "root"\npassword_hash = "{PasswordHasher().hash("root-pass")}"\nadmin = true\n'
-    config = web_config(root, users, extra_accounts=account_toml(dovecot, mailbox, name="mailbox"))
-    remote = f"127.0.0.1:{recorder.server_address[1]}"
-    with Archive(config.archive) as archive:
-        add_messages(archive, "alpha", "INBOX", [message(f"Quarterly report {i}", f"numbers walrus{i}", n=i)
-                                                 for i in range(60)])  # fmt: skip
-        add_messages(archive, "alpha", "Hostile", [hostile_message(remote)])
-        add_messages(archive, "beta", "Archive/2023", [message("Old invoice", "invoice pelican", n=99)])
-        index.update_index(archive)
-    app = create_app(config)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", app
-    server.close()
-    app.extensions["archiver_archive"].close()
-
-
-@pytest.fixture
-def page(browser, site):
-    base, _ = site
-    context = browser.new_context(viewport={"width": 1100, "height": 800}, locale="en-GB", timezone_id="Europe/Paris")
-    tab = context.new_page()
-    tab.goto(base + "/")
-    tab.fill("#username", "root")
-    tab.fill("#password", "root-pass")
-    tab.click("button[type=submit]")
-    tab.wait_for_url(base + "/")
-    yield tab
-    context.close()
+pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian chromium is not installed", allow_module_level=True)
 
 
 def use_zone(tab, base: str, zone: str) -> None:
@@ -258,7 +176,7 @@ def test_readable_at_200_percent_zoom(browser, site):
 
 def test_hostile_html_runs_no_script_and_loads_nothing_remote(page, site, recorder):
     base, app = site
-    _Recorder.requests.clear()
+    recorder.requests.clear()
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     catalog = app.extensions["archiver_archive"].catalog
@@ -282,21 +200,21 @@ def test_hostile_html_runs_no_script_and_loads_nothing_remote(page, site, record
     page.wait_for_timeout(1000)
     assert page.evaluate("window.pwned") is None
     assert dialogs == []
-    assert _Recorder.requests == []
+    assert recorder.requests == []
 
 
-def test_remote_images_load_only_when_asked(page, site):
+def test_remote_images_load_only_when_asked(page, site, recorder):
     base, app = site
-    _Recorder.requests.clear()
+    recorder.requests.clear()
     catalog = app.extensions["archiver_archive"].catalog
     folder = next(f for f in catalog.web_folders(catalog.account_id("alpha")) if f["name"] == "Hostile")
     pid = catalog.web_folder_page(folder["id"], before=None, limit=1)[0]["id"]
     page.goto(f"{base}/m/{pid}?remote=1")
     page.wait_for_selector("iframe.body")
     page.wait_for_timeout(1500)
-    assert "GET /img-remote" in _Recorder.requests
+    assert "GET /img-remote" in recorder.requests
     images = {"GET /img-remote", "GET /inline-style", "GET /css-bg"}  # the toggle relaxes img-src only
-    assert set(_Recorder.requests) <= images
+    assert set(recorder.requests) <= images
 
 
 def test_screenshots_of_the_main_pages_were_taken():

@@ -11,8 +11,10 @@ import sys
 import pytest
 
 from archiver.archive import Archive
-from tests.discovery_servers import Page, autoconfig_xml
-from tests.integration.helpers import archived_hashes, fill_mailbox, load, run_cli, server_hashes
+from tests.fixtures.archives import archived_hashes
+from tests.fixtures.config import parse_config
+from tests.fixtures.discovery_servers import Page, autoconfig_xml
+from tests.fixtures.mail_server import fill_mailbox, server_hashes
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +39,7 @@ def _add(config, email, web_server, dns_server, dovecot, *extra: str, stdin: str
 
 
 @pytest.mark.slow
-def test_autoconfig_to_a_backed_up_account(dovecot, mail_user, tmp_path, config_file, web_server, dns_server):
+def test_autoconfig_to_a_backed_up_account(dovecot, mail_user, tmp_path, config_file, web_server, dns_server, cli):
     fill_mailbox(dovecot, mail_user, 30, seed=11)
     web_server.pages[PATH] = Page(
         autoconfig_xml(("imap", "localhost", dovecot.imaps_port, "SSL"), username="%EMAILLOCALPART%")
@@ -56,9 +58,9 @@ def test_autoconfig_to_a_backed_up_account(dovecot, mail_user, tmp_path, config_
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     assert mail_user.password not in text
 
-    backup = run_cli(config_file, "backup", timeout=300)
+    backup = cli(config_file, "backup", timeout=300)
     assert backup.returncode == 0, backup.stderr
-    config = load(config_file)
+    config = parse_config(config_file)
     account = config.account("work")
     assert (account.host, account.port, account.security, account.username) == (
         "localhost", dovecot.imaps_port, "tls", mail_user.name,
@@ -81,7 +83,7 @@ def test_srv_records_and_a_password_command(dovecot, mail_user, tmp_path, config
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "from SRV records of mail.test" in result.stdout and "(STARTTLS)" in result.stdout
-    account = load(config_file).account("someone-mail.test")
+    account = parse_config(config_file).account("someone-mail.test")
     assert (account.port, account.security, account.password.kind) == (dovecot.imap_port, "starttls", "command")
     assert not (tmp_path / "someone-mail.test.password").exists()
 
@@ -160,7 +162,7 @@ def test_an_oauth2_preset_writes_its_client_and_says_to_run_archiver_auth(
     assert result.returncode == 0, result.stderr
     assert "Next: archiver auth someone-gmail.com" in result.stdout and "Logged in" not in result.stdout
     assert "Note: Folders are labels: [Gmail]/All Mail holds every message once" in result.stdout
-    account = load(config_file).account("someone-gmail.com")
+    account = parse_config(config_file).account("someone-gmail.com")
     assert (account.host, account.port, account.password) == ("imap.gmail.com", 993, None)
     assert (account.oauth2.provider, account.oauth2.client_id) == ("google", "my-app.apps.googleusercontent.com")
     assert 'provider = "gmail"' in config_file.read_text() and "client-secret" not in config_file.read_text()

@@ -7,7 +7,6 @@ is direct (``run_now``) instead of waiting for a fire time.
 from __future__ import annotations
 
 import json
-import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,38 +14,16 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from archiver.config import AlertsConfig, EmailAlertConfig, config_from_toml_text
 from archiver.daemon.alerts import Notifier
 from archiver.daemon.scheduler import BackupScheduler
 from archiver.daemon.status import RunOutcome
 from archiver.devtools.sandbox import free_ports
-from tests.integration.helpers import account_toml
+from tests.fixtures.mail_server import account_toml
+from tests.fixtures.smtp_sink import SMTP_PASSWORD, SMTP_USER, MailSink, tls_context
 
 pytestmark = pytest.mark.integration
-SMTP_USER, SMTP_PASSWORD = "alerts", "smtp-secret-7f3a"
-
-
-class MailSink:
-    """aiosmtpd handler + authenticator: keeps every message and who logged in."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-        self.logins: list[str] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-        return "250 OK"
-
-    def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        if isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-            SMTP_USER.encode(),
-            SMTP_PASSWORD.encode(),
-        ):
-            self.logins.append(SMTP_USER)
-            return AuthResult(success=True)
-        return AuthResult(success=False, handled=False)
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -64,13 +41,6 @@ class Receiver(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-def tls_context(dovecot) -> ssl.SSLContext:
-    """The sandbox's self-signed certificate (SAN 127.0.0.1) serves SMTP too."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(dovecot.ca_file, Path(dovecot.ca_file).with_name("key.pem"))
-    return context
 
 
 @pytest.fixture

@@ -12,12 +12,13 @@ import os
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import account_toml, fill_mailbox, write_config
+from tests.fixtures.cli import archiver_command
+from tests.fixtures.config import write_config
+from tests.fixtures.mail_server import account_toml, fill_mailbox
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 def run_with_umask(config: Path, *args: str, umask: int = 0o022) -> subprocess.CompletedProcess:
     """The CLI as an operator's shell would start it: under ``umask`` (022 is the usual default)."""
     return subprocess.run(
-        [sys.executable, "-m", "archiver", "--config", str(config), *args],
+        archiver_command(config, *args),
         capture_output=True,
         text=True,
         timeout=300,
@@ -74,9 +75,9 @@ def test_backup_under_umask_022_makes_every_file_owner_only(dovecot, mail_user, 
     assert all(found[name] == 0o700 for name in directories), {name: oct(found[name]) for name in directories}
 
 
-def test_daemon_run_under_umask_022_makes_every_file_owner_only(dovecot, mail_user, tmp_path) -> None:
+def test_daemon_run_under_umask_022_makes_every_file_owner_only(dovecot, mail_user, tmp_path, config_file) -> None:
     fill_mailbox(dovecot, mail_user, 20, seed=5)
-    config = write_config(tmp_path, account_toml(dovecot, mail_user))
+    config = config_file(account_toml(dovecot, mail_user))
     result = run_with_umask(config, "daemon", "--once", "acct")  # the scheduler's backup child, as systemd runs it
     assert result.returncode == 0, result.stderr
     found = modes(tmp_path / "archive")

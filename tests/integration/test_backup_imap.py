@@ -10,7 +10,9 @@ import pytest
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.verify import verify_archive
-from tests.integration.helpers import account_toml, archived_hashes, fill_mailbox, load, server_hashes, write_config
+from tests.fixtures.archives import archived_hashes
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml, fill_mailbox, server_hashes
 
 pytestmark = pytest.mark.integration
 
@@ -28,32 +30,31 @@ def server_folders(dovecot, user) -> list[str]:
 
 
 @pytest.fixture
-def filled(dovecot, mail_user, tmp_path):
+def filled(dovecot, mail_user, tmp_path, config_file):
     folders = fill(dovecot, mail_user, 240)
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 40"))
+    config = parse_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 40"))
     return config, folders
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls", "none"])
-def test_full_backup_equals_server_content(dovecot, mail_user, tmp_path, security):
+def test_full_backup_equals_server_content(dovecot, mail_user, tmp_path, security, config_file, archive):
     fill(dovecot, mail_user, 120, seed=security.__hash__() % 1000)
     folders = server_folders(dovecot, mail_user)
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, security=security)))
-    with Archive(config.archive) as archive:
-        report = run_backup(config, config.accounts[0], archive=archive)
-        assert report.ok, report.problems
-        expected = server_hashes(dovecot, mail_user, folders)
-        assert archived_hashes(archive.catalog) == expected
-        assert len(expected) == 120
-        for (_folder, _uid), blob_id in expected.items():
-            assert hashlib.sha256(archive.store.get(blob_id)).hexdigest() == blob_id
-        assert verify_archive(archive).ok
+    config = parse_config(config_file(account_toml(dovecot, mail_user, security=security)))
+    report = run_backup(config, config.accounts[0], archive=archive)
+    assert report.ok, report.problems
+    expected = server_hashes(dovecot, mail_user, folders)
+    assert archived_hashes(archive.catalog) == expected
+    assert len(expected) == 120
+    for (_folder, _uid), blob_id in expected.items():
+        assert hashlib.sha256(archive.store.get(blob_id)).hexdigest() == blob_id
+    assert verify_archive(archive).ok
 
 
-def test_flags_and_internaldate_recorded(dovecot, mail_user, tmp_path):
+def test_flags_and_internaldate_recorded(dovecot, mail_user, tmp_path, config_file):
     when = datetime(2011, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=-5)))
     dovecot.append(mail_user.name, "Odd & Ends/Ünïcode", b"Subject: x\r\n\r\nhi\r\n", ["\\Flagged", "$Work"], when)
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         row = archive.catalog.db.execute(
@@ -81,15 +82,14 @@ def test_second_run_fetches_nothing_and_new_mail_is_picked_up(dovecot, mail_user
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
 
 
-def test_duplicates_across_folders_are_one_blob(dovecot, mail_user, tmp_path):
+def test_duplicates_across_folders_are_one_blob(dovecot, mail_user, tmp_path, config_file, archive):
     raw = b"Subject: same\r\nMessage-ID: <dup@x>\r\n\r\n" + b"identical body\r\n" * 200
     for folder in ("INBOX", "Archive/2020", "Копия"):
         dovecot.append(mail_user.name, folder, raw)
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user)))
-    with Archive(config.archive) as archive:
-        report = run_backup(config, config.accounts[0], archive=archive)
-        assert report.ok and report.messages_new == 3 and report.blobs_new == 1
-        assert list(archive.store.iter_ids()) == [hashlib.sha256(raw).hexdigest()]
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
+    report = run_backup(config, config.accounts[0], archive=archive)
+    assert report.ok and report.messages_new == 3 and report.blobs_new == 1
+    assert list(archive.store.iter_ids()) == [hashlib.sha256(raw).hexdigest()]
 
 
 def test_backup_never_changes_the_server(dovecot, mail_user, filled):
@@ -116,18 +116,18 @@ def test_backup_never_changes_the_server(dovecot, mail_user, filled):
     assert server_folders(dovecot, mail_user) == folders_before
 
 
-def test_folder_filters(dovecot, mail_user, tmp_path):
+def test_folder_filters(dovecot, mail_user, tmp_path, config_file):
     for folder in ("INBOX", "Lists/python", "Lists/rust", "Spam"):
         dovecot.append(mail_user.name, folder, f"Subject: {folder}\r\n\r\nx\r\n".encode())
     extra = '[accounts.folders]\ninclude = ["INBOX", "Lists/*"]\nexclude = ["Lists/rust"]\n'
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, extra=extra)))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, extra=extra)))
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         names = {name for name, _uid in archived_hashes(archive.catalog)}
     assert names == {"INBOX", "Lists/python"}
 
 
-def test_corpus_round_trips_byte_exact(dovecot, mail_user, tmp_path, corpus_dir):
+def test_corpus_round_trips_byte_exact(dovecot, mail_user, tmp_path, corpus_dir, config_file, archive):
     from archiver.devtools.sample_mail import corpus_messages
 
     appended = 0
@@ -143,28 +143,27 @@ def test_corpus_round_trips_byte_exact(dovecot, mail_user, tmp_path, corpus_dir)
     finally:
         client.logout()
     assert appended > 1000
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user)))
-    with Archive(config.archive) as archive:
-        report = run_backup(config, config.accounts[0], archive=archive)
-        assert report.ok, report.problems
-        on_server = dovecot.fetch_all(mail_user.name, mail_user.password, "Corpus")
-        archived = archived_hashes(archive.catalog)
-        assert len(on_server) == appended
-        for uid, (raw, _flags, _date) in on_server.items():
-            blob_id = archived[("Corpus", uid)]
-            assert archive.store.get(blob_id) == raw
-        rows = archive.catalog.db.execute("SELECT COUNT(*) FROM messages WHERE subject IS NOT NULL").fetchone()[0]
-        assert rows > 0.8 * len(set(archived.values()))
+    config = parse_config(config_file(account_toml(dovecot, mail_user)))
+    report = run_backup(config, config.accounts[0], archive=archive)
+    assert report.ok, report.problems
+    on_server = dovecot.fetch_all(mail_user.name, mail_user.password, "Corpus")
+    archived = archived_hashes(archive.catalog)
+    assert len(on_server) == appended
+    for uid, (raw, _flags, _date) in on_server.items():
+        blob_id = archived[("Corpus", uid)]
+        assert archive.store.get(blob_id) == raw
+    rows = archive.catalog.db.execute("SELECT COUNT(*) FROM messages WHERE subject IS NOT NULL").fetchone()[0]
+    assert rows > 0.8 * len(set(archived.values()))
 
 
-def test_fetch_formats_no_protocol_trace_of_message_bodies(dovecot, mail_user, tmp_path):
+def test_fetch_formats_no_protocol_trace_of_message_bodies(dovecot, mail_user, tmp_path, config_file):
     """imapclient turns imaplib's trace on (debug 5): every FETCH response, bodies included, was repr'd then dropped."""
     import logging
 
     from archiver.sources.imap import ImapSource
 
     fill(dovecot, mail_user, 5)
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, security="none")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, security="none")))
     traced: list[str] = []
     with ImapSource(config.accounts[0]).connect() as source:
         source.client._imap._mesg = traced.append

@@ -15,7 +15,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,10 @@ import pytest
 from archiver.archive import Archive
 from archiver.memory import proc_kb, process_tree
 from archiver.verify import verify_archive
-from tests.integration.helpers import account_toml, archived_hashes, fill_mailbox, load, write_config
+from tests.fixtures.archives import archived_hashes
+from tests.fixtures.cli import archiver_command
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml, fill_mailbox
 
 pytestmark = [
     pytest.mark.integration,
@@ -61,7 +63,7 @@ def _write_big_message(path: Path, size: int) -> str:
 
 def _backup_peak_mb(config: Path) -> tuple[subprocess.CompletedProcess, float]:
     """Run the backup in a child; its result and the peak of its process tree's summed VmRSS in MB."""
-    command = [sys.executable, "-m", "archiver", "--config", str(config), "backup", "--no-index"]
+    command = archiver_command(config, "backup", "--no-index")
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     while child.poll() is None:
@@ -71,18 +73,20 @@ def _backup_peak_mb(config: Path) -> tuple[subprocess.CompletedProcess, float]:
     return subprocess.CompletedProcess(command, child.returncode, stdout, stderr), peak / 1024
 
 
-def test_a_180_mb_message_is_archived_byte_exact_within_the_memory_budget(dovecot, mail_user, tmp_path: Path) -> None:
+def test_a_180_mb_message_is_archived_byte_exact_within_the_memory_budget(
+    dovecot, mail_user, tmp_path: Path, config_file
+) -> None:
     fill_mailbox(dovecot, mail_user, 5, folders=1, duplicate_ratio=0)
     cur = dovecot.maildir(mail_user.name) / "cur"
     big_sha = _write_big_message(cur / f"{int(time.time())}.big.archiver-test:2,S", BIG_BYTES)
-    config = write_config(tmp_path, account_toml(dovecot, mail_user))
+    config = config_file(account_toml(dovecot, mail_user))
 
     result, peak_mb = _backup_peak_mb(config)
 
     print(f"peak RSS of the backup's process tree: {peak_mb:.0f} MB")
     assert result.returncode == 0, result.stderr
     assert peak_mb <= BUDGET_MB, f"peak {peak_mb:.0f} MB over the {BUDGET_MB} MB memory budget"
-    with Archive(load(config).archive) as archive:
+    with Archive(parse_config(config).archive) as archive:
         archived = archived_hashes(archive.catalog)
         assert len(archived) == 6 and big_sha in archived.values()  # the server's exact bytes, by their hash
         assert verify_archive(archive).ok

@@ -9,7 +9,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,16 +20,10 @@ from archiver.archive import Archive
 from archiver.catalog import Catalog
 from archiver.devtools.sandbox import free_ports
 from archiver.verify import verify_archive
-from tests.conftest import MailUser
-from tests.integration.helpers import (
-    account_toml,
-    archived_hashes,
-    fill_mailbox,
-    load,
-    run_cli,
-    server_hashes,
-    write_config,
-)
+from tests.fixtures.archives import archived_hashes
+from tests.fixtures.cli import archiver_command
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import MailUser, account_toml, fill_mailbox, server_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -65,7 +58,7 @@ class DaemonProcess:
         self.log_path = log_path
         self.handle = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "archiver", "--config", str(config_path), "daemon", *args],
+            archiver_command(config_path, "daemon", *args),
             stdout=self.handle,
             stderr=subprocess.STDOUT,
         )
@@ -98,7 +91,7 @@ def daemons() -> Iterator[list[DaemonProcess]]:
             daemon.process.wait()
 
 
-def test_daemon_schedules_reloads_serves_metrics_and_stops(dovecot, mail_user, tmp_path, daemons):
+def test_daemon_schedules_reloads_serves_metrics_and_stops(dovecot, mail_user, tmp_path, daemons, config_file):
     second = MailUser(f"{mail_user.name}b", mail_user.password + "b")
     dovecot.add_user(second.name, second.password)
     folders = {"one": fill(dovecot, mail_user, 30, seed=3), "two": fill(dovecot, second, 20, seed=4)}
@@ -107,7 +100,7 @@ def test_daemon_schedules_reloads_serves_metrics_and_stops(dovecot, mail_user, t
         dovecot, second, "two", extra='schedule = "every 2s"'
     )
     extra = f'\n[scheduler]\njitter = 0\nmax_concurrent = 2\n\n[web]\nlisten = "127.0.0.1:{port}"\n'
-    path = write_config(tmp_path, accounts + extra)
+    path = config_file(accounts + extra)
     root = tmp_path / "archive"
     daemon = DaemonProcess(path, tmp_path / "daemon.log")
     daemons.append(daemon)
@@ -145,18 +138,16 @@ def test_daemon_schedules_reloads_serves_metrics_and_stops(dovecot, mail_user, t
     assert daemon.stop() == 0
     log = daemon.log()
     assert "daemon stopped" in log and "Traceback" not in log
-    config = load(path)
+    config = parse_config(path)
     with Archive(config.archive) as archive:
         for name, user in (("one", mail_user), ("two", second)):
             assert archived_hashes(archive.catalog, name) == server_hashes(dovecot, user, folders[name])
         assert verify_archive(archive).ok
 
 
-def test_sigterm_mid_run_then_restart_completes_the_backup(dovecot, mail_user, tmp_path, daemons):
+def test_sigterm_mid_run_then_restart_completes_the_backup(dovecot, mail_user, tmp_path, daemons, config_file):
     folders = fill(dovecot, mail_user, 900, seed=12)
-    path = write_config(
-        tmp_path, account_toml(dovecot, mail_user, extra='schedule = "every 1h"'), "batch_messages = 10"
-    )
+    path = config_file(account_toml(dovecot, mail_user, extra='schedule = "every 1h"'), "batch_messages = 10")
     root = tmp_path / "archive"
     daemon = DaemonProcess(path, tmp_path / "daemon.log", "--no-web")
     daemons.append(daemon)
@@ -177,7 +168,7 @@ def test_sigterm_mid_run_then_restart_completes_the_backup(dovecot, mail_user, t
     first = runs(root, "acct")
     assert [r["status"] for r in first] == ["interrupted"]  # stopped mid-run, and the run row says so
     assert "stopping backup account=acct" in daemon.log()
-    with Archive(load(path).archive) as archive:
+    with Archive(parse_config(path).archive) as archive:
         assert verify_archive(archive).ok
     kept = archived()
     assert 0 < kept < 900
@@ -190,12 +181,12 @@ def test_sigterm_mid_run_then_restart_completes_the_backup(dovecot, mail_user, t
     history = runs(root, "acct")
     assert [r["status"] for r in history] == ["interrupted", "ok"]
     assert history[1]["messages_new"] == 900 - kept
-    with Archive(load(path).archive) as archive:
+    with Archive(parse_config(path).archive) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
         assert verify_archive(archive).ok
 
 
-def test_systemd_notify_protocol(tmp_path, daemons):
+def test_systemd_notify_protocol(tmp_path, daemons, cli):
     """READY=1, WATCHDOG=1, RELOADING=1 then READY=1 on SIGHUP, STOPPING=1 on SIGTERM, over $NOTIFY_SOCKET."""
     notify_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -209,7 +200,7 @@ def test_systemd_notify_protocol(tmp_path, daemons):
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"}
     handle = (tmp_path / "daemon.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "archiver", "--config", str(config), "daemon", "--no-web", "--log-format", "json"],
+        cli.command(config, "daemon", "--no-web", "--log-format", "json"),
         stdout=handle,
         stderr=subprocess.STDOUT,
         env=env,
@@ -242,16 +233,16 @@ def test_systemd_notify_protocol(tmp_path, daemons):
     assert any(e["msg"] == "daemon stopped" for e in events)
 
 
-def test_once_runs_one_scheduled_backup(dovecot, mail_user, tmp_path):
+def test_once_runs_one_scheduled_backup(dovecot, mail_user, tmp_path, config_file, cli):
     """``archiver daemon --once ACCOUNT`` (the systemd timer's command): one run, exit status from its outcome."""
     dovecot.append(mail_user.name, "INBOX", b"Subject: once\r\n\r\nbody\r\n")
-    path = write_config(tmp_path, account_toml(dovecot, mail_user))
-    result = run_cli(path, "daemon", "--once", "acct")
+    path = config_file(account_toml(dovecot, mail_user))
+    result = cli(path, "daemon", "--once", "acct")
     assert result.returncode == 0, result.stderr
     assert "run finished account=acct status=ok" in result.stderr
     assert [r["status"] for r in runs(tmp_path / "archive", "acct")] == ["ok"]
-    bad = write_config(tmp_path, account_toml(dovecot, mail_user, password="not-the-password"))
-    result = run_cli(bad, "daemon", "--once", "acct")
+    bad = config_file(account_toml(dovecot, mail_user, password="not-the-password"))
+    result = cli(bad, "daemon", "--once", "acct")
     assert result.returncode == 1 and "status=failed" in result.stderr
     assert "not-the-password" not in result.stderr
-    assert run_cli(bad, "daemon", "--once", "nobody").returncode == 2
+    assert cli(bad, "daemon", "--once", "nobody").returncode == 2

@@ -9,15 +9,14 @@ import pytest
 from archiver.archive import Archive
 from archiver.config import load_config
 from archiver.verify import verify_archive
-from tests.integration.helpers import run_cli
 
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_the_main_job_end_to_end(tmp_path):
+def test_demo_runs_the_main_job_end_to_end(tmp_path, cli):
     if shutil.which("dovecot") is None:
         pytest.skip("Dovecot is not installed")
-    result = run_cli(None, "demo", "--dir", str(tmp_path / "demo"), "--messages", "80", "--seed", "3")
+    result = cli(None, "demo", "--dir", str(tmp_path / "demo"), "--messages", "80", "--seed", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith("demo: first backup: ok, 80 new message(s)") for line in lines), result.stdout
@@ -29,5 +28,5 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path):
         assert verify_archive(archive).ok
         placements = archive.catalog.db.execute("SELECT COUNT(*) FROM placements").fetchone()[0]
     assert placements == 80
-    status = run_cli(tmp_path / "demo" / "archiver.toml", "status", "--json")
+    status = cli(tmp_path / "demo" / "archiver.toml", "status", "--json")
     assert status.returncode == 0, status.stderr

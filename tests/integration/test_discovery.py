@@ -16,7 +16,7 @@ from archiver.devtools.sandbox import make_certificate
 from archiver.discovery import autoconfig
 from archiver.discovery.discover import discover
 from archiver.errors import DiscoveryError
-from tests.discovery_servers import DnsServer, Page, WebServer, autoconfig_xml
+from tests.fixtures.discovery_servers import DnsServer, Page, WebServer, autoconfig_xml
 
 EMAIL = "alice@example.test"
 PATH = "/mail/config-v1.1.xml"

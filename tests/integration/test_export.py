@@ -12,49 +12,26 @@ from datetime import datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
 from archiver.files.export import export
 from archiver.files.formats import mboxrd_unescape_line
 from archiver.scope import Scope
-from tests.integration.helpers import account_toml, load, run_cli, write_config
-from tests.integration.test_restore import fill
+from tests.fixtures.archives import blob_counts
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def archived(dovecot, mail_user, tmp_path):
-    fill(dovecot, mail_user, 40, seed=9, folders=4)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user, name="acct"))
-    config = load(path)
-    with Archive(config.archive) as archive:
-        assert run_backup(config, config.accounts[0], archive=archive).ok
-        rows = archive.catalog.placements_as_of(archive.catalog.account_id("acct"))
-        expected: dict[str, Counter] = {}
-        for row in rows:
-            expected.setdefault(row.folder, Counter())[(row.blob_id, frozenset(row.flags), row.internaldate)] += 1
-    return path, config, expected
-
-
-def hashes(expected: Counter) -> Counter:
-    result: Counter = Counter()
-    for (blob_id, _flags, _date), count in expected.items():
-        result[blob_id] += count
-    return result
-
-
-def test_mbox_round_trip_with_from_quoting(archived, tmp_path):
+def test_mbox_round_trip_with_from_quoting(archived, tmp_path, cli):
     path, _config, expected = archived
     out = tmp_path / "mbox"
-    result = run_cli(path, "export", "--account", "acct", "--format", "mbox", "-o", str(out))
+    result = cli(path, "export", "--account", "acct", "--format", "mbox", "-o", str(out))
     assert result.returncode == 0, result.stderr
     found = {}
     for file in out.rglob("*.mbox"):
         box = mailbox.mbox(file, create=False)
         raws = [b"".join(mboxrd_unescape_line(x) for x in box.get_bytes(k).splitlines(True)) for k in box.keys()]  # noqa: SIM118 (iterating a mailbox yields messages)
         found[file.relative_to(out).as_posix()] = Counter(hashlib.sha256(r).hexdigest() for r in raws)
-    assert found["Doomed/Ünïcode & more.mbox"] == hashes(expected["Doomed/Ünïcode & more"])
-    assert sorted(found.values(), key=str) == sorted((hashes(c) for c in expected.values()), key=str)
+    assert found["Doomed/Ünïcode & more.mbox"] == blob_counts(expected["Doomed/Ünïcode & more"])
+    assert sorted(found.values(), key=str) == sorted((blob_counts(c) for c in expected.values()), key=str)
     text = (out / "Doomed" / "Ünïcode & more.mbox").read_bytes()
     assert b"\n>From the start\r\n>>From quoted\r\n" in text  # mboxrd quoting really happened
 
@@ -102,7 +79,7 @@ def test_eml_tree_round_trip_and_safe_names(archived, tmp_path):
     for folder, counter in expected.items():
         directory = out.joinpath(*folder.split("/"))
         files = list(directory.glob("*.eml"))
-        assert Counter(hashlib.sha256(f.read_bytes()).hexdigest() for f in files) == hashes(counter)
+        assert Counter(hashlib.sha256(f.read_bytes()).hexdigest() for f in files) == blob_counts(counter)
         dates = sorted(int(f.stat().st_mtime) for f in files)
         assert dates == sorted(
             int(datetime.fromisoformat(w).timestamp()) for (_b, _f, w), n in counter.items() for _ in range(n)

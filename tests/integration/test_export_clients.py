@@ -15,7 +15,7 @@ import pytest
 from archiver.archive import Archive
 from archiver.files.export import export
 from archiver.scope import Scope
-from tests.integration.test_export import archived, hashes  # noqa: F401 (a fixture)
+from tests.fixtures.archives import blob_counts
 
 pytestmark = [
     pytest.mark.integration,
@@ -41,7 +41,7 @@ def index(tmp_path: Path, mail_root: Path) -> Path:
     return home
 
 
-def test_notmuch_indexes_the_maildir_export_with_flags(archived, tmp_path):  # noqa: F811
+def test_notmuch_indexes_the_maildir_export_with_flags(archived, tmp_path):
     _path, config, expected = archived
     out = tmp_path / "maildir"
     with Archive(config.archive, readonly=True) as archive:
@@ -52,7 +52,7 @@ def test_notmuch_indexes_the_maildir_export_with_flags(archived, tmp_path):  # n
     total = sum(sum(c.values()) for c in expected.values())
     assert len(files) == total == report.messages
     assert Counter(hashlib.sha256(f.read_bytes()).hexdigest() for f in files) == sum(
-        (hashes(c) for c in expected.values()), Counter()
+        (blob_counts(c) for c in expected.values()), Counter()
     )
     # maildir flags -> notmuch tags: a file named with F belongs to a flagged message, with R replied
     flagged = set(notmuch(home, "search", "--output=files", "tag:flagged").splitlines())
@@ -70,7 +70,7 @@ def test_notmuch_indexes_the_maildir_export_with_flags(archived, tmp_path):  # n
     assert int(doomed) == sum(expected["Doomed/Ünïcode & more"].values())
 
 
-def test_notmuch_indexes_the_eml_tree(archived, tmp_path):  # noqa: F811
+def test_notmuch_indexes_the_eml_tree(archived, tmp_path):
     _path, config, expected = archived
     out = tmp_path / "eml"
     with Archive(config.archive, readonly=True) as archive:

@@ -19,8 +19,7 @@ from archiver.files.export import export
 from archiver.files.importer import import_path
 from archiver.restore.plan import Progress
 from archiver.scope import Scope
-from tests.integration.helpers import write_config
-from tests.integration.test_restore_edges import store_placements
+from tests.fixtures.archives import store_placements
 
 FORMATS = ["mbox", "maildir", "eml"]
 LOCAL = '\n[[accounts]]\nname = "{name}"\nprotocol = "local"\n'
@@ -28,8 +27,8 @@ WHEN = "2019-04-05T06:07:08+02:00"
 
 
 @pytest.fixture
-def config(tmp_path):
-    path = write_config(tmp_path, "".join(LOCAL.format(name=n) for n in ("src", "back", "bare")))
+def config(tmp_path, config_file):
+    path = config_file("".join(LOCAL.format(name=n) for n in ("src", "back", "bare")))
     return config_from_toml_text(path.read_text(), path)
 
 

@@ -11,61 +11,33 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from archiver.archive import Archive
 from archiver.verify import verify_archive
-from tests.integration.helpers import (
-    account_toml,
-    archived_hashes,
-    fill_mailbox,
-    load,
-    run_cli,
-    server_hashes,
-    write_config,
-)
+from tests.fixtures.archives import archived_hashes, placement_count
+from tests.fixtures.config import parse_config, write_config
+from tests.fixtures.mail_server import account_toml, fill_folders, imap_session_pids, server_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _fill(dovecot, user, count: int, seed: int) -> list[str]:
-    return sorted(fill_mailbox(dovecot, user, count, seed))
-
-
-def _placement_count(archive_dir: Path) -> int:
-    catalog = archive_dir / "catalog.sqlite3"
-    if not catalog.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=5) as db:
-            return db.execute("SELECT count(*) FROM placements").fetchone()[0]
-    except sqlite3.OperationalError:  # not created yet
-        return 0
-
-
-def _imap_session_pids(dovecot, user: str) -> list[int]:
-    """Pids of the user's IMAP server processes, from ``doveadm who`` (we signal by pid only)."""
-    listing = dovecot.doveadm("who", "-1", user).stdout.splitlines()[1:]
-    return [int(fields[2]) for fields in (line.split() for line in listing) if len(fields) >= 3 and fields[1] == "imap"]
-
-
-def test_dropped_connection_mid_run_reconnects_and_the_same_run_completes(dovecot, mail_user, tmp_path):
-    folders = _fill(dovecot, mail_user, 400, seed=23)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 10")
-    config = load(path)
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup", "--json"]
+def test_dropped_connection_mid_run_reconnects_and_the_same_run_completes(
+    dovecot, mail_user, tmp_path, config_file, cli
+):
+    folders = fill_folders(dovecot, mail_user, 400, seed=23)
+    path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
+    config = parse_config(path)
+    command = cli.command(path, "backup", "--json")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while _placement_count(config.archive.path) == 0 and process.poll() is None and time.monotonic() < deadline:
+    while placement_count(config.archive.path) == 0 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     killed = []
-    for pid in _imap_session_pids(dovecot, mail_user.name):
+    for pid in imap_session_pids(dovecot, mail_user.name):
         os.kill(pid, signal.SIGKILL)  # the server side of our connection dies: the client sees a dropped link
         killed.append(pid)
     stdout, stderr = process.communicate(timeout=120)
@@ -83,7 +55,7 @@ def test_dropped_connection_mid_run_reconnects_and_the_same_run_completes(doveco
         runs = archive.catalog.db.execute("SELECT status, messages_new FROM runs").fetchall()
     assert [tuple(r) for r in runs] == [("ok", 400)]  # one run; nothing committed was downloaded again
 
-    again = run_cli(path, "backup", "--json")
+    again = cli(path, "backup", "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)[0]["messages_new"] == 0
 
@@ -104,15 +76,15 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def test_disk_full_is_a_clear_error_and_the_next_run_finishes(dovecot, mail_user, tmp_path, small_disk):
-    folders = _fill(dovecot, mail_user, 150, seed=5)
+def test_disk_full_is_a_clear_error_and_the_next_run_finishes(dovecot, mail_user, tmp_path, small_disk, cli):
+    folders = fill_folders(dovecot, mail_user, 150, seed=5)
     accounts = account_toml(dovecot, mail_user)
     path = write_config(small_disk, accounts, "batch_messages = 10")
-    config = load(path)
+    config = parse_config(path)
     total_raw = sum(len(raw) for raw, _flags, _date in dovecot.fetch_all(mail_user.name, None, "INBOX").values())
     assert total_raw > 0
 
-    full = run_cli(path, "backup", "--json")
+    full = cli(path, "backup", "--json")
     assert full.returncode != 0
     assert "Traceback" not in full.stderr, full.stderr
     last_line = full.stderr.strip().splitlines()[-1]
@@ -133,7 +105,7 @@ def test_disk_full_is_a_clear_error_and_the_next_run_finishes(dovecot, mail_user
     with Archive(config.archive) as archive:
         assert verify_archive(archive).ok  # what the full disk let through is consistent
         before = len(archived_hashes(archive.catalog))
-    again = run_cli(path, "backup", "--json")
+    again = cli(path, "backup", "--json")
     assert again.returncode == 0, again.stderr
     with Archive(config.archive) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)

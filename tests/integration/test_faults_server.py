@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,20 +20,22 @@ import pytest
 from archiver.archive import Archive
 from archiver.backup.runner import Progress, run_backup
 from archiver.verify import verify_archive
-from tests.integration.helpers import account_toml, archived_hashes, load, run_cli, server_hashes, write_config
-from tests.integration.test_faults import _fill, _placement_count
+from tests.fixtures.archives import archived_hashes, placement_count
+from tests.fixtures.cli import archiver_command
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml, fill_folders, fill_inbox, pop3_toml, server_by_uidl, server_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _start_backup(path: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup", "--json"]
+    command = archiver_command(path, "backup", "--json")
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for_first_commit(archive_dir: Path, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + 60
-    while _placement_count(archive_dir) == 0 and process.poll() is None and time.monotonic() < deadline:
+    while placement_count(archive_dir) == 0 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert process.poll() is None, "the backup finished before the fault could be injected"
 
@@ -62,10 +63,10 @@ def _runs(archive: Archive) -> list[dict]:
     return [dict(r) for r in archive.catalog.db.execute("SELECT * FROM runs ORDER BY id")]
 
 
-def test_server_killed_mid_fetch_and_restarted_the_same_run_completes(dovecot, mail_user, tmp_path):
-    folders = _fill(dovecot, mail_user, 400, seed=31)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 10")
-    config = load(path)
+def test_server_killed_mid_fetch_and_restarted_the_same_run_completes(dovecot, mail_user, tmp_path, config_file):
+    folders = fill_folders(dovecot, mail_user, 400, seed=31)
+    path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
+    config = parse_config(path)
     process = _start_backup(path)
     with _server_back(dovecot):
         _wait_for_first_commit(config.archive.path, process)
@@ -89,10 +90,12 @@ def test_server_killed_mid_fetch_and_restarted_the_same_run_completes(dovecot, m
     assert run["status"] == "ok" and run["messages_new"] == 400
 
 
-def test_reconnect_gives_up_with_one_clear_line_and_the_next_run_completes(dovecot, mail_user, tmp_path):
-    folders = _fill(dovecot, mail_user, 300, seed=37)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 10\nreconnect_attempts = 2")
-    config = load(path)
+def test_reconnect_gives_up_with_one_clear_line_and_the_next_run_completes(
+    dovecot, mail_user, tmp_path, config_file, cli
+):
+    folders = fill_folders(dovecot, mail_user, 300, seed=37)
+    path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10\nreconnect_attempts = 2")
+    config = parse_config(path)
     process = _start_backup(path)
     with _server_back(dovecot):
         _wait_for_first_commit(config.archive.path, process)
@@ -111,7 +114,7 @@ def test_reconnect_gives_up_with_one_clear_line_and_the_next_run_completes(dovec
         committed = len(archived_hashes(archive.catalog))
     assert 0 < committed < 300
 
-    again = run_cli(path, "backup")
+    again = cli(path, "backup")
     assert again.returncode == 0, again.stderr
     with Archive(config.archive) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
@@ -129,23 +132,25 @@ def _maildir_file(dovecot, user, uid: int) -> Path:
     return found
 
 
-def test_a_message_the_server_cannot_read_is_an_error_and_retried_next_run(dovecot, mail_user, tmp_path):
+def test_a_message_the_server_cannot_read_is_an_error_and_retried_next_run(
+    dovecot, mail_user, tmp_path, config_file, cli
+):
     """A message file Dovecot cannot read makes it answer ``BYE Internal error`` and hang up, every time.
 
     The run isolates that one message (its batch is fetched message by message after dropping the
     connection twice), archives everything else, and says which UID it could not get; once the file is
     readable again the next run fetches exactly that message.
     """
-    folders = _fill(dovecot, mail_user, 200, seed=41)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 10")
-    config = load(path)
+    folders = fill_folders(dovecot, mail_user, 200, seed=41)
+    path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
+    config = parse_config(path)
     inbox_uids = sorted(dovecot.fetch_all(mail_user.name, mail_user.password, "INBOX"))
     bad_uid = inbox_uids[len(inbox_uids) // 2]
     bad_file = _maildir_file(dovecot, mail_user, bad_uid)
     mode = bad_file.stat().st_mode
     bad_file.chmod(0)
     try:
-        first = run_cli(path, "backup", "--json")
+        first = cli(path, "backup", "--json")
     finally:
         bad_file.chmod(mode)
 
@@ -160,7 +165,7 @@ def test_a_message_the_server_cannot_read_is_an_error_and_retried_next_run(dovec
         expected = server_hashes(dovecot, mail_user, folders)
         assert archived_hashes(archive.catalog) == {k: v for k, v in expected.items() if k != ("INBOX", bad_uid)}
 
-    again = run_cli(path, "backup", "--json")
+    again = cli(path, "backup", "--json")
     assert again.returncode == 0, again.stderr
     (report,) = json.loads(again.stdout)
     assert report["messages_new"] == 1
@@ -177,10 +182,12 @@ class _SlowProgress(Progress):
         time.sleep(0.05)
 
 
-def test_run_time_limit_stops_after_a_committed_batch_and_the_next_run_continues(dovecot, mail_user, tmp_path):
-    folders = _fill(dovecot, mail_user, 300, seed=43)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user), 'batch_messages = 5\nmax_run_time = "1s"')
-    config = load(path)
+def test_run_time_limit_stops_after_a_committed_batch_and_the_next_run_continues(
+    dovecot, mail_user, tmp_path, config_file
+):
+    folders = fill_folders(dovecot, mail_user, 300, seed=43)
+    path = config_file(account_toml(dovecot, mail_user), 'batch_messages = 5\nmax_run_time = "1s"')
+    config = parse_config(path)
     assert config.archive.max_run_time == 1
     (account,) = config.accounts
 
@@ -205,12 +212,10 @@ def test_run_time_limit_stops_after_a_committed_batch_and_the_next_run_continues
     assert [r["messages_new"] for r in runs] == [committed, 300 - committed]
 
 
-def test_pop3_dropped_connection_reconnects_and_the_same_run_completes(dovecot, mail_user, tmp_path):
-    from tests.integration.test_pop3 import fill_inbox, pop3_toml, server_by_uidl
-
+def test_pop3_dropped_connection_reconnects_and_the_same_run_completes(dovecot, mail_user, tmp_path, config_file):
     fill_inbox(dovecot, mail_user, 300, seed=53)
-    path = write_config(tmp_path, pop3_toml(dovecot, mail_user, security="none"), "batch_messages = 10")
-    config = load(path)
+    path = config_file(pop3_toml(dovecot, mail_user, security="none"), "batch_messages = 10")
+    config = parse_config(path)
     process = _start_backup(path)
     _wait_for_first_commit(config.archive.path, process)
     listing = dovecot.doveadm("who", "-1", mail_user.name).stdout.splitlines()[1:]
@@ -231,7 +236,7 @@ def test_pop3_dropped_connection_reconnects_and_the_same_run_completes(dovecot, 
 
 
 def test_a_message_expunged_between_search_and_fetch_is_an_error_then_simply_gone(
-    dovecot, mail_user, tmp_path, monkeypatch
+    dovecot, mail_user, tmp_path, monkeypatch, config_file
 ):
     """The race of a second client expunging a message after our UID SEARCH, before our FETCH.
 
@@ -242,9 +247,9 @@ def test_a_message_expunged_between_search_and_fetch_is_an_error_then_simply_gon
     """
     import archiver.sources.imap as imap
 
-    folders = _fill(dovecot, mail_user, 60, seed=59)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 10")
-    config = load(path)
+    folders = fill_folders(dovecot, mail_user, 60, seed=59)
+    path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
+    config = parse_config(path)
     (account,) = config.accounts
     assert run_backup(config, account, index=False).status == "ok"
     for n in range(25):

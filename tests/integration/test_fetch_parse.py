@@ -11,7 +11,8 @@ from imapclient.response_parser import parse_fetch_response
 from archiver.devtools.sample_mail import corpus_messages, generate_mailbox
 from archiver.sources.imap import FETCH_ITEMS, ImapSource, uid_ranges
 from archiver.sources.imap_parse import parse_body_fetch, parse_internaldate
-from tests.integration.helpers import account_toml, load, write_config
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ def raw_fetch_data(source: ImapSource, uids: list[int]) -> list:
     return imap._untagged_response(typ, data, "FETCH")[1]
 
 
-def test_fast_reader_agrees_with_imapclient_on_real_responses(dovecot, mail_user, tmp_path, corpus_dir):
+def test_fast_reader_agrees_with_imapclient_on_real_responses(dovecot, mail_user, tmp_path, corpus_dir, config_file):
     zones = [timezone(timedelta(hours=h, minutes=m)) for h, m in ((0, 0), (-8, 0), (5, 30), (-3, -30), (13, 45))]
     messages = [raw for _, raw in islice(corpus_messages(corpus_dir), 400)]
     messages += [s.raw for s in generate_mailbox(100, seed=4)]
@@ -36,7 +37,7 @@ def test_fast_reader_agrees_with_imapclient_on_real_responses(dovecot, mail_user
         for i, raw in enumerate(messages)
     ]
     uids = dovecot.append_many(mail_user.name, "INBOX", items)
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, security="none")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, security="none")))
     with ImapSource(config.accounts[0]).connect() as source:
         source.examine("INBOX")
         data = raw_fetch_data(source, uids)

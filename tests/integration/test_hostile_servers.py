@@ -1,73 +1,25 @@
 """Hostile servers: trickles, huge literals, garbage.  Each ends in one line naming the server's fault, in bounded time.
 
-The servers are the suite's own scripted ones (tests/hostile/servers.py) on loopback; timeouts are
+The servers are the suite's own scripted ones (tests/fixtures/hostile_servers.py) on loopback; timeouts are
 configured tiny so every scenario takes a second or two.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from pathlib import Path
 
-from archiver.archive import Archive
-from archiver.backup.runner import RunReport, run_backup
-from archiver.config import config_from_toml_text
-from tests.hostile.servers import CRLF, Connection, ImapScript, Pop3Script, message
-
-TIMEOUT = 1.0  # the account's timeout: each line must be complete within it
-
-
-def _backup(tmp_path: Path, port: int, protocol: str = "imap", archive_extra: str = "") -> tuple[RunReport, float]:
-    text = f"""
-[archive]
-path = {json.dumps(str(tmp_path / "archive"))}
-reconnect_attempts = 0
-{archive_extra}
-
-[[accounts]]
-name = "acct"
-protocol = "{protocol}"
-host = "127.0.0.1"
-port = {port}
-security = "none"
-username = "user"
-password = "secret"
-timeout = {TIMEOUT}
-"""
-    path = tmp_path / "archiver.toml"
-    path.write_text(text)
-    config = config_from_toml_text(text, path)
-    started = time.monotonic()
-    report = run_backup(config, config.accounts[0], index=False)
-    return report, time.monotonic() - started
-
-
-def _archive(tmp_path: Path) -> Archive:
-    path = tmp_path / "archiver.toml"
-    return Archive(config_from_toml_text(path.read_text(), path).archive)
-
-
-def _archived(tmp_path: Path) -> dict[str, int]:
-    """folder → messages archived."""
-    with _archive(tmp_path) as archive:
-        rows = archive.catalog.db.execute(
-            "SELECT f.name, count(p.uid) FROM folders f LEFT JOIN placements p ON p.folder_id = f.id GROUP BY f.name"
-        )
-        return {name: count for name, count in rows if count}
-
-
-def _run_rows(tmp_path: Path) -> list[dict]:
-    with _archive(tmp_path) as archive:
-        return [dict(r) for r in archive.catalog.db.execute("SELECT * FROM runs ORDER BY id")]
-
-
-def _one_line(report: RunReport, *words: str) -> str:
-    (problem,) = [p for p in report.problems if all(w in p for w in words)]
-    assert "\n" not in problem and "Traceback" not in problem
-    return problem
-
+from tests.fixtures.hostile_servers import (
+    CRLF,
+    TIMEOUT,
+    Connection,
+    ImapScript,
+    Pop3Script,
+    archived_per_folder,
+    backup_from,
+    message,
+    one_problem_line,
+    run_rows,
+)
 
 FOLDERS = {"INBOX": [message(1), message(2)], "Archive": [message(3)]}
 
@@ -79,11 +31,11 @@ class TrickleGreeting(ImapScript):
 
 def test_a_trickled_greeting_is_cut_off_at_the_timeout(tmp_path, hostile_server):
     server = hostile_server(TrickleGreeting(FOLDERS))
-    report, seconds = _backup(tmp_path, server.port)
+    report, seconds = backup_from(tmp_path, server.port)
     assert report.status == "failed"
-    _one_line(report, "no complete response within 1 s")
+    one_problem_line(report, "no complete response within 1 s")
     assert seconds < 4 * TIMEOUT
-    assert _run_rows(tmp_path)[-1]["status"] == "failed"
+    assert run_rows(tmp_path)[-1]["status"] == "failed"
 
 
 class TrickleBody(ImapScript):
@@ -98,11 +50,11 @@ class TrickleBody(ImapScript):
 
 def test_a_trickled_fetch_ends_within_the_timeout_with_one_line(tmp_path, hostile_server):
     server = hostile_server(TrickleBody({"INBOX": [message(1, 4000)]}))
-    report, seconds = _backup(tmp_path, server.port)
+    report, seconds = backup_from(tmp_path, server.port)
     assert report.status == "failed"
-    _one_line(report, "no complete response within", "reconnecting is off")
+    one_problem_line(report, "no complete response within", "reconnecting is off")
     assert seconds < 5 * TIMEOUT
-    assert _run_rows(tmp_path)[-1]["status"] == "failed"
+    assert run_rows(tmp_path)[-1]["status"] == "failed"
 
 
 class SlowLiteral(ImapScript):
@@ -117,10 +69,10 @@ class SlowLiteral(ImapScript):
 
 def test_a_slow_server_cannot_outlast_the_run_time_limit(tmp_path, hostile_server):
     server = hostile_server(SlowLiteral({"INBOX": [message(1, 20_000_000)]}))
-    report, seconds = _backup(tmp_path, server.port, archive_extra='max_run_time = "3s"')
+    report, seconds = backup_from(tmp_path, server.port, archive_extra='max_run_time = "3s"')
     assert seconds < 3 + 2 * TIMEOUT
-    _one_line(report, "stopped after the run time limit")
-    assert _run_rows(tmp_path)[-1]["status"] in ("partial", "failed")
+    one_problem_line(report, "stopped after the run time limit")
+    assert run_rows(tmp_path)[-1]["status"] in ("partial", "failed")
 
 
 class ByeGreeting(ImapScript):
@@ -130,10 +82,10 @@ class ByeGreeting(ImapScript):
 
 def test_a_bye_greeting_is_one_line_naming_the_refusal(tmp_path, hostile_server):
     server = hostile_server(ByeGreeting(FOLDERS))
-    report, _ = _backup(tmp_path, server.port)
+    report, _ = backup_from(tmp_path, server.port)
     assert report.status == "failed"
-    _one_line(report, "turned the connection away", "Too many connections")
-    assert _run_rows(tmp_path)[-1]["status"] == "failed"
+    one_problem_line(report, "turned the connection away", "Too many connections")
+    assert run_rows(tmp_path)[-1]["status"] == "failed"
 
 
 class HugeGreeting(ImapScript):
@@ -143,9 +95,9 @@ class HugeGreeting(ImapScript):
 
 def test_a_megabyte_greeting_line_is_refused_without_reading_it_all(tmp_path, hostile_server):
     server = hostile_server(HugeGreeting(FOLDERS))
-    report, _ = _backup(tmp_path, server.port)
+    report, _ = backup_from(tmp_path, server.port)
     assert report.status == "failed"
-    _one_line(report, "line longer than")
+    one_problem_line(report, "line longer than")
 
 
 class BadStatus(ImapScript):
@@ -162,12 +114,12 @@ class BadStatus(ImapScript):
 def test_status_without_or_with_a_bad_uidvalidity_fails_that_folder_only(tmp_path, hostile_server):
     folders = {"INBOX": [message(1)], "Archive": [message(2)], "Sent": [message(3), message(4)]}
     server = hostile_server(BadStatus(folders))
-    report, _ = _backup(tmp_path, server.port)
+    report, _ = backup_from(tmp_path, server.port)
     assert report.status == "partial"
-    _one_line(report, "INBOX", "no UIDVALIDITY")
-    _one_line(report, "Archive", "UIDVALIDITY is 'abc'")
-    assert _archived(tmp_path) == {"Sent": 2}
-    assert _run_rows(tmp_path)[-1]["status"] == "partial"
+    one_problem_line(report, "INBOX", "no UIDVALIDITY")
+    one_problem_line(report, "Archive", "UIDVALIDITY is 'abc'")
+    assert archived_per_folder(tmp_path) == {"Sent": 2}
+    assert run_rows(tmp_path)[-1]["status"] == "partial"
 
 
 class UnknownStatusUidvalidity(ImapScript):
@@ -180,9 +132,9 @@ class UnknownStatusUidvalidity(ImapScript):
 def test_a_zero_uidvalidity_in_status_means_look_closer_not_a_fault(tmp_path, hostile_server):
     folders = {"INBOX": [message(1)], "Sent": [message(3), message(4)]}
     server = hostile_server(UnknownStatusUidvalidity(folders))
-    report, _ = _backup(tmp_path, server.port)
+    report, _ = backup_from(tmp_path, server.port)
     assert report.status == "ok", report.problems
-    assert _archived(tmp_path) == {"INBOX": 1, "Sent": 2}
+    assert archived_per_folder(tmp_path) == {"INBOX": 1, "Sent": 2}
 
 
 class BadExamine(ImapScript):
@@ -193,10 +145,10 @@ class BadExamine(ImapScript):
 
 def test_examine_without_uidvalidity_fails_that_folder_only(tmp_path, hostile_server):
     server = hostile_server(BadExamine(FOLDERS))
-    report, _ = _backup(tmp_path, server.port)
+    report, _ = backup_from(tmp_path, server.port)
     assert report.status == "partial"
-    _one_line(report, "EXAMINE 'INBOX'", "no UIDVALIDITY")
-    assert _archived(tmp_path) == {"Archive": 1}
+    one_problem_line(report, "EXAMINE 'INBOX'", "no UIDVALIDITY")
+    assert archived_per_folder(tmp_path) == {"Archive": 1}
 
 
 class BadUids(ImapScript):
@@ -213,12 +165,12 @@ class BadUids(ImapScript):
 def test_nonsense_uids_fail_their_folder_with_one_line(tmp_path, hostile_server):
     folders = {"INBOX": [message(1), message(2)], "Archive": [message(3)], "Sent": [message(4)]}
     server = hostile_server(BadUids(folders))
-    report, _ = _backup(tmp_path, server.port)
+    report, _ = backup_from(tmp_path, server.port)
     assert report.status == "partial"
-    _one_line(report, "INBOX", "a UID is '-5', not a number from 1 to 4294967295")
-    _one_line(report, "Archive", "a UID is '9223372036854775809'")
-    assert _archived(tmp_path) == {"Sent": 1}
-    assert _run_rows(tmp_path)[-1]["status"] == "partial"
+    one_problem_line(report, "INBOX", "a UID is '-5', not a number from 1 to 4294967295")
+    one_problem_line(report, "Archive", "a UID is '9223372036854775809'")
+    assert archived_per_folder(tmp_path) == {"Sent": 1}
+    assert run_rows(tmp_path)[-1]["status"] == "partial"
 
 
 class LyingLiteral(ImapScript):
@@ -241,10 +193,10 @@ class LyingLiteral(ImapScript):
 def test_a_huge_literal_is_refused_before_allocating_it_and_the_folder_goes_on(tmp_path, hostile_server):
     folders = {"INBOX": [message(1), message(2), message(3)], "Archive": [message(4)]}
     server = hostile_server(LyingLiteral(folders))
-    report, seconds = _backup(tmp_path, server.port)
+    report, seconds = backup_from(tmp_path, server.port)
     assert report.status == "partial"
-    _one_line(report, "INBOX", "skipped 1 message(s) larger than max_message_bytes", "2 (953674.3 MB)")
-    assert _archived(tmp_path) == {"INBOX": 2, "Archive": 1}
+    one_problem_line(report, "INBOX", "skipped 1 message(s) larger than max_message_bytes", "2 (953674.3 MB)")
+    assert archived_per_folder(tmp_path) == {"INBOX": 2, "Archive": 1}
     assert seconds < 3 * TIMEOUT
     assert server.connections == 2  # one reconnect, at once: the server was fine, we hung up on it
 
@@ -256,10 +208,10 @@ class BigMessage(ImapScript):
 def test_a_message_over_max_message_bytes_is_skipped_and_the_folder_goes_on(tmp_path, hostile_server):
     folders = {"INBOX": [message(1), message(2, 300_000), message(3)], "Archive": [message(4)]}
     server = hostile_server(BigMessage(folders))
-    report, _ = _backup(tmp_path, server.port, archive_extra="max_message_bytes = 200000")
+    report, _ = backup_from(tmp_path, server.port, archive_extra="max_message_bytes = 200000")
     assert report.status == "partial"
-    _one_line(report, "INBOX", "skipped 1 message(s) larger than max_message_bytes", "2 (0.3 MB)")
-    assert _archived(tmp_path) == {"INBOX": 2, "Archive": 1}
+    one_problem_line(report, "INBOX", "skipped 1 message(s) larger than max_message_bytes", "2 (0.3 MB)")
+    assert archived_per_folder(tmp_path) == {"INBOX": 2, "Archive": 1}
 
 
 class DropMidResponse(ImapScript):
@@ -274,10 +226,10 @@ class DropMidResponse(ImapScript):
 
 def test_a_connection_dropped_mid_response_is_one_line(tmp_path, hostile_server):
     server = hostile_server(DropMidResponse(FOLDERS))
-    report, _ = _backup(tmp_path, server.port)
+    report, _ = backup_from(tmp_path, server.port)
     assert report.status == "failed"
-    _one_line(report, "connection was lost", "reconnecting is off")
-    assert _run_rows(tmp_path)[-1]["status"] == "failed"
+    one_problem_line(report, "connection was lost", "reconnecting is off")
+    assert run_rows(tmp_path)[-1]["status"] == "failed"
 
 
 class Garbage(ImapScript):
@@ -292,10 +244,10 @@ class Garbage(ImapScript):
 
 def test_garbage_in_a_fetch_answer_fails_that_folder_only(tmp_path, hostile_server):
     server = hostile_server(Garbage(FOLDERS))
-    report, _ = _backup(tmp_path, server.port)
+    report, _ = backup_from(tmp_path, server.port)
     assert report.status == "partial"
-    _one_line(report, "INBOX")
-    assert _archived(tmp_path) == {"Archive": 1}
+    one_problem_line(report, "INBOX")
+    assert archived_per_folder(tmp_path) == {"Archive": 1}
 
 
 # -- POP3 ---------------------------------------------------------------------------------------------------
@@ -315,10 +267,10 @@ class EndlessMessage(Pop3Script):
 
 def test_a_pop3_message_that_never_ends_is_skipped_and_the_rest_archived(tmp_path, hostile_server):
     server = hostile_server(EndlessMessage([message(1), message(2), message(3)]))
-    report, seconds = _backup(tmp_path, server.port, "pop3", "max_message_bytes = 1000000")
+    report, seconds = backup_from(tmp_path, server.port, "pop3", "max_message_bytes = 1000000")
     assert report.status == "partial"
-    _one_line(report, "skipped 1 message(s) larger than max_message_bytes", "u2")
-    assert _archived(tmp_path) == {"INBOX": 2}
+    one_problem_line(report, "skipped 1 message(s) larger than max_message_bytes", "u2")
+    assert archived_per_folder(tmp_path) == {"INBOX": 2}
     assert seconds < 10
 
 
@@ -332,9 +284,9 @@ class TrickleRetr(Pop3Script):
 
 def test_a_trickled_pop3_message_ends_within_the_timeout(tmp_path, hostile_server):
     server = hostile_server(TrickleRetr([message(1)]))
-    report, seconds = _backup(tmp_path, server.port, "pop3")
+    report, seconds = backup_from(tmp_path, server.port, "pop3")
     assert report.status == "partial"  # a POP3 run that could not finish its one folder
-    _one_line(report, "no complete response within", "reconnecting is off")
+    one_problem_line(report, "no complete response within", "reconnecting is off")
     assert seconds < 4 * TIMEOUT
 
 
@@ -345,10 +297,10 @@ class TricklePop3Greeting(Pop3Script):
 
 def test_a_trickled_pop3_greeting_is_cut_off(tmp_path, hostile_server):
     server = hostile_server(TricklePop3Greeting([message(1)]))
-    report, seconds = _backup(tmp_path, server.port, "pop3")
+    report, seconds = backup_from(tmp_path, server.port, "pop3")
     assert report.status == "failed"
-    _one_line(report, "no complete response within 1 s")
-    assert _run_rows(tmp_path)[-1]["status"] == "failed"
+    one_problem_line(report, "no complete response within 1 s")
+    assert run_rows(tmp_path)[-1]["status"] == "failed"
     assert seconds < 4 * TIMEOUT
 
 
@@ -358,10 +310,10 @@ class BigPop3Message(Pop3Script):
 
 def test_a_pop3_message_listed_over_the_cap_is_never_fetched(tmp_path, hostile_server):
     server = hostile_server(BigPop3Message([message(1), message(2, 300_000)]))
-    report, _ = _backup(tmp_path, server.port, "pop3", "max_message_bytes = 200000")
+    report, _ = backup_from(tmp_path, server.port, "pop3", "max_message_bytes = 200000")
     assert report.status == "partial"
-    _one_line(report, "skipped 1 message(s) larger than max_message_bytes", "u2 (0.3 MB)")
-    assert _archived(tmp_path) == {"INBOX": 1}
+    one_problem_line(report, "skipped 1 message(s) larger than max_message_bytes", "u2 (0.3 MB)")
+    assert archived_per_folder(tmp_path) == {"INBOX": 1}
 
 
 class BadUidl(Pop3Script):
@@ -371,10 +323,10 @@ class BadUidl(Pop3Script):
 
 def test_garbage_in_a_pop3_uidl_listing_is_one_line(tmp_path, hostile_server):
     server = hostile_server(BadUidl([message(1), message(2)]))
-    report, _ = _backup(tmp_path, server.port, "pop3")
+    report, _ = backup_from(tmp_path, server.port, "pop3")
     assert report.status == "partial"
-    _one_line(report, "unexpected UIDL line")
-    assert _run_rows(tmp_path)[-1]["status"] == "partial"
+    one_problem_line(report, "unexpected UIDL line")
+    assert run_rows(tmp_path)[-1]["status"] == "partial"
 
 
 class EndlessUntagged(ImapScript):
@@ -394,15 +346,15 @@ class EndlessUntagged(ImapScript):
 
 def test_endless_short_lines_cannot_outlast_the_response_deadline(tmp_path, hostile_server):
     server = hostile_server(EndlessUntagged(FOLDERS, interval=0.1))
-    report, seconds = _backup(tmp_path, server.port)
+    report, seconds = backup_from(tmp_path, server.port)
     assert report.status == "failed"
-    _one_line(report, "no complete response within")
+    one_problem_line(report, "no complete response within")
     assert seconds < 4 * TIMEOUT
 
 
 def test_an_endless_flood_of_lines_is_cut_at_the_response_cap(tmp_path, hostile_server):
     server = hostile_server(EndlessUntagged(FOLDERS, interval=0))
-    report, seconds = _backup(tmp_path, server.port, archive_extra="max_message_bytes = 1000000")
+    report, seconds = backup_from(tmp_path, server.port, archive_extra="max_message_bytes = 1000000")
     assert report.status == "partial"
-    _one_line(report, "INBOX", "the server's answer went on past")
+    one_problem_line(report, "INBOX", "the server's answer went on past")
     assert seconds < 30

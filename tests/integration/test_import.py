@@ -16,8 +16,8 @@ from archiver.files.export import export
 from archiver.files.importer import import_path
 from archiver.restore.execute import restore
 from archiver.scope import Scope
-from tests.integration.helpers import account_toml, write_config
-from tests.integration.test_restore import fill, state
+from tests.fixtures.config import write_config
+from tests.fixtures.mail_server import account_toml, fill_for_restore, state
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def placements(catalog, account) -> Counter:
 
 @pytest.mark.parametrize("fmt", ["mbox", "maildir", "eml"])
 def test_export_then_import_dedups_against_the_imap_copy(dovecot, mail_user, tmp_path, fmt):
-    fill(dovecot, mail_user, 30, seed=21, folders=4)
+    fill_for_restore(dovecot, mail_user, 30, seed=21, folders=4)
     config = config_with_locals(dovecot, mail_user, tmp_path, "old")
     with Archive(config.archive) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
@@ -110,7 +110,7 @@ def test_foreign_sources_without_manifest(dovecot, mail_user, tmp_path):
 
 
 def test_imported_local_account_restores_into_imap(dovecot, mail_user, tmp_path):
-    fill(dovecot, mail_user, 20, seed=33, folders=3)
+    fill_for_restore(dovecot, mail_user, 20, seed=33, folders=3)
     config = config_with_locals(dovecot, mail_user, tmp_path, "old")
     folders = ["Doomed/Ünïcode & more"]
     before = state(dovecot, mail_user, folders[0])

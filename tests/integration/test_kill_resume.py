@@ -7,31 +7,24 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
 
 from archiver.archive import Archive
 from archiver.verify import verify_archive
-from tests.integration.helpers import (
-    account_toml,
-    archived_hashes,
-    fill_mailbox,
-    load,
-    run_cli,
-    server_hashes,
-    write_config,
-)
+from tests.fixtures.archives import archived_hashes
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml, fill_mailbox, server_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path):
+def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path, config_file, cli):
     by_folder = fill_mailbox(dovecot, mail_user, 900, seed=11)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 25")
-    config = load(path)
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup"]
+    path = config_file(account_toml(dovecot, mail_user), "batch_messages = 25")
+    config = parse_config(path)
+    command = cli.command(path, "backup")
 
     progress = []
     for delay in (0.4, 0.8, 1.2, 1.6, 2.2):
@@ -47,7 +40,7 @@ def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path):
     assert progress == sorted(progress)  # never loses committed work
     assert progress[0] < 900  # at least the first kill landed mid-run
 
-    result = run_cli(path, "backup")
+    result = cli(path, "backup")
     assert result.returncode == 0, result.stderr
     with Archive(config.archive) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, sorted(by_folder))
@@ -59,15 +52,15 @@ def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path):
         assert list(archive.store.temp_dir.iterdir()) == []
 
 
-def test_twenty_sigkills_at_random_points_then_a_completing_run(dovecot, mail_user, tmp_path):
+def test_twenty_sigkills_at_random_points_then_a_completing_run(dovecot, mail_user, tmp_path, config_file, cli):
     """20 runs SIGKILLed at seeded random instants (start-up, listing, fetching, storing, committing,
     indexing): after each kill the archive verifies clean; the committed count never goes back; a
     final run completes it, equal to the server, with every message recorded exactly once."""
     rng = random.Random(20261123)
     by_folder = fill_mailbox(dovecot, mail_user, 600, seed=29)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 4")
-    config = load(path)
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup"]
+    path = config_file(account_toml(dovecot, mail_user), "batch_messages = 4")
+    config = parse_config(path)
+    command = cli.command(path, "backup")
 
     progress = [0]
     killed_mid_run = 0
@@ -96,7 +89,7 @@ def test_twenty_sigkills_at_random_points_then_a_completing_run(dovecot, mail_us
     assert progress == sorted(progress)  # never loses committed work
     assert killed_mid_run >= 5, progress  # the kills really landed while there was work left
 
-    result = run_cli(path, "backup")
+    result = cli(path, "backup")
     assert result.returncode == 0, result.stderr
     with Archive(config.archive) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, sorted(by_folder))

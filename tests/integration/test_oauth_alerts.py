@@ -24,10 +24,9 @@ from archiver.daemon.scheduler import BackupScheduler
 from archiver.daemon.status import RunOutcome
 from archiver.devtools.sandbox import free_ports
 from archiver.oauth.store import StoredToken, TokenFile
+from tests.fixtures.oauth_helpers import REAUTHORISE, introspect, oauth_account_toml
 from tests.fixtures.oauth_server import OAuthServer
-from tests.integration.test_alerts import MailSink, tls_context
-from tests.integration.test_oauth_backup import REAUTHORISE, oauth_account_toml
-from tests.oauth.helpers import introspect
+from tests.fixtures.smtp_sink import MailSink, tls_context
 
 pytestmark = pytest.mark.integration
 SENDER = "alerts@example.org"  # the mailbox whose grant sends the alerts (a user of the authorization server only)

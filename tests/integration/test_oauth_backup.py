@@ -15,43 +15,15 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.oauth.store import StoredToken, TokenFile
-from tests.fixtures.oauth_server import PUBLIC_CLIENT_ID, OAuthServer
-from tests.integration.helpers import (
-    archived_hashes,
-    fill_mailbox,
-    load,
-    run_cli,
-    server_hashes,
-    write_config,
-)
-from tests.integration.test_faults import _imap_session_pids, _placement_count
-from tests.integration.test_oauth_login import logins
-from tests.webapp import log_in, quick_hash
+from tests.fixtures.archives import archived_hashes, placement_count
+from tests.fixtures.config import parse_config, write_config
+from tests.fixtures.mail_server import fill_mailbox, imap_session_pids, server_hashes
+from tests.fixtures.oauth_helpers import REAUTHORISE, logins, oauth_account_toml
+from tests.fixtures.oauth_server import OAuthServer
+from tests.fixtures.web import log_in, quick_hash
 from web import create_app
 
 pytestmark = pytest.mark.integration
-
-
-def oauth_account_toml(dovecot, server: OAuthServer, user, name: str, protocol: str = "imap", extra: str = "") -> str:
-    """An ``auth = "oauth2"`` account of the loopback server's public client; the grant is in the default file."""
-    port = dovecot.imap_port if protocol == "imap" else dovecot.pop3_port
-    return f"""
-[[accounts]]
-name = "{name}"
-protocol = "{protocol}"
-host = "127.0.0.1"
-port = {port}
-security = "starttls"
-username = "{user.name}"
-tls_ca_file = {json.dumps(str(dovecot.ca_file))}
-timeout = 20
-auth = "oauth2"
-oauth2_provider = "custom"
-oauth2_client_id = "{PUBLIC_CLIENT_ID}"
-oauth2_token_url = "{server.token_url}"
-oauth2_device_url = "{server.device_url}"
-{extra}
-"""
 
 
 def authorise(config, server: OAuthServer, user, name: str, lifetime: int = 3600) -> TokenFile:
@@ -59,9 +31,6 @@ def authorise(config, server: OAuthServer, user, name: str, lifetime: int = 3600
     store = TokenFile(config.account(name).oauth2.token_path(config.archive.path), name)
     store.save(StoredToken.from_answer(server.issue_tokens(user.name, lifetime=lifetime)))
     return store
-
-
-REAUTHORISE = "account {0}: the OAuth2 authorisation was revoked or has expired; re-authorise with `archiver auth {0}`"
 
 
 @pytest.mark.slow
@@ -74,15 +43,15 @@ def test_a_token_that_dies_mid_run_is_refreshed_and_the_run_completes(
     path = write_config(
         tmp_path, oauth_account_toml(oauth_dovecot, oauth_authority, oauth_user, "work"), "batch_messages = 10"
     )
-    config = load(path)
+    config = parse_config(path)
     first = authorise(config, oauth_authority, oauth_user, "work").load().access_token
     command = [sys.executable, "-m", "archiver", "--config", str(path), "backup", "--json"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while _placement_count(config.archive.path) == 0 and process.poll() is None and time.monotonic() < deadline:
+    while placement_count(config.archive.path) == 0 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     oauth_authority.expire_access_tokens(oauth_user.name)  # as if its hour had run out
-    killed = _imap_session_pids(oauth_dovecot, oauth_user.name)
+    killed = imap_session_pids(oauth_dovecot, oauth_user.name)
     for pid in killed:
         os.kill(pid, signal.SIGKILL)  # the server side of our connection dies: the client reconnects
     stdout, stderr = process.communicate(timeout=120)
@@ -101,19 +70,19 @@ def test_a_token_that_dies_mid_run_is_refreshed_and_the_run_completes(
 
 
 def test_a_revoked_grant_is_one_line_everywhere_and_the_next_account_runs(
-    oauth_dovecot, oauth_authority, oauth_user, tmp_path
+    oauth_dovecot, oauth_authority, oauth_user, tmp_path, cli
 ):
     folders = sorted(fill_mailbox(oauth_dovecot, oauth_user, 12, seed=5))
     accounts = oauth_account_toml(oauth_dovecot, oauth_authority, oauth_user, "revoked") + oauth_account_toml(
         oauth_dovecot, oauth_authority, oauth_user, "fine", protocol="pop3", extra='oauth2_mechanism = "xoauth2"'
     )
     path = write_config(tmp_path, accounts)
-    config = load(path)
+    config = parse_config(path)
     authorise(config, oauth_authority, oauth_user, "revoked")
     oauth_authority.revoke_refresh_tokens(oauth_user.name)  # the user withdrew the consent at the provider
     authorise(config, oauth_authority, oauth_user, "fine")  # a grant made afterwards
 
-    result = run_cli(path, "backup", "--json")
+    result = cli(path, "backup", "--json")
     assert result.returncode == 1
     revoked, fine = json.loads(result.stdout)
     assert revoked["status"] == "failed" and revoked["problems"] == [REAUTHORISE.format("revoked")]
@@ -123,13 +92,13 @@ def test_a_revoked_grant_is_one_line_everywhere_and_the_next_account_runs(
     assert tokens_used == ["XOAUTH2"]  # fine's, as configured (auto would take OAUTHBEARER)
     assert "Traceback" not in result.stderr
 
-    status = run_cli(path, "status")
+    status = cli(path, "status")
     assert REAUTHORISE.format("revoked") in status.stdout
     assert folders  # the mailbox was not empty: the fine account had work to do
 
     path.write_text(path.read_text() + f'[[web.users]]\nname = "root"\npassword_hash = "{quick_hash("root-pass")}"\n'
                     'admin = true\n')  # fmt: skip
-    app = create_app(load(path), testing=True)
+    app = create_app(parse_config(path), testing=True)
     try:
         client = app.test_client()
         log_in(client, "root", "root-pass")
@@ -140,7 +109,7 @@ def test_a_revoked_grant_is_one_line_everywhere_and_the_next_account_runs(
         app.extensions["archiver_sessions"].close()
 
 
-def test_restore_into_an_oauth2_account(oauth_dovecot, oauth_authority, oauth_user, tmp_path):
+def test_restore_into_an_oauth2_account(oauth_dovecot, oauth_authority, oauth_user, tmp_path, cli):
     """Back up one OAuth2 account and restore it into another whose stored token the server no longer takes."""
     folders = sorted(fill_mailbox(oauth_dovecot, oauth_user, 20, seed=9))
     target = type(oauth_user)(oauth_user.name + "t", oauth_user.password)
@@ -149,13 +118,13 @@ def test_restore_into_an_oauth2_account(oauth_dovecot, oauth_authority, oauth_us
         oauth_dovecot, oauth_authority, target, "dst"
     )
     path = write_config(tmp_path, accounts)
-    config = load(path)
+    config = parse_config(path)
     authorise(config, oauth_authority, oauth_user, "src")
     authorise(config, oauth_authority, target, "dst")
-    assert run_cli(path, "backup", "--account", "src").returncode == 0
+    assert cli(path, "backup", "--account", "src").returncode == 0
     oauth_authority.expire_access_tokens(target.name)
 
-    result = run_cli(path, "restore", "--account", "src", "--to", "dst", "--prefix", "Back", "--json")
+    result = cli(path, "restore", "--account", "src", "--to", "dst", "--prefix", "Back", "--json")
     assert result.returncode == 0, result.stderr
     assert oauth_authority.token_requests == ["refresh_token"]  # the target's token, refreshed once
     restored = sorted(server_hashes(oauth_dovecot, target, [f"Back/{name}" for name in folders]).values())
@@ -163,15 +132,15 @@ def test_restore_into_an_oauth2_account(oauth_dovecot, oauth_authority, oauth_us
 
 
 def test_a_token_near_its_expiry_is_refreshed_before_it_is_presented(
-    oauth_dovecot, oauth_authority, oauth_user, tmp_path
+    oauth_dovecot, oauth_authority, oauth_user, tmp_path, cli
 ):
     """Two minutes left (inside the five-minute margin): refreshed first, so the server never sees it refused."""
     oauth_dovecot.append(oauth_user.name, "INBOX", b"Subject: soon\r\n\r\nbody\r\n")
     path = write_config(tmp_path, oauth_account_toml(oauth_dovecot, oauth_authority, oauth_user, "work"))
-    authorise(load(path), oauth_authority, oauth_user, "work", lifetime=120)
+    authorise(parse_config(path), oauth_authority, oauth_user, "work", lifetime=120)
     oauth_authority.expire_access_tokens(oauth_user.name)  # presented, it would be refused (and show below)
     oauth_authority.introspections.clear()
-    result = run_cli(path, "backup", "--json")
+    result = cli(path, "backup", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["messages_new"] == 1
     assert oauth_authority.token_requests == ["refresh_token"]

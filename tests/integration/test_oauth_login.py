@@ -20,9 +20,10 @@ from archiver.errors import AuthError, AuthorisationExpired
 from archiver.oauth.tokens import CommandTokenSource, RefreshingTokenSource, TokenSource
 from archiver.sources.imap import ImapSource
 from archiver.sources.pop3 import Pop3Source
+from tests.fixtures.config import parse_config, write_config
+from tests.fixtures.mail_server import account_toml
+from tests.fixtures.oauth_helpers import client_for, logins, stored_grant
 from tests.fixtures.oauth_server import OAuthServer
-from tests.integration.helpers import account_toml, load, write_config
-from tests.oauth.helpers import client_for, stored_grant
 
 pytestmark = pytest.mark.integration
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: token login\r\nMessage-ID: <t@x>\r\n\r\nbody\r\n"
@@ -31,7 +32,7 @@ MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: token login\r\n
 def account(dovecot, user, tmp_path: Path, protocol: str = "imap"):
     """The account as configured, with a password the server does not accept."""
     text = account_toml(dovecot, user, password="not-the-password", protocol=protocol)
-    return load(write_config(tmp_path, text)).accounts[0]
+    return parse_config(write_config(tmp_path, text)).accounts[0]
 
 
 def grant(server: OAuthServer, tmp_path: Path, user, lifetime: int = 3600) -> RefreshingTokenSource:
@@ -50,16 +51,6 @@ def read_inbox(source: ImapSource | Pop3Source) -> list[str]:
 def open_source(protocol: str, acct, tokens: TokenSource, mechanism: str = "auto") -> ImapSource | Pop3Source:
     kind = ImapSource if protocol == "imap" else Pop3Source
     return kind(acct, tokens=tokens, mechanism=mechanism).connect()
-
-
-def logins(dovecot, user) -> list[str]:
-    """The SASL mechanism of every successful login of ``user``, from Dovecot's own log."""
-    text = dovecot.log_file.read_text(errors="replace")
-    return [
-        line.split("method=")[1].split(",")[0]
-        for line in text.splitlines()
-        if "Login: user=<" + user.name + ">" in line
-    ]
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])

@@ -10,13 +10,13 @@ import resource
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import account_toml, run_cli, write_config
+from tests.fixtures.config import write_config
+from tests.fixtures.mail_server import account_toml
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def _limit_address_space() -> None:
     ["head -c 500000000 /dev/zero", "yes"],  # 500 MB, then endless
     ids=["500MB", "endless"],
 )
-def test_password_command_printing_too_much_stops_at_the_cap(dovecot, mail_user, tmp_path, command) -> None:
+def test_password_command_printing_too_much_stops_at_the_cap(dovecot, mail_user, tmp_path, command, cli) -> None:
     """Bounded in time, and in memory by an address-space limit on the archiver process.
 
     The limit, not the child's ``ru_maxrss``: a child started by ``vfork`` inherits the
@@ -58,7 +58,7 @@ def test_password_command_printing_too_much_stops_at_the_cap(dovecot, mail_user,
     config = config_with_password(tmp_path, dovecot, mail_user, f"password_command = {json.dumps(command)}")
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "archiver", "--config", str(config), "backup"],
+        cli.command(config, "backup"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -70,33 +70,33 @@ def test_password_command_printing_too_much_stops_at_the_cap(dovecot, mail_user,
     assert seconds < 15, seconds
 
 
-def test_password_file_dev_zero_is_refused(dovecot, mail_user, tmp_path) -> None:
+def test_password_file_dev_zero_is_refused(dovecot, mail_user, tmp_path, cli) -> None:
     config = config_with_password(tmp_path, dovecot, mail_user, 'password_file = "/dev/zero"')
-    result = run_cli(config, "backup", timeout=30)
+    result = cli(config, "backup", timeout=30)
     one_clear_line(result, "accounts[0].password_file", "/dev/zero is a character device, not a regular file")
 
 
-def test_password_file_fifo_without_writer_does_not_hang(dovecot, mail_user, tmp_path) -> None:
+def test_password_file_fifo_without_writer_does_not_hang(dovecot, mail_user, tmp_path, cli) -> None:
     fifo = tmp_path / "pw.fifo"
     os.mkfifo(fifo, 0o600)
     config = config_with_password(tmp_path, dovecot, mail_user, f"password_file = {json.dumps(str(fifo))}")
     try:
-        result = run_cli(config, "backup", timeout=30)
+        result = cli(config, "backup", timeout=30)
     except subprocess.TimeoutExpired:
         pytest.fail("a FIFO password_file with no writer hung the backup")
     one_clear_line(result, "accounts[0].password_file", "is a named pipe (FIFO), not a regular file")
 
 
-def test_password_file_directory_is_refused(dovecot, mail_user, tmp_path) -> None:
+def test_password_file_directory_is_refused(dovecot, mail_user, tmp_path, cli) -> None:
     config = config_with_password(tmp_path, dovecot, mail_user, f"password_file = {json.dumps(str(tmp_path))}")
-    one_clear_line(run_cli(config, "backup", timeout=30), "is a directory, not a regular file")
+    one_clear_line(cli(config, "backup", timeout=30), "is a directory, not a regular file")
 
 
 @pytest.mark.parametrize("args", [("backup",), ("status",), ("verify",), ("search", "x"), ("ls", "--account", "local")])
-def test_archive_path_that_is_a_file_exits_2(tmp_path, args) -> None:
+def test_archive_path_that_is_a_file_exits_2(tmp_path, args, config_file, cli) -> None:
     (tmp_path / "archive").write_text("not an archive\n")
-    config = write_config(tmp_path, LOCAL_ACCOUNT)
-    result = run_cli(config, *args, timeout=60)
+    config = config_file(LOCAL_ACCOUNT)
+    result = cli(config, *args, timeout=60)
     one_clear_line(result, f"archive path {tmp_path / 'archive'} is not a directory")
     assert result.returncode == 2
 
@@ -117,7 +117,7 @@ def _make_readonly(root: Path, writable: bool) -> None:
         path.chmod(mode | 0o200 if writable else mode & ~0o222)
 
 
-def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_path) -> None:
+def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_path, config_file, cli) -> None:
     mails = tmp_path / "mails"
     mails.mkdir()
     for number, word in enumerate(("marmalade", "quince", "bergamot")):
@@ -125,14 +125,14 @@ def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_pa
             f"From: a@example.org\r\nTo: b@example.org\r\nSubject: jam {number}\r\n"
             f"Message-ID: <{number}@example.org>\r\n\r\nThe {word} is ready.\r\n".encode()
         )
-    config = write_config(tmp_path, LOCAL_ACCOUNT)
-    imported = run_cli(config, "import", "--account", "local", str(mails))
+    config = config_file(LOCAL_ACCOUNT)
+    imported = cli(config, "import", "--account", "local", str(mails))
     assert imported.returncode == 0, imported.stderr
     archive = tmp_path / "archive"
     prefix = _without_write_access()
     _make_readonly(archive, writable=False)
     try:
-        base = [*prefix, sys.executable, "-m", "archiver", "--config", str(config)]
+        base = [*prefix, *cli.command(config)]
         probe = subprocess.run([*prefix, "sh", "-c", f"touch {archive}/probe"], capture_output=True, check=False)
         assert probe.returncode != 0, "the archive is still writable: the test would prove nothing"
         search = subprocess.run([*base, "search", "--json", "quince"], capture_output=True, text=True, timeout=60)
@@ -159,14 +159,14 @@ def test_search_ls_status_verify_work_on_an_archive_the_user_cannot_write(tmp_pa
         _make_readonly(archive, writable=True)
 
 
-def test_backup_without_write_access_exits_2_naming_what_still_works(tmp_path) -> None:
-    config = write_config(tmp_path, LOCAL_ACCOUNT)
-    assert run_cli(config, "status").returncode == 0  # creates the empty archive
+def test_backup_without_write_access_exits_2_naming_what_still_works(tmp_path, config_file, cli) -> None:
+    config = config_file(LOCAL_ACCOUNT)
+    assert cli(config, "status").returncode == 0  # creates the empty archive
     archive = tmp_path / "archive"
     prefix = _without_write_access()
     _make_readonly(archive, writable=False)
     try:
-        base = [*prefix, sys.executable, "-m", "archiver", "--config", str(config)]
+        base = [*prefix, *cli.command(config)]
         result = subprocess.run([*base, "reindex"], capture_output=True, text=True, timeout=60)
         one_clear_line(result, f"cannot write to the archive {archive}: permission denied", "search, ls")
         assert result.returncode == 2
@@ -174,13 +174,13 @@ def test_backup_without_write_access_exits_2_naming_what_still_works(tmp_path) -
         _make_readonly(archive, writable=True)
 
 
-def test_archive_that_cannot_be_created_exits_2(tmp_path) -> None:
+def test_archive_that_cannot_be_created_exits_2(tmp_path, cli) -> None:
     parent = tmp_path / "locked"
     parent.mkdir(mode=0o555)
     text = f'[archive]\npath = "{parent / "archive"}"\n{LOCAL_ACCOUNT}'
     config = tmp_path / "archiver.toml"
     config.write_text(text)
-    command = [*_without_write_access(), sys.executable, "-m", "archiver", "--config", str(config), "status"]
+    command = [*_without_write_access(), *cli.command(config, "status")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     one_clear_line(result, f"cannot create the archive in {parent / 'archive'}: Permission denied")
     assert result.returncode == 2

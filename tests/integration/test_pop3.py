@@ -14,7 +14,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,10 +23,12 @@ from archiver.archive import Archive
 from archiver.backup.pop3 import FINGERPRINT_UIDVALIDITY, UIDL_UIDVALIDITY, Pop3Backup
 from archiver.backup.runner import run_backup
 from archiver.catalog import Catalog
-from archiver.devtools.sample_mail import corpus_messages, generate_mailbox
+from archiver.devtools.sample_mail import corpus_messages
 from archiver.sources.pop3 import Pop3Source
 from archiver.verify import verify_archive
-from tests.integration.helpers import account_toml, archived_hashes, load, run_cli, write_config
+from tests.fixtures.archives import archived_hashes
+from tests.fixtures.config import parse_config, write_config
+from tests.fixtures.mail_server import account_toml, fill_inbox, pop3_toml, server_by_uidl, uidvalidity_of_inbox
 
 pytestmark = pytest.mark.integration
 
@@ -35,27 +36,6 @@ LOG_WAIT = 10.0  # seconds to wait for Dovecot to log a session's end (it logs a
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
-def pop3_toml(dovecot, user, name="pop", security="starttls", extra="", password=None) -> str:
-    return account_toml(dovecot, user, name, security, extra, password, protocol="pop3")
-
-
-def uidvalidity_of_inbox(dovecot, user) -> int:
-    client = dovecot.connect(user.name, user.password)
-    try:
-        return int(client.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"])
-    finally:
-        client.logout()
-
-
-def server_by_uidl(dovecot, user) -> dict[str, str]:
-    """UIDL → sha256 of IMAP ``BODY[]`` for every INBOX message (Dovecot's ``%08Xu%08Xv`` gives lower-case hex)."""
-    validity = uidvalidity_of_inbox(dovecot, user)
-    return {
-        f"{uid:08x}{validity:08x}": hashlib.sha256(raw).hexdigest()
-        for uid, (raw, _flags, _date) in dovecot.fetch_all(user.name, user.password, "INBOX").items()
-    }
-
-
 def maildrop_state(dovecot, user) -> dict:
     """Everything a user could see change: each message file (name, maildir flags, content) and IMAP FLAGS.
 
@@ -112,12 +92,6 @@ def pop3_sessions(dovecot, user, expected: int) -> list[dict[str, int]]:
         time.sleep(0.05)
 
 
-def fill_inbox(dovecot, user, count: int, seed: int) -> None:
-    dovecot.append_many(
-        user.name, "INBOX", ((s.raw, s.flags, s.internaldate) for s in generate_mailbox(count, seed=seed))
-    )
-
-
 def subdir(parent: Path, name: str) -> Path:
     path = parent / name
     path.mkdir()
@@ -134,12 +108,14 @@ def pop3_placements(catalog: Catalog, account: str = "pop") -> list[sqlite3.Row]
 
 # -- backups -------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("security", ["none", "starttls", "tls"])
-def test_full_backup_over_each_transport_leaves_the_maildrop_as_it_was(dovecot, mail_user, tmp_path, security):
+def test_full_backup_over_each_transport_leaves_the_maildrop_as_it_was(
+    dovecot, mail_user, tmp_path, security, config_file
+):
     fill_inbox(dovecot, mail_user, 40, seed=3)
     before = maildrop_state(dovecot, mail_user)
     assert any(not flags for flags in before["flags"].values())  # unseen mail is there to be spoiled
 
-    config = load(write_config(tmp_path, pop3_toml(dovecot, mail_user, security=security)))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user, security=security)))
     report = run_backup(config, config.account("pop"))
     assert report.status == "ok", report.problems
     assert report.messages_new == 40
@@ -158,9 +134,9 @@ def test_full_backup_over_each_transport_leaves_the_maildrop_as_it_was(dovecot, 
     assert session["deleted"] == 0 and session["retr"] == 0 and session["top"] == 40
 
 
-def test_rerun_new_mail_and_server_deletion(dovecot, mail_user, tmp_path):
+def test_rerun_new_mail_and_server_deletion(dovecot, mail_user, tmp_path, config_file):
     fill_inbox(dovecot, mail_user, 12, seed=4)
-    config = load(write_config(tmp_path, pop3_toml(dovecot, mail_user)))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
     account = config.account("pop")
     assert run_backup(config, account).messages_new == 12
 
@@ -193,10 +169,10 @@ def test_rerun_new_mail_and_server_deletion(dovecot, mail_user, tmp_path):
         assert present == server_by_uidl(dovecot, mail_user)
 
 
-def test_same_message_by_imap_and_pop3_is_one_blob(dovecot, mail_user, tmp_path):
+def test_same_message_by_imap_and_pop3_is_one_blob(dovecot, mail_user, tmp_path, config_file):
     fill_inbox(dovecot, mail_user, 25, seed=5)
     accounts = account_toml(dovecot, mail_user, name="imap") + pop3_toml(dovecot, mail_user, name="pop")
-    config = load(write_config(tmp_path, accounts))
+    config = parse_config(config_file(accounts))
     assert run_backup(config, config.account("imap")).status == "ok"
     report = run_backup(config, config.account("pop"))
     assert report.status == "ok" and report.messages_new == 25
@@ -208,11 +184,11 @@ def test_same_message_by_imap_and_pop3_is_one_blob(dovecot, mail_user, tmp_path)
         assert archive.catalog.db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == len(imap_blobs)
 
 
-def test_no_uidl_falls_back_to_fingerprints_and_says_so(dovecot, mail_user, tmp_path):
+def test_no_uidl_falls_back_to_fingerprints_and_says_so(dovecot, mail_user, tmp_path, config_file, archive):
     fill_inbox(dovecot, mail_user, 8, seed=6)
     raw = b"Subject: twin\r\n\r\nthe same bytes twice\r\n"
     dovecot.append_many(mail_user.name, "INBOX", [(raw, (), None), (raw, (), None)])
-    config = load(write_config(tmp_path, pop3_toml(dovecot, mail_user)))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
     account = config.account("pop")
 
     def backup(archive):
@@ -220,28 +196,27 @@ def test_no_uidl_falls_back_to_fingerprints_and_says_so(dovecot, mail_user, tmp_
         report = run_with_source(archive, account, runner_source)
         return report
 
-    with Archive(config.archive) as archive:
-        first = backup(archive)
-        assert first.status == "ok", first.problems
-        assert first.messages_new == 10 and first.blobs_new == 9  # the twins share a blob
-        assert "no UIDL" in first.folders[0].note
-        rows = pop3_placements(archive.catalog)
-        assert {row["uidvalidity"] for row in rows} == {FINGERPRINT_UIDVALIDITY}
-        assert all(row["uid"].startswith("fp:") for row in rows)
-        second = backup(archive)
-        assert second.messages_new == 0 and second.folders[0].unchanged
-        # the server gains UIDL: the fingerprint placements are gone, the messages placed again by UIDL, no new blob
-        third = run_backup(config, account, archive=archive)
-        assert third.status == "ok" and third.messages_new == 10 and third.blobs_new == 0
-        assert third.folders[0].gone == 10
+    first = backup(archive)
+    assert first.status == "ok", first.problems
+    assert first.messages_new == 10 and first.blobs_new == 9  # the twins share a blob
+    assert "no UIDL" in first.folders[0].note
+    rows = pop3_placements(archive.catalog)
+    assert {row["uidvalidity"] for row in rows} == {FINGERPRINT_UIDVALIDITY}
+    assert all(row["uid"].startswith("fp:") for row in rows)
+    second = backup(archive)
+    assert second.messages_new == 0 and second.folders[0].unchanged
+    # the server gains UIDL: the fingerprint placements are gone, the messages placed again by UIDL, no new blob
+    third = run_backup(config, account, archive=archive)
+    assert third.status == "ok" and third.messages_new == 10 and third.blobs_new == 0
+    assert third.folders[0].gone == 10
 
 
-def test_retr_fallback_ends_with_rset_so_nothing_is_marked_seen(dovecot, mail_user, tmp_path):
+def test_retr_fallback_ends_with_rset_so_nothing_is_marked_seen(dovecot, mail_user, tmp_path, config_file):
     """Without TOP the source uses RETR, which Dovecot turns into \\Seen at session end unless RSET clears it."""
     fill_inbox(dovecot, mail_user, 15, seed=8)
     before = maildrop_state(dovecot, mail_user)
     assert any(not flags for flags in before["flags"].values())
-    config = load(write_config(tmp_path, pop3_toml(dovecot, mail_user)))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
     account = config.account("pop")
     with Archive(config.archive) as archive:
         report = run_with_source(archive, account, Pop3Source(account, fetch_command="RETR"))
@@ -253,10 +228,10 @@ def test_retr_fallback_ends_with_rset_so_nothing_is_marked_seen(dovecot, mail_us
     assert_maildrop_unchanged(before, maildrop_state(dovecot, mail_user))
 
 
-def test_message_expunged_during_the_session_is_skipped_and_retried(dovecot, mail_user, tmp_path):
+def test_message_expunged_during_the_session_is_skipped_and_retried(dovecot, mail_user, tmp_path, config_file):
     """An IMAP client deletes a message after our LIST: that one is reported, the others are archived."""
     fill_inbox(dovecot, mail_user, 6, seed=9)
-    config = load(write_config(tmp_path, pop3_toml(dovecot, mail_user)))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
     account = config.account("pop")
 
     class ExpungeAfterListing(Pop3Source):
@@ -301,13 +276,13 @@ def run_with_source(archive, account, source):
 
 # -- byte exactness -----------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_corpus_pop3_bytes_equal_imap_body_bytes(dovecot, mail_user, tmp_path, corpus_dir):
+def test_corpus_pop3_bytes_equal_imap_body_bytes(dovecot, mail_user, tmp_path, corpus_dir, config_file):
     """Every corpus message: TOP-all and RETR bytes == IMAP BODY[] (dot-stuffing, bare CR/LF, no final EOL)."""
     messages = [raw for _name, raw in corpus_messages(corpus_dir)]
     dovecot.append_many(mail_user.name, "INBOX", ((raw, (), None) for raw in messages))
     expected = server_by_uidl(dovecot, mail_user)
     assert len(expected) == len(messages)
-    config = load(write_config(tmp_path, pop3_toml(dovecot, mail_user, security="none")))
+    config = parse_config(config_file(pop3_toml(dovecot, mail_user, security="none")))
     account = config.account("pop")
     for command in ("TOP", "RETR"):
         with Pop3Source(account, fetch_command=command) as source:
@@ -334,14 +309,14 @@ def placement_count(catalog_path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume_downloads_nothing_twice(dovecot, mail_user, tmp_path):
+def test_sigkill_mid_run_then_resume_downloads_nothing_twice(dovecot, mail_user, tmp_path, config_file, cli):
     total = 300
     fill_inbox(dovecot, mail_user, total, seed=7)
     before = maildrop_state(dovecot, mail_user)
-    path = write_config(tmp_path, pop3_toml(dovecot, mail_user, security="none"), "batch_messages = 10")
-    config = load(path)
+    path = config_file(pop3_toml(dovecot, mail_user, security="none"), "batch_messages = 10")
+    config = parse_config(path)
     catalog_path = Path(config.archive.path) / Catalog.FILENAME
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "backup"]
+    command = cli.command(path, "backup")
 
     counts = []
     for _kill in range(3):
@@ -359,7 +334,7 @@ def test_sigkill_mid_run_then_resume_downloads_nothing_twice(dovecot, mail_user,
     assert counts == sorted(counts) and counts[0] > 0
     assert counts[0] < total  # the first kill landed mid-run
 
-    result = run_cli(path, "backup")
+    result = cli(path, "backup")
     assert result.returncode == 0, result.stderr
     with Archive(config.archive) as archive:
         assert {uid: blob for (_f, uid), blob in archived_hashes(archive.catalog, "pop").items()} == server_by_uidl(
@@ -385,42 +360,42 @@ def one_clear_line(result, *needles: str) -> str:
     return lines[0]
 
 
-def test_wrong_password_is_one_clear_line(dovecot, mail_user, tmp_path):
+def test_wrong_password_is_one_clear_line(dovecot, mail_user, tmp_path, config_file, cli):
     secret = "Wr0ng-Pop-Passw0rd"
-    path = write_config(tmp_path, pop3_toml(dovecot, mail_user, password=secret))
-    result = run_cli(path, "backup")
+    path = config_file(pop3_toml(dovecot, mail_user, password=secret))
+    result = cli(path, "backup")
     one_clear_line(result, "login refused", repr(mail_user.name), f"127.0.0.1:{dovecot.pop3_port}")
     assert secret not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
-def test_untrusted_certificate_is_one_clear_line(dovecot, mail_user, tmp_path, security):
+def test_untrusted_certificate_is_one_clear_line(dovecot, mail_user, tmp_path, security, config_file, cli):
     toml = pop3_toml(dovecot, mail_user, security=security).replace(f'tls_ca_file = "{dovecot.ca_file}"\n', "")
-    result = run_cli(write_config(tmp_path, toml), "backup")
+    result = cli(config_file(toml), "backup")
     one_clear_line(result, "certificate", "not trusted", "tls_ca_file")
 
 
-def test_closed_port_and_timeout_are_one_clear_line(dovecot, mail_user, tmp_path):
+def test_closed_port_and_timeout_are_one_clear_line(dovecot, mail_user, tmp_path, cli):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
     toml = pop3_toml(dovecot, mail_user).replace(f"port = {dovecot.pop3_port}", f"port = {closed}")
-    one_clear_line(run_cli(write_config(subdir(tmp_path, "a"), toml), "backup"), "connection refused", str(closed))
+    one_clear_line(cli(write_config(subdir(tmp_path, "a"), toml), "backup"), "connection refused", str(closed))
     with socket.socket() as silent:  # accepts connections (backlog) but never greets
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
         port = silent.getsockname()[1]
         toml = pop3_toml(dovecot, mail_user).replace(f"port = {dovecot.pop3_port}", f"port = {port}")
         toml = toml.replace("timeout = 20", "timeout = 1")
-        one_clear_line(run_cli(write_config(subdir(tmp_path, "b"), toml), "backup"), "timed out", str(port))
+        one_clear_line(cli(write_config(subdir(tmp_path, "b"), toml), "backup"), "timed out", str(port))
 
 
-def test_apop_required_but_not_offered(dovecot, mail_user, tmp_path):
-    path = write_config(tmp_path, pop3_toml(dovecot, mail_user, extra='pop3_auth = "apop"'))
-    one_clear_line(run_cli(path, "backup"), "does not offer APOP", 'pop3_auth = "user"')
+def test_apop_required_but_not_offered(dovecot, mail_user, tmp_path, config_file, cli):
+    path = config_file(pop3_toml(dovecot, mail_user, extra='pop3_auth = "apop"'))
+    one_clear_line(cli(path, "backup"), "does not offer APOP", 'pop3_auth = "user"')
 
 
-def test_apop_used_when_offered(tmp_path, mail_user):
+def test_apop_used_when_offered(tmp_path, mail_user, config_file, cli):
     """A second Dovecot that offers APOP (it needs the plain password, which the sandbox's passwd-file has)."""
     from archiver.devtools.sandbox import DovecotSandbox
 
@@ -431,7 +406,7 @@ def test_apop_used_when_offered(tmp_path, mail_user):
     with ApopSandbox(tmp_path / "apop-dovecot") as sandbox:
         sandbox.add_user(mail_user.name, mail_user.password)
         sandbox.append(mail_user.name, "INBOX", b"Subject: apop\r\n\r\nhello\r\n")
-        config = load(write_config(tmp_path, pop3_toml(sandbox, mail_user, security="none")))
+        config = parse_config(config_file(pop3_toml(sandbox, mail_user, security="none")))
         account = config.account("pop")
         with Pop3Source(account) as source:
             assert source.auth_method == "APOP"
@@ -440,5 +415,5 @@ def test_apop_used_when_offered(tmp_path, mail_user):
         wrong = write_config(
             subdir(tmp_path, "w"), pop3_toml(sandbox, mail_user, security="none", password="nope-nope")
         )
-        one_clear_line(run_cli(wrong, "backup"), "login refused", 'pop3_auth = "user"')
+        one_clear_line(cli(wrong, "backup"), "login refused", 'pop3_auth = "user"')
         assert "method=APOP" in sandbox.log_file.read_text()

@@ -2,67 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta, timezone
-
 import pytest
 
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
-from archiver.devtools.sample_mail import generate_mailbox
 from archiver.restore.execute import restore
 from archiver.restore.plan import plan_restore
 from archiver.scope import Scope
 from archiver.times import utc_now
-from tests.integration.helpers import account_toml, load, run_cli, write_config
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import SPECIAL, MailUser, account_toml, fill_for_restore, state
 
 pytestmark = pytest.mark.integration
 
-SPECIAL = [
-    # (raw, flags, internaldate): no Message-ID, keywords, odd offsets, the same message twice in one folder
-    (b"Subject: no id\r\n\r\nbody without a message-id\r\n", ("\\Seen", "$Work"), timedelta(hours=-5)),
-    (b"Subject: no id\r\n\r\nbody without a message-id\r\n", ("\\Flagged",), timedelta(hours=-5)),
-    (
-        b"Message-ID: <twice@x>\r\nSubject: twice\r\n\r\nFrom the start\r\n>From quoted\r\n",
-        ("\\Answered", "\\Draft"),
-        timedelta(hours=5, minutes=30),
-    ),
-    (
-        b"Message-ID: <twice@x>\r\nSubject: twice\r\n\r\nFrom the start\r\n>From quoted\r\n",
-        (),
-        timedelta(hours=5, minutes=30),
-    ),
-    (b"Message-ID: <del@x>\r\nSubject: deleted flag\r\n\r\nx\r\n", ("\\Deleted", "Junk_kw"), timedelta(0)),
-]
-
-
-def fill(dovecot, user, count: int, seed: int = 5, folders: int = 6) -> dict[str, list]:
-    by_folder: dict[str, list] = defaultdict(list)
-    for sample in generate_mailbox(count, seed=seed, folders=folders):
-        by_folder[sample.folder].append((sample.raw, tuple(sample.flags), sample.internaldate))
-    for i, (raw, flags, offset) in enumerate(SPECIAL):
-        when = datetime(2019, 6, 1 + i, 12, 0, 0, tzinfo=timezone(offset))
-        by_folder["Doomed/Ünïcode & more"].append((raw, flags, when))
-    for folder, items in by_folder.items():
-        dovecot.append_many(user.name, folder, items)
-    return by_folder
-
-
-def state(dovecot, user, folder) -> Counter:
-    """Multiset of (sha256, flags without \\Recent, INTERNALDATE instant, its offset) of a server folder."""
-    result: Counter = Counter()
-    for raw, flags, when in dovecot.fetch_all(user.name, user.password, folder).values():
-        names = frozenset(f.decode() if isinstance(f, bytes) else f for f in flags) - {"\\Recent"}
-        result[(hashlib.sha256(raw).hexdigest(), names, when.astimezone(UTC), when.utcoffset())] += 1
-    return result
-
 
 @pytest.fixture
-def backed_up(dovecot, mail_user, tmp_path):
-    folders = fill(dovecot, mail_user, 60)
+def backed_up(dovecot, mail_user, tmp_path, config_file):
+    folders = fill_for_restore(dovecot, mail_user, 60)
     before = {name: state(dovecot, mail_user, name) for name in folders}
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
     return config, before
@@ -97,21 +55,18 @@ def test_deleted_folder_restored_as_of_before_deletion(dovecot, mail_user, backe
         assert state(dovecot, mail_user, doomed) == before[doomed]
 
 
-def test_whole_account_into_second_account_under_prefix(dovecot, mail_user, backed_up, tmp_path):
+def test_whole_account_into_second_account_under_prefix(dovecot, mail_user, backed_up, tmp_path, config_file, cli):
     _config, before = backed_up
-    from tests.conftest import MailUser
-
     other = MailUser(mail_user.name + "b", "pw-second")
     dovecot.add_user(other.name, other.password)
-    path = write_config(
-        tmp_path,
+    path = config_file(
         account_toml(dovecot, mail_user, name="acct") + account_toml(dovecot, other, name="second"),
     )
-    result = run_cli(path, "restore", "--account", "acct", "--to", "second", "--prefix", "Old/Mail", "--json")
+    result = cli(path, "restore", "--account", "acct", "--to", "second", "--prefix", "Old/Mail", "--json")
     assert result.returncode == 0, result.stderr
     for folder, expected in before.items():
         assert state(dovecot, other, f"Old/Mail/{folder}") == expected, folder
-    rerun = run_cli(path, "restore", "--account", "acct", "--to", "second", "--prefix", "Old/Mail")
+    rerun = cli(path, "restore", "--account", "acct", "--to", "second", "--prefix", "Old/Mail")
     assert rerun.returncode == 0, rerun.stderr
     assert "appended 0," in rerun.stdout.splitlines()[-1]
     for folder, expected in before.items():

@@ -11,10 +11,9 @@ import pytest
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.times import utc_now
-from tests.conftest import MailUser
-from tests.integration.helpers import account_toml, load, run_cli, write_config
-from tests.integration.test_errors_cli import assert_one_clear_line
-from tests.integration.test_restore import fill, state
+from tests.fixtures.cli import assert_one_clear_line
+from tests.fixtures.config import parse_config, write_config
+from tests.fixtures.mail_server import MailUser, account_toml, fill_for_restore, state
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +31,7 @@ def setup(dovecot, tmp_path_factory):
     other = MailUser(user.name + "d", f"pw-{secrets.token_hex(6)}")
     dovecot.add_user(user.name, user.password)
     dovecot.add_user(other.name, other.password)
-    folders = fill(dovecot, user, 30, seed=12, folders=3)
+    folders = fill_for_restore(dovecot, user, 30, seed=12, folders=3)
     before = {name: state(dovecot, user, name) for name in folders}
     secret = "Wr0ng-Secret-zz9"
     accounts = (
@@ -42,7 +41,7 @@ def setup(dovecot, tmp_path_factory):
         + '\n[[accounts]]\nname = "old"\nprotocol = "local"\n'
     )
     path = write_config(tmp, accounts)
-    config = load(path)
+    config = parse_config(path)
     with Archive(config.archive) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
         first_run = archive.catalog.last_runs(archive.catalog.account_id("acct"), 1)[0]["id"]
@@ -64,10 +63,10 @@ def setup(dovecot, tmp_path_factory):
     }
 
 
-def test_whole_account_as_of_a_date_brings_back_the_deleted_folder(dovecot, setup):
+def test_whole_account_as_of_a_date_brings_back_the_deleted_folder(dovecot, setup, cli):
     path, other = setup["path"], setup["other"]
     args = ["restore", "--account", "acct", "--to", "dst", "--as-of", setup["moment"], "--prefix", "AsOf"]
-    dry = run_cli(path, *args, "--dry-run")
+    dry = cli(path, *args, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert f"{DOOMED} -> AsOf/{DOOMED} (new folder): would append" in dry.stdout
     client = dovecot.connect(other.name, other.password)
@@ -75,7 +74,7 @@ def test_whole_account_as_of_a_date_brings_back_the_deleted_folder(dovecot, setu
         assert not client.list_folders("", "AsOf*")  # a dry run changes nothing
     finally:
         client.logout()
-    result = run_cli(path, *args, "--json")
+    result = cli(path, *args, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] and report["failed"] == 0
@@ -84,11 +83,11 @@ def test_whole_account_as_of_a_date_brings_back_the_deleted_folder(dovecot, setu
         assert state(dovecot, other, f"AsOf/{folder}") == expected, folder
 
 
-def test_folder_as_of_a_run_number(dovecot, setup):
+def test_folder_as_of_a_run_number(dovecot, setup, cli):
     path, other = setup["path"], setup["other"]
-    now = run_cli(path, "restore", "--account", "acct", "--to", "dst", "--dry-run")
+    now = cli(path, "restore", "--account", "acct", "--to", "dst", "--dry-run")
     assert now.returncode == 0 and DOOMED not in now.stdout  # gone from the account as it is now
-    result = run_cli(
+    result = cli(
         path, "restore", "--account", "acct", "--folder", DOOMED, "--run", str(setup["first_run"]), "--to", "dst",
         "--prefix", "ByRun",
     )  # fmt: skip
@@ -97,8 +96,8 @@ def test_folder_as_of_a_run_number(dovecot, setup):
     assert "skipped 0, failed 0" in result.stdout.splitlines()[-1]
 
 
-def test_default_prefix_is_restored_and_the_date(setup):
-    result = run_cli(setup["path"], "restore", "--account", "acct", "--folder", "INBOX", "--dry-run")
+def test_default_prefix_is_restored_and_the_date(setup, cli):
+    result = cli(setup["path"], "restore", "--account", "acct", "--folder", "INBOX", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert f"INBOX -> Restored/{utc_now().date().isoformat()}/INBOX (new folder)" in result.stdout
 
@@ -128,9 +127,9 @@ def test_default_prefix_is_restored_and_the_date(setup):
         (["import", "{tmp}/missing", "--account", "old"], ["does not exist"]),
     ],
 )
-def test_mistakes_get_one_clear_line(setup, args, needles):
+def test_mistakes_get_one_clear_line(setup, args, needles, cli):
     args = [a.format(tmp=setup["tmp"], config=setup["path"]) for a in args]
-    result = run_cli(setup["path"], *args)
+    result = cli(setup["path"], *args)
     text = result.stderr
     assert result.returncode != 0 and "Traceback" not in text, text
     lines = [line for line in text.splitlines() if line.startswith(("archiver:", "Error:"))]
@@ -139,25 +138,25 @@ def test_mistakes_get_one_clear_line(setup, args, needles):
         assert needle in text, text
 
 
-def test_target_login_refused_is_one_problem_line_without_the_password(setup):
-    result = run_cli(setup["path"], "restore", "--account", "acct", "--folder", "INBOX", "--to", "badlogin")
+def test_target_login_refused_is_one_problem_line_without_the_password(setup, cli):
+    result = cli(setup["path"], "restore", "--account", "acct", "--folder", "INBOX", "--to", "badlogin")
     text = assert_one_clear_line(result, "login refused")
     assert setup["secret"] not in result.stdout + result.stderr
     assert text.count("\n") == 0
 
 
-def test_export_and_import_cli_round_trip(setup):
+def test_export_and_import_cli_round_trip(setup, cli):
     """export --as-of a date that predates the deletion, then import into the local account: deduplicated."""
     out = setup["tmp"] / "export-maildir"
-    result = run_cli(
+    result = cli(
         setup["path"], "export", "--account", "acct", "--as-of", setup["moment"], "--format", "maildir", "-o", str(out)
     )
     assert result.returncode == 0, result.stderr
     expected = sum(sum(c.values()) for c in setup["before"].values())
     assert f"exported {expected} message(s) as maildir" in result.stdout
-    first = run_cli(setup["path"], "import", str(out), "--account", "old", "--json")
+    first = cli(setup["path"], "import", str(out), "--account", "old", "--json")
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert report["messages"] == expected and report["blobs_new"] == 0 and report["placements_new"] == expected
-    again = run_cli(setup["path"], "import", str(out), "--account", "old", "--json")
+    again = cli(setup["path"], "import", str(out), "--account", "old", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["placements_new"] == 0

@@ -10,44 +10,23 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
-from archiver.catalog import NewPlacement
 from archiver.files.export import export
-from archiver.mail.headers import summarize_headers
 from archiver.restore.execute import restore
 from archiver.scope import Scope
-from tests.integration.helpers import account_toml, load, write_config
-from tests.integration.test_restore import state
+from tests.fixtures.archives import store_placements
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml, second_user, state, synthetic
 
 pytestmark = pytest.mark.integration
 
 
-def store_placements(
-    archive: Archive,
-    account: str,
-    protocol: str,
-    folder: str,
-    delimiter: str | None,
-    entries: list[tuple[int | str, bytes, tuple[str, ...], str | None]],
-) -> None:
-    """Record messages the way a source would: blobs first, then placements in one run."""
-    catalog = archive.catalog
-    account_id = catalog.ensure_account(account, protocol)
-    run_id = catalog.start_run(account_id)
-    record = catalog.ensure_folder(account_id, folder, delimiter, None, run_id)
-    stored = archive.store.put_batch([raw for _uid, raw, _f, _d in entries])
-    placements = [
-        NewPlacement(uid, blob.blob_id, flags, when, blob.size, blob.stored_size, summarize_headers(raw))
-        for (uid, raw, flags, when), blob in zip(entries, stored, strict=True)
-    ]
-    catalog.add_placements(run_id, record.id, 0 if protocol == "pop3" else 1, placements)
-    catalog.finish_run(run_id, "ok", 1, 0, 0)
-
-
-def test_keywords_the_target_refuses_are_reported_and_the_message_still_restored(dovecot, mail_user, tmp_path):
+def test_keywords_the_target_refuses_are_reported_and_the_message_still_restored(
+    dovecot, mail_user, tmp_path, config_file
+):
     """Dovecot advertises ``\\*`` yet refuses keywords over 50 characters at APPEND; labels with "]"
     (from other servers) are no IMAP atoms at all. The message is restored with every flag the target
     takes, and the refused keywords are named in the report."""
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     long_keyword = "k" * 60
     when = datetime(2018, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=2))).isoformat()
     entries = [
@@ -79,10 +58,10 @@ def test_keywords_the_target_refuses_are_reported_and_the_message_still_restored
     assert {v[1] for v in got.values()} == {datetime.fromisoformat(when)}
 
 
-def test_pop3_sourced_messages_restore_into_imap(dovecot, mail_user, tmp_path):
+def test_pop3_sourced_messages_restore_into_imap(dovecot, mail_user, tmp_path, config_file):
     """POP3 placements (UIDL as uid, the single INBOX, no flags, no INTERNALDATE) restore like any other:
     exact bytes, and the Date header as INTERNALDATE rather than the moment of the restore."""
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     raws = [
         b"Message-ID: <p1@x>\r\nDate: Tue, 02 Jan 2018 10:11:12 +0100\r\nSubject: pop one\r\n\r\nhello\r\n",
         b"Message-ID: <p2@x>\r\nDate: Wed, 03 Jan 2018 10:11:12 -0500\r\nSubject: pop two\r\n\r\nworld\r\n",
@@ -107,11 +86,9 @@ def test_pop3_sourced_messages_restore_into_imap(dovecot, mail_user, tmp_path):
     assert dates[hashlib.sha256(raws[1]).hexdigest()] == datetime(2018, 1, 3, 15, 11, 12, tzinfo=UTC)
 
 
-def test_interrupted_folder_partly_there_gets_only_what_is_missing(dovecot, mail_user, tmp_path):
+def test_interrupted_folder_partly_there_gets_only_what_is_missing(dovecot, mail_user, tmp_path, config_file):
     """A target folder that already holds some of the planned messages (another copy of the same bytes
     with other flags counts as held; a message with the same Message-ID but other bytes does not)."""
-    from tests.integration.test_restore_resume import synthetic
-
     messages = synthetic(120, seed=8)
     dovecot.append_many(mail_user.name, "Src", messages)
     expected = state(dovecot, mail_user, "Src")
@@ -121,7 +98,7 @@ def test_interrupted_folder_partly_there_gets_only_what_is_missing(dovecot, mail
     assert impostor != messages[1][0]
     # (another INTERNALDATE, or the backup of R/Src would take it for the original by its fingerprint)
     dovecot.append_many(mail_user.name, "R/Src", [*held, (impostor, (), messages[1][2] + timedelta(hours=1))])
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         report = restore(archive, Scope("acct", folders=("Src",)), config.accounts[0], prefix="R")
@@ -131,17 +108,15 @@ def test_interrupted_folder_partly_there_gets_only_what_is_missing(dovecot, mail
     assert {key[0] for key in after} == {key[0] for key in expected} | {hashlib.sha256(impostor).hexdigest()}
 
 
-def test_pop3_backup_then_restore_into_imap_end_to_end(dovecot, mail_user, tmp_path):
+def test_pop3_backup_then_restore_into_imap_end_to_end(dovecot, mail_user, tmp_path, config_file):
     """A maildrop backed up over POP3, restored into another account's IMAP folder: the same bytes (POP3
     and IMAP both serve the CRLF form), twice without duplicates."""
-    from tests.integration.test_restore_resume import second_user, synthetic
-
     dovecot.append_many(mail_user.name, "INBOX", synthetic(40, seed=17))
     expected = Counter(key[0] for key in state(dovecot, mail_user, "INBOX").elements())
     target = second_user(dovecot, mail_user)
     pop3 = account_toml(dovecot, mail_user, name="pop").replace('protocol = "imap"', 'protocol = "pop3"')
     pop3 = pop3.replace(f"port = {dovecot.imap_port}", f"port = {dovecot.pop3_port}")
-    config = load(write_config(tmp_path, pop3 + account_toml(dovecot, target, name="dst")))
+    config = parse_config(config_file(pop3 + account_toml(dovecot, target, name="dst")))
     with Archive(config.archive) as archive:
         backup = run_backup(config, config.account("pop"), archive=archive)
         if not backup.ok and any("not supported" in p for p in backup.problems):

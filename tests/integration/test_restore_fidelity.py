@@ -15,8 +15,8 @@ from archiver.backup.runner import run_backup
 from archiver.devtools.sample_mail import corpus_messages
 from archiver.restore.execute import restore
 from archiver.scope import Scope
-from tests.integration.helpers import account_toml, load, write_config
-from tests.integration.test_restore_resume import second_user
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml, second_user
 
 pytestmark = pytest.mark.integration
 
@@ -46,17 +46,17 @@ def served(dovecot, user, folder) -> Counter:
     )
 
 
-def test_broken_header_block_restored_twice_makes_no_duplicates(dovecot, mail_user, tmp_path, broken_corpus):
+def test_broken_header_block_restored_twice_makes_no_duplicates(
+    dovecot, mail_user, tmp_path, broken_corpus, config_file
+):
     """The README promises "running it twice never makes duplicates"; Dovecot reads the Message-ID
     past the bad line, so the catalog must too (and the skip check must not depend on it)."""
     when = datetime(2021, 5, 6, 7, 8, 9, tzinfo=UTC)
     dovecot.append_many(mail_user.name, "Broken", [(raw, ("\\Seen",), when) for _name, raw in broken_corpus])
     expected = served(dovecot, mail_user, "Broken")
     target = second_user(dovecot, mail_user)
-    config = load(
-        write_config(
-            tmp_path, account_toml(dovecot, mail_user, name="acct") + account_toml(dovecot, target, name="dst")
-        )
+    config = parse_config(
+        config_file(account_toml(dovecot, mail_user, name="acct") + account_toml(dovecot, target, name="dst"))
     )
     with Archive(config.archive) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
@@ -70,13 +70,15 @@ def test_broken_header_block_restored_twice_makes_no_duplicates(dovecot, mail_us
     assert all(row.message_id and row.subject for row in rows), [r.blob_id[:12] for r in rows]
 
 
-def test_rows_archived_without_message_id_are_still_recognised(dovecot, mail_user, tmp_path, broken_corpus):
+def test_rows_archived_without_message_id_are_still_recognised(
+    dovecot, mail_user, tmp_path, broken_corpus, config_file
+):
     """Archives made before the header scan was fixed hold these messages without a Message-ID (the
     summary of a blob is written once): the skip check finds them by size and INTERNALDATE and
     confirms by sha256, so restoring twice makes no duplicates without any backfill."""
     when = datetime(2020, 2, 3, 4, 5, 6, tzinfo=UTC)
     dovecot.append_many(mail_user.name, "Old", [(raw, (), when) for _name, raw in broken_corpus])
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     with Archive(config.archive) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
         with archive.catalog.db:  # what the old header scan recorded for them

@@ -13,8 +13,9 @@ import pytest
 from archiver.archive import Archive
 from archiver.restore.execute import restore
 from archiver.scope import Scope
-from tests.integration.helpers import account_toml, load, write_config
-from tests.integration.test_restore_edges import store_placements
+from tests.fixtures.archives import store_placements
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml
 
 pytestmark = pytest.mark.integration
 
@@ -57,8 +58,10 @@ def held(dovecot, user, folder) -> Counter:
     return Counter(hashlib.sha256(raw).hexdigest() for raw, _f, _d in messages)
 
 
-def test_empty_dot_and_absolute_components_are_mapped_and_restore_twice_is_idempotent(dovecot, mail_user, tmp_path):
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, name="dst")))
+def test_empty_dot_and_absolute_components_are_mapped_and_restore_twice_is_idempotent(
+    dovecot, mail_user, tmp_path, config_file
+):
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="dst")))
     with Archive(config.archive) as archive:
         raws = archive_folders(archive, MAPPED)
         first = restore(archive, Scope("src"), config.account("dst"), prefix="R")
@@ -74,9 +77,9 @@ def test_empty_dot_and_absolute_components_are_mapped_and_restore_twice_is_idemp
         assert held(dovecot, mail_user, target) == Counter([hashlib.sha256(raws[source]).hexdigest()]), target
 
 
-def test_a_folder_the_server_refuses_counts_its_messages_as_failed(dovecot, mail_user, tmp_path):
+def test_a_folder_the_server_refuses_counts_its_messages_as_failed(dovecot, mail_user, tmp_path, config_file):
     """A 1 kB folder name (Dovecot refuses it at CREATE): the report says failed, not "failed 0"."""
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, name="dst")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="dst")))
     long_name = "n" * 1000
     with Archive(config.archive) as archive:
         store_placements(

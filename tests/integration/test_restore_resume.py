@@ -7,9 +7,8 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -19,30 +18,10 @@ from archiver.catalog import NewPlacement
 from archiver.mail.headers import summarize_headers
 from archiver.restore.execute import restore
 from archiver.scope import Scope
-from tests.conftest import MailUser
-from tests.integration.helpers import account_toml, load, run_cli, write_config
-from tests.integration.test_restore import state
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml, second_user, state, synthetic
 
 pytestmark = pytest.mark.integration
-
-
-def synthetic(count: int, seed: int = 3) -> list[tuple[bytes, tuple[str, ...], datetime]]:
-    """Small, distinct messages (fast to make), some sharing a Message-ID, some without one."""
-    start = datetime(2021, 1, 1, tzinfo=UTC)
-    messages = []
-    for n in range(count):
-        mid = "" if n % 17 == 0 else f"Message-ID: <m{n // 2 if n % 5 == 0 else n}.{seed}@example.org>\r\n"
-        body = (f"line {n} of seed {seed}\r\n" * (20 + n % 300)).encode()
-        raw = f"{mid}Subject: message {n}\r\nFrom: a@example.org\r\n\r\n".encode() + body
-        flags = ("\\Seen",) if n % 3 else ("\\Flagged", "$Label1")
-        messages.append((raw, flags, start + timedelta(minutes=7 * n)))
-    return messages
-
-
-def second_user(dovecot, user) -> MailUser:
-    other = MailUser(user.name + "t", "pw-target")
-    dovecot.add_user(other.name, other.password)
-    return other
 
 
 def status_count(dovecot, user, folder) -> int:
@@ -56,15 +35,15 @@ def status_count(dovecot, user, folder) -> int:
 
 
 @pytest.mark.slow
-def test_sigkilled_restore_resumes_without_duplicates(dovecot, mail_user, tmp_path):
+def test_sigkilled_restore_resumes_without_duplicates(dovecot, mail_user, tmp_path, config_file, cli):
     dovecot.append_many(mail_user.name, "Big", synthetic(1500))
     expected = state(dovecot, mail_user, "Big")
     target = second_user(dovecot, mail_user)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user, name="src") + account_toml(dovecot, target, "dst"))
-    config = load(path)
+    path = config_file(account_toml(dovecot, mail_user, name="src") + account_toml(dovecot, target, "dst"))
+    config = parse_config(path)
     assert run_backup(config, config.accounts[0]).ok
 
-    command = [sys.executable, "-m", "archiver", "--config", str(path), "restore", "--account", "src"]
+    command = cli.command(path, "restore", "--account", "src")
     command += ["--to", "dst", "--prefix", "R"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -88,13 +67,13 @@ def test_sigkilled_restore_resumes_without_duplicates(dovecot, mail_user, tmp_pa
         partial = now
     assert 0 < partial < 1500, partial  # the kill landed mid-restore
 
-    result = run_cli(path, "restore", "--account", "src", "--to", "dst", "--prefix", "R")
+    result = cli(path, "restore", "--account", "src", "--to", "dst", "--prefix", "R")
     assert result.returncode == 0, result.stderr
     assert state(dovecot, target, "R/Big") == expected
     assert f"skipped {partial}," in result.stdout.splitlines()[-1]
 
 
-def test_corpus_restored_byte_exact(dovecot, mail_user, tmp_path, corpus_dir):
+def test_corpus_restored_byte_exact(dovecot, mail_user, tmp_path, corpus_dir, config_file):
     """Corpus messages as the server holds them, backed up then restored elsewhere: the same bytes."""
     from archiver.devtools.sample_mail import corpus_messages
 
@@ -111,8 +90,8 @@ def test_corpus_restored_byte_exact(dovecot, mail_user, tmp_path, corpus_dir):
     expected = state(dovecot, mail_user, "Corpus")
     assert sum(expected.values()) > 1000
     target = second_user(dovecot, mail_user)
-    path = write_config(tmp_path, account_toml(dovecot, mail_user, name="src") + account_toml(dovecot, target, "dst"))
-    config = load(path)
+    path = config_file(account_toml(dovecot, mail_user, name="src") + account_toml(dovecot, target, "dst"))
+    config = parse_config(path)
     with Archive(config.archive) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         report = restore(archive, Scope("src"), config.account("dst"), prefix="C")
@@ -120,13 +99,13 @@ def test_corpus_restored_byte_exact(dovecot, mail_user, tmp_path, corpus_dir):
     assert state(dovecot, target, "C/Corpus") == expected
 
 
-def test_stored_corpus_files_come_back_as_the_server_writes_them(dovecot, mail_user, tmp_path, corpus_dir):
+def test_stored_corpus_files_come_back_as_the_server_writes_them(dovecot, mail_user, tmp_path, corpus_dir, config_file):
     """Corpus files put straight into the store (as an import does) and restored: every server copy is
     the file itself, or, for files with bare LF line ends, the file with CRLF (IMAP's line end, which
     Dovecot writes); what the server refuses is reported per message, never dropped silently."""
     from archiver.devtools.sample_mail import corpus_messages
 
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user, name="acct")))
+    config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     raws = {hashlib.sha256(raw).hexdigest(): raw for _path, raw in corpus_messages(corpus_dir)}
     with Archive(config.archive) as archive:
         catalog = archive.catalog

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from archiver.backup.runner import run_backup
-from tests.integration.helpers import account_toml, fill_mailbox, load, write_config
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml, fill_mailbox
 
 pytestmark = [pytest.mark.integration]
 
@@ -79,9 +80,9 @@ def _fill(dovecot, user, count: int, seed: int) -> None:
     fill_mailbox(dovecot, user, count, seed)
 
 
-def test_backup_and_rerun_leave_the_server_exactly_as_it_was(dovecot, mail_user, tmp_path: Path):
+def test_backup_and_rerun_leave_the_server_exactly_as_it_was(dovecot, mail_user, tmp_path: Path, config_file):
     _fill(dovecot, mail_user, 120, seed=47)
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 10"))
+    config = parse_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 10"))
     (account,) = config.accounts
 
     before = snapshot(dovecot, mail_user.name)

@@ -17,7 +17,7 @@ import imapclient
 import pytest
 
 from archiver.devtools.sandbox import DovecotSandbox
-from tests.conftest import MailUser
+from tests.fixtures.mail_server import MailUser
 
 pytestmark = pytest.mark.integration
 

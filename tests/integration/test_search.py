@@ -6,7 +6,6 @@ import csv
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,10 +16,11 @@ from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.mail.textextract import extract
-from tests.conftest import CORPUS_DIR
-from tests.integration.helpers import account_toml, load, run_cli, write_config
-from tests.unit.test_index_support import add_messages, open_archive
-from tests.unit.test_textextract import broken_charset_with_pdf
+from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.config import parse_config
+from tests.fixtures.corpus import CORPUS_DIR
+from tests.fixtures.hostile_mail import broken_charset_with_pdf
+from tests.fixtures.mail_server import account_toml
 
 pytestmark = pytest.mark.integration
 
@@ -103,38 +103,38 @@ def _backup(config) -> None:
         assert report.ok, report.problems
 
 
-def test_backup_indexes_incrementally_and_search_cli(dovecot, mail_user, tmp_path) -> None:
+def test_backup_indexes_incrementally_and_search_cli(dovecot, mail_user, tmp_path, config_file, cli) -> None:
     dovecot.append(mail_user.name, "INBOX", broken_charset_with_pdf("zeppelin"), flags=("\\Seen",))
-    config_path = write_config(tmp_path, account_toml(dovecot, mail_user))
-    config = load(config_path)
+    config_path = config_file(account_toml(dovecot, mail_user))
+    config = parse_config(config_path)
     _backup(config)
     with Archive(config.archive) as archive:
         assert len(_ids(archive, "zeppelin")) == 1  # the PDF's text, in a message with a broken charset
         assert len(_ids(archive, "from:broken.example")) == 1
     dovecot.append(mail_user.name, "Archive", b"From: x@example.org\r\nSubject: second\r\n\r\nmarmalade tart\r\n")
     _backup(config)
-    result = run_cli(config_path, "search", "--json", "marmalade")
+    result = cli(config_path, "search", "--json", "marmalade")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["total"] == 1 and data["total_exact"] is True
     assert data["hits"][0]["folders"] == [{"account": "acct", "folder": "Archive"}]
     assert "<mark>marmalade</mark>" in data["hits"][0]["snippet_html"]
-    bad = run_cli(config_path, "search", "(unclosed")
+    bad = cli(config_path, "search", "(unclosed")
     assert bad.returncode == 1 and bad.stderr.startswith("archiver: error:") and "Traceback" not in bad.stderr
 
 
 @pytest.mark.slow
-def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path) -> None:
+def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path, config_file, cli) -> None:
     for number in range(20):
         dovecot.append(mail_user.name, "INBOX", f"Subject: early {number}\r\n\r\npomegranate {number}\r\n".encode())
-    config_path = write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 50")
-    config = load(config_path)
+    config_path = config_file(account_toml(dovecot, mail_user), "batch_messages = 50")
+    config = parse_config(config_path)
     _backup(config)
     filler = "lorem ipsum dolor sit amet " * 40
     items = [(f"Subject: later {n}\r\nFrom: bulk{n}@example.org\r\n\r\n{filler}{n}\r\n".encode(), (), None)
              for n in range(3000)]  # fmt: skip
     dovecot.append_many(mail_user.name, "INBOX", items)
-    command = [sys.executable, "-m", "archiver", "--config", str(config_path), "backup"]
+    command = cli.command(config_path, "backup")
     backup = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     searches = 0
     try:

@@ -10,8 +10,15 @@ from __future__ import annotations
 import hashlib
 
 from archiver.sources.spool import SPOOL_THRESHOLD
-from tests.hostile.servers import Connection, ImapScript, message
-from tests.integration.test_hostile_servers import _archive, _archived, _backup, _one_line
+from tests.fixtures.hostile_servers import (
+    Connection,
+    ImapScript,
+    archived_per_folder,
+    backup_from,
+    message,
+    one_problem_line,
+    open_configured_archive,
+)
 
 BIG = SPOOL_THRESHOLD + 3 * 2**20
 
@@ -27,12 +34,12 @@ class ExtraItemAfterBody(ImapScript):
 def test_a_big_message_in_an_unusual_answer_form_is_archived_byte_exact(tmp_path, hostile_server):
     big = message(2, BIG)
     server = hostile_server(ExtraItemAfterBody({"INBOX": [message(1), big, message(3)]}))
-    report, _ = _backup(tmp_path, server.port)
+    report, _ = backup_from(tmp_path, server.port)
     assert report.status == "ok", report.problems
-    with _archive(tmp_path) as archive:
+    with open_configured_archive(tmp_path) as archive:
         assert archive.store.get(hashlib.sha256(big).hexdigest()) == big
         assert list(archive.store.temp_dir.iterdir()) == []
-    assert _archived(tmp_path) == {"INBOX": 3}
+    assert archived_per_folder(tmp_path) == {"INBOX": 3}
 
 
 class DropInBigLiteral(ImapScript):
@@ -49,8 +56,8 @@ class DropInBigLiteral(ImapScript):
 
 def test_a_drop_inside_a_spooled_literal_is_one_line_and_leaves_no_spool_file(tmp_path, hostile_server):
     server = hostile_server(DropInBigLiteral({"INBOX": [message(1), message(2, BIG)]}))
-    report, _ = _backup(tmp_path, server.port)
+    report, _ = backup_from(tmp_path, server.port)
     assert report.status == "failed"
-    _one_line(report, "connection was lost")
-    with _archive(tmp_path) as archive:
+    one_problem_line(report, "connection was lost")
+    with open_configured_archive(tmp_path) as archive:
         assert list(archive.store.temp_dir.iterdir()) == []

@@ -14,8 +14,8 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.backup.runner import run_backup
-from tests.conftest import MailUser
-from tests.integration.helpers import account_toml, load, write_config
+from tests.fixtures.config import parse_config, write_config
+from tests.fixtures.mail_server import MailUser, account_toml
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ def catalog_steps_per_folder(dovecot, user, tmp_path, folders: int) -> float:
     names = [f"{prefix}{n:06d}" for prefix in "am" for n in range(folders // 2)]
     dovecot.make_folders_on_disk(user.name, names, message)
     tmp_path.mkdir()
-    config = load(write_config(tmp_path, account_toml(dovecot, user)))
+    config = parse_config(write_config(tmp_path, account_toml(dovecot, user)))
     steps = 0
 
     def count() -> int:

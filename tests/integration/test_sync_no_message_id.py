@@ -18,8 +18,9 @@ from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.devtools.sample_mail import generate_mailbox, without_message_id
 from archiver.verify import verify_archive
-from tests.integration.helpers import account_toml, load, write_config
-from tests.integration.test_sync_uidvalidity import (
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml
+from tests.fixtures.uidvalidity import (
     FOLDER,
     reset_by_losing_the_uidlist,
     reset_by_recreating_the_folder,
@@ -62,7 +63,9 @@ def on_server(dovecot, user) -> dict[int, tuple[str, int]]:
     [reset_with_doveadm, reset_by_losing_the_uidlist, reset_by_recreating_the_folder],
     ids=["doveadm", "uidlist", "recreated"],
 )
-def test_reset_of_a_folder_without_message_ids_redownloads_under_one_percent(dovecot, mail_user, tmp_path, reset):
+def test_reset_of_a_folder_without_message_ids_redownloads_under_one_percent(
+    dovecot, mail_user, tmp_path, reset, config_file
+):
     rng = random.Random(12)
     items = []
     for sample in generate_mailbox(400, seed=22, folders=4, duplicate_ratio=0.03):
@@ -71,7 +74,7 @@ def test_reset_of_a_folder_without_message_ids_redownloads_under_one_percent(dov
     items += [(twin, (), WHEN) for twin in TWINS]
     dovecot.append_many(mail_user.name, FOLDER, items)
     assert sum(b"Message-ID:" not in raw for raw, _f, _d in items) > 200
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 50"))
+    config = parse_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 50"))
     account = config.accounts[0]
     with Archive(config.archive) as archive:
         first = run_backup(config, account, archive=archive)

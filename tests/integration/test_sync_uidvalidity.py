@@ -11,50 +11,19 @@ from archiver.archive import Archive
 from archiver.backup.runner import run_backup
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.verify import verify_archive
-from tests.integration.helpers import account_toml, archived_hashes, load, run_cli, server_hashes, write_config
+from tests.fixtures.archives import archived_hashes
+from tests.fixtures.config import parse_config
+from tests.fixtures.mail_server import account_toml, server_hashes
+from tests.fixtures.uidvalidity import (
+    FOLDER,
+    reset_by_losing_the_uidlist,
+    reset_by_recreating_the_folder,
+    reset_with_doveadm,
+    time_passes,
+    uidvalidity,
+)
 
 pytestmark = pytest.mark.integration
-
-FOLDER = "Big"
-
-
-def uidvalidity(dovecot, user) -> int:
-    client = dovecot.connect(user.name)
-    try:
-        return client.folder_status(FOLDER, [b"UIDVALIDITY"])[b"UIDVALIDITY"]
-    finally:
-        client.logout()
-
-
-def reset_with_doveadm(dovecot, user) -> None:
-    """New UIDVALIDITY, same UIDs (``doveadm mailbox update --uid-validity``)."""
-    new = uidvalidity(dovecot, user) + 1000
-    result = dovecot.doveadm("mailbox", "update", "--uid-validity", str(new), "-u", user.name, FOLDER)
-    assert result.returncode == 0, result.stderr
-
-
-def reset_by_losing_the_uidlist(dovecot, user) -> None:
-    """What a restored or migrated server does: the uidlist and indexes are gone, every message gets a new UID."""
-    before = uidvalidity(dovecot, user)
-    folder_dir = dovecot.maildir(user.name) / FOLDER
-    removed = [p for p in folder_dir.iterdir() if p.name == "dovecot-uidlist" or p.name.startswith("dovecot.index")]
-    assert any(p.name == "dovecot-uidlist" for p in removed)
-    for path in removed:
-        path.unlink()
-    # Dovecot derives a fresh UIDVALIDITY from the clock; make sure a second has passed.
-    assert uidvalidity(dovecot, user) != before or pytest.fail("UIDVALIDITY did not change")
-
-
-def reset_by_recreating_the_folder(dovecot, user) -> None:
-    """What a user's "export, delete, import" does: the same messages, APPENDed with their dates and flags."""
-    content = dovecot.fetch_all(user.name, None, FOLDER)
-    client = dovecot.connect(user.name)
-    client.delete_folder(FOLDER)
-    client.logout()
-    items = [
-        (raw, [f for f in flags if f != b"\\Recent"], date) for _uid, (raw, flags, date) in sorted(content.items())
-    ]
-    dovecot.append_many(user.name, FOLDER, items)
 
 
 @pytest.mark.parametrize(
@@ -62,10 +31,10 @@ def reset_by_recreating_the_folder(dovecot, user) -> None:
     [reset_with_doveadm, reset_by_losing_the_uidlist, reset_by_recreating_the_folder],
     ids=["doveadm", "uidlist", "recreated"],
 )
-def test_uidvalidity_reset_redownloads_only_what_does_not_match(dovecot, mail_user, tmp_path, reset):
+def test_uidvalidity_reset_redownloads_only_what_does_not_match(dovecot, mail_user, tmp_path, reset, config_file, cli):
     samples = list(generate_mailbox(300, seed=21, folders=4, duplicate_ratio=0.02))
     uids = dovecot.append_many(mail_user.name, FOLDER, [(s.raw, s.flags, s.internaldate) for s in samples])
-    config = load(write_config(tmp_path, account_toml(dovecot, mail_user), "batch_messages = 50"))
+    config = parse_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 50"))
     account = config.accounts[0]
     with Archive(config.archive) as archive:
         first = run_backup(config, account, archive=archive)
@@ -120,15 +89,8 @@ def test_uidvalidity_reset_redownloads_only_what_does_not_match(dovecot, mail_us
         assert verify_archive(archive).ok
 
     # After run 1 the folder was its old self: old UIDs, old flags.
-    listed = run_cli(
+    listed = cli(
         tmp_path / "archiver.toml", "ls", "--account", "acct", "--run", str(first.run_id), "--folder", FOLDER, "--json"
     )
     (folder,) = json.loads(listed.stdout)["folders"]
     assert {m["uid"]: m["blob_id"] for m in folder["messages"]} == old
-
-
-def time_passes(seconds: float) -> None:
-    """Dovecot's fresh UIDVALIDITY comes from the clock in seconds: let one tick by (not a timing assertion)."""
-    import time
-
-    time.sleep(seconds)

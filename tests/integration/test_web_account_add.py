@@ -12,8 +12,8 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.config import load_config
-from tests.discovery_servers import Page, autoconfig_xml
-from tests.webapp import WEB_USERS, form_token, log_in
+from tests.fixtures.discovery_servers import Page, autoconfig_xml
+from tests.fixtures.web import WEB_USERS, form_token, log_in
 from web import close_app, create_app
 from web.accounts_add import AUTOCONFIG_KEY, DNS_SERVER_KEY
 

@@ -11,15 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from archiver.archive import Archive
-from tests.integration.helpers import (
-    account_toml,
-    archived_hashes,
-    fill_mailbox,
-    load,
-    server_hashes,
-    write_config,
-)
-from tests.webapp import log_in, quick_hash
+from tests.fixtures.archives import archived_hashes
+from tests.fixtures.config import parse_config, write_config
+from tests.fixtures.mail_server import account_toml, fill_mailbox, server_hashes
+from tests.fixtures.web import log_in, quick_hash
 from web import close_app, create_app
 from web.jobs import Job, wait
 
@@ -35,7 +30,9 @@ admin = true
 
 @pytest.fixture
 def app(tmp_path: Path, dovecot, mail_user) -> Flask:
-    application = create_app(load(write_config(tmp_path, account_toml(dovecot, mail_user) + ADMIN)), testing=True)
+    application = create_app(
+        parse_config(write_config(tmp_path, account_toml(dovecot, mail_user) + ADMIN)), testing=True
+    )
     yield application
     close_app(application)
 

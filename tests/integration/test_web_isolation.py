@@ -23,10 +23,10 @@ from werkzeug.test import TestResponse
 
 from archiver.backup.runner import run_backup
 from archiver.config import Config
-from tests.browser.webdata import PNG_1PX
-from tests.conftest import MailUser
-from tests.integration.helpers import account_toml, load, write_config
-from tests.unit.test_web_app import login
+from tests.fixtures.config import parse_config, write_config
+from tests.fixtures.mail_server import MailUser, account_toml
+from tests.fixtures.web import login
+from tests.fixtures.webdata import PNG_1PX
 from web import create_app
 from web.jobs import wait
 
@@ -124,7 +124,7 @@ def world(dovecot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     dovecot.append_many(users["acct-b"].name, "INBOX", [(SHARED, ("\\Seen",), None)])
     dovecot.append_many(users["acct-b"].name, "Bravo-Hidden", [(BRAVO, ("\\Seen",), None)])
     accounts = "".join(account_toml(dovecot, users[name], name=name) for name in users)
-    config = load(write_config(tmp, accounts + USERS))
+    config = parse_config(write_config(tmp, accounts + USERS))
     for name in users:
         assert run_backup(config, config.account(name)).status == "ok"
     app = create_app(config, testing=True)

@@ -14,7 +14,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import waitress
 
-from tests.webapp import WEB_USERS
+from tests.fixtures.web import WEB_USERS
 from web.serving import waitress_options
 
 TOKEN = "scrape-token-0123456789"
@@ -126,7 +125,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_archiver_serve_process_applies_the_proxy_rules(make_web_app, tmp_path):
+def test_archiver_serve_process_applies_the_proxy_rules(make_web_app, tmp_path, cli):
     app = make_web_app()
     archive_path = app.extensions["archiver_config"].archive.path
     config = tmp_path / "serve.toml"
@@ -137,7 +136,7 @@ def test_archiver_serve_process_applies_the_proxy_rules(make_web_app, tmp_path):
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     process = subprocess.Popen(
-        [sys.executable, "-m", "archiver", "--config", str(config), "serve", "--listen", f"127.0.0.1:{port}"],
+        cli.command(config, "serve", "--listen", f"127.0.0.1:{port}"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

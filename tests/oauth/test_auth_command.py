@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from archiver.cli import main
 from archiver.devtools.sandbox import free_ports
 from archiver.oauth.store import TokenFile
+from tests.fixtures.oauth_helpers import consent, introspect
 from tests.fixtures.oauth_server import PUBLIC_CLIENT_ID, OAuthServer
-from tests.oauth.helpers import consent, introspect
 
 
 def write_config(tmp_path: Path, server: OAuthServer) -> Path:

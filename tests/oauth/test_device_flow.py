@@ -16,8 +16,8 @@ import requests
 
 from archiver.errors import AuthError
 from archiver.oauth.device import device_flow
+from tests.fixtures.oauth_helpers import client_for, introspect
 from tests.fixtures.oauth_server import OAuthServer
-from tests.oauth.helpers import client_for, introspect
 
 
 class User:

@@ -13,8 +13,8 @@ import requests
 
 from archiver.errors import AuthError, ConnectError
 from archiver.oauth.loopback import loopback_flow
+from tests.fixtures.oauth_helpers import FlowInThread, client_for, consent, introspect
 from tests.fixtures.oauth_server import OAuthServer
-from tests.oauth.helpers import FlowInThread, client_for, consent, introspect
 
 
 def test_approve_gives_a_token_for_the_user(oauth_server: OAuthServer) -> None:

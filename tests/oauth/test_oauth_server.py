@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import requests
 
+from tests.fixtures.oauth_helpers import introspect
 from tests.fixtures.oauth_server import DOVECOT_CLIENT_ID, DOVECOT_CLIENT_SECRET, PUBLIC_CLIENT_ID, OAuthServer
-from tests.oauth.helpers import introspect
 
 
 def test_each_introspection_mode_names_the_user_of_a_live_token(oauth_server: OAuthServer) -> None:

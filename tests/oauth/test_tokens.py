@@ -15,8 +15,8 @@ import pytest
 from archiver.errors import AuthError, AuthorisationExpired, ConfigError, ConnectError, ProtocolError
 from archiver.oauth.store import StoredToken, TokenFile
 from archiver.oauth.tokens import RefreshingTokenSource
+from tests.fixtures.oauth_helpers import ACCOUNT, client_for, introspect, stored_grant
 from tests.fixtures.oauth_server import CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, OAuthServer
-from tests.oauth.helpers import ACCOUNT, client_for, introspect, stored_grant
 
 REVOKED = "account work: the OAuth2 authorisation was revoked or has expired; re-authorise with `archiver auth work`"
 

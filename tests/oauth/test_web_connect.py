@@ -16,29 +16,11 @@ from flask.testing import FlaskClient
 
 from archiver.archive import Archive
 from archiver.oauth.store import TokenFile
-from tests.browser.webdata import web_config
-from tests.fixtures.oauth_server import PUBLIC_CLIENT_ID, OAuthServer
-from tests.oauth.helpers import introspect
-from tests.webapp import WEB_USERS, form_token, log_in
+from tests.fixtures.oauth_helpers import introspect, oauth_account
+from tests.fixtures.oauth_server import OAuthServer
+from tests.fixtures.web import WEB_USERS, form_token, log_in
+from tests.fixtures.webdata import web_config
 from web import create_app
-
-
-def oauth_account(server: OAuthServer, name: str = "work", device: bool = True) -> str:
-    urls = (
-        f'oauth2_device_url = "{server.device_url}"' if device else f'oauth2_authorize_url = "{server.authorize_url}"'
-    )
-    return f"""
-[[accounts]]
-name = "{name}"
-protocol = "imap"
-host = "127.0.0.1"
-username = "alice"
-auth = "oauth2"
-oauth2_provider = "custom"
-oauth2_client_id = "{PUBLIC_CLIENT_ID}"
-oauth2_token_url = "{server.token_url}"
-{urls}
-"""
 
 
 @pytest.fixture

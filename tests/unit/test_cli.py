@@ -18,8 +18,8 @@ def test_every_command_module_registers_the_command_named_after_it():
         assert command is not None and command.name == name, module
 
 
-def test_help_lists_every_command():
-    result = CliRunner().invoke(main, ["--help"])
+def test_help_lists_every_command(cli):
+    result = cli.invoke(None, "--help")
     assert result.exit_code == 0
     for module in COMMAND_MODULES:
         assert f"  {module.removesuffix('_cmd')} " in result.output
@@ -39,8 +39,8 @@ def test_running_one_command_does_not_import_the_others():
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_unknown_command_is_a_usage_error():
-    result = CliRunner().invoke(main, ["no-such-command"])
+def test_unknown_command_is_a_usage_error(cli):
+    result = cli.invoke(None, "no-such-command")
     assert result.exit_code == 2
     assert "No such command" in result.output
 

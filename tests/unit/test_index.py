@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,8 +21,8 @@ from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.index import batches as index_batches
 from archiver.index import writer as index_writer
 from archiver.index.documents import to_minutes
-from tests.unit.test_index_support import add_messages, open_archive
-from tests.unit.test_textextract import broken_charset_with_pdf
+from tests.fixtures.archives import add_messages
+from tests.fixtures.hostile_mail import broken_charset_with_pdf
 
 
 def mail(marker: str, sender: str, to: str, subject: str, body: str, date: str, **extra: object) -> bytes:
@@ -128,13 +127,13 @@ def _items(placements: list[tuple[str, str, tuple[str, ...]]]) -> list:
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> Iterator[Archive]:
-    with open_archive(tmp_path / "archive") as opened:
-        add_messages(opened, "work", _items(WORK))
-        add_messages(opened, "home", _items(HOME))
-        for name, raw in MESSAGES.items():
-            BLOB_IDS[name] = opened.store.put_batch([raw])[0].blob_id
-        yield opened
+def archive(archive: Archive) -> Archive:
+    """The shared empty archive, filled with the WORK and HOME messages of this module."""
+    add_messages(archive, "work", _items(WORK))
+    add_messages(archive, "home", _items(HOME))
+    for name, raw in MESSAGES.items():
+        BLOB_IDS[name] = archive.store.put_batch([raw])[0].blob_id
+    return archive
 
 
 def test_every_field_query_finds_exactly_its_messages(archive: Archive) -> None:

@@ -11,22 +11,24 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archiver.archive import Archive
 from archiver.backup.runner import update_search_index
-from archiver.cli import main
 from archiver.index import ALL_ACCOUNTS, batches, search, update_index, writer
 from archiver.index import documents as index_documents
 from archiver.index.documents import CatalogMessage, build_document
 from archiver.mail.textextract import ExtractLimits, extract, pdf_text
-from tests.hostile_mail import (
+from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.cli import Cli
+from tests.fixtures.hostile_mail import (
     BYTES_CODECS,
     LAST_INTERNALDATE,
     huge_attachment,
@@ -36,8 +38,6 @@ from tests.hostile_mail import (
     plain,
     with_pdf,
 )
-from tests.unit.test_index_support import add_messages, open_archive
-from tests.unit.test_schedule_metrics import make_app
 
 
 def _ids(archive: Archive, query: str) -> set[str]:
@@ -145,24 +145,23 @@ def test_fuzz_no_message_makes_document_building_raise(raw: bytes, date: datetim
 
 
 # -- the index update: one message is isolated, the rest indexed, no retry forever --------------------------
-def test_hostile_messages_do_not_stop_the_index(tmp_path: Path) -> None:
+def test_hostile_messages_do_not_stop_the_index(archive: Archive) -> None:
     charsets = [(plain(f"charset {codec}", f"body{codec} words", charset=codec), None) for codec in BYTES_CODECS]
     last_date = (plain("far future", "tortoise date"), LAST_INTERNALDATE)
-    with open_archive(tmp_path) as archive:
-        add_messages(archive, "work", _around([*charsets, last_date]))
-        first = update_index(archive)
-        assert _ids(archive, "gooseberry") and _ids(archive, "lemonade")  # the one after them is searchable
-        assert _ids(archive, "tortoise") == {_blob(archive, last_date[0])}
-        for codec in BYTES_CODECS:
-            assert len(_ids(archive, f"body{codec}")) == 1, codec
-        problems = _problems(archive)
-        assert {_blob(archive, raw) for raw, _ in charsets} <= set(problems)
-        assert first.indexed == len(charsets) + 3
-        again = update_index(archive)  # nothing left behind to retry
-        assert again.indexed == 0 and not again.errors
+    add_messages(archive, "work", _around([*charsets, last_date]))
+    first = update_index(archive)
+    assert _ids(archive, "gooseberry") and _ids(archive, "lemonade")  # the one after them is searchable
+    assert _ids(archive, "tortoise") == {_blob(archive, last_date[0])}
+    for codec in BYTES_CODECS:
+        assert len(_ids(archive, f"body{codec}")) == 1, codec
+    problems = _problems(archive)
+    assert {_blob(archive, raw) for raw, _ in charsets} <= set(problems)
+    assert first.indexed == len(charsets) + 3
+    again = update_index(archive)  # nothing left behind to retry
+    assert again.indexed == 0 and not again.errors
 
 
-def test_a_message_that_raises_anything_is_indexed_by_its_folders(tmp_path: Path, monkeypatch) -> None:
+def test_a_message_that_raises_anything_is_indexed_by_its_folders(archive: Archive, monkeypatch) -> None:
     """Whatever extraction raises (here MemoryError, as a huge header once did) stays with that message."""
     real = index_documents.extract
 
@@ -173,15 +172,14 @@ def test_a_message_that_raises_anything_is_indexed_by_its_folders(tmp_path: Path
 
     monkeypatch.setattr(index_documents, "extract", extract_or_fail)
     hostile = plain("poisoned", "never read")
-    with open_archive(tmp_path) as archive:
-        add_messages(archive, "work", _around([(hostile, datetime(2021, 5, 4, tzinfo=UTC))]))
-        update_index(archive)
-        assert _ids(archive, "gooseberry")
-        assert _blob(archive, hostile) in _ids(archive, "folder:INBOX date:2021-05-04")
-        assert "MemoryError" in _problems(archive)[_blob(archive, hostile)]
+    add_messages(archive, "work", _around([(hostile, datetime(2021, 5, 4, tzinfo=UTC))]))
+    update_index(archive)
+    assert _ids(archive, "gooseberry")
+    assert _blob(archive, hostile) in _ids(archive, "folder:INBOX date:2021-05-04")
+    assert "MemoryError" in _problems(archive)[_blob(archive, hostile)]
 
 
-def test_a_document_whoosh_refuses_leaves_no_words_to_the_next_message(tmp_path: Path, monkeypatch) -> None:
+def test_a_document_whoosh_refuses_leaves_no_words_to_the_next_message(archive: Archive, monkeypatch) -> None:
     """Whoosh fails in the last field, after the subject's words went to its pool: they stay with this message."""
     real = batches.document_for
 
@@ -193,29 +191,27 @@ def test_a_document_whoosh_refuses_leaves_no_words_to_the_next_message(tmp_path:
 
     monkeypatch.setattr(batches, "document_for", refused)
     hostile = plain("pangolin refused", "scales")
-    with open_archive(tmp_path) as archive:
-        add_messages(archive, "work", _around([(hostile, None)]))
-        update_index(archive)
-        assert _ids(archive, "pangolin") <= {_blob(archive, hostile)}
-        assert _ids(archive, "gooseberry") and len(_ids(archive, "folder:INBOX")) == 3
-        assert "document refused by the index" in _problems(archive)[_blob(archive, hostile)]
+    add_messages(archive, "work", _around([(hostile, None)]))
+    update_index(archive)
+    assert _ids(archive, "pangolin") <= {_blob(archive, hostile)}
+    assert _ids(archive, "gooseberry") and len(_ids(archive, "folder:INBOX")) == 3
+    assert "document refused by the index" in _problems(archive)[_blob(archive, hostile)]
 
 
-def test_hostile_messages_do_not_stop_the_index_workers(tmp_path: Path, monkeypatch) -> None:
+def test_hostile_messages_do_not_stop_the_index_workers(archive: Archive, monkeypatch) -> None:
     """The same isolation inside the worker processes of a large backlog."""
     monkeypatch.setattr(writer, "PARALLEL_FROM", 10)
     hostile = [(plain(f"charset {codec}", f"body{codec} words", charset=codec), None) for codec in BYTES_CODECS]
     hostile.append((plain("far future", "tortoise date"), LAST_INTERNALDATE))
     fillers = [("INBOX", plain(f"filler {n}", f"filler{n} text"), (), None) for n in range(20)]
-    with open_archive(tmp_path) as archive:
-        add_messages(archive, "work", _around(hostile) + fillers)
-        report = update_index(archive, procs=2, memory_mb=None)
-        assert report.plan is not None and report.plan.procs == 2
-        assert _ids(archive, "gooseberry") and _ids(archive, "filler19") and _ids(archive, "tortoise")
-        assert len(_problems(archive)) >= len(BYTES_CODECS)
+    add_messages(archive, "work", _around(hostile) + fillers)
+    report = update_index(archive, procs=2, memory_mb=None)
+    assert report.plan is not None and report.plan.procs == 2
+    assert _ids(archive, "gooseberry") and _ids(archive, "filler19") and _ids(archive, "tortoise")
+    assert len(_problems(archive)) >= len(BYTES_CODECS)
 
 
-def test_a_message_over_the_read_limit_is_indexed_by_its_start(tmp_path: Path, monkeypatch) -> None:
+def test_a_message_over_the_read_limit_is_indexed_by_its_start(archive: Archive, monkeypatch) -> None:
     """A huge message is streamed from the store up to the limit (here 256 KB instead of 32 MB) and indexed so far."""
     monkeypatch.setattr(batches, "READ_LIMIT", 256 * 1024)
     attachment = "".join(f"{n:07d}\r\n" for n in range(60_000)).encode()  # 540 KB of base64-like lines
@@ -225,14 +221,13 @@ def test_a_message_over_the_read_limit_is_indexed_by_its_start(tmp_path: Path, m
         b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + attachment
         + b"--b\r\nContent-Type: text/plain\r\n\r\nflamingo last\r\n--b--\r\n"
     )  # fmt: skip
-    with open_archive(tmp_path) as archive:
-        add_messages(archive, "work", _around([(raw, None)]))
-        update_index(archive)
-        blob = _blob(archive, raw)
-        assert _ids(archive, "pelican") == {blob} and _ids(archive, "flamingo") == set()
-        assert _problems(archive)[blob].startswith("message of 0.5")
-        assert "only its first 0.25 MB indexed" in _problems(archive)[blob]
-        assert _ids(archive, "gooseberry")
+    add_messages(archive, "work", _around([(raw, None)]))
+    update_index(archive)
+    blob = _blob(archive, raw)
+    assert _ids(archive, "pelican") == {blob} and _ids(archive, "flamingo") == set()
+    assert _problems(archive)[blob].startswith("message of 0.5")
+    assert "only its first 0.25 MB indexed" in _problems(archive)[blob]
+    assert _ids(archive, "gooseberry")
 
 
 # -- what the commands report ----------------------------------------------------------------------------
@@ -241,37 +236,32 @@ def _break_index(root: Path) -> None:
     (root / "index" / "CURRENT").write_text("g-broken\n")
 
 
-def test_a_failed_index_update_is_not_reported_as_success(tmp_path: Path) -> None:
-    with open_archive(tmp_path) as archive:
-        run_id = add_messages(archive, "work", _around([]))
-        _break_index(tmp_path)
-        outcome = update_search_index(archive, run_id)
-        assert outcome.error is not None and "search index" in outcome.error
-        assert [e["message"] for e in archive.catalog.run_errors(run_id)] == [outcome.error]
+def test_a_failed_index_update_is_not_reported_as_success(archive: Archive) -> None:
+    run_id = add_messages(archive, "work", _around([]))
+    _break_index(archive.root)
+    outcome = update_search_index(archive, run_id)
+    assert outcome.error is not None and "search index" in outcome.error
+    assert [e["message"] for e in archive.catalog.run_errors(run_id)] == [outcome.error]
 
 
-def _config(tmp_path: Path) -> Path:
-    path = tmp_path / "archiver.toml"
-    path.write_text(f'[archive]\npath = "{tmp_path / "archive"}"\n')
-    return path
-
-
-def test_reindex_of_hostile_messages_reports_them_in_one_line(tmp_path: Path) -> None:
+def test_reindex_of_hostile_messages_reports_them_in_one_line(
+    tmp_path: Path, config_file: Callable[..., Path], cli: Cli
+) -> None:
     hostile = [(plain("charset base64", "walrus", charset="base64"), None), (plain("x", "y"), LAST_INTERNALDATE)]
     hostile.append((with_pdf("bomb", pdf_bomb(inflated_mb=100)), None))
     with open_archive(tmp_path / "archive") as archive:
         add_messages(archive, "work", _around(hostile))
-    result = CliRunner().invoke(main, ["--config", str(_config(tmp_path)), "reindex"])
+    result = cli.invoke(config_file(), "reindex")
     assert result.exit_code == 0, result.output
     assert "indexed 5 message(s)" in result.output and "2 message(s) partly unreadable" in result.output
 
 
-def test_reindex_turns_any_failure_into_one_line(tmp_path: Path) -> None:
+def test_reindex_turns_any_failure_into_one_line(tmp_path: Path, config_file: Callable[..., Path], cli: Cli) -> None:
     with open_archive(tmp_path / "archive") as archive:
         add_messages(archive, "work", _around([]))
     shutil.rmtree(tmp_path / "archive" / "index")  # the archive's layout makes it; a file where it belongs
     (tmp_path / "archive" / "index").write_text("not a directory")
-    result = CliRunner().invoke(main, ["--config", str(_config(tmp_path)), "reindex"])
+    result = cli.invoke(config_file(), "reindex")
     assert result.exit_code != 0
     assert result.exception is None or isinstance(result.exception, SystemExit)
     # the archive was made by the library under this process's umask: its exposure warning may come first
@@ -279,23 +269,25 @@ def test_reindex_turns_any_failure_into_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("archiver: error: ") and "index" in lines[0]
 
 
-def test_status_shows_the_messages_indexed_only_in_part(tmp_path: Path) -> None:
+def test_status_shows_the_messages_indexed_only_in_part(
+    tmp_path: Path, config_file: Callable[..., Path], cli: Cli
+) -> None:
     hostile = plain("charset base64", "walrus", charset="base64")
     with open_archive(tmp_path / "archive") as archive:
         add_messages(archive, "work", _around([(hostile, None)]))
         update_index(archive)
         blob = _blob(archive, hostile)
-    config = str(_config(tmp_path))
-    text = CliRunner().invoke(main, ["--config", config, "status"])
+    config = config_file()
+    text = cli.invoke(config, "status")
     assert "search index: 1 message(s) only partly indexed" in text.output
-    data = json.loads(CliRunner().invoke(main, ["--config", config, "status", "--json"]).output)
+    data = json.loads(cli.invoke(config, "status", "--json").output)
     assert data["index_partly_indexed"] == 1
     assert data["index_problems"][0]["blob_id"] == blob and data["index_problems"][0]["subject"] == "charset base64"
     assert "unknown charset 'base64'" in data["index_problems"][0]["problems"][0]
 
 
-def test_metrics_count_the_messages_indexed_only_in_part(tmp_path: Path) -> None:
-    app = make_app(tmp_path, "")
+def test_metrics_count_the_messages_indexed_only_in_part(make_metrics_app: Callable[[str], Flask]) -> None:
+    app = make_metrics_app("")
     try:
         archive = app.extensions["archiver_archive"]
         add_messages(archive, "alpha", [("INBOX", plain("charset zlib", "walrus", charset="zlib"), (), None)])

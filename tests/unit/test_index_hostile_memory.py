@@ -26,7 +26,8 @@ import pytest
 
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.memory import proc_kb, process_tree
-from tests.hostile_mail import (
+from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.hostile_mail import (
     huge_attachment,
     huge_body,
     huge_header_line,
@@ -35,7 +36,6 @@ from tests.hostile_mail import (
     pdf_bomb,
     with_pdf,
 )
-from tests.unit.test_index_support import add_messages, open_archive
 
 pytestmark = [
     pytest.mark.slow,

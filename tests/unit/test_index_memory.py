@@ -22,7 +22,7 @@ from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.index import writer as index_writer
 from archiver.index.parallel import POOL_MB
 from archiver.index.writer import MIN_POOL_MB, PARALLEL_FROM, plan_memory
-from tests.unit.test_index_support import add_messages, open_archive
+from tests.fixtures.archives import add_messages, open_archive
 
 BASE_MB = 55.0  # what `archiver backup` holds when its index update starts (measured at 10,000 messages)
 

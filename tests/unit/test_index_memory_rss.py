@@ -19,7 +19,7 @@ import pytest
 
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.memory import proc_kb, process_tree
-from tests.unit.test_index_support import add_messages, open_archive
+from tests.fixtures.archives import add_messages, open_archive
 
 pytestmark = [
     pytest.mark.slow,

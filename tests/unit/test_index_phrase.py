@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from whoosh import index as whoosh_index
@@ -18,6 +17,7 @@ from whoosh import query as wq
 from whoosh.index import FileIndex
 
 from archiver import index
+from archiver.archive import Archive
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.index import fastmatch, phrases
@@ -28,7 +28,7 @@ from archiver.index.fastwrite import FastSegmentWriter
 from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
 from archiver.mail.textextract import extract
-from tests.unit.test_index_support import add_messages, open_archive
+from tests.fixtures.archives import add_messages
 
 
 @pytest.fixture(scope="module")
@@ -204,29 +204,26 @@ def test_block_heads_read_whooshs_ids_and_weights(ix: FileIndex) -> None:
                 assert got == expected, (fieldname, btext)
 
 
-def test_search_reports_an_estimated_total(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_search_reports_an_estimated_total(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(5)
     messages = [(m.folder, m.raw, m.flags, m.internaldate) for m in generate_mailbox(150, seed=31)]
     rng.shuffle(messages)
-    with open_archive(tmp_path / "archive") as archive:
-        add_messages(archive, "work", messages)
-        index.update_index(archive)
-        words = query_terms("the the", "en")
-        assert words == ["the", "the"]
-        exact = index.search(archive, '"the the"', accounts=ALL, page_size=5, snippets=False)
-        assert exact.total_exact and exact.total > 10
-        _lazily(monkeypatch)
-        lazy = index.search(archive, '"the the"', accounts=ALL, page_size=5, snippets=False)
-        assert not lazy.total_exact
-        assert [h.blob_id for h in lazy.hits] == [h.blob_id for h in exact.hits]
-        by_date = index.search(archive, '"the the"', accounts=ALL, page_size=5, page=2, sort="date", snippets=False)
-        monkeypatch.undo()
-        assert [h.blob_id for h in by_date.hits] == [
-            h.blob_id
-            for h in index.search(
-                archive, '"the the"', accounts=ALL, page_size=5, page=2, sort="date", snippets=False
-            ).hits
-        ]
+    add_messages(archive, "work", messages)
+    index.update_index(archive)
+    words = query_terms("the the", "en")
+    assert words == ["the", "the"]
+    exact = index.search(archive, '"the the"', accounts=ALL, page_size=5, snippets=False)
+    assert exact.total_exact and exact.total > 10
+    _lazily(monkeypatch)
+    lazy = index.search(archive, '"the the"', accounts=ALL, page_size=5, snippets=False)
+    assert not lazy.total_exact
+    assert [h.blob_id for h in lazy.hits] == [h.blob_id for h in exact.hits]
+    by_date = index.search(archive, '"the the"', accounts=ALL, page_size=5, page=2, sort="date", snippets=False)
+    monkeypatch.undo()
+    assert [h.blob_id for h in by_date.hits] == [
+        h.blob_id
+        for h in index.search(archive, '"the the"', accounts=ALL, page_size=5, page=2, sort="date", snippets=False).hits
+    ]
 
 
 def test_values_read_one_at_a_time_are_whooshs(ix: FileIndex) -> None:

@@ -19,7 +19,7 @@ from archiver.devtools.sample_mail import generate_mailbox
 from archiver.index import parallel
 from archiver.index import writer as index_writer
 from archiver.index.writer import SearchIndexError
-from tests.unit.test_index_support import add_messages, open_archive
+from tests.fixtures.archives import add_messages, open_archive
 
 pytestmark = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="the rebuild forks its workers"

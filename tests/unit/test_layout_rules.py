@@ -1,4 +1,6 @@
-"""Rules of the package layout that a reader should be able to trust without checking (issue 14).
+"""Rules of the layout that a reader should be able to trust without checking, checked on the source.
+
+Test modules import plain helpers from ``tests/fixtures/`` only.
 
 The catalog is the only SQL: no ``sqlite3`` and no ``.execute(`` anywhere in ``archiver/``
 or ``web/`` outside ``archiver/catalog/``, not even in a comment or docstring, so that
@@ -7,6 +9,7 @@ or ``web/`` outside ``archiver/catalog/``, not even in a comment or docstring, s
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -43,3 +46,28 @@ def test_the_rule_names_file_and_line_and_exempts_the_catalog(tmp_path: Path) ->
         'archiver/stray.py:3: rows = catalog.db.execute("SELECT 1")',
         "web/page.py:1: import sqlite3",
     ]
+
+
+def test_no_test_module_imports_another_test_module_or_a_helper_outside_tests_fixtures() -> None:
+    """Test modules name fixtures (conftest.py) and import plain helpers from tests/fixtures/ only: a helper
+    borrowed from another test module drags that module's tests, markers and fixtures along with it."""
+    tests_dir = Path(__file__).resolve().parents[1]
+
+    def allowed(module: str) -> bool:
+        """Anything outside the ``tests`` package, and ``tests.fixtures`` with what is inside it."""
+        return module.split(".")[0] != "tests" or module == "tests.fixtures" or module.startswith("tests.fixtures.")
+
+    problems = []
+    for path in sorted(tests_dir.rglob("test_*.py")):
+        where = path.relative_to(tests_dir.parent)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                problems.append(f"{where}:{node.lineno}: relative import from {'.' * node.level}{node.module or ''}")
+            elif isinstance(node, ast.ImportFrom) and node.module == "tests":  # from tests import unit, fixtures…
+                named = [a.name for a in node.names if a.name != "fixtures"]
+                problems += [f"{where}:{node.lineno}: imports tests.{name}" for name in named]
+            elif isinstance(node, ast.ImportFrom) and not allowed(node.module or ""):
+                problems.append(f"{where}:{node.lineno}: imports from {node.module}")
+            elif isinstance(node, ast.Import):
+                problems += [f"{where}:{node.lineno}: imports {a.name}" for a in node.names if not allowed(a.name)]
+    assert problems == []

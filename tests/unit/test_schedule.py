@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from archiver.config import config_from_toml_text
 from archiver.config.schedule import DEFAULT_STALE_SECONDS, parse_duration, parse_schedule, stale_after
 from archiver.daemon.status import freshness
 from archiver.errors import ConfigError
+from tests.fixtures.cli import Cli
 
 SOURCE = Path("/srv/archiver/config.toml")
 ACCOUNT = """
@@ -216,15 +218,10 @@ def test_service_units_are_hardened() -> None:
 # -- archiver status and log lines -------------------------------------------------------------
 
 
-def test_status_flags_stale_accounts(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from archiver.cli import main
-
-    path = tmp_path / "archiver.toml"
-    path.write_text(
-        f'[archive]\npath = "{tmp_path / "archive"}"\n[scheduler]\nstale_after = "1h"\n'
-        '[[accounts]]\nname = "fresh"\nprotocol = "local"\n[[accounts]]\nname = "never"\nprotocol = "local"\n'
+def test_status_flags_stale_accounts(tmp_path: Path, config_file: Callable[..., Path], cli: Cli) -> None:
+    path = config_file(
+        '[[accounts]]\nname = "fresh"\nprotocol = "local"\n[[accounts]]\nname = "never"\nprotocol = "local"\n',
+        extra='[scheduler]\nstale_after = "1h"\n',
     )
     catalog = Catalog.open(tmp_path / "archive")
     try:
@@ -232,12 +229,12 @@ def test_status_flags_stale_accounts(tmp_path: Path) -> None:
         catalog.finish_run(run_id, "ok", 0, 0, 0)
     finally:
         catalog.close()
-    result = CliRunner().invoke(main, ["--config", str(path), "status", "--json"])
+    result = cli.invoke(path, "status", "--json")
     assert result.exit_code == 0, result.output
     accounts = {a["account"]: a for a in json.loads(result.stdout)["accounts"]}  # stderr: the exposure warning
     assert accounts["fresh"]["stale"] is False and accounts["fresh"]["last_success"]
     assert accounts["never"]["stale"] is True and accounts["never"]["stale_after_seconds"] == 3600
-    text = CliRunner().invoke(main, ["--config", str(path), "status"]).output
+    text = cli.invoke(path, "status").output
     assert "STALE: no successful backup ever (threshold 1 h)" in text
     assert text.count("STALE") == 1
 

@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
 
-from archiver.archive import Archive
-from archiver.catalog.schedule_state import save_finished, save_next_run
 from archiver.times import utc_now
-from tests.browser.webdata import add_messages, message, web_config
-from web import create_app
 
 TOKEN = "scrape-token-31337"
 
 
-def make_app(tmp_path: Path, metrics_toml: str) -> Flask:
-    config = web_config(tmp_path, metrics_toml)
-    with Archive(config.archive) as archive:
-        add_messages(archive, "alpha", "INBOX", [message(f"m{i}", n=i) for i in range(7)])
-        catalog = archive.catalog
-        failed = catalog.start_run(catalog.ensure_account("beta", "local"))
-        catalog.record_error(failed, None, "beta: login refused")
-        catalog.finish_run(failed, "failed", 0, 0, 0)
-        save_next_run(catalog, "alpha", "every 6h", utc_now() + timedelta(hours=1))
-        save_finished(catalog, "beta", "failed", failed, failing=True)
-    return create_app(config, testing=True)
-
-
 @pytest.fixture
-def open_app(tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(tmp_path, "")
+def open_app(make_metrics_app: Callable[[str], Flask]) -> Iterator[Flask]:
+    app = make_metrics_app("")
     yield app
     app.extensions["archiver_archive"].close()
 
@@ -75,8 +56,8 @@ def test_without_token_only_loopback_clients(open_app: Flask) -> None:
     assert client.get("/runs").status_code in (302, 401)  # the rest of the UI still wants a login
 
 
-def test_with_token_everyone_needs_it(tmp_path: Path) -> None:
-    app = make_app(tmp_path, f'[metrics]\ntoken = "{TOKEN}"\n')
+def test_with_token_everyone_needs_it(make_metrics_app: Callable[[str], Flask]) -> None:
+    app = make_metrics_app(f'[metrics]\ntoken = "{TOKEN}"\n')
     try:
         client = app.test_client()
         assert client.get("/metrics").status_code == 401
@@ -88,8 +69,8 @@ def test_with_token_everyone_needs_it(tmp_path: Path) -> None:
         app.extensions["archiver_archive"].close()
 
 
-def test_disabled_metrics_are_not_found(tmp_path: Path) -> None:
-    app = make_app(tmp_path, "[metrics]\nenabled = false\n")
+def test_disabled_metrics_are_not_found(make_metrics_app: Callable[[str], Flask]) -> None:
+    app = make_metrics_app("[metrics]\nenabled = false\n")
     try:
         assert app.test_client().get("/metrics").status_code == 404
     finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -22,7 +21,7 @@ from archiver import index
 from archiver.archive import Archive
 from archiver.index import ALL_ACCOUNTS
 from archiver.index import writer as index_writer
-from tests.unit.test_index_support import add_messages, open_archive
+from tests.fixtures.archives import add_messages, open_archive
 
 
 def mail(subject: str, body: str, n: int, dated: bool = True) -> bytes:
@@ -185,34 +184,31 @@ def test_a_viewer_gets_what_an_archive_of_their_account_alone_gives(
     assert _result(archives.shared, query, [viewer]) == _result(archives.alone[viewer], query, ALL_ACCOUNTS)
 
 
-def test_accounts_are_matched_exactly_not_by_case(tmp_path: Path) -> None:
-    with open_archive(tmp_path) as archive:
-        _fill(archive, ["Work", "work"])
-        assert _result(archive, "twin", ["work"]) == (0, set())
-        assert _result(archive, "twin", ["Work"])[0] == 1
+def test_accounts_are_matched_exactly_not_by_case(archive: Archive) -> None:
+    _fill(archive, ["Work", "work"])
+    assert _result(archive, "twin", ["work"]) == (0, set())
+    assert _result(archive, "twin", ["Work"])[0] == 1
 
 
-def test_a_copy_archived_later_by_another_account_stays_out_of_sight(tmp_path: Path) -> None:
+def test_a_copy_archived_later_by_another_account_stays_out_of_sight(archive: Archive) -> None:
     """The incremental refresh (a known message gains a placement) rewrites the per-account fields too."""
-    with open_archive(tmp_path) as archive:
-        _fill(archive, ["acct-a"])
-        add_messages(archive, "acct-b", [("INBOX", SHARED, ("\\Seen",), WHEN)])
-        assert index.update_index(archive).refreshed == 1
-        shared = archive.store.put_batch([SHARED])[0].blob_id
-        assert _result(archive, "quarterly is:seen folder:inbox", ["acct-b"]) == (1, {(shared, (("acct-b", "INBOX"),))})
-        assert _result(archive, "quarterly", ["acct-a"]) == (1, {(shared, (("acct-a", "Private-Merger"),))})
-        assert _result(archive, "quarterly (is:seen OR folder:inbox OR account:acct-b)", ["acct-a"]) == (0, set())
+    _fill(archive, ["acct-a"])
+    add_messages(archive, "acct-b", [("INBOX", SHARED, ("\\Seen",), WHEN)])
+    assert index.update_index(archive).refreshed == 1
+    shared = archive.store.put_batch([SHARED])[0].blob_id
+    assert _result(archive, "quarterly is:seen folder:inbox", ["acct-b"]) == (1, {(shared, (("acct-b", "INBOX"),))})
+    assert _result(archive, "quarterly", ["acct-a"]) == (1, {(shared, (("acct-a", "Private-Merger"),))})
+    assert _result(archive, "quarterly (is:seen OR folder:inbox OR account:acct-b)", ["acct-a"]) == (0, set())
 
 
-def test_an_index_without_per_account_fields_refuses_viewers_with_one_clear_line(tmp_path: Path) -> None:
+def test_an_index_without_per_account_fields_refuses_viewers_with_one_clear_line(archive: Archive) -> None:
     """An index written by an older version cannot limit placement fields: say so rather than show nothing."""
-    with open_archive(tmp_path) as archive:
-        _fill(archive, ["acct-a", "acct-b"])
-        live = index_writer.open_live(archive.root)
-        writer = live.writer()
-        for field in ("owner", "owner_folder", "owner_flag"):
-            writer.remove_field(field)
-        writer.commit()
-        with pytest.raises(index.SearchIndexError, match="archiver reindex"):
-            index.search(archive, "merger", accounts=["acct-a"])
-        assert index.search(archive, "merger", accounts=ALL_ACCOUNTS).total == 4
+    _fill(archive, ["acct-a", "acct-b"])
+    live = index_writer.open_live(archive.root)
+    writer = live.writer()
+    for field in ("owner", "owner_folder", "owner_flag"):
+        writer.remove_field(field)
+    writer.commit()
+    with pytest.raises(index.SearchIndexError, match="archiver reindex"):
+        index.search(archive, "merger", accounts=["acct-a"])
+    assert index.search(archive, "merger", accounts=ALL_ACCOUNTS).total == 4

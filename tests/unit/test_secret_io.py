@@ -13,7 +13,7 @@ import pytest
 from archiver.config import PasswordSource
 from archiver.errors import SecretError
 from archiver.secret_io import SECRET_MAX_BYTES, read_secret_file, run_secret_command
-from tests.browser.webdata import web_config
+from tests.fixtures.webdata import web_config
 from web import create_app
 
 

@@ -2,59 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
 from archiver.mail.textextract import ExtractLimits, MessageText, decode_text, detect_language, extract, html_to_text
-
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-
-
-def make_pdf(text: str, pages: int = 1) -> bytes:
-    """A minimal valid PDF showing ``text`` (ASCII) on each page, with a correct xref table."""
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(pages))
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode())
-    font = 3 + 2 * pages
-    for i in range(pages):
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
-            f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
-        )
-        stream = f"BT /F1 18 Tf 72 700 Td ({text} page {i + 1}) Tj ET".encode()
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
-
-def broken_charset_with_pdf(word: str) -> bytes:
-    """A message declaring a charset that does not exist, with bytes invalid in UTF-8, and a PDF."""
-    pdf = base64.encodebytes(make_pdf(f"Quarterly {word} report")).replace(b"\n", b"\r\n")
-    return (
-        b"From: =?x-no-such-charset?q?Ren=E9?= <rene@broken.example>\r\n"
-        b"To: team@example.org\r\nSubject: =?utf-8?q?Facture_d=C3=A9cembre?=\r\n"
-        b"Date: Tue, 02 Mar 2021 10:00:00 +0100\r\nMessage-ID: <broken-1@example.org>\r\n"
-        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n'
-        b'--b1\r\nContent-Type: text/plain; charset="x-bogus-8"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'
-        b"Voici la facture, caf\xe9 cr\xe8me \xff\xfe inclus.\r\n"
-        b'--b1\r\nContent-Type: application/pdf; name="facture.pdf"\r\n'
-        b'Content-Disposition: attachment; filename="facture.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
-        + pdf
-        + b"--b1--\r\n"
-    )
+from tests.fixtures.corpus import CORPUS_DIR as CORPUS
+from tests.fixtures.hostile_mail import broken_charset_with_pdf, make_pdf
 
 
 def test_decode_text_is_lenient() -> None:

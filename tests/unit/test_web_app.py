@@ -5,71 +5,10 @@ from __future__ import annotations
 import re
 from datetime import date
 
-import pytest
-
-from archiver import index
-from archiver.archive import Archive
-from tests.browser.webdata import add_messages, closed_imap_account, hostile_message, message, web_config
-from tests.webapp import WEB_USERS, quick_hash
-from web import create_app
+from tests.fixtures.web import form_token, ids, login
+from tests.fixtures.webdata import message
 from web.jobs import wait
 from web.throttle import FREE_FAILURES
-
-USERS = (
-    WEB_USERS
-    + f"""[[web.users]]
-name = "carol"
-password_hash = "{quick_hash("carol-pass")}"
-accounts = ["alpha", "gamma"]
-"""
-)
-
-
-@pytest.fixture
-def app(tmp_path):
-    config = web_config(tmp_path, USERS, extra_accounts=closed_imap_account("gamma"))
-    with Archive(config.archive) as archive:
-        add_messages(
-            archive, "alpha", "INBOX", [message(f"alpha message {i}", f"body zebra{i}", n=i) for i in range(120)]
-        )
-        add_messages(archive, "alpha", "Lists/Hostile", [hostile_message("127.0.0.1:9")])
-        add_messages(archive, "beta", "INBOX", [message("beta secret plans", "body quokka", n=500)])
-        index.update_index(archive)
-    application = create_app(config, testing=True)
-    yield application
-    application.extensions["archiver_archive"].close()
-
-
-def _token(client, path="/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def login(client, name: str, password: str, token: str | None = None):
-    token = _token(client) if token is None else token
-    return client.post("/login", data={"username": name, "password": password, "csrf_token": token})
-
-
-def ids(app, account: str, folder: str = "INBOX") -> tuple[int, int]:
-    catalog = app.extensions["archiver_archive"].catalog
-    account_id = catalog.account_id(account)
-    folder_row = next(f for f in catalog.web_folders(account_id) if f["name"] == folder)
-    pid = catalog.web_folder_page(folder_row["id"], before=None, limit=1)[0]["id"]
-    return folder_row["id"], pid
-
-
-@pytest.fixture
-def bob(app):
-    client = app.test_client()
-    assert login(client, "bob", "bob-pass").status_code == 302
-    return client
-
-
-@pytest.fixture
-def root(app):
-    client = app.test_client()
-    assert login(client, "root", "root-pass").status_code == 302
-    return client
 
 
 def test_every_route_needs_login(app):
@@ -83,7 +22,7 @@ def test_every_route_needs_login(app):
         response = client.get(path)
         assert response.status_code == 302, path
         assert response.headers["Location"].startswith("/login"), path
-    token = _token(client)  # a valid token of this (anonymous) session: login is still required
+    token = form_token(client)  # a valid token of this (anonymous) session: login is still required
     for path, form in [("/backup/alpha", {}), ("/restore", {"pid": str(pid), "target": "gamma"}),
                        ("/prefs", {"tz": "UTC"}), ("/accounts/add/find", {"email": "a@example.test"}),
                        ("/accounts/add/save", {"host": "example.test"}), ("/oauth/alpha/connect", {}),
@@ -113,7 +52,7 @@ def test_login_cookie_flags_and_wrong_password(app):
     assert client.get("/").status_code == 200
     assert "Secure" not in cookie  # plain HTTP here
     tls = app.test_client()
-    token = _token(tls, "https://localhost/login")
+    token = form_token(tls, "https://localhost/login")
     response = tls.post(
         "https://localhost/login", data={"username": "bob", "password": "bob-pass", "csrf_token": token}
     )
@@ -137,7 +76,7 @@ def test_csrf_rejected_without_or_with_wrong_token(app, root):
     assert root.post("/backup/alpha", data={"csrf_token": "forged"}).status_code == 400
     assert root.post("/logout").status_code == 400
     assert root.get("/").status_code == 200  # still logged in
-    assert root.post("/logout", data={"csrf_token": _token(root, "/")}).status_code == 302
+    assert root.post("/logout", data={"csrf_token": form_token(root, "/")}).status_code == 302
     assert root.get("/").status_code == 302
 
 
@@ -148,7 +87,7 @@ def test_per_user_isolation(app, bob):
     for path in ["/a/beta", f"/f/{beta_folder}", f"/m/{beta_pid}", f"/m/{beta_pid}/raw", f"/m/{beta_pid}/part/0",
                  f"/m/{beta_pid}/html", f"/m/{beta_pid}/cid/0", "/search?q=quokka&account=beta"]:  # fmt: skip
         assert bob.get(path).status_code == 404, path
-    assert bob.post("/backup/beta", data={"csrf_token": _token(bob, "/")}).status_code == 404
+    assert bob.post("/backup/beta", data={"csrf_token": form_token(bob, "/")}).status_code == 404
     hits = bob.get("/search?q=quokka").get_data(as_text=True)
     assert "beta secret plans" not in hits and "0 message(s)" in hits
     beta_blob = app.extensions["archiver_archive"].catalog.web_placement(beta_pid)["blob_id"]
@@ -272,7 +211,7 @@ def test_pages_never_show_account_passwords_and_carry_security_headers(app, root
 
 
 def test_back_up_now_runs_in_background_and_shows_its_result(app, root, bob):
-    response = root.post("/backup/alpha", data={"csrf_token": _token(root, "/")})
+    response = root.post("/backup/alpha", data={"csrf_token": form_token(root, "/")})
     assert response.status_code == 302 and response.headers["Location"].startswith("/jobs/")
     job_url = response.headers["Location"]
     job = app.extensions["archiver_jobs"].get(job_url.rsplit("/", 1)[1])

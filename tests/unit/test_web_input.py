@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.webapp import first_message, log_in
+from tests.fixtures.web import first_message, log_in
 from web.ids import MAX_ID, parse_id
 
 

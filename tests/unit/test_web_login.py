@@ -7,7 +7,7 @@ import time
 
 from argon2 import PasswordHasher
 
-from tests.webapp import log_in
+from tests.fixtures.web import form_token, log_in
 from web.throttle import FREE_FAILURES, MAX_DELAY, LoginThrottle
 
 # The cost `archiver serve --hash-password` uses, so the gap is the one users would see.
@@ -116,8 +116,6 @@ def test_one_client_trying_many_names_backs_off(web_app):
 
 
 def _csrf(client) -> str:
-    from tests.webapp import form_token
-
     return form_token(client, "/")
 
 

@@ -10,31 +10,31 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from tests.unit.test_web_app import _token, app, bob, ids, login, root  # noqa: F401  (fixtures)
+from tests.fixtures.web import form_token, ids, login
 from web.jobs import wait
 
 
-def carol_client(app):  # noqa: F811
+def carol_client(app):
     client = app.test_client()
     assert login(client, "carol", "carol-pass").status_code == 302
     return client
 
 
 def start(client, **form) -> str:
-    response = client.post("/restore", data={"csrf_token": _token(client, "/"), **form})
+    response = client.post("/restore", data={"csrf_token": form_token(client, "/"), **form})
     assert response.status_code == 302, response.get_data(as_text=True)
     assert response.headers["Location"].startswith("/jobs/")
     return response.headers["Location"]
 
 
-def finished(app, job_url: str):  # noqa: F811
+def finished(app, job_url: str):
     job = app.extensions["archiver_jobs"].get(job_url.rsplit("/", 1)[1])
     wait(job, 60)
     assert not job.running
     return job
 
 
-def test_folder_and_message_pages_offer_restore(app, root):  # noqa: F811
+def test_folder_and_message_pages_offer_restore(app, root):
     folder_id, pid = ids(app, "alpha")
     folder = root.get(f"/f/{folder_id}").get_data(as_text=True)
     assert f'name="pid" value="{pid}"' in folder and 'action="/restore"' in folder
@@ -44,7 +44,7 @@ def test_folder_and_message_pages_offer_restore(app, root):  # noqa: F811
     assert f"/restore?pid={pid}" in root.get(f"/m/{pid}").get_data(as_text=True)
 
 
-def test_restore_form_shows_the_plan_and_only_imap_targets(app, root):  # noqa: F811
+def test_restore_form_shows_the_plan_and_only_imap_targets(app, root):
     page = root.get("/restore?account=alpha&folder=INBOX")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
@@ -58,10 +58,10 @@ def test_restore_form_shows_the_plan_and_only_imap_targets(app, root):  # noqa: 
     assert "2 selected messages" in selection and f'name="pid" value="{pid - 1}"' in selection
 
 
-def test_restore_isolation_source_and_target(app, bob):  # noqa: F811
+def test_restore_isolation_source_and_target(app, bob):
     _, beta_pid = ids(app, "beta")
     _, alpha_pid = ids(app, "alpha")
-    token = _token(bob, "/")
+    token = form_token(bob, "/")
     for path in ["/restore?account=beta&folder=INBOX", f"/restore?pid={beta_pid}",
                  f"/restore?pid={alpha_pid}&pid={beta_pid}"]:  # fmt: skip
         assert bob.get(path).status_code == 404, path
@@ -74,7 +74,7 @@ def test_restore_isolation_source_and_target(app, bob):  # noqa: F811
     assert app.extensions["archiver_jobs"].of_user("bob") == []
 
 
-def test_restore_csrf_unknown_ids_and_traversal(app, root):  # noqa: F811
+def test_restore_csrf_unknown_ids_and_traversal(app, root):
     form = {"account": "alpha", "folder": "INBOX", "target": "gamma"}
     assert root.post("/restore", data=form).status_code == 400
     assert root.post("/restore", data={**form, "csrf_token": "forged"}).status_code == 400
@@ -87,7 +87,7 @@ def test_restore_csrf_unknown_ids_and_traversal(app, root):  # noqa: F811
     assert root.get("/restore?account=alpha&folder=INBOX&as_of=yesterday").status_code == 400
     early = root.get("/restore?account=alpha&folder=INBOX&as_of=2000-01-01")
     assert early.status_code == 400 and "no backup run by" in early.get_data(as_text=True)
-    token = _token(root, "/")
+    token = form_token(root, "/")
     for prefix in ["../x", "a/../b", "x*", "a%b", "bad\\name", "tab\there"]:
         response = root.post("/restore", data={"csrf_token": token, **form, "prefix": prefix})
         assert response.status_code == 400, prefix
@@ -96,7 +96,7 @@ def test_restore_csrf_unknown_ids_and_traversal(app, root):  # noqa: F811
     assert app.extensions["archiver_jobs"].of_user("root") == []
 
 
-def test_restore_job_reports_a_refused_connection(app, root):  # noqa: F811
+def test_restore_job_reports_a_refused_connection(app, root):
     job_url = start(root, account="alpha", folder="INBOX", target="gamma", mode="prefix", prefix="Back/Here")
     job = finished(app, job_url)
     assert job.error is None and not job.result.ok
@@ -107,7 +107,7 @@ def test_restore_job_reports_a_refused_connection(app, root):  # noqa: F811
     assert job_url in root.get("/runs").get_data(as_text=True)
 
 
-def test_running_job_page_refreshes_itself(app, root):  # noqa: F811
+def test_running_job_page_refreshes_itself(app, root):
     from web.jobs import Job, now_iso
 
     registry = app.extensions["archiver_jobs"]
@@ -119,7 +119,7 @@ def test_running_job_page_refreshes_itself(app, root):  # noqa: F811
     assert carol.get("/jobs/fixedid").status_code == 404
 
 
-def test_carol_restores_a_selection_as_a_dry_run(app):  # noqa: F811
+def test_carol_restores_a_selection_as_a_dry_run(app):
     carol = carol_client(app)
     _, pid = ids(app, "alpha")
     job_url = start(carol, pid=str(pid), target="gamma", mode="in_place", dry_run="1")
@@ -128,11 +128,11 @@ def test_carol_restores_a_selection_as_a_dry_run(app):  # noqa: F811
     assert "(dry run)" in carol.get(job_url).get_data(as_text=True)
 
 
-def test_time_zone_preference_changes_dates(app, root):  # noqa: F811
+def test_time_zone_preference_changes_dates(app, root):
     folder_id, _ = ids(app, "alpha")
     cursor = "?before=2024-01-01T00:02:00%2B00:00|999999"  # add_messages puts message 0 at 2024-01-01 00:01 UTC
     assert root.post("/prefs", data={"tz": "Asia/Tokyo"}).status_code == 400  # no token
-    token = _token(root, "/prefs")
+    token = form_token(root, "/prefs")
     assert root.post("/prefs", data={"csrf_token": token, "tz": "Mars/Olympus"}).status_code == 400
     assert root.post("/prefs", data={"csrf_token": token, "tz": "Asia/Tokyo"}).status_code == 302
     page = root.get(f"/f/{folder_id}{cursor}").get_data(as_text=True)
@@ -141,7 +141,7 @@ def test_time_zone_preference_changes_dates(app, root):  # noqa: F811
     assert "Jan 1, 2024, 9:01 AM JST" in us.get_data(as_text=True)
 
 
-def test_error_pages_say_what_to_do(root):  # noqa: F811
+def test_error_pages_say_what_to_do(root):
     missing = root.get("/m/999999")
     assert missing.status_code == 404
     text = missing.get_data(as_text=True)
@@ -150,7 +150,7 @@ def test_error_pages_say_what_to_do(root):  # noqa: F811
     assert "reload the page and try again" in bad
 
 
-def test_gone_folder_is_listed_with_its_date_and_can_be_restored(app, root):  # noqa: F811
+def test_gone_folder_is_listed_with_its_date_and_can_be_restored(app, root):
     catalog = app.extensions["archiver_archive"].catalog
     account_id = catalog.account_id("alpha")
     run_id = catalog.start_run(account_id)
@@ -166,14 +166,14 @@ def test_gone_folder_is_listed_with_its_date_and_can_be_restored(app, root):  # 
     assert "Restored/" in plan and "Lists/Hostile" in plan and re.search(r'<td class="num">1</td>', plan)
 
 
-def test_one_restore_per_target_and_a_few_jobs_per_user(app, root):  # noqa: F811
+def test_one_restore_per_target_and_a_few_jobs_per_user(app, root):
     from web.jobs import Job, now_iso
 
     registry = app.extensions["archiver_jobs"]
     busy = Job("busy1", "restore", "carol", "alpha", "Restore", now_iso(), details={"target": "gamma"})
     registry._jobs[busy.id] = busy  # carol's restore into gamma has not finished
     form = {"account": "alpha", "folder": "INBOX", "target": "gamma"}
-    token = _token(root, "/")
+    token = form_token(root, "/")
     clash = root.post("/restore", data={"csrf_token": token, **form})
     assert clash.status_code == 409 and "already running" in clash.get_data(as_text=True)
     dry = start(root, **form, dry_run="1")  # a dry run writes nothing: allowed alongside
@@ -202,7 +202,7 @@ def test_job_registry_records_failures_and_keeps_a_bounded_history():
     assert registry.active() == []
 
 
-def test_wrong_method_keeps_the_allow_header(root):  # noqa: F811
+def test_wrong_method_keeps_the_allow_header(root):
     response = root.get("/backup/alpha")
     assert response.status_code == 405 and "POST" in response.headers["Allow"]
     assert "does not take that kind of request" in response.get_data(as_text=True)

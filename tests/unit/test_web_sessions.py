@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from click.testing import CliRunner
 
 from archiver.catalog import Catalog
-from archiver.cli import main
-from tests.webapp import WEB_USERS, first_message, form_token, log_in
+from tests.fixtures.web import WEB_USERS, first_message, form_token, log_in
 from web import create_app
 
 
@@ -82,25 +80,24 @@ def test_password_change_in_config_ends_sessions(web_app):
         restarted.extensions["archiver_sessions"].close()
 
 
-def test_cli_revoke_ends_a_users_sessions(make_web_app, tmp_path):
+def test_cli_revoke_ends_a_users_sessions(make_web_app, cli):
     app = make_web_app()
     bob, root = app.test_client(), app.test_client()
     assert log_in(bob, "bob", "bob-pass").status_code == 302
     assert log_in(root, "root", "root-pass").status_code == 302
     config_path = app.extensions["archiver_config"].source
     _write_config(app, config_path)
-    runner = CliRunner()
-    listed = runner.invoke(main, ["--config", str(config_path), "sessions", "list"])
+    listed = cli.invoke(config_path, "sessions", "list")
     assert listed.exit_code == 0, listed.output
     assert "bob" in listed.output and "root" in listed.output
-    revoked = runner.invoke(main, ["--config", str(config_path), "sessions", "revoke", "bob"])
+    revoked = cli.invoke(config_path, "sessions", "revoke", "bob")
     assert revoked.exit_code == 0 and "1 session" in revoked.output, revoked.output
     assert bob.get("/").status_code == 302
     assert root.get("/").status_code == 200
-    unknown = runner.invoke(main, ["--config", str(config_path), "sessions", "revoke", "mallory"])
+    unknown = cli.invoke(config_path, "sessions", "revoke", "mallory")
     assert unknown.exit_code == 2 and "Traceback" not in unknown.output
     assert unknown.output.splitlines()[-1].endswith("web.users: no user named 'mallory'")
-    everyone = runner.invoke(main, ["--config", str(config_path), "sessions", "revoke", "--all"])
+    everyone = cli.invoke(config_path, "sessions", "revoke", "--all")
     assert everyone.exit_code == 0 and "1 session" in everyone.output
     assert root.get("/").status_code == 302
 
@@ -164,15 +161,15 @@ def test_sessions_page_admin_ends_a_users_sessions_and_users_only_their_own(web_
     assert web_app.test_client().get("/sessions").status_code == 302  # anonymous: to the login page
 
 
-def test_cli_without_an_archive_says_so_and_creates_nothing(tmp_path):
+def test_cli_without_an_archive_says_so_and_creates_nothing(tmp_path, cli):
     config = tmp_path / "archiver.toml"
     archive = tmp_path / "no-archive"
     config.write_text(f'[archive]\npath = "{archive}"\n[[accounts]]\nname = "a"\nprotocol = "local"\n')
     for args in (["sessions", "list"], ["sessions", "revoke", "--all"]):
-        result = CliRunner().invoke(main, ["--config", str(config), *args])
+        result = cli.invoke(config, *args)
         assert result.exit_code == 1 and f"no archive at {archive}: run a backup first" in result.output, args
     assert not archive.exists()
-    usage = CliRunner().invoke(main, ["--config", str(config), "sessions", "revoke"])
+    usage = cli.invoke(config, "sessions", "revoke")
     assert usage.exit_code == 2 and "name the users whose sessions end, or give --all" in usage.output
 
 
