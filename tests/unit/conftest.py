@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 
 from archiver import index
 from archiver.archive import Archive
-from archiver.daemon.schedule import save_finished, save_next_run
-from archiver.mail.headers import utc_now
+from archiver.catalog.schedule_state import save_finished, save_next_run
+from archiver.times import utc_now
 from tests.fixtures.web import WEB_USERS, login, quick_hash
 from tests.fixtures.webdata import add_messages, closed_imap_account, hostile_message, message, web_config
 from web import create_app
