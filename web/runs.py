@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
 
-from archiver.backup.runner import RunReport, run_backup
+from archiver.backup import RunReport, run_backup
 from web import app_config, archive, visible_accounts
 from web.auth import login_required
 from web.jobs import Job, new_job, registry

@@ -22,17 +22,15 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from archiver.archive import Archive
 from archiver.catalog import FolderRecord, NewPlacement
 from archiver.errors import ArchiverError
 from archiver.mail.headers import summarize_headers
 from archiver.sources.model import FetchedMessage
 from archiver.sources.spool import SpooledBody
 from archiver.store.local import BlobStore, StoredBlob
-
-if TYPE_CHECKING:
-    from archiver.archive import Archive
 
 log = logging.getLogger("archiver.pipeline")
 

@@ -17,6 +17,7 @@ from archiver.backup.fingerprint import Fingerprint, KnownCopy, fingerprint, ins
 from archiver.backup.header_print import match_by_header
 from archiver.catalog import UPSERT_PLACEMENT_SQL, Catalog, FolderRecord, encode_flags
 from archiver.catalog.history import record_revived_flag_changes
+from archiver.sources.gmail import blobs_by_gm_msgid
 from archiver.sources.imap import ImapSource, MessageStub
 from archiver.store.local import BlobStore
 
@@ -172,8 +173,6 @@ def _matches(
     is_gmail = source.is_gmail
     matches: dict[int, str] = {}
     if is_gmail:
-        from archiver.sources.gmail import blobs_by_gm_msgid
-
         by_msgid = blobs_by_gm_msgid(catalog, account_id, [s.gm_msgid for s in stubs.values() if s.gm_msgid])
         matches = {uid: by_msgid[s.gm_msgid] for uid, s in stubs.items() if s.gm_msgid in by_msgid}
     prints = {

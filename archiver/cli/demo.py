@@ -18,7 +18,7 @@ import click
 
 from archiver import index
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.cli import human_bytes, register
 from archiver.config import load_config
 from archiver.permissions import protect_new_files

@@ -147,7 +147,7 @@ class SubprocessRunner:
         return RunOutcome(
             account=name,
             status=str(data.get("status", "failed")),
-            run_id=data.get("run_id"),
+            run_id=data.get("run"),
             problems=tuple(data.get("problems", ())),
             messages_new=int(data.get("messages_new", 0)),
             bytes_fetched=int(data.get("bytes_fetched", 0)),
@@ -406,7 +406,7 @@ def child_main(argv: list[str] | None = None) -> int:
     ``finally`` blocks of the run commit the batch already durable and close
     the connection.
     """
-    from archiver.backup.runner import run_backup
+    from archiver.backup import run_backup
     from archiver.logs import setup_logging
 
     parser = argparse.ArgumentParser(prog="python -m archiver.daemon.scheduler")
@@ -421,16 +421,7 @@ def child_main(argv: list[str] | None = None) -> int:
     outcome: dict
     try:
         config = config_from_toml_text(text, Path(args.source))
-        report = run_backup(config, config.account(args.account))
-        outcome = {
-            "status": report.status,
-            "run_id": report.run_id,
-            "problems": report.problems,
-            "messages_new": report.messages_new,
-            "bytes_fetched": report.bytes_fetched,
-            "bytes_stored": report.bytes_stored,
-            "seconds": round(report.seconds, 3),
-        }
+        outcome = run_backup(config, config.account(args.account)).as_dict()
     except ArchiverError as exc:
         # The account lock (archiver.archive) is held by another backup of this account: not a failure.
         status = "skipped" if "already running" in str(exc) else "failed"

@@ -165,7 +165,7 @@ class RestoreReport:
 
 
 class Progress:
-    """Receives progress events (same shape as :class:`archiver.backup.runner.Progress`)."""
+    """Receives progress events (same shape as :class:`archiver.progress.Progress`)."""
 
     def folder(self, name: str, messages: int, size: int) -> None:
         pass

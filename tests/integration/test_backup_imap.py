@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.verify import verify_archive
 from tests.integration.helpers import account_toml, archived_hashes, fill_mailbox, load, server_hashes, write_config
 

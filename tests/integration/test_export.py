@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.files.export import export, mboxrd_unescape_line
 from archiver.restore.plan import Scope
 from tests.integration.helpers import account_toml, load, run_cli, write_config

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import Progress, run_backup
+from archiver.backup import Progress, run_backup
 from archiver.verify import verify_archive
 from tests.integration.helpers import account_toml, archived_hashes, load, run_cli, server_hashes, write_config
 from tests.integration.test_faults import _fill, _placement_count

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from archiver.archive import Archive
-from archiver.backup.runner import RunReport, run_backup
+from archiver.backup import RunReport, run_backup
 from archiver.config import config_from_toml_text
 from tests.hostile.servers import CRLF, Connection, ImapScript, Pop3Script, message
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from tests.hostile_mail import LAST_INTERNALDATE, huge_subject, pdf_bomb, plain, with_pdf
 from tests.integration.helpers import account_toml, load, run_cli, write_config
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.mail.headers import utc_now
 from archiver.restore.plan import Scope, plan_restore, restore

@@ -9,7 +9,7 @@ import secrets
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.mail.headers import utc_now
 from tests.conftest import MailUser
 from tests.integration.helpers import account_toml, load, run_cli, write_config

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.catalog import NewPlacement
 from archiver.files.export import export
 from archiver.mail.headers import summarize_headers

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from tests.integration.helpers import account_toml, fill_mailbox, load, write_config
 
 pytestmark = [pytest.mark.integration]

@@ -13,7 +13,7 @@ import secrets
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from tests.conftest import MailUser
 from tests.integration.helpers import account_toml, load, write_config
 

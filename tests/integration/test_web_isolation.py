@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.config import Config
 from tests.browser.webdata import PNG_1PX
 from tests.conftest import MailUser

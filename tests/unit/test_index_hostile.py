@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archiver.archive import Archive
-from archiver.backup.runner import update_search_index
+from archiver.backup import update_search_index
 from archiver.cli import main
 from archiver.index import ALL_ACCOUNTS, search, update_index, writer
 from archiver.index import documents as index_documents
