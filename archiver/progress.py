@@ -1,13 +1,24 @@
-"""Progress display for long runs: a rich bar on a terminal, log lines otherwise."""
+"""Progress of long runs: the events a run reports, a rich bar on a terminal, log lines otherwise."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-from archiver.backup.runner import Progress
-
 log = logging.getLogger("archiver.progress")
+
+
+class Progress:
+    """Receives the progress events of a backup, a restore or an export; this null object ignores them.
+
+    The CLI draws a bar, the web UI a job page; a run depends on the events, not on how they are shown.
+    """
+
+    def folder(self, name: str, messages: int, size: int) -> None:
+        """A folder starts: ``messages`` to fetch, ``size`` bytes announced for them."""
+
+    def advance(self, messages: int, size: int) -> None:
+        """``messages`` more (``size`` bytes) are stored and recorded."""
 
 
 class LogProgress(Progress):

@@ -28,7 +28,7 @@ from pathlib import Path
 import measure
 
 from archiver.archive import Archive
-from archiver.backup.runner import Progress, run_backup
+from archiver.backup import Progress, run_backup
 from archiver.config import config_from_toml_text
 from archiver.devtools.sandbox import DovecotSandbox
 from archiver.memory import process_tree

@@ -34,7 +34,7 @@ from pathlib import Path
 import measure
 
 from archiver.archive import Archive
-from archiver.backup.runner import ImapBackup, RunReport, run_backup, update_search_index
+from archiver.backup import ImapBackup, RunReport, run_backup, update_search_index
 from archiver.config import config_from_toml_text
 from archiver.devtools.sample_mail import corpus_messages, generate_mailbox, without_message_id
 from archiver.devtools.sandbox import DovecotSandbox

@@ -57,7 +57,7 @@ class Job:
     def running(self) -> bool:
         return self.finished_at is None
 
-    # the Progress protocol of archiver.backup.runner and archiver.restore.plan
+    # the Progress protocol of archiver.progress and archiver.restore.plan
     def folder(self, name: str, messages: int, size: int) -> None:
         self.current = name
         if self.kind == "backup":

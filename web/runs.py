@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
 
-from archiver.backup.runner import RunReport
+from archiver.backup import RunReport
 from archiver.daemon.child import SubprocessRunner
 from archiver.errors import ConfigError
 from web.auth import login_required

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from archiver.errors import CatalogError, ConnectError, StoreError, TLSError
+from archiver.catalog import Catalog
+from archiver.errors import ArchiverError, CatalogError, ConnectError, StoreError, TLSError
 
 log = logging.getLogger("archiver.backup")
 K = TypeVar("K")
@@ -224,6 +225,19 @@ def is_dropped(exc: Exception) -> bool:
     return isinstance(exc, DROPPED)
 
 
+def record_quietly(catalog: Catalog, run_id: int | None, folder: str | None, message: str) -> None:
+    """Record an error on the run unless the catalog cannot take it (disk full): then the log has it.
+
+    For the lines written after the run already failed: a second failure must not hide the first.
+    """
+    if run_id is None:
+        return
+    try:
+        catalog.record_error(run_id, folder, message)
+    except ArchiverError as exc:
+        log.error("could not record %r on run %s: %s", message, run_id, exc)
+
+
 __all__ = [
     "DEFAULT_RECONNECT_ATTEMPTS",
     "FATAL_ERRORS",
@@ -236,5 +250,6 @@ __all__ = [
     "is_dropped",
     "oversized",
     "reconnect",
+    "record_quietly",
     "too_big_message",
 ]

@@ -22,27 +22,18 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
 
+from archiver.archive import Archive
+from archiver.backup.report import FolderOutcome
 from archiver.catalog import FolderRecord, NewPlacement
 from archiver.errors import ArchiverError
 from archiver.mail.headers import summarize_headers
+from archiver.progress import Progress
 from archiver.sources.model import FetchedMessage
 from archiver.sources.spool import SpooledBody
 from archiver.store.local import BlobStore, StoredBlob
 
-if TYPE_CHECKING:
-    from archiver.archive import Archive
-
 log = logging.getLogger("archiver.pipeline")
-
-
-class _Outcome(Protocol):
-    new: int
-
-
-class _Progress(Protocol):
-    def advance(self, messages: int, size: int) -> None: ...
 
 
 def store_messages(store: BlobStore, messages: Sequence[FetchedMessage]) -> list[StoredBlob]:
@@ -104,8 +95,8 @@ class StorePipeline:
         run_id: int,
         record: FolderRecord,
         uidvalidity: int,
-        outcome: _Outcome,
-        progress: _Progress,
+        outcome: FolderOutcome,
+        progress: Progress,
     ) -> None:
         self._archive = archive
         self._storer = storer

@@ -8,7 +8,7 @@ import time
 import click
 
 from archiver.archive import Archive
-from archiver.backup.runner import IndexOutcome, run_backup, update_search_index
+from archiver.backup import IndexOutcome, run_backup, update_search_index
 from archiver.cli._common import accounts_option, emit_json, human_bytes, json_option, with_archive
 from archiver.config import AccountConfig
 from archiver.progress import progress_for_terminal
@@ -41,12 +41,7 @@ def backup(ctx: click.Context, archive: Archive, accounts: tuple[str, ...], as_j
             report = run_backup(config, account, progress=progress, archive=archive, index=False)
         reports.append(report)
         if not as_json:
-            changed = [f for f in report.folders if not f.unchanged]
-            click.echo(
-                f"{account.name}: {report.status}: {report.messages_new} new message(s) "
-                f"({human_bytes(report.bytes_fetched)} fetched, {human_bytes(report.bytes_stored)} stored), "
-                f"{len(report.folders)} folder(s), {len(changed)} changed, in {report.seconds:.1f}s"
-            )
+            click.echo(_summary(report.as_dict()))
     index_seconds = None
     index = IndexOutcome()
     indexed_run = next((r.run_id for r in reversed(reports) if r.run_id is not None), None)
@@ -62,27 +57,23 @@ def backup(ctx: click.Context, archive: Archive, accounts: tuple[str, ...], as_j
     if index.error is not None:
         problems.append(index.error)
     if as_json:
-        emit_json(
-            [
-                {
-                    "account": r.account,
-                    "run": r.run_id,
-                    "status": r.status,
-                    "messages_new": r.messages_new,
-                    "blobs_new": r.blobs_new,
-                    "bytes_fetched": r.bytes_fetched,
-                    "bytes_stored": r.bytes_stored,
-                    "seconds": round(r.seconds, 3),
-                    "index_seconds": None if index_seconds is None else round(index_seconds, 3),
-                    "index_error": index.error,
-                    "index_partly_indexed": index.problems,
-                    "problems": r.problems,
-                    "folders": [vars(f) for f in r.folders],
-                }
-                for r in reports
-            ]
-        )
+        index_keys = {
+            "index_seconds": None if index_seconds is None else round(index_seconds, 3),
+            "index_error": index.error,
+            "index_partly_indexed": index.problems,
+        }
+        emit_json([{**r.as_dict(), **index_keys} for r in reports])
     for line in problems:
         click.echo(f"archiver: problem: {line}", err=True)
     if problems or any(not r.ok for r in reports):
         sys.exit(1)
+
+
+def _summary(report: dict) -> str:
+    """One line per account for a person: the same figures as ``--json``."""
+    changed = [f for f in report["folders"] if not f["unchanged"]]
+    return (
+        f"{report['account']}: {report['status']}: {report['messages_new']} new message(s) "
+        f"({human_bytes(report['bytes_fetched'])} fetched, {human_bytes(report['bytes_stored'])} stored), "
+        f"{len(report['folders'])} folder(s), {len(changed)} changed, in {report['seconds']:.1f}s"
+    )

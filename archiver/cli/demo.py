@@ -18,7 +18,7 @@ import click
 
 from archiver import index
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.cli._common import human_bytes
 from archiver.config import load_config
 from archiver.devtools.sample_mail import generate_mailbox

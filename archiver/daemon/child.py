@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -36,8 +35,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from archiver.backup import Progress, RunReport, run_backup
 from archiver.backup.faults import format_duration
-from archiver.backup.runner import FolderOutcome, Progress, RunReport, run_backup
 from archiver.catalog import Catalog
 from archiver.catalog.schedule_state import mark_interrupted, mark_timed_out
 from archiver.config import Config, config_from_toml_text
@@ -51,7 +50,6 @@ STOP_GRACE_SECONDS = 4.0
 #: How long past its ``max_run_time`` a backup child may take before the daemon stops it: the run itself
 #: stops at the limit (every read has a deadline), then commits, closes and updates the search index.
 RUN_GRACE_SECONDS = 600.0
-_FOLDER_FIELDS = {f.name for f in dataclasses.fields(FolderOutcome)}
 
 
 class SubprocessRunner:
@@ -203,32 +201,13 @@ def _signal_group(child: subprocess.Popen, signum: int) -> None:
 
 
 def report_line(report: RunReport) -> dict[str, Any]:
-    """The child's last stdout line: the run report as JSON-able data."""
-    data = dataclasses.asdict(report)
-    data["seconds"] = round(report.seconds, 3)
-    return data
+    """The child's last stdout line: :meth:`RunReport.as_dict`, the shape the CLI and the web UI show too."""
+    return report.as_dict()
 
 
 def report_from_line(name: str, data: dict[str, Any]) -> RunReport:
     """The parent's :class:`RunReport` from the child's last line (unknown keys ignored, types checked)."""
-    folders = [
-        FolderOutcome(**{k: v for k, v in folder.items() if k in _FOLDER_FIELDS})
-        for folder in data.get("folders", ())
-        if isinstance(folder, dict)
-    ]
-    return RunReport(
-        account=name,
-        run_id=data.get("run_id"),
-        status=str(data.get("status", "failed")),
-        folders=folders,
-        problems=[str(p) for p in data.get("problems", ())],
-        messages_new=int(data.get("messages_new", 0)),
-        blobs_new=int(data.get("blobs_new", 0)),
-        bytes_fetched=int(data.get("bytes_fetched", 0)),
-        bytes_stored=int(data.get("bytes_stored", 0)),
-        seconds=float(data.get("seconds", 0.0)),
-        archive_failed=bool(data.get("archive_failed", False)),
-    )
+    return RunReport.from_dict({**data, "account": name})
 
 
 # -- the child process -----------------------------------------------------------------------------

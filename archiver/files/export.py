@@ -60,7 +60,7 @@ from archiver.files.formats import (
     write_manifest_line,
 )
 from archiver.names import maildir_dirname, safe_component, split_folder, unique_name
-from archiver.restore.plan import Progress
+from archiver.progress import Progress
 from archiver.scope import Item, Scope, select_items
 
 _CHUNK = 1 << 20

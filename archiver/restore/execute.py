@@ -13,8 +13,9 @@ import time
 from archiver.archive import Archive
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, RestoreError
+from archiver.progress import Progress
 from archiver.restore.imap_target import ImapTarget
-from archiver.restore.plan import FolderReport, Progress, RestorePlan, RestoreReport, plan_items, plan_restore
+from archiver.restore.plan import FolderReport, RestorePlan, RestoreReport, plan_items, plan_restore
 from archiver.scope import Scope
 
 log = logging.getLogger("archiver.restore")

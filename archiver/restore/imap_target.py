@@ -27,9 +27,9 @@ from archiver.archive import Archive
 from archiver.config import AccountConfig
 from archiver.errors import ArchiverError, ConnectError, ProtocolError
 from archiver.mail.headers import summarize_headers
+from archiver.progress import Progress
 from archiver.restore.plan import (
     FolderReport,
-    Progress,
     appendable_flags,
     batches,
     in_namespace,

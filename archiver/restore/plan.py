@@ -121,16 +121,6 @@ class RestoreReport:
         return sum(f.bytes for f in self.folders)
 
 
-class Progress:
-    """Receives progress events (same shape as :class:`archiver.backup.runner.Progress`)."""
-
-    def folder(self, name: str, messages: int, size: int) -> None:
-        pass
-
-    def advance(self, messages: int, size: int) -> None:
-        pass
-
-
 # -- pure helpers -------------------------------------------------------------------------
 def target_parts(folder: str, delimiter: str | None, prefix: str | None) -> tuple[str, ...]:
     """The target folder as path components: prefix components (``/`` separated), then the source's

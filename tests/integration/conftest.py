@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.config import Config
 from tests.fixtures.config import parse_config
 from tests.fixtures.discovery_servers import dns_server, web_server

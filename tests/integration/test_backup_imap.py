@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
 from tests.fixtures.config import parse_config

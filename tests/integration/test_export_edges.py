@@ -17,7 +17,7 @@ from archiver.devtools.sample_mail import corpus_messages
 from archiver.errors import RestoreError
 from archiver.files.export import export
 from archiver.files.importer import import_path
-from archiver.restore.plan import Progress
+from archiver.progress import Progress
 from archiver.scope import Scope
 from tests.fixtures.archives import store_placements
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import Progress, run_backup
+from archiver.backup import Progress, run_backup
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes, placement_count
 from tests.fixtures.cli import archiver_command

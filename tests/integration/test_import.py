@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.config import config_from_toml_text
 from archiver.files.export import export
 from archiver.files.importer import import_path

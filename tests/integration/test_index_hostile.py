@@ -8,7 +8,7 @@ import json
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from tests.fixtures.cli import Cli
 from tests.fixtures.config import parse_config
 from tests.fixtures.hostile_mail import LAST_INTERNALDATE, huge_subject, pdf_bomb, plain, with_pdf

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from archiver.archive import Archive
+from archiver.backup import run_backup
 from archiver.backup.pop3 import FINGERPRINT_UIDVALIDITY, UIDL_UIDVALIDITY, Pop3Backup
-from archiver.backup.runner import run_backup
 from archiver.catalog import Catalog
 from archiver.devtools.sample_mail import corpus_messages
 from archiver.sources.pop3 import Pop3Source
@@ -256,7 +256,7 @@ def test_message_expunged_during_the_session_is_skipped_and_retried(dovecot, mai
 
 def run_with_source(archive, account, source):
     """A run like ``run_backup`` with a given source (to force the fallbacks Dovecot does not need)."""
-    from archiver.backup.runner import Progress, RunReport
+    from archiver.backup import Progress, RunReport
 
     report = RunReport(account.name)
     account_id = archive.catalog.ensure_account(account.name, account.protocol)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.restore.execute import restore
 from archiver.restore.plan import plan_restore
 from archiver.scope import Scope

@@ -9,7 +9,7 @@ import secrets
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.times import utc_now
 from tests.fixtures.cli import assert_one_clear_line
 from tests.fixtures.config import parse_config, write_config

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.files.export import export
 from archiver.restore.execute import restore
 from archiver.scope import Scope

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.devtools.sample_mail import corpus_messages
 from archiver.restore.execute import restore
 from archiver.scope import Scope

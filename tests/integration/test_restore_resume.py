@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.catalog import NewPlacement
 from archiver.mail.headers import summarize_headers
 from archiver.restore.execute import restore

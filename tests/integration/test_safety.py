@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml, fill_mailbox
 

@@ -13,7 +13,7 @@ import pytest
 
 from archiver import index
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.mail.textextract import extract
 from tests.fixtures.archives import add_messages, open_archive

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import ImapBackup, run_backup
+from archiver.backup import ImapBackup, run_backup
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.sources.imap import ImapSource
 from archiver.verify import verify_archive

@@ -13,7 +13,7 @@ import secrets
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from tests.fixtures.config import parse_config, write_config
 from tests.fixtures.mail_server import MailUser, account_toml
 

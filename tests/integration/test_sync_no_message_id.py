@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.devtools.sample_mail import generate_mailbox, without_message_id
 from archiver.verify import verify_archive
 from tests.fixtures.config import parse_config

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from archiver.archive import Archive
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes

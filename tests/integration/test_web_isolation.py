@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from archiver.backup.runner import run_backup
+from archiver.backup import run_backup
 from archiver.config import Config
 from tests.fixtures.config import parse_config, write_config
 from tests.fixtures.mail_server import MailUser, account_toml

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archiver.archive import Archive
-from archiver.backup.runner import update_search_index
+from archiver.backup import update_search_index
 from archiver.index import ALL_ACCOUNTS, batches, search, update_index, writer
 from archiver.index import documents as index_documents
 from archiver.index.documents import CatalogMessage, build_document

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from archiver.backup.runner import folder_unchanged, plan_batches
+from archiver.backup.imap import folder_unchanged
+from archiver.backup.runner import plan_batches
 from archiver.catalog import FolderRecord
 from archiver.sources.imap import uid_ranges
 from archiver.sources.model import FolderStatus

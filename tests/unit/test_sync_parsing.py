@@ -162,7 +162,7 @@ def test_gmail_labels_are_stored_per_message_and_found_by_msgid(tmp_path):
 
 
 def test_status_short_circuit_needs_highestmodseq():
-    from archiver.backup.runner import folder_unchanged
+    from archiver.backup.imap import folder_unchanged
     from archiver.catalog import FolderRecord
     from archiver.sources.model import FolderStatus
 

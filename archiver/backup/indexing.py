@@ -1,0 +1,51 @@
+"""The search index update after a backup: blob → catalog → index, and never a reason to lose the run.
+
+The index bookmarks the catalog state it reflects, so whatever is not indexed
+now is indexed by the next run or ``archiver reindex``; a failure here is one
+problem line on the run, never a failed backup of mail that is safely stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from archiver.archive import Archive
+from archiver.backup.faults import record_quietly
+from archiver.index.hint import up_to_date
+
+log = logging.getLogger("archiver.backup")
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    """What the index update after a backup did: ``error`` is one line when it failed (the mail is safe)."""
+
+    indexed: int = 0
+    problems: int = 0  # messages indexed only in part (their reasons are in the catalog's index_problems)
+    error: str | None = None
+
+
+def update_search_index(archive: Archive, run_id: int, memory_mb: int | None = None) -> IndexOutcome:
+    """Index what the run committed; a failure never fails the backup's data.
+
+    ``memory_mb`` is the ``[index] memory_mb`` budget for the whole process tree (None: the default).
+    A failure is logged, recorded on the run and returned, for the caller to report it as the
+    problem it is (a backup whose mail cannot be searched is not plainly ``ok``).
+    """
+    try:
+        if up_to_date(archive.root, archive.catalog):  # nothing to index: Whoosh is not even imported
+            return IndexOutcome()
+        # Here, not at the top: importing the writer imports Whoosh, which a no-change run never needs.
+        from archiver.index import update_index
+
+        report = update_index(archive) if memory_mb is None else update_index(archive, memory_mb=memory_mb)
+        return IndexOutcome(report.indexed + report.refreshed, report.problems)
+    except Exception as exc:
+        error = f"search index not updated (the next run catches up): {' '.join(str(exc).split())[:300]}"
+        log.error("%s", error)
+        record_quietly(archive.catalog, run_id, None, error)
+        return IndexOutcome(error=error)
+
+
+__all__ = ["IndexOutcome", "update_search_index"]
