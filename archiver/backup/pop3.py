@@ -29,7 +29,8 @@ from archiver.config import AccountConfig
 from archiver.errors import ProtocolError
 from archiver.progress import Progress
 from archiver.sources.model import FetchedMessage, FolderInfo
-from archiver.sources.pop3 import MaildropEntry, MessageTooLarge, Pop3Source, delivery_date
+from archiver.sources.pop3 import Pop3Source
+from archiver.sources.pop3_parse import MaildropEntry, MessageTooLarge, delivery_date
 from archiver.sources.sasl import account_tokens
 
 log = logging.getLogger("archiver.backup")

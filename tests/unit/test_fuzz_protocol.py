@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from archiver.errors import ArchiverError, ProtocolError, SourceError
 from archiver.sources.imap import MAX_UID, checked_number, parse_vanished
 from archiver.sources.imap_parse import parse_body_fetch, parse_internaldate
-from archiver.sources.pop3 import MessageTooLarge, parse_scan_listing, parse_uidl_listing, read_multiline
+from archiver.sources.pop3_parse import MessageTooLarge, parse_scan_listing, parse_uidl_listing, read_multiline
 from archiver.sources.wire import WireReader
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

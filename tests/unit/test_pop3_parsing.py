@@ -11,7 +11,7 @@ import pytest
 from archiver.backup.pop3 import maildrop_changes
 from archiver.config import config_from_toml_text
 from archiver.errors import ConfigError, ProtocolError
-from archiver.sources.pop3 import (
+from archiver.sources.pop3_parse import (
     FINGERPRINT_PREFIX,
     MaildropEntry,
     delivery_date,
