@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from archiver import index
 from archiver.archive import Archive
 from tests.fixtures.browser import CHROMIUM, FLAGS
+from tests.fixtures.discovery_servers import dns_server, web_server  # noqa: F401 (fixtures, used by name)
 from tests.fixtures.mail_server import account_toml
 from tests.fixtures.webdata import add_messages, hostile_message, message, web_config
 from web import create_app
