@@ -1,0 +1,146 @@
+"""Provider limits against the suite's scripted IMAP server: Microsoft-style throttling and Gmail's daily quota.
+
+A throttled run waits and completes with every message; a server that never stops throttling ends the
+run ``partial`` with one line in bounded time; a quota reached mid-folder stops the run at once, and the
+next run fetches only what the catalog lacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from tests.fixtures.hostile_servers import (
+    Connection,
+    RefusingScript,
+    archived_messages,
+    backup_from,
+    message,
+    one_problem_line,
+    run_rows,
+)
+
+MICROSOFT = 'provider = "microsoft365"\nauth = "password"'
+GMAIL = 'provider = "gmail"\nauth = "password"'
+
+
+class ThrottlesThenAnswers(RefusingScript):
+    """Every way Microsoft 365 (and RFC 5530) says "slow down", each once or twice, then plain answers."""
+
+    def __init__(self, folders: dict[str, list[bytes]]) -> None:
+        super().__init__(folders)
+        self.script = {
+            (b"STATUS", "INBOX"): [b"NO [UNAVAILABLE] Server Unavailable. 15"],
+            (b"UID FETCH BODY", "INBOX"): [
+                b"NO [THROTTLED] Request is throttled. Retry after 200 milliseconds",
+                b"BAD Request is throttled. Try again in 0.3 seconds",
+            ],
+            (b"EXAMINE", "Archive"): [b"* BYE [UNAVAILABLE] Request is throttled"],
+        }
+
+    async def refuse(self, conn: Connection, tag: bytes, verb: bytes, folder: str | None, body: bool) -> bool:
+        if body:
+            verb = b"UID FETCH BODY"
+        answers = self.script.get((verb, folder or ""))
+        if not answers:
+            return False
+        answer = answers.pop(0)
+        if answer.startswith(b"* BYE"):
+            await conn.send(answer + b"\r\n")
+            conn.writer.close()
+        else:
+            await conn.send(tag + b" " + answer + b"\r\n")
+        return True
+
+
+def test_a_throttled_run_waits_logs_each_back_off_and_completes_with_every_message(tmp_path, hostile_server, caplog):
+    folders = {"INBOX": [message(n, 2000) for n in range(1, 6)], "Archive": [message(6), message(7)]}
+    server = hostile_server(ThrottlesThenAnswers(folders))
+    with caplog.at_level(logging.WARNING, logger="archiver.backup"):
+        report, seconds = backup_from(
+            tmp_path, server.port, archive_extra="batch_messages = 2", account_extra=MICROSOFT
+        )
+    assert report.status == "ok", report.problems
+    archived = archived_messages(tmp_path)
+    for name, raws in folders.items():
+        got = {uid: hashlib.sha256(raw).hexdigest() for uid, raw in archived[name].items()}
+        assert got == {uid: hashlib.sha256(raw).hexdigest() for uid, raw in enumerate(raws, start=1)}
+    back_offs = [r.getMessage() for r in caplog.records if "the server is throttling" in r.getMessage()]
+    assert len(back_offs) == 4, back_offs
+    assert any("asking again in 0.2 s" in line for line in back_offs)  # the server's hints are honoured
+    assert any("asking again in 0.3 s" in line for line in back_offs)
+    assert 0.5 + 0.2 + 0.3 + 0.5 <= seconds < 8  # each wait was waited, none longer than its step
+    assert sorted(server.script.bodies) == sorted(set(server.script.bodies))  # nothing fetched twice
+    assert run_rows(tmp_path)[-1]["status"] == "ok"
+
+
+class ThrottlesForever(RefusingScript):
+    """INBOX's first body batch comes through; from then on every command is throttled."""
+
+    async def refuse(self, conn: Connection, tag: bytes, verb: bytes, folder: str | None, body: bool) -> bool:
+        if not any(folder == "INBOX" for folder, _ in self.bodies):
+            return False
+        await conn.send(tag + b" NO [THROTTLED] Request is throttled\r\n")
+        return True
+
+
+def test_a_server_that_keeps_throttling_ends_the_run_partial_with_one_line_in_bounded_time(tmp_path, hostile_server):
+    folders = {"INBOX": [message(1), message(2), message(3)], "Archive": [message(4)]}
+    server = hostile_server(ThrottlesForever(folders))
+    report, seconds = backup_from(
+        tmp_path,
+        server.port,
+        archive_extra="batch_messages = 1\nthrottle_patience = 2",
+        account_extra=MICROSOFT,
+    )
+    assert report.status == "partial"
+    line = one_problem_line(report, "the server kept throttling", "Microsoft 365 limits", "next run continues")
+    assert line.startswith("acct: ") and "[THROTTLED]" in line
+    assert 1.5 <= seconds < 6
+    assert archived_messages(tmp_path).keys() == {"INBOX"}  # the committed batch is kept; Archive never asked
+    assert ("Archive", b"EXAMINE") not in server.script.commands
+    assert run_rows(tmp_path)[-1]["status"] == "partial"
+
+
+class GmailQuota(RefusingScript):
+    """Gmail: after ``allowance`` body FETCHes, every command is ``NO [OVERQUOTA]`` until ``limited`` is cleared."""
+
+    def __init__(self, folders: dict[str, list[bytes]], allowance: int) -> None:
+        super().__init__(folders)
+        self.allowance = allowance
+        self.limited = True
+
+    async def refuse(self, conn: Connection, tag: bytes, verb: bytes, folder: str | None, body: bool) -> bool:
+        if not self.limited or (body and self.allowance > 0):
+            self.allowance -= body
+            return False
+        if not body and self.allowance > 0:
+            return False
+        await conn.send(tag + b" NO [OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)\r\n")
+        return True
+
+
+def test_gmail_daily_quota_stops_the_run_partial_and_the_next_run_fetches_only_the_rest(tmp_path, hostile_server):
+    folders = {"INBOX": [message(n) for n in range(1, 6)], "Archive": [message(6), message(7)]}
+    script = GmailQuota(folders, allowance=2)
+    server = hostile_server(script)
+    report, seconds = backup_from(tmp_path, server.port, archive_extra="batch_messages = 2", account_extra=GMAIL)
+    assert report.status == "partial"
+    line = one_problem_line(report, "Gmail's daily download quota was reached", "next run resumes")
+    assert "OVERQUOTA" in line and "without downloading it again" in line
+    assert seconds < 3  # no retries, no waits
+    assert {uid for _, uid in script.bodies} == {1, 2, 3, 4}  # two batches, then the refusal
+    assert sorted(archived_messages(tmp_path)["INBOX"]) == [1, 2, 3, 4]
+    assert ("Archive", b"EXAMINE") not in script.commands and not any(f == "Archive" for f, _ in script.commands)
+    first = run_rows(tmp_path)[-1]
+    assert first["status"] == "partial" and first["messages_new"] == 4
+
+    script.limited = False  # a day later
+    script.bodies.clear()
+    report, _ = backup_from(tmp_path, server.port, archive_extra="batch_messages = 2", account_extra=GMAIL)
+    assert report.status == "ok", report.problems
+    assert sorted(script.bodies) == [("Archive", 1), ("Archive", 2), ("INBOX", 5)]  # only what was missing
+    second = run_rows(tmp_path)[-1]
+    assert second["status"] == "ok" and second["messages_new"] == 3
+    archived = archived_messages(tmp_path)
+    assert {name: sorted(uids) for name, uids in archived.items()} == {"INBOX": [1, 2, 3, 4, 5], "Archive": [1, 2]}
