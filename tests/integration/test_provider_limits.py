@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from archiver.daemon.status import collect_status
 from tests.fixtures.hostile_servers import (
     Connection,
     RefusingScript,
@@ -17,6 +18,7 @@ from tests.fixtures.hostile_servers import (
     backup_from,
     message,
     one_problem_line,
+    open_configured_archive,
     run_rows,
 )
 
@@ -134,6 +136,9 @@ def test_gmail_daily_quota_stops_the_run_partial_and_the_next_run_fetches_only_t
     assert ("Archive", b"EXAMINE") not in script.commands and not any(f == "Archive" for f, _ in script.commands)
     first = run_rows(tmp_path)[-1]
     assert first["status"] == "partial" and first["messages_new"] == 4
+    with open_configured_archive(tmp_path) as archive:  # what `archiver status` and the web pages read
+        (status,) = collect_status(archive, ["acct"])
+    assert status["last_run"]["status"] == "partial" and status["last_error"]["message"] == line
 
     script.limited = False  # a day later
     script.bodies.clear()
