@@ -13,6 +13,7 @@ import logging
 from archiver.daemon.status import collect_status
 from tests.fixtures.hostile_servers import (
     Connection,
+    Pop3Script,
     RefusingScript,
     archived_messages,
     backup_from,
@@ -149,3 +150,52 @@ def test_gmail_daily_quota_stops_the_run_partial_and_the_next_run_fetches_only_t
     assert second["status"] == "ok" and second["messages_new"] == 3
     archived = archived_messages(tmp_path)
     assert {name: sorted(uids) for name, uids in archived.items()} == {"INBOX": [1, 2, 3, 4, 5], "Archive": [1, 2]}
+
+
+class Pop3Limits(Pop3Script):
+    """RETR of message ``refused_from`` on is ``-ERR`` ``answer`` (``times`` times, or until ``limited`` is cleared)."""
+
+    def __init__(self, messages: list[bytes], refused_from: int, answer: bytes, times: int | None = None) -> None:
+        super().__init__(messages)
+        self.refused_from = refused_from
+        self.answer = answer
+        self.times = times
+        self.limited = True
+        self.sent: list[int] = []
+
+    async def send_message(self, conn: Connection, number: int) -> None:
+        if self.limited and number >= self.refused_from and (self.times is None or self.times > 0):
+            self.times = None if self.times is None else self.times - 1
+            await conn.send(b"-ERR " + self.answer + b"\r\n")
+            return
+        self.sent.append(number)
+        await super().send_message(conn, number)
+
+
+def test_pop3_throttling_is_waited_out_and_the_maildrop_completes(tmp_path, hostile_server):
+    messages = [message(1), message(2), message(3)]
+    script = Pop3Limits(messages, 2, b"[SYS/TEMP] Request is throttled. Retry after 100 milliseconds", times=2)
+    server = hostile_server(script)
+    report, _ = backup_from(tmp_path, server.port, "pop3", account_extra=MICROSOFT)
+    assert report.status == "ok", report.problems
+    assert sorted(script.sent) == [1, 2, 3]  # nothing read twice
+    archived = archived_messages(tmp_path)["INBOX"]
+    assert sorted(hashlib.sha256(raw).digest() for raw in archived.values()) == sorted(
+        hashlib.sha256(raw).digest() for raw in messages
+    )
+
+
+def test_a_pop3_quota_mid_batch_keeps_what_was_read_and_the_next_run_reads_only_the_rest(tmp_path, hostile_server):
+    messages = [message(1), message(2), message(3), message(4)]
+    script = Pop3Limits(messages, 3, b"[SYS/PERM] Account exceeded command or bandwidth limits")
+    server = hostile_server(script)
+    report, _ = backup_from(tmp_path, server.port, "pop3", account_extra=GMAIL)
+    assert report.status == "partial"
+    one_problem_line(report, "Gmail's daily download quota was reached", "next run resumes")
+    assert len(archived_messages(tmp_path)["INBOX"]) == 2  # the batch's first two are kept
+    script.limited = False
+    script.sent.clear()
+    report, _ = backup_from(tmp_path, server.port, "pop3", account_extra=GMAIL)
+    assert report.status == "ok", report.problems
+    assert sorted(script.sent) == [3, 4]
+    assert run_rows(tmp_path)[-1]["messages_new"] == 2
