@@ -276,7 +276,10 @@ class SourceRun(Generic[F]):
                     f"{self.source.where}: {context}: the connection dropped {drops_without_progress} times in a row "
                     f"without any progress (last: {cause}); the next run tries again"
                 )
-            reconnect(self.connect, self.source.where, cause, self.reconnect_attempts, self.clock, context)
+            try:
+                reconnect(self.connect, self.source.where, cause, self.reconnect_attempts, self.clock, context)
+            except Throttled as exc:  # the server is back but turns us away for now: wait, then connect again
+                self.throttle.wait(exc, context)
 
     def _patiently(self, step: Callable[[], T], context: str) -> T:
         """``step()`` on a connected session, asked again after each throttled answer (connecting is part of it)."""
