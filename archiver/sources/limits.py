@@ -46,6 +46,8 @@ _HINT = re.compile(
     r"(\d{1,9}(?:\.\d{1,3})?)\s*(ms|millisecond|milliseconds|s|sec|secs|second|seconds|min|mins|minute|minutes)?\b",
     re.IGNORECASE,
 )
+_CLIENT_PREFIX = re.compile(r"^(?:[A-Za-z]+ failed: |[A-Z]+ command error: )")
+_IMAPLIB_WRAPPED = re.compile(r"""(?:BAD|NO) \[b['"](.*)['"]\]""")
 _UNIT_SECONDS = {"ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001, "min": 60.0, "mins": 60.0}
 _UNIT_SECONDS |= {"minute": 60.0, "minutes": 60.0}
 
@@ -64,12 +66,19 @@ def classify(text: str | bytes) -> ServerLimit | None:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     text = text[:MAX_SCANNED]
-    reason = " ".join(text.split())[:MAX_REASON] or "no reason given"
+    reason = _server_words(" ".join(text.split()))[:MAX_REASON] or "no reason given"
     if _QUOTA.search(text):
         return ServerLimit("quota", reason)
     if _THROTTLED.search(text):
         return ServerLimit("throttled", reason, retry_after(text))
     return None
+
+
+def _server_words(text: str) -> str:
+    """The server's own words, without what imapclient ("fetch failed: ") or imaplib ("BAD [b'…']") wrapped them in."""
+    text = _CLIENT_PREFIX.sub("", text)
+    wrapped = _IMAPLIB_WRAPPED.fullmatch(text)
+    return wrapped.group(1) if wrapped else text
 
 
 def retry_after(text: str) -> float | None:

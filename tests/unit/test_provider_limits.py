@@ -197,3 +197,16 @@ def test_a_server_hinting_zero_cannot_spin_the_run():
         for _ in range(MAX_WAITS + 5):
             waits.wait(throttled(0), "folder 'INBOX'")
     assert len(time.slept) == MAX_WAITS
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        "fetch failed: [THROTTLED] Request is throttled",  # imapclient's tagged NO
+        "FETCH command error: BAD [b'[THROTTLED] Request is throttled']",  # imaplib's tagged BAD
+        "[THROTTLED]   Request is\r\n throttled",
+    ],
+)
+def test_the_reason_is_the_servers_own_words(wrapped):
+    limit = classify(wrapped)
+    assert limit is not None and limit.reason == "[THROTTLED] Request is throttled"
