@@ -25,6 +25,7 @@ from tests.fixtures.hostile_servers import (
 
 MICROSOFT = 'provider = "microsoft365"\nauth = "password"'
 GMAIL = 'provider = "gmail"\nauth = "password"'
+FOLDERS_SMALL = {"INBOX": [message(1)], "Archive": [message(2)]}
 
 
 class ThrottlesThenAnswers(RefusingScript):
@@ -199,3 +200,34 @@ def test_a_pop3_quota_mid_batch_keeps_what_was_read_and_the_next_run_reads_only_
     assert report.status == "ok", report.problems
     assert sorted(script.sent) == [3, 4]
     assert run_rows(tmp_path)[-1]["messages_new"] == 2
+
+
+class LoginLimits(RefusingScript):
+    """LOGIN is refused with ``answers`` in turn, then accepted."""
+
+    def __init__(self, folders: dict[str, list[bytes]], answers: list[bytes]) -> None:
+        super().__init__(folders)
+        self.answers = answers
+
+    async def refuse(self, conn: Connection, tag: bytes, verb: bytes, folder: str | None, body: bool) -> bool:
+        if verb != b"LOGIN" or not self.answers:
+            return False
+        await conn.send(tag + b" " + self.answers.pop(0) + b"\r\n")
+        return True
+
+
+def test_a_throttled_login_is_waited_out(tmp_path, hostile_server):
+    script = LoginLimits(FOLDERS_SMALL, [b"NO [THROTTLED] Request is throttled. Retry after 100 milliseconds"])
+    report, _ = backup_from(tmp_path, hostile_server(script).port, account_extra=MICROSOFT)
+    assert report.status == "ok", report.problems
+    assert [verb for _, verb in script.commands].count(b"LOGIN") == 2
+
+
+def test_gmail_over_its_quota_at_login_is_partial_not_an_authentication_failure(tmp_path, hostile_server):
+    answer = b"NO [ALERT] Account exceeded command or bandwidth limits. (Failure)"
+    script = LoginLimits(FOLDERS_SMALL, [answer] * 5)
+    report, seconds = backup_from(tmp_path, hostile_server(script).port, account_extra=GMAIL)
+    assert report.status == "partial" and seconds < 2
+    line = one_problem_line(report, "LOGIN: Gmail's daily download quota was reached", "next run resumes")
+    assert "login refused" not in line
+    assert [verb for _, verb in script.commands].count(b"LOGIN") == 1  # asked once: asking again makes it worse
