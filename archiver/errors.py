@@ -48,6 +48,30 @@ class AuthorisationExpired(AuthError):
     """
 
 
+class ServerLimitReached(SourceError):
+    """The server refuses more work for now (throttling, a download quota): not a fault, a pause.
+
+    A run that meets one for good stops with what it committed and ends ``partial``; the next
+    run continues.  Raised as such by the backup run when throttling outlasted its patience.
+    """
+
+
+class Throttled(ServerLimitReached):
+    """The server asks the client to slow down (Microsoft 365 ``NO [THROTTLED]``): wait and ask again.
+
+    ``retry_after``: the seconds the server asked to wait, when it said; ``reason``: its words.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason = reason or message
+
+
+class QuotaReached(ServerLimitReached):
+    """The account used its download allowance (Gmail's daily quota): every further command would fail too."""
+
+
 class ProtocolError(SourceError):
     """The server answered something we cannot work with."""
 

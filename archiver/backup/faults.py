@@ -110,6 +110,7 @@ class PoisonedMessages:
 
     def fetching(self, uids: Iterable[int]) -> None:
         self.in_flight = tuple(uids)
+        self._in_stubs = False  # a header look left unfinished (a throttled answer) is over: bodies now
 
     def fetching_stubs(self) -> None:
         self._in_stubs = True

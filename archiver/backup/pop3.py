@@ -26,7 +26,7 @@ from archiver.backup.report import FolderOutcome
 from archiver.backup.runner import SourceRun, SyncAgain
 from archiver.catalog import FolderRecord
 from archiver.config import AccountConfig
-from archiver.errors import ProtocolError
+from archiver.errors import ProtocolError, ServerLimitReached
 from archiver.progress import Progress
 from archiver.sources.model import FetchedMessage, FolderInfo
 from archiver.sources.pop3 import Pop3Source
@@ -148,6 +148,10 @@ class Pop3Backup(SourceRun[FolderInfo]):
                 except MessageTooLarge:  # the session is out of step: list again on a new one, without it
                     self._too_big[entry.key] = self.archive.settings.max_message_bytes + 1
                     raise SyncAgain(messages) from None
+                except ServerLimitReached:  # throttled, or a quota: keep what the batch read, then list again
+                    if messages:
+                        raise SyncAgain(messages) from None
+                    raise
                 except ProtocolError as exc:
                     log.warning("%s: %s", self.account.name, exc)
                     failed.append(entry.key)

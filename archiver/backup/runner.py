@@ -38,14 +38,16 @@ from archiver.backup.faults import (
 from archiver.backup.indexing import update_search_index
 from archiver.backup.pipeline import StorePipeline
 from archiver.backup.report import FolderOutcome, RunReport
+from archiver.backup.throttle import ThrottleBackoff
 from archiver.catalog import FolderRecord
 from archiver.config import AccountConfig, Config
-from archiver.errors import ArchiverError, ConnectError
+from archiver.errors import ArchiverError, ConnectError, ServerLimitReached, Throttled
 from archiver.progress import Progress
 from archiver.sources.model import FetchedMessage
 from archiver.sources.wire import WireLimits
 
 log = logging.getLogger("archiver.backup")
+T = TypeVar("T")
 K = TypeVar("K")  # how a source names a message it can fetch (an IMAP UID, a POP3 message number)
 
 
@@ -137,6 +139,7 @@ class SourceRun(Generic[F]):
         self.clock = RunClock(archive.settings.max_run_time)
         self.source.limits.run_deadline = self.clock.deadline  # no read waits past the run's end
         self.reconnect_attempts = archive.settings.reconnect_attempts
+        self.throttle = ThrottleBackoff(archive.settings.throttle_patience, self.clock, account.name, account.provider)
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storer")
 
     # -- what a protocol's run provides ------------------------------------------------------------------
@@ -159,9 +162,17 @@ class SourceRun(Generic[F]):
         self.source.close()
 
     def run(self, report: RunReport) -> None:
-        """Sync every folder into ``report``; raises only when the run cannot go on (see ``run_account``)."""
-        self.connect()
-        for folder in self.folders():
+        """Sync every folder into ``report``; raises only when the run cannot go on (see ``run_account``).
+
+        A server that keeps throttling, or a download quota reached, ends the run ``partial`` at once:
+        every further command would be refused as well.
+        """
+        try:
+            folders = self._patiently(self.folders, "listing the folders")
+        except ServerLimitReached as exc:
+            self._stop_for_limit(report, None, exc)
+            return
+        for folder in folders:
             if self.clock.expired():
                 self._stop_for_time(report, None)
                 return
@@ -173,6 +184,9 @@ class SourceRun(Generic[F]):
                     report.problems.append(self._problem(outcome.name, outcome.error))
             except RunTimeLimit:
                 self._stop_for_time(report, outcome)
+                return
+            except ServerLimitReached as exc:
+                self._stop_for_limit(report, outcome, exc)
                 return
             except FATAL_ERRORS as exc:  # the archive cannot take more: every other folder would fail the same way
                 outcome.error = str(exc)
@@ -201,12 +215,21 @@ class SourceRun(Generic[F]):
         ) as pipeline:
             for keys in batches:
                 self.clock.check()
-                try:
-                    messages = fetch(keys)
-                except SyncAgain as again:
-                    if again.fetched:
-                        pipeline.add(again.fetched)
-                    raise
+                while True:
+                    try:
+                        messages = fetch(keys)
+                    except SyncAgain as again:
+                        if again.fetched:
+                            pipeline.add(again.fetched)
+                        raise
+                    except Throttled as exc:
+                        if not self.source.connected:  # it hung up: the folder is synced again after the wait
+                            raise
+                        self.throttle.wait(exc, f"folder {record.name!r}")  # then the same batch again
+                        self.clock.check()
+                        continue
+                    break
+                self.throttle.went_through()
                 pipeline.add(messages)
 
     def batches(self, keys: Sequence[K], sizes: dict[K, int]) -> Iterator[list[K]]:
@@ -230,8 +253,13 @@ class SourceRun(Generic[F]):
                 if not self.source.connected:  # the last folder's failure or a SyncAgain closed it
                     self.connect()
                 self.sync_folder(folder, outcome, resumed)
+                self.throttle.went_through()
                 return
             except SyncAgain:
+                resumed = True
+                continue
+            except Throttled as exc:  # a throttled STATUS, SEARCH, header look, or a hang-up: the folder again
+                self.throttle.wait(exc, f"folder {folder.name!r}")
                 resumed = True
                 continue
             except ArchiverError as exc:
@@ -248,7 +276,23 @@ class SourceRun(Generic[F]):
                     f"{self.source.where}: {context}: the connection dropped {drops_without_progress} times in a row "
                     f"without any progress (last: {cause}); the next run tries again"
                 )
-            reconnect(self.connect, self.source.where, cause, self.reconnect_attempts, self.clock, context)
+            try:
+                reconnect(self.connect, self.source.where, cause, self.reconnect_attempts, self.clock, context)
+            except Throttled as exc:  # the server is back but turns us away for now: wait, then connect again
+                self.throttle.wait(exc, context)
+
+    def _patiently(self, step: Callable[[], T], context: str) -> T:
+        """``step()`` on a connected session, asked again after each throttled answer (connecting is part of it)."""
+        while True:
+            try:
+                if not self.source.connected:
+                    self.connect()
+                result = step()
+            except Throttled as exc:
+                self.throttle.wait(exc, context)
+                continue
+            self.throttle.went_through()
+            return result
 
     def _problem(self, folder: str, message: str) -> str:
         return f"{self.account.name}: folder {folder!r}: {message}"
@@ -258,6 +302,15 @@ class SourceRun(Generic[F]):
         message = self.clock.problem(self.account.name)
         if outcome is not None:
             outcome.error = "stopped after the run time limit"
+        report.problems.append(message)
+        self.catalog.record_error(self.run_id, None if outcome is None else outcome.name, message)
+        log.warning("%s", message)
+
+    def _stop_for_limit(self, report: RunReport, outcome: FolderOutcome | None, exc: ServerLimitReached) -> None:
+        """End the run at a server's limit: what is committed stays, the folder keeps its old state, ``partial``."""
+        message = self.throttle.gave_up(exc) if isinstance(exc, Throttled) else str(exc)
+        if outcome is not None:
+            outcome.error = "stopped: the server's limit was reached"
         report.problems.append(message)
         self.catalog.record_error(self.run_id, None if outcome is None else outcome.name, message)
         log.warning("%s", message)

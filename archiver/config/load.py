@@ -165,6 +165,7 @@ def _read_archive(table: Table) -> ArchiveConfig:
         batch_messages=table.integer("batch_messages", 500, low=1),
         max_run_time=_duration(table, "max_run_time", 24 * 3600) or None,  # 0: no limit
         reconnect_attempts=table.integer("reconnect_attempts", 5, low=0, high=20),
+        throttle_patience=_duration(table, "throttle_patience", 15 * 60),
         group_readable=table.boolean("group_readable", False),
         max_message_bytes=table.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, low=1024),
     )

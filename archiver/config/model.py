@@ -32,7 +32,7 @@ KEYS_BY_TABLE: dict[str, tuple[str, ...]] = {
     "": ("archive", "accounts", "index", "web", "scheduler", "alerts", "metrics"),
     "archive": (
         "path", "compression_level", "batch_bytes", "batch_messages", "max_run_time", "reconnect_attempts",
-        "group_readable", "max_message_bytes",
+        "throttle_patience", "group_readable", "max_message_bytes",
     ),
     "accounts": (
         "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
@@ -112,6 +112,9 @@ class ArchiveConfig:
     batch_messages: int = 500
     max_run_time: int | None = 24 * 3600  # seconds; a run stops after the batch that crosses it (None: no limit)
     reconnect_attempts: int = 5  # after a dropped connection, waiting 1 s, 2 s, 4 s… (archiver.backup.faults)
+    # Seconds a run waits out a throttling server (Microsoft 365) in a row before it stops ``partial``
+    # (archiver.backup.throttle); 0: stop at the first throttled answer.
+    throttle_patience: int = 15 * 60
     group_readable: bool = False  # archive files 0640/0750 for a backup operator group (archiver.permissions)
     # A message bigger than this is skipped and reported, never read; 256 MB is far past any mail server's own limit.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES

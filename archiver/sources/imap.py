@@ -31,6 +31,7 @@ from archiver.sources.connect import network_error, tls_context
 from archiver.sources.gmail import parse_labels
 from archiver.sources.imap_parse import parse_body_fetch
 from archiver.sources.imap_wire import BoundedIMAPClient
+from archiver.sources.limits import limit_error
 from archiver.sources.model import FetchedMessage, FolderInfo, FolderStatus
 from archiver.sources.sasl import BearerLogin, TokenRefused, choose_mechanism, login_with_token, server_reason
 from archiver.sources.spool import SpooledBody
@@ -54,6 +55,7 @@ _GARBLED = (ValueError, KeyError, IndexError, TypeError, AttributeError)
 MAX_UID = 2**32 - 1  # UIDs and UIDVALIDITY are 32-bit non-zero numbers (RFC 3501 nz-number)
 MAX_MODSEQ = 2**63 - 1  # mod-sequences are 63-bit (RFC 7162)
 _FETCH_UID = re.compile(rb"\bUID (\d{1,10})\b")
+_ABORTED = re.compile(r"^command: \S+ => ")  # imaplib's prefix on the BYE it met while a command was running
 MAX_EXPANDED = 10_000_000  # widest VANISHED range listed UID by UID when the caller gives no known UIDs
 
 
@@ -173,7 +175,7 @@ class ImapSource:
         except _NETWORK_ERRORS as exc:
             raise network_error(exc, self.where) from None
         except IMAPClientError as exc:  # imaplib read the greeting and did not like it
-            raise greeting_error(self.where, exc) from None
+            raise greeting_error(self.where, exc, account.provider) from None
         client.normalise_times = False  # keep INTERNALDATE's own offset for restore
         quiet_protocol_trace(client)
         try:
@@ -185,18 +187,21 @@ class ImapSource:
             self.capabilities = frozenset(_text(c).upper() for c in client.capabilities())
         except LoginError as exc:
             _quietly_close(client)
-            raise AuthError(
-                f"{self.where}: login refused for user {account.username!r} ({_server_reason(exc)})"
+            reason = _server_reason(exc)
+            raise limit_error(self.where, "LOGIN", reason, account.provider) or AuthError(
+                f"{self.where}: login refused for user {account.username!r} ({reason})"
             ) from None
         except SourceError:
             _quietly_close(client)
             raise
         except _NETWORK_ERRORS as exc:
             _quietly_close(client)
-            raise network_error(exc, self.where) from None
+            raise self._hung_up("LOGIN", exc, client) or network_error(exc, self.where) from None
         except IMAPClientError as exc:
             _quietly_close(client)
-            raise ProtocolError(f"{self.where}: {exc}") from None
+            raise limit_error(self.where, "LOGIN", str(exc), account.provider) or ProtocolError(
+                f"{self.where}: {exc}"
+            ) from None
         self._client = client
         return self
 
@@ -220,7 +225,10 @@ class ImapSource:
             try:
                 client.sasl_login(login.mechanism, login.responder(token))
             except LoginError as exc:
-                raise TokenRefused(server_reason(_server_reason(exc))) from None
+                reason = server_reason(_server_reason(exc))
+                raise limit_error(self.where, login.mechanism, reason, account.provider) or TokenRefused(
+                    reason
+                ) from None
 
         login_with_token(self.tokens, attempt, self.where, login)
 
@@ -248,16 +256,28 @@ class ImapSource:
         try:
             return func(*args, **kwargs)
         except _NETWORK_ERRORS as exc:
+            limit = self._hung_up(what, exc, self._client)
             self._drop()  # a timed-out socket may still be open: close it, do not leak it
-            raise network_error(exc, self.where) from None
+            raise limit or network_error(exc, self.where) from None
         except SourceError:  # from the bounded reader: the connection is out of step with the server
             self._drop()
             raise
-        except IMAPClientError as exc:
-            raise ProtocolError(f"{self.where}: {what} failed: {_server_reason(exc)}") from None
+        except IMAPClientError as exc:  # a tagged NO or BAD: the session is still in step
+            reason = _server_reason(exc)
+            raise limit_error(self.where, what, reason, self.account.provider) or ProtocolError(
+                f"{self.where}: {what} failed: {reason}"
+            ) from None
         except _GARBLED as exc:
             self._drop()
             raise ProtocolError(f"{self.where}: {what}: the server's answer makes no sense ({exc})") from None
+
+    def _hung_up(self, what: str, exc: BaseException, client: imapclient.IMAPClient | None) -> SourceError | None:
+        """The limit a ``* BYE`` reports (throttled, over quota), when the server hung up with one; else None."""
+        if not isinstance(exc, imaplib.IMAP4.abort):
+            return None
+        pending = getattr(getattr(client, "_imap", None), "untagged_responses", None) or {}
+        byes = [_text(bye) for bye in pending.get("BYE", []) if isinstance(bye, bytes | str)]
+        return limit_error(self.where, what, " ".join(byes) or _ABORTED.sub("", str(exc)), self.account.provider)
 
     def _drop(self) -> None:
         if self._client is not None:
@@ -592,9 +612,15 @@ def checked_number(value: object, what: str, low: int, high: int) -> int:
     return number
 
 
-def greeting_error(where: str, exc: Exception) -> SourceError:
-    """imaplib's complaint about the greeting as one line: ``* BYE`` is a refusal (often a connection limit)."""
+def greeting_error(where: str, exc: Exception, provider: str | None = None) -> SourceError:
+    """imaplib's complaint about the greeting as one line: ``* BYE`` is a refusal (often a connection limit).
+
+    A refusal that names a limit (throttled, over quota) is that limit's error, so the run waits or stops.
+    """
     reason = _server_reason(exc)
+    limit = limit_error(where, "greeting", reason, provider) if reason.upper().startswith("* BYE") else None
+    if limit is not None:
+        return limit
     if reason.upper().startswith("* BYE"):
         return ConnectError(f"{where}: the server turned the connection away ({reason[5:].strip() or 'BYE'})")
     return ProtocolError(f"{where}: the server did not greet as an IMAP server ({reason[:80]!r})")

@@ -33,6 +33,7 @@ from archiver.config import DEFAULT_MAX_MESSAGE_BYTES, AccountConfig
 from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
 from archiver.logs import register_secret
 from archiver.sources.connect import network_error, tls_context
+from archiver.sources.limits import limit_error
 from archiver.sources.pop3_parse import (
     MaildropEntry,
     MessageTooLarge,
@@ -190,6 +191,9 @@ class Pop3Source:
                 pop.user(account.username)
                 pop.pass_(password)
         except poplib.error_proto as exc:
+            limit = limit_error(self.where, self.auth_method, _reason(exc), account.provider)
+            if limit is not None:
+                raise limit from None
             hint = ' (or set pop3_auth = "user")' if self.auth_method == "APOP" and mode == "auto" else ""
             raise AuthError(
                 f"{self.where}: login refused for user {account.username!r} ({_reason(exc)}){hint}"
@@ -218,7 +222,10 @@ class Pop3Source:
                     challenge = _decode_challenge(answer[2:])
                     answer = pop._shortcmd(base64.b64encode(respond(challenge).encode("utf-8")).decode("ascii"))
             except poplib.error_proto as exc:
-                raise TokenRefused(server_reason(_reason(exc))) from None
+                reason = server_reason(_reason(exc))
+                raise limit_error(self.where, f"AUTH {mechanism}", reason, account.provider) or TokenRefused(
+                    reason
+                ) from None
             raise ProtocolError(f"{self.where}: AUTH {mechanism}: the server keeps sending challenges")
 
         login_with_token(self.tokens, attempt, self.where, login)
@@ -265,8 +272,11 @@ class Pop3Source:
         except SourceError:  # the bounded reader gave up mid-response: the session is out of step
             self.abandon()
             raise
-        except poplib.error_proto as exc:
-            raise ProtocolError(f"{self.where}: {what} failed: {_reason(exc)}") from None
+        except poplib.error_proto as exc:  # -ERR: the session is still in step
+            reason = _reason(exc)
+            raise limit_error(self.where, what, reason, self.account.provider) or ProtocolError(
+                f"{self.where}: {what} failed: {reason}"
+            ) from None
 
     # -- the maildrop -----------------------------------------------------------
     def listing(self) -> list[MaildropEntry]:
