@@ -16,7 +16,7 @@ from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.mail.textextract import extract
-from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.archives import add_messages, archive_at
 from tests.fixtures.config import parse_config
 from tests.fixtures.corpus import CORPUS_DIR
 from tests.fixtures.hostile_mail import broken_charset_with_pdf
@@ -41,7 +41,7 @@ def corpus_archive(tmp_path_factory):
         pytest.skip(f"shared corpus not found at {CORPUS_DIR}")
     files = sorted(CORPUS_DIR.rglob("*.eml"))
     items = [(path.parent.name, path.read_bytes(), ("\\Seen",), None) for path in files]
-    with open_archive(tmp_path_factory.mktemp("corpus") / "archive") as archive:
+    with archive_at(tmp_path_factory.mktemp("corpus") / "archive") as archive:
         add_messages(archive, "corpus", items)
         report = index.update_index(archive)
         assert report.indexed == archive.catalog.archive_totals()["blobs"]
