@@ -19,8 +19,8 @@ import pytest
 from flask import Flask
 
 from archiver.archive import Archive
-from archiver.config import ArchiveConfig
 from archiver.devtools.sandbox import DovecotSandbox
+from tests.fixtures.archives import ArchiveTarget, OpenArchive, archive_at
 from tests.fixtures.cli import Cli
 from tests.fixtures.config import ARCHIVE_NAME, write_config
 from tests.fixtures.corpus import CORPUS_DIR
@@ -109,10 +109,35 @@ def oauth_server() -> Iterator[OAuthServer]:
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> Iterator[Archive]:
-    """An empty archive with default settings, opened for writing in ``tmp_path/archive`` (where ``config_file``
-    points), closed after the test."""
-    with Archive(ArchiveConfig(path=tmp_path / ARCHIVE_NAME)) as opened:
+def open_archive() -> Iterator[OpenArchive]:
+    """``open_archive(target, readonly=False, **settings)``: the archive ``target`` names (its directory, a config
+    file, a parsed config or its ``[archive]`` settings), opened, with ``settings`` (``batch_messages=…``) in
+    place of the config's; use it as ``with open_archive(config) as archive:``. Whatever a failing test left
+    open is closed after it, so the next test's archive is not held by a stray SQLite handle or thread pool."""
+    opened: list[Archive] = []
+
+    def open_(target: ArchiveTarget, *, readonly: bool = False, **settings: object) -> Archive:
+        archive = archive_at(target, readonly=readonly, **settings)
+        opened.append(archive)
+        return archive
+
+    yield open_
+    for archive in opened:
+        archive.close()  # closing twice is harmless: both the catalog and the store allow it
+
+
+@pytest.fixture
+def archive_settings() -> dict[str, object]:
+    """``[archive]`` settings other than the defaults for the ``archive`` fixture; a module or test overrides
+    this fixture (or parametrizes it) to get ``archive`` with, say, ``{"batch_messages": 2}``."""
+    return {}
+
+
+@pytest.fixture
+def archive(tmp_path: Path, open_archive: OpenArchive, archive_settings: dict[str, object]) -> Iterator[Archive]:
+    """An empty archive, opened for writing in ``tmp_path/archive`` (where ``config_file`` points) with
+    ``archive_settings``, closed after the test."""
+    with open_archive(tmp_path / ARCHIVE_NAME, **archive_settings) as opened:
         yield opened
 
 
@@ -138,14 +163,14 @@ MakeWebApp = Callable[..., Flask]
 
 
 @pytest.fixture
-def make_web_app(tmp_path: Path) -> Iterator[MakeWebApp]:
+def make_web_app(tmp_path: Path, open_archive: OpenArchive) -> Iterator[MakeWebApp]:
     """Build the app for ``[web]`` keys ``web`` (TOML lines), users ``users``, and extra ``messages`` in alpha/INBOX."""
     apps: list[Flask] = []
 
     def make(web: str = "", users: str = WEB_USERS, messages: tuple[bytes, ...] = (), **kwargs: object) -> Flask:
         root = tmp_path / f"app{len(apps)}"
         config = web_config(root, ("[web]\n" + web + "\n" if web else "") + users)
-        with Archive(config.archive) as archive:
+        with open_archive(config) as archive:
             add_messages(archive, "alpha", "INBOX", [message("alpha hello", n=1), *messages])
             add_messages(archive, "beta", "INBOX", [message("beta secret", n=2)])
         app = create_app(config, testing=True, **kwargs)

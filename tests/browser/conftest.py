@@ -13,7 +13,7 @@ import waitress
 from argon2 import PasswordHasher
 
 from archiver import index
-from archiver.archive import Archive
+from tests.fixtures.archives import archive_at
 from tests.fixtures.browser import CHROMIUM, FLAGS
 from tests.fixtures.discovery_servers import dns_server, web_server  # noqa: F401 (fixtures, used by name)
 from tests.fixtures.mail_server import account_toml
@@ -71,7 +71,7 @@ def site(tmp_path_factory, recorder, dovecot, mailbox):
     users = f'[[web.users]]\nname = "root"\npassword_hash = "{PasswordHasher().hash("root-pass")}"\nadmin = true\n'
     config = web_config(root, users, extra_accounts=account_toml(dovecot, mailbox, name="mailbox"))
     remote = f"127.0.0.1:{recorder.server_address[1]}"
-    with Archive(config.archive) as archive:
+    with archive_at(config) as archive:
         add_messages(archive, "alpha", "INBOX", [message(f"Quarterly report {i}", f"numbers walrus{i}", n=i)
                                                  for i in range(60)])  # fmt: skip
         add_messages(archive, "alpha", "Hostile", [hostile_message(remote)])

@@ -8,7 +8,6 @@ import threading
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.config import load_config
 from tests.fixtures.browser import require_chromium
 from tests.fixtures.discovery_servers import Page, autoconfig_xml
@@ -21,7 +20,7 @@ PATH = "/mail/config-v1.1.xml"
 
 
 @pytest.fixture
-def site(tmp_path, web_server, dns_server, dovecot):
+def site(tmp_path, web_server, dns_server, dovecot, open_archive):
     require_chromium()
     import waitress
 
@@ -30,7 +29,7 @@ def site(tmp_path, web_server, dns_server, dovecot):
     local = '[[accounts]]\nname = "alpha"\nprotocol = "local"\n'
     config_path.write_text(f"[archive]\npath = {archive}\n{local}{WEB_USERS}")
     config = load_config(config_path)
-    with Archive(config.archive):
+    with open_archive(config):
         pass
     app = create_app(config)
     app.config[AUTOCONFIG_KEY] = [web_server.url(PATH)]

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 
-from archiver.archive import Archive
 from archiver.oauth.store import TokenFile
+from tests.fixtures.archives import OpenArchive
 from tests.fixtures.oauth_helpers import introspect, oauth_account
 from tests.fixtures.oauth_server import OAuthServer
 from tests.fixtures.webdata import web_config
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def site(oauth_server: OAuthServer, tmp_path) -> Iterator[tuple[str, Any]]:
+def site(oauth_server: OAuthServer, tmp_path, open_archive: OpenArchive) -> Iterator[tuple[str, Any]]:
     import waitress
 
     from web import create_app
@@ -33,7 +33,7 @@ def site(oauth_server: OAuthServer, tmp_path) -> Iterator[tuple[str, Any]]:
     users = f'[[web.users]]\nname = "root"\npassword_hash = "{PasswordHasher().hash("root-pass")}"\nadmin = true\n'
     accounts = oauth_account(oauth_server) + oauth_account(oauth_server, "gmailish", device=False)
     config = web_config(tmp_path, users, extra_accounts=accounts)
-    Archive(config.archive).close()
+    open_archive(config).close()
     app = create_app(config)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)

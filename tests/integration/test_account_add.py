@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-from archiver.archive import Archive
 from tests.fixtures.archives import archived_hashes
 from tests.fixtures.config import parse_config
 from tests.fixtures.discovery_servers import Page, autoconfig_xml
@@ -39,7 +38,9 @@ def _add(config, email, web_server, dns_server, dovecot, *extra: str, stdin: str
 
 
 @pytest.mark.slow
-def test_autoconfig_to_a_backed_up_account(dovecot, mail_user, tmp_path, config_file, web_server, dns_server, cli):
+def test_autoconfig_to_a_backed_up_account(
+    dovecot, mail_user, tmp_path, config_file, web_server, dns_server, cli, open_archive
+):
     fill_mailbox(dovecot, mail_user, 30, seed=11)
     web_server.pages[PATH] = Page(
         autoconfig_xml(("imap", "localhost", dovecot.imaps_port, "SSL"), username="%EMAILLOCALPART%")
@@ -65,7 +66,7 @@ def test_autoconfig_to_a_backed_up_account(dovecot, mail_user, tmp_path, config_
     assert (account.host, account.port, account.security, account.username) == (
         "localhost", dovecot.imaps_port, "tls", mail_user.name,
     )  # fmt: skip
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         archived = archived_hashes(archive.catalog, "work")
     folders = sorted({folder for folder, _uid in archived})
     assert archived == server_hashes(dovecot, mail_user, folders)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
@@ -51,11 +50,11 @@ def test_full_backup_equals_server_content(dovecot, mail_user, tmp_path, securit
     assert verify_archive(archive).ok
 
 
-def test_flags_and_internaldate_recorded(dovecot, mail_user, tmp_path, config_file):
+def test_flags_and_internaldate_recorded(dovecot, mail_user, tmp_path, config_file, open_archive):
     when = datetime(2011, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=-5)))
     dovecot.append(mail_user.name, "Odd & Ends/Ünïcode", b"Subject: x\r\n\r\nhi\r\n", ["\\Flagged", "$Work"], when)
     config = parse_config(config_file(account_toml(dovecot, mail_user)))
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         row = archive.catalog.db.execute(
             "SELECT f.name, p.flags, p.internaldate FROM placements p JOIN folders f ON f.id = p.folder_id"
@@ -65,10 +64,10 @@ def test_flags_and_internaldate_recorded(dovecot, mail_user, tmp_path, config_fi
     assert datetime.fromisoformat(row["internaldate"]) == when  # the same instant; Dovecot keeps no offset
 
 
-def test_second_run_fetches_nothing_and_new_mail_is_picked_up(dovecot, mail_user, filled):
+def test_second_run_fetches_nothing_and_new_mail_is_picked_up(dovecot, mail_user, filled, open_archive):
     config, folders = filled
     account = config.accounts[0]
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         first = run_backup(config, account, archive=archive)
         assert first.ok and first.messages_new == 240
         second = run_backup(config, account, archive=archive)
@@ -116,12 +115,12 @@ def test_backup_never_changes_the_server(dovecot, mail_user, filled):
     assert server_folders(dovecot, mail_user) == folders_before
 
 
-def test_folder_filters(dovecot, mail_user, tmp_path, config_file):
+def test_folder_filters(dovecot, mail_user, tmp_path, config_file, open_archive):
     for folder in ("INBOX", "Lists/python", "Lists/rust", "Spam"):
         dovecot.append(mail_user.name, folder, f"Subject: {folder}\r\n\r\nx\r\n".encode())
     extra = '[accounts.folders]\ninclude = ["INBOX", "Lists/*"]\nexclude = ["Lists/rust"]\n'
     config = parse_config(config_file(account_toml(dovecot, mail_user, extra=extra)))
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         names = {name for name, _uid in archived_hashes(archive.catalog)}
     assert names == {"INBOX", "Lists/python"}

@@ -20,12 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.memory import proc_kb, process_tree
 from archiver.verify import verify_archive
-from tests.fixtures.archives import archived_hashes
+from tests.fixtures.archives import OpenArchive, archived_hashes
 from tests.fixtures.cli import archiver_command
-from tests.fixtures.config import parse_config
 from tests.fixtures.mail_server import account_toml, fill_mailbox
 
 pytestmark = [
@@ -74,7 +72,7 @@ def _backup_peak_mb(config: Path) -> tuple[subprocess.CompletedProcess, float]:
 
 
 def test_a_180_mb_message_is_archived_byte_exact_within_the_memory_budget(
-    dovecot, mail_user, tmp_path: Path, config_file
+    dovecot, mail_user, tmp_path: Path, config_file, open_archive: OpenArchive
 ) -> None:
     fill_mailbox(dovecot, mail_user, 5, folders=1, duplicate_ratio=0)
     cur = dovecot.maildir(mail_user.name) / "cur"
@@ -86,7 +84,7 @@ def test_a_180_mb_message_is_archived_byte_exact_within_the_memory_budget(
     print(f"peak RSS of the backup's process tree: {peak_mb:.0f} MB")
     assert result.returncode == 0, result.stderr
     assert peak_mb <= BUDGET_MB, f"peak {peak_mb:.0f} MB over the {BUDGET_MB} MB memory budget"
-    with Archive(parse_config(config).archive) as archive:
+    with open_archive(config) as archive:
         archived = archived_hashes(archive.catalog)
         assert len(archived) == 6 and big_sha in archived.values()  # the server's exact bytes, by their hash
         assert verify_archive(archive).ok

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.catalog import Catalog
 from archiver.devtools.sandbox import free_ports
 from archiver.verify import verify_archive
@@ -91,7 +90,9 @@ def daemons() -> Iterator[list[DaemonProcess]]:
             daemon.process.wait()
 
 
-def test_daemon_schedules_reloads_serves_metrics_and_stops(dovecot, mail_user, tmp_path, daemons, config_file):
+def test_daemon_schedules_reloads_serves_metrics_and_stops(
+    dovecot, mail_user, tmp_path, daemons, config_file, open_archive
+):
     second = MailUser(f"{mail_user.name}b", mail_user.password + "b")
     dovecot.add_user(second.name, second.password)
     folders = {"one": fill(dovecot, mail_user, 30, seed=3), "two": fill(dovecot, second, 20, seed=4)}
@@ -139,13 +140,15 @@ def test_daemon_schedules_reloads_serves_metrics_and_stops(dovecot, mail_user, t
     log = daemon.log()
     assert "daemon stopped" in log and "Traceback" not in log
     config = parse_config(path)
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         for name, user in (("one", mail_user), ("two", second)):
             assert archived_hashes(archive.catalog, name) == server_hashes(dovecot, user, folders[name])
         assert verify_archive(archive).ok
 
 
-def test_sigterm_mid_run_then_restart_completes_the_backup(dovecot, mail_user, tmp_path, daemons, config_file):
+def test_sigterm_mid_run_then_restart_completes_the_backup(
+    dovecot, mail_user, tmp_path, daemons, config_file, open_archive
+):
     folders = fill(dovecot, mail_user, 900, seed=12)
     path = config_file(account_toml(dovecot, mail_user, extra='schedule = "every 1h"'), "batch_messages = 10")
     root = tmp_path / "archive"
@@ -168,7 +171,7 @@ def test_sigterm_mid_run_then_restart_completes_the_backup(dovecot, mail_user, t
     first = runs(root, "acct")
     assert [r["status"] for r in first] == ["interrupted"]  # stopped mid-run, and the run row says so
     assert "stopping backup account=acct" in daemon.log()
-    with Archive(parse_config(path).archive) as archive:
+    with open_archive(path) as archive:
         assert verify_archive(archive).ok
     kept = archived()
     assert 0 < kept < 900
@@ -181,7 +184,7 @@ def test_sigterm_mid_run_then_restart_completes_the_backup(dovecot, mail_user, t
     history = runs(root, "acct")
     assert [r["status"] for r in history] == ["interrupted", "ok"]
     assert history[1]["messages_new"] == 900 - kept
-    with Archive(parse_config(path).archive) as archive:
+    with open_archive(path) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
         assert verify_archive(archive).ok
 

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from archiver.archive import Archive
 from archiver.config import Config, config_from_toml_text
 from archiver.daemon.child import STOP_GRACE_SECONDS, SubprocessRunner
 
@@ -40,7 +39,7 @@ def _alive(pid: int) -> bool:
         return stat.read().split(") ")[1][0] != "Z"
 
 
-def test_a_hung_backup_child_is_stopped_after_max_run_time_plus_grace(tmp_path):
+def test_a_hung_backup_child_is_stopped_after_max_run_time_plus_grace(tmp_path, open_archive):
     text = f"""
 [archive]
 path = {json.dumps(str(tmp_path / "archive"))}
@@ -56,7 +55,7 @@ username = "u"
 password = "p"
 """
     config = config_from_toml_text(text, tmp_path / "archiver.toml")
-    with Archive(config.archive) as archive:  # the run row the child would have opened
+    with open_archive(config) as archive:  # the run row the child would have opened
         run_id = archive.catalog.start_run(archive.catalog.ensure_account("acct", "imap"))
     pid_file = tmp_path / "helper.pid"
 
@@ -69,7 +68,7 @@ password = "p"
     (problem,) = outcome.problems
     assert "ran past max_run_time (1s)" in problem and "was stopped" in problem
     assert not _alive(int(pid_file.read_text()))  # the whole process group went, not just the child
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         run = archive.catalog.run(run_id)
         errors = [
             r[0] for r in archive.catalog.db.execute("SELECT message FROM run_errors WHERE run_id = ?", (run_id,))

@@ -6,14 +6,13 @@ import shutil
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.config import load_config
 from archiver.verify import verify_archive
 
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_the_main_job_end_to_end(tmp_path, cli):
+def test_demo_runs_the_main_job_end_to_end(tmp_path, cli, open_archive):
     if shutil.which("dovecot") is None:
         pytest.skip("Dovecot is not installed")
     result = cli(None, "demo", "--dir", str(tmp_path / "demo"), "--messages", "80", "--seed", "3")
@@ -24,7 +23,7 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path, cli):
     assert any(line.startswith("demo: verify:") and line.endswith("OK") for line in lines)
     assert any(line.startswith("demo: search 'has:attachment budget':") for line in lines)
     config = load_config(tmp_path / "demo" / "archiver.toml")
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert verify_archive(archive).ok
         placements = archive.catalog.db.execute("SELECT COUNT(*) FROM placements").fetchone()[0]
     assert placements == 80

@@ -11,7 +11,6 @@ from datetime import datetime
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.files.export import export
 from archiver.files.formats import mboxrd_unescape_line
 from archiver.scope import Scope
@@ -36,10 +35,10 @@ def test_mbox_round_trip_with_from_quoting(archived, tmp_path, cli):
     assert b"\n>From the start\r\n>>From quoted\r\n" in text  # mboxrd quoting really happened
 
 
-def test_maildir_round_trip_flags_and_dates(archived, tmp_path):
+def test_maildir_round_trip_flags_and_dates(archived, tmp_path, open_archive):
     _path, config, expected = archived
     out = tmp_path / "maildir"
-    with Archive(config.archive, readonly=True) as archive:
+    with open_archive(config, readonly=True) as archive:
         report = export(archive, Scope("acct"), "maildir", out)
     assert report.ok and report.messages == sum(sum(c.values()) for c in expected.values())
     root = mailbox.Maildir(out, factory=None, create=False)
@@ -70,10 +69,10 @@ def test_maildir_round_trip_flags_and_dates(archived, tmp_path):
         assert got == want, folder
 
 
-def test_eml_tree_round_trip_and_safe_names(archived, tmp_path):
+def test_eml_tree_round_trip_and_safe_names(archived, tmp_path, open_archive):
     _path, config, expected = archived
     out = tmp_path / "eml"
-    with Archive(config.archive, readonly=True) as archive:
+    with open_archive(config, readonly=True) as archive:
         report = export(archive, Scope("acct"), "eml", out)
     assert report.ok
     for folder, counter in expected.items():

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.files.export import export
 from archiver.scope import Scope
 from tests.fixtures.archives import blob_counts
@@ -41,10 +40,10 @@ def index(tmp_path: Path, mail_root: Path) -> Path:
     return home
 
 
-def test_notmuch_indexes_the_maildir_export_with_flags(archived, tmp_path):
+def test_notmuch_indexes_the_maildir_export_with_flags(archived, tmp_path, open_archive):
     _path, config, expected = archived
     out = tmp_path / "maildir"
-    with Archive(config.archive, readonly=True) as archive:
+    with open_archive(config, readonly=True) as archive:
         report = export(archive, Scope("acct"), "maildir", out)
     assert report.ok
     home = index(tmp_path, out)
@@ -70,10 +69,10 @@ def test_notmuch_indexes_the_maildir_export_with_flags(archived, tmp_path):
     assert int(doomed) == sum(expected["Doomed/Ünïcode & more"].values())
 
 
-def test_notmuch_indexes_the_eml_tree(archived, tmp_path):
+def test_notmuch_indexes_the_eml_tree(archived, tmp_path, open_archive):
     _path, config, expected = archived
     out = tmp_path / "eml"
-    with Archive(config.archive, readonly=True) as archive:
+    with open_archive(config, readonly=True) as archive:
         assert export(archive, Scope("acct"), "eml", out).ok
     home = index(tmp_path, out)
     files = notmuch(home, "search", "--output=files", "*").splitlines()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.config import config_from_toml_text
 from archiver.devtools.sample_mail import corpus_messages
 from archiver.errors import RestoreError
@@ -51,11 +50,11 @@ ODD_FOLDERS = [LONG + "/a", LONG + "/b", "Ü" * 3000, "", "a//b", "INBOX", ".hid
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_odd_folder_names_export_and_import_back_exactly(config, tmp_path, fmt):
+def test_odd_folder_names_export_and_import_back_exactly(config, tmp_path, fmt, open_archive):
     """10 kB names (two sharing their first 10 kB), the empty name, empty and dot components: every
     format writes them under names of at most ~100 bytes, keeps them apart, never puts the folder
     named "" into INBOX, and the import brings the original names back."""
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         for n, folder in enumerate(ODD_FOLDERS):
             store_placements(archive, "src", "local", folder, "/", [(f"m{n}", message(n), (), WHEN)])
         report = export(archive, Scope("src"), fmt, tmp_path / "out")
@@ -72,10 +71,10 @@ def test_odd_folder_names_export_and_import_back_exactly(config, tmp_path, fmt):
         assert [m.get("Message-ID") for m in inbox] == [f"<{ODD_FOLDERS.index('INBOX')}@edge>"]
 
 
-def test_maildir_export_without_manifest_still_imports(config, tmp_path):
+def test_maildir_export_without_manifest_still_imports(config, tmp_path, open_archive):
     """A reader without the manifest sees the shortened Maildir++ names: they still decode (the cut
     never splits a modified UTF-7 run) and every message arrives, each long folder on its own."""
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         for n, folder in enumerate(ODD_FOLDERS):
             store_placements(archive, "src", "local", folder, "/", [(f"m{n}", message(n), (), WHEN)])
         assert export(archive, Scope("src"), "maildir", tmp_path / "out").ok
@@ -90,11 +89,11 @@ EXTREMES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "1969-12-3
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_extreme_internaldates_export_and_come_back_exactly(config, tmp_path, fmt):
+def test_extreme_internaldates_export_and_come_back_exactly(config, tmp_path, fmt, open_archive):
     """An INTERNALDATE with no UTC form in Python's range (year 0 or 10000 in UTC) once crashed the mbox
     export with OverflowError and left a .part file; now every format writes it and the import gets the
     exact original back from the manifest."""
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         entries = [(f"m{n}", message(n), ("\\Seen",), when) for n, when in enumerate(EXTREMES)]
         store_placements(archive, "src", "local", "Edge", "/", entries)
         report = export(archive, Scope("src"), fmt, tmp_path / "out")
@@ -117,8 +116,8 @@ class StopAfter(Progress):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_an_export_stopped_midway_leaves_no_temporary_files(config, tmp_path, fmt):
-    with Archive(config.archive) as archive:
+def test_an_export_stopped_midway_leaves_no_temporary_files(config, tmp_path, fmt, open_archive):
+    with open_archive(config) as archive:
         store_placements(archive, "src", "local", "Box", "/", [(f"m{n}", message(n), (), WHEN) for n in range(5)])
         with pytest.raises(RestoreError):
             export(archive, Scope("src"), fmt, tmp_path / "out", progress=StopAfter(2))
@@ -129,7 +128,7 @@ def test_an_export_stopped_midway_leaves_no_temporary_files(config, tmp_path, fm
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_corpus_messages_without_final_newline_round_trip_byte_exact(config, tmp_path, corpus_dir, fmt):
+def test_corpus_messages_without_final_newline_round_trip_byte_exact(config, tmp_path, corpus_dir, fmt, open_archive):
     """Real mail without a final newline (Dovecot keeps it as sent): mboxrd must add one, and the
     import must take it off again; every format gives the same blobs back, so nothing new is stored."""
     without = [raw for _name, raw in corpus_messages(corpus_dir) if raw and not raw.endswith(b"\n")]
@@ -139,7 +138,7 @@ def test_corpus_messages_without_final_newline_round_trip_byte_exact(config, tmp
     source.mkdir(parents=True)
     for n, raw in enumerate(without + with_newline):
         (source / f"{n:04d}.eml").write_bytes(raw)
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert import_path(archive, config.account("src"), tmp_path / "eml").ok
         report = export(archive, Scope("src"), fmt, tmp_path / "out")
         assert report.ok, report.failures

@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes, placement_count
 from tests.fixtures.config import parse_config, write_config
@@ -26,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_dropped_connection_mid_run_reconnects_and_the_same_run_completes(
-    dovecot, mail_user, tmp_path, config_file, cli
+    dovecot, mail_user, tmp_path, config_file, cli, open_archive
 ):
     folders = fill_folders(dovecot, mail_user, 400, seed=23)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
@@ -49,7 +48,7 @@ def test_dropped_connection_mid_run_reconnects_and_the_same_run_completes(
     warnings = [line for line in stderr.splitlines() if "reconnecting in 1s (attempt 1 of 5)" in line]
     assert warnings and " WARNING " in warnings[0], stderr
 
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
         assert verify_archive(archive).ok
         runs = archive.catalog.db.execute("SELECT status, messages_new FROM runs").fetchall()
@@ -76,7 +75,9 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def test_disk_full_is_a_clear_error_and_the_next_run_finishes(dovecot, mail_user, tmp_path, small_disk, cli):
+def test_disk_full_is_a_clear_error_and_the_next_run_finishes(
+    dovecot, mail_user, tmp_path, small_disk, cli, open_archive
+):
     folders = fill_folders(dovecot, mail_user, 150, seed=5)
     accounts = account_toml(dovecot, mail_user)
     path = write_config(small_disk, accounts, "batch_messages = 10")
@@ -102,12 +103,12 @@ def test_disk_full_is_a_clear_error_and_the_next_run_finishes(dovecot, mail_user
 
     remount = subprocess.run(["mount", "-o", "remount,size=400m", str(small_disk)], capture_output=True, text=True)
     assert remount.returncode == 0, remount.stderr
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert verify_archive(archive).ok  # what the full disk let through is consistent
         before = len(archived_hashes(archive.catalog))
     again = cli(path, "backup", "--json")
     assert again.returncode == 0, again.stderr
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
         assert verify_archive(archive).ok
         assert list(archive.store.temp_dir.iterdir()) == []

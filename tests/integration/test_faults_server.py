@@ -63,7 +63,9 @@ def _runs(archive: Archive) -> list[dict]:
     return [dict(r) for r in archive.catalog.db.execute("SELECT * FROM runs ORDER BY id")]
 
 
-def test_server_killed_mid_fetch_and_restarted_the_same_run_completes(dovecot, mail_user, tmp_path, config_file):
+def test_server_killed_mid_fetch_and_restarted_the_same_run_completes(
+    dovecot, mail_user, tmp_path, config_file, open_archive
+):
     folders = fill_folders(dovecot, mail_user, 400, seed=31)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10")
     config = parse_config(path)
@@ -82,7 +84,7 @@ def test_server_killed_mid_fetch_and_restarted_the_same_run_completes(dovecot, m
     attempts = [line for line in stderr.splitlines() if "reconnecting in" in line]
     assert attempts and all(" WARNING " in line for line in attempts), stderr
     assert any("connection refused" in line for line in attempts), attempts  # the backoff outlasted the restart
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
         assert verify_archive(archive).ok
         (run,) = _runs(archive)  # one run did it all
@@ -91,7 +93,7 @@ def test_server_killed_mid_fetch_and_restarted_the_same_run_completes(dovecot, m
 
 
 def test_reconnect_gives_up_with_one_clear_line_and_the_next_run_completes(
-    dovecot, mail_user, tmp_path, config_file, cli
+    dovecot, mail_user, tmp_path, config_file, cli, open_archive
 ):
     folders = fill_folders(dovecot, mail_user, 300, seed=37)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 10\nreconnect_attempts = 2")
@@ -108,7 +110,7 @@ def test_reconnect_gives_up_with_one_clear_line_and_the_next_run_completes(
     assert len(problems) == 1, stderr
     assert "2 reconnect attempt(s) failed" in problems[0] and "connection refused" in problems[0]
     assert len([line for line in stderr.splitlines() if "reconnecting in" in line]) == 2
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert verify_archive(archive).ok
         assert _runs(archive)[-1]["status"] == "failed"
         committed = len(archived_hashes(archive.catalog))
@@ -116,7 +118,7 @@ def test_reconnect_gives_up_with_one_clear_line_and_the_next_run_completes(
 
     again = cli(path, "backup")
     assert again.returncode == 0, again.stderr
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
         assert verify_archive(archive).ok
         runs = _runs(archive)
@@ -133,7 +135,7 @@ def _maildir_file(dovecot, user, uid: int) -> Path:
 
 
 def test_a_message_the_server_cannot_read_is_an_error_and_retried_next_run(
-    dovecot, mail_user, tmp_path, config_file, cli
+    dovecot, mail_user, tmp_path, config_file, cli, open_archive
 ):
     """A message file Dovecot cannot read makes it answer ``BYE Internal error`` and hang up, every time.
 
@@ -160,7 +162,7 @@ def test_a_message_the_server_cannot_read_is_an_error_and_retried_next_run(
     assert report["problems"] == [
         f"acct: folder 'INBOX': the server did not return 1 message(s) (UIDs [{bad_uid}]); retried next run"
     ]
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert verify_archive(archive).ok
         expected = server_hashes(dovecot, mail_user, folders)
         assert archived_hashes(archive.catalog) == {k: v for k, v in expected.items() if k != ("INBOX", bad_uid)}
@@ -169,7 +171,7 @@ def test_a_message_the_server_cannot_read_is_an_error_and_retried_next_run(
     assert again.returncode == 0, again.stderr
     (report,) = json.loads(again.stdout)
     assert report["messages_new"] == 1
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
         assert verify_archive(archive).ok
         assert sum(r["messages_new"] for r in _runs(archive)) == 200
@@ -183,7 +185,7 @@ class _SlowProgress(Progress):
 
 
 def test_run_time_limit_stops_after_a_committed_batch_and_the_next_run_continues(
-    dovecot, mail_user, tmp_path, config_file
+    dovecot, mail_user, tmp_path, config_file, open_archive
 ):
     folders = fill_folders(dovecot, mail_user, 300, seed=43)
     path = config_file(account_toml(dovecot, mail_user), 'batch_messages = 5\nmax_run_time = "1s"')
@@ -194,7 +196,7 @@ def test_run_time_limit_stops_after_a_committed_batch_and_the_next_run_continues
     report = run_backup(config, account, progress=_SlowProgress(), index=False)  # 60 batches x 50 ms > 1 s
     assert report.status == "partial"
     assert report.problems == ["acct: stopped after the run time limit (1s); the next run continues"]
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert verify_archive(archive).ok
         committed = len(archived_hashes(archive.catalog))
         assert _runs(archive)[-1]["status"] == "partial"
@@ -205,14 +207,16 @@ def test_run_time_limit_stops_after_a_committed_batch_and_the_next_run_continues
     unbounded = replace(config, archive=replace(config.archive, max_run_time=None))
     report = run_backup(unbounded, account, index=False)
     assert report.status == "ok", report.problems
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
         assert verify_archive(archive).ok
         runs = _runs(archive)
     assert [r["messages_new"] for r in runs] == [committed, 300 - committed]
 
 
-def test_pop3_dropped_connection_reconnects_and_the_same_run_completes(dovecot, mail_user, tmp_path, config_file):
+def test_pop3_dropped_connection_reconnects_and_the_same_run_completes(
+    dovecot, mail_user, tmp_path, config_file, open_archive
+):
     fill_inbox(dovecot, mail_user, 300, seed=53)
     path = config_file(pop3_toml(dovecot, mail_user, security="none"), "batch_messages = 10")
     config = parse_config(path)
@@ -229,14 +233,14 @@ def test_pop3_dropped_connection_reconnects_and_the_same_run_completes(dovecot, 
     (report,) = json.loads(stdout)
     assert report["status"] == "ok" and report["messages_new"] == 300
     assert any("reconnecting in 1s (attempt 1 of 5)" in line for line in stderr.splitlines()), stderr
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         archived = {uid: blob for (_f, uid), blob in archived_hashes(archive.catalog, "pop").items()}
         assert archived == server_by_uidl(dovecot, mail_user)
         assert verify_archive(archive).ok
 
 
 def test_a_message_expunged_between_search_and_fetch_is_an_error_then_simply_gone(
-    dovecot, mail_user, tmp_path, monkeypatch, config_file
+    dovecot, mail_user, tmp_path, monkeypatch, config_file, open_archive
 ):
     """The race of a second client expunging a message after our UID SEARCH, before our FETCH.
 
@@ -283,6 +287,6 @@ def test_a_message_expunged_between_search_and_fetch_is_an_error_then_simply_gon
 
     report = run_backup(config, account, index=False)
     assert report.status == "ok" and report.problems == [] and report.messages_new == 0
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
         assert verify_archive(archive).ok

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.config import config_from_toml_text
 from archiver.files.export import export
@@ -40,10 +39,10 @@ def placements(catalog, account) -> Counter:
 
 
 @pytest.mark.parametrize("fmt", ["mbox", "maildir", "eml"])
-def test_export_then_import_dedups_against_the_imap_copy(dovecot, mail_user, tmp_path, fmt):
+def test_export_then_import_dedups_against_the_imap_copy(dovecot, mail_user, tmp_path, fmt, open_archive):
     fill_for_restore(dovecot, mail_user, 30, seed=21, folders=4)
     config = config_with_locals(dovecot, mail_user, tmp_path, "old")
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
         original = placements(archive.catalog, "acct")
         blobs_before = archive.catalog.archive_totals()["blobs"]
@@ -61,7 +60,7 @@ def test_export_then_import_dedups_against_the_imap_copy(dovecot, mail_user, tmp
         assert [r["status"] for r in runs] == ["ok", "ok"]
 
 
-def test_foreign_sources_without_manifest(dovecot, mail_user, tmp_path):
+def test_foreign_sources_without_manifest(dovecot, mail_user, tmp_path, open_archive):
     config = config_with_locals(dovecot, mail_user, tmp_path, "old")
     raws = [
         b"Message-ID: <1@x>\r\nSubject: one\r\nStatus: RO\r\nX-Status: A\r\n\r\nFrom here\r\n>From there\r\n",
@@ -91,7 +90,7 @@ def test_foreign_sources_without_manifest(dovecot, mail_user, tmp_path):
     when = datetime(2020, 5, 6, 7, 8, 9, tzinfo=UTC).timestamp()
     os.utime(eml / "a.eml", (when, when))
 
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         account = config.account("old")
         assert import_path(archive, account, mbox).ok
         assert import_path(archive, account, tmp_path / "md", folder="Old server").ok
@@ -109,12 +108,12 @@ def test_foreign_sources_without_manifest(dovecot, mail_user, tmp_path):
     assert datetime.fromisoformat(got[("Projects/2020", sha[2])].internaldate).timestamp() == when
 
 
-def test_imported_local_account_restores_into_imap(dovecot, mail_user, tmp_path):
+def test_imported_local_account_restores_into_imap(dovecot, mail_user, tmp_path, open_archive):
     fill_for_restore(dovecot, mail_user, 20, seed=33, folders=3)
     config = config_with_locals(dovecot, mail_user, tmp_path, "old")
     folders = ["Doomed/Ünïcode & more"]
     before = state(dovecot, mail_user, folders[0])
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
         assert export(archive, Scope("acct", folders=tuple(folders)), "eml", tmp_path / "eml").ok
         assert import_path(archive, config.account("old"), tmp_path / "eml").ok

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
 from tests.fixtures.cli import Cli
 from tests.fixtures.config import parse_config
@@ -64,14 +63,16 @@ def test_backup_indexes_around_hostile_messages_and_reports_index_failures(
     assert _found(cli, config_path, "quokka") == 1 and _found(cli, config_path, "gooseberry") == 1
 
 
-def test_a_scheduled_run_whose_index_update_failed_is_partial(dovecot, mail_user, tmp_path, config_file) -> None:
+def test_a_scheduled_run_whose_index_update_failed_is_partial(
+    dovecot, mail_user, tmp_path, config_file, open_archive
+) -> None:
     """The daemon's path (run_backup indexing itself): the run is not ``ok``, so the failure alert fires."""
     dovecot.append(mail_user.name, "INBOX", plain("scheduled", "numbat"))
     config = parse_config(config_file(account_toml(dovecot, mail_user)))
     index = tmp_path / "archive" / "index"
     (index / "g-broken").mkdir(parents=True)
     (index / "CURRENT").write_text("g-broken\n")
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         report = run_backup(config, config.accounts[0], archive=archive)
         assert report.status == "partial" and report.messages_new == 1
         assert [p for p in report.problems if p.startswith("search index not updated")]

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.verify import verify_archive
 from tests.fixtures.archives import archived_hashes
 from tests.fixtures.config import parse_config
@@ -20,7 +19,7 @@ from tests.fixtures.mail_server import account_toml, fill_mailbox, server_hashes
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path, config_file, cli):
+def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path, config_file, cli, open_archive):
     by_folder = fill_mailbox(dovecot, mail_user, 900, seed=11)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 25")
     config = parse_config(path)
@@ -33,7 +32,7 @@ def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path, con
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        with Archive(config.archive) as archive:
+        with open_archive(config) as archive:
             report = verify_archive(archive)
             assert report.ok, report.problems  # consistent at every kill point
             progress.append(len(archived_hashes(archive.catalog)))
@@ -42,7 +41,7 @@ def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path, con
 
     result = cli(path, "backup")
     assert result.returncode == 0, result.stderr
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, sorted(by_folder))
         report = verify_archive(archive)
         assert report.ok
@@ -52,7 +51,9 @@ def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path, con
         assert list(archive.store.temp_dir.iterdir()) == []
 
 
-def test_twenty_sigkills_at_random_points_then_a_completing_run(dovecot, mail_user, tmp_path, config_file, cli):
+def test_twenty_sigkills_at_random_points_then_a_completing_run(
+    dovecot, mail_user, tmp_path, config_file, cli, open_archive
+):
     """20 runs SIGKILLed at seeded random instants (start-up, listing, fetching, storing, committing,
     indexing): after each kill the archive verifies clean; the committed count never goes back; a
     final run completes it, equal to the server, with every message recorded exactly once."""
@@ -81,7 +82,7 @@ def test_twenty_sigkills_at_random_points_then_a_completing_run(dovecot, mail_us
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        with Archive(config.archive) as archive:
+        with open_archive(config) as archive:
             report = verify_archive(archive)
             assert report.ok, report.problems  # consistent at every kill point
             progress.append(len(archived_hashes(archive.catalog)))
@@ -91,7 +92,7 @@ def test_twenty_sigkills_at_random_points_then_a_completing_run(dovecot, mail_us
 
     result = cli(path, "backup")
     assert result.returncode == 0, result.stderr
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, sorted(by_folder))
         assert verify_archive(archive).ok
         runs = archive.catalog.db.execute("SELECT status, messages_new FROM runs ORDER BY id").fetchall()

@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.oauth.store import StoredToken, TokenFile
 from tests.fixtures.archives import archived_hashes, placement_count
 from tests.fixtures.config import parse_config, write_config
@@ -35,7 +34,7 @@ def authorise(config, server: OAuthServer, user, name: str, lifetime: int = 3600
 
 @pytest.mark.slow
 def test_a_token_that_dies_mid_run_is_refreshed_and_the_run_completes(
-    oauth_dovecot, oauth_authority, oauth_user, tmp_path
+    oauth_dovecot, oauth_authority, oauth_user, tmp_path, open_archive
 ):
     """The access token stops working at the provider mid-run and the connection drops (the server side is
     killed): the reconnect's login is refused, refreshed once, and the same run fetches every message."""
@@ -65,7 +64,7 @@ def test_a_token_that_dies_mid_run_is_refreshed_and_the_run_completes(
     assert fresh.access_token != first  # the refreshed (and rotated) grant was saved for the next run
     for secret in (first, fresh.access_token, fresh.refresh_token):
         assert secret not in stderr and secret not in stdout
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert archived_hashes(archive.catalog, "work") == server_hashes(oauth_dovecot, oauth_user, folders)
 
 

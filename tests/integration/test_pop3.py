@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.backup.pop3 import FINGERPRINT_UIDVALIDITY, UIDL_UIDVALIDITY, Pop3Backup
 from archiver.catalog import Catalog
@@ -109,7 +108,7 @@ def pop3_placements(catalog: Catalog, account: str = "pop") -> list[sqlite3.Row]
 # -- backups -------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("security", ["none", "starttls", "tls"])
 def test_full_backup_over_each_transport_leaves_the_maildrop_as_it_was(
-    dovecot, mail_user, tmp_path, security, config_file
+    dovecot, mail_user, tmp_path, security, config_file, open_archive
 ):
     fill_inbox(dovecot, mail_user, 40, seed=3)
     before = maildrop_state(dovecot, mail_user)
@@ -120,7 +119,7 @@ def test_full_backup_over_each_transport_leaves_the_maildrop_as_it_was(
     assert report.status == "ok", report.problems
     assert report.messages_new == 40
 
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert {uid: blob for (_f, uid), blob in archived_hashes(archive.catalog, "pop").items()} == server_by_uidl(
             dovecot, mail_user
         )
@@ -134,7 +133,7 @@ def test_full_backup_over_each_transport_leaves_the_maildrop_as_it_was(
     assert session["deleted"] == 0 and session["retr"] == 0 and session["top"] == 40
 
 
-def test_rerun_new_mail_and_server_deletion(dovecot, mail_user, tmp_path, config_file):
+def test_rerun_new_mail_and_server_deletion(dovecot, mail_user, tmp_path, config_file, open_archive):
     fill_inbox(dovecot, mail_user, 12, seed=4)
     config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
     account = config.account("pop")
@@ -159,7 +158,7 @@ def test_rerun_new_mail_and_server_deletion(dovecot, mail_user, tmp_path, config
     assert third.status == "ok", third.problems
     assert third.messages_new == 2 and third.folders[0].gone == 1
     assert pop3_sessions(dovecot, mail_user, 3)[2]["top"] == 2
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         rows = {row["uid"]: row for row in pop3_placements(archive.catalog)}
         gone = rows[f"{deleted_uid:08x}{validity:08x}"]
         assert gone["gone_since_run"] == third.run_id  # kept, marked gone
@@ -169,7 +168,7 @@ def test_rerun_new_mail_and_server_deletion(dovecot, mail_user, tmp_path, config
         assert present == server_by_uidl(dovecot, mail_user)
 
 
-def test_same_message_by_imap_and_pop3_is_one_blob(dovecot, mail_user, tmp_path, config_file):
+def test_same_message_by_imap_and_pop3_is_one_blob(dovecot, mail_user, tmp_path, config_file, open_archive):
     fill_inbox(dovecot, mail_user, 25, seed=5)
     accounts = account_toml(dovecot, mail_user, name="imap") + pop3_toml(dovecot, mail_user, name="pop")
     config = parse_config(config_file(accounts))
@@ -177,7 +176,7 @@ def test_same_message_by_imap_and_pop3_is_one_blob(dovecot, mail_user, tmp_path,
     report = run_backup(config, config.account("pop"))
     assert report.status == "ok" and report.messages_new == 25
     assert report.blobs_new == 0  # every POP3 message was already archived through IMAP
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         imap_blobs = {blob for (folder, _uid), blob in archived_hashes(archive.catalog, "imap").items()}
         pop_blobs = set(archived_hashes(archive.catalog, "pop").values())
         assert pop_blobs == imap_blobs
@@ -211,14 +210,16 @@ def test_no_uidl_falls_back_to_fingerprints_and_says_so(dovecot, mail_user, tmp_
     assert third.folders[0].gone == 10
 
 
-def test_retr_fallback_ends_with_rset_so_nothing_is_marked_seen(dovecot, mail_user, tmp_path, config_file):
+def test_retr_fallback_ends_with_rset_so_nothing_is_marked_seen(
+    dovecot, mail_user, tmp_path, config_file, open_archive
+):
     """Without TOP the source uses RETR, which Dovecot turns into \\Seen at session end unless RSET clears it."""
     fill_inbox(dovecot, mail_user, 15, seed=8)
     before = maildrop_state(dovecot, mail_user)
     assert any(not flags for flags in before["flags"].values())
     config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
     account = config.account("pop")
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         report = run_with_source(archive, account, Pop3Source(account, fetch_command="RETR"))
         assert report.status == "ok" and report.messages_new == 15
         archived = {uid: blob for (_f, uid), blob in archived_hashes(archive.catalog, "pop").items()}
@@ -228,7 +229,9 @@ def test_retr_fallback_ends_with_rset_so_nothing_is_marked_seen(dovecot, mail_us
     assert_maildrop_unchanged(before, maildrop_state(dovecot, mail_user))
 
 
-def test_message_expunged_during_the_session_is_skipped_and_retried(dovecot, mail_user, tmp_path, config_file):
+def test_message_expunged_during_the_session_is_skipped_and_retried(
+    dovecot, mail_user, tmp_path, config_file, open_archive
+):
     """An IMAP client deletes a message after our LIST: that one is reported, the others are archived."""
     fill_inbox(dovecot, mail_user, 6, seed=9)
     config = parse_config(config_file(pop3_toml(dovecot, mail_user)))
@@ -244,7 +247,7 @@ def test_message_expunged_during_the_session_is_skipped_and_retried(dovecot, mai
             client.logout()
             return entries
 
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         report = run_with_source(archive, account, ExpungeAfterListing(account))
         assert report.folders[0].error and "refused 1 message" in report.folders[0].error
         assert report.messages_new == 5
@@ -276,7 +279,7 @@ def run_with_source(archive, account, source):
 
 # -- byte exactness -----------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_corpus_pop3_bytes_equal_imap_body_bytes(dovecot, mail_user, tmp_path, corpus_dir, config_file):
+def test_corpus_pop3_bytes_equal_imap_body_bytes(dovecot, mail_user, tmp_path, corpus_dir, config_file, open_archive):
     """Every corpus message: TOP-all and RETR bytes == IMAP BODY[] (dot-stuffing, bare CR/LF, no final EOL)."""
     messages = [raw for _name, raw in corpus_messages(corpus_dir)]
     dovecot.append_many(mail_user.name, "INBOX", ((raw, (), None) for raw in messages))
@@ -293,7 +296,7 @@ def test_corpus_pop3_bytes_equal_imap_body_bytes(dovecot, mail_user, tmp_path, c
     # and end to end: what the backup stores is what IMAP serves
     report = run_backup(config, account)
     assert report.status == "ok", report.problems
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert {uid: blob for (_f, uid), blob in archived_hashes(archive.catalog, "pop").items()} == expected
 
 
@@ -309,7 +312,9 @@ def placement_count(catalog_path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume_downloads_nothing_twice(dovecot, mail_user, tmp_path, config_file, cli):
+def test_sigkill_mid_run_then_resume_downloads_nothing_twice(
+    dovecot, mail_user, tmp_path, config_file, cli, open_archive
+):
     total = 300
     fill_inbox(dovecot, mail_user, total, seed=7)
     before = maildrop_state(dovecot, mail_user)
@@ -328,7 +333,7 @@ def test_sigkill_mid_run_then_resume_downloads_nothing_twice(dovecot, mail_user,
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        with Archive(config.archive) as archive:
+        with open_archive(config) as archive:
             assert verify_archive(archive).ok  # consistent at every kill point
         counts.append(placement_count(catalog_path))
     assert counts == sorted(counts) and counts[0] > 0
@@ -336,7 +341,7 @@ def test_sigkill_mid_run_then_resume_downloads_nothing_twice(dovecot, mail_user,
 
     result = cli(path, "backup")
     assert result.returncode == 0, result.stderr
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert {uid: blob for (_f, uid), blob in archived_hashes(archive.catalog, "pop").items()} == server_by_uidl(
             dovecot, mail_user
         )

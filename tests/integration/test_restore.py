@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.restore.execute import restore
 from archiver.restore.plan import plan_restore
@@ -17,23 +16,23 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def backed_up(dovecot, mail_user, tmp_path, config_file):
+def backed_up(dovecot, mail_user, tmp_path, config_file, open_archive):
     folders = fill_for_restore(dovecot, mail_user, 60)
     before = {name: state(dovecot, mail_user, name) for name in folders}
     config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
     return config, before
 
 
-def test_deleted_folder_restored_as_of_before_deletion(dovecot, mail_user, backed_up):
+def test_deleted_folder_restored_as_of_before_deletion(dovecot, mail_user, backed_up, open_archive):
     config, before = backed_up
     doomed = "Doomed/Ünïcode & more"
     moment = utc_now().isoformat()
     client = dovecot.connect(mail_user.name, mail_user.password)
     client.delete_folder(doomed)
     client.logout()
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         account = config.accounts[0]
         # Now, the whole account no longer has the folder; as of before the deletion it does.
@@ -73,9 +72,9 @@ def test_whole_account_into_second_account_under_prefix(dovecot, mail_user, back
         assert state(dovecot, other, f"Old/Mail/{folder}") == expected, folder
 
 
-def test_single_messages_by_blob_and_placement_id(dovecot, mail_user, backed_up):
+def test_single_messages_by_blob_and_placement_id(dovecot, mail_user, backed_up, open_archive):
     config, _ = backed_up
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         rows = archive.catalog.db.execute(
             "SELECT p.id, p.blob_id, f.name FROM placements p JOIN folders f ON f.id = p.folder_id "
             "WHERE f.name = 'INBOX' ORDER BY p.id LIMIT 2"

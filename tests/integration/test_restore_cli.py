@@ -8,9 +8,9 @@ import secrets
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.times import utc_now
+from tests.fixtures.archives import archive_at
 from tests.fixtures.cli import assert_one_clear_line
 from tests.fixtures.config import parse_config, write_config
 from tests.fixtures.mail_server import MailUser, account_toml, fill_for_restore, state
@@ -42,14 +42,14 @@ def setup(dovecot, tmp_path_factory):
     )
     path = write_config(tmp, accounts)
     config = parse_config(path)
-    with Archive(config.archive) as archive:
+    with archive_at(config) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
         first_run = archive.catalog.last_runs(archive.catalog.account_id("acct"), 1)[0]["id"]
     moment = utc_now().isoformat()
     client = dovecot.connect(user.name, user.password)
     client.delete_folder(DOOMED)
     client.logout()
-    with Archive(config.archive) as archive:
+    with archive_at(config) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
     return {
         "path": path,

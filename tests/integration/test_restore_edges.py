@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.files.export import export
 from archiver.restore.execute import restore
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_keywords_the_target_refuses_are_reported_and_the_message_still_restored(
-    dovecot, mail_user, tmp_path, config_file
+    dovecot, mail_user, tmp_path, config_file, open_archive
 ):
     """Dovecot advertises ``\\*`` yet refuses keywords over 50 characters at APPEND; labels with "]"
     (from other servers) are no IMAP atoms at all. The message is restored with every flag the target
@@ -35,7 +34,7 @@ def test_keywords_the_target_refuses_are_reported_and_the_message_still_restored
         (3, b"Message-ID: <plain@x>\r\nSubject: plain\r\n\r\nbody 3\r\n", ("\\Answered", "$Work"), when),
         (4, b"Message-ID: <odd@x>\r\nSubject: odd\r\n\r\nbody 4\r\n", ("\\Custom", "\\Seen"), when),
     ]
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         store_placements(archive, "acct", "imap", "Flags", "/", entries)
         scope = Scope("acct", folders=("Flags",))
         dry = restore(archive, scope, config.accounts[0], prefix="R", dry_run=True)
@@ -58,7 +57,7 @@ def test_keywords_the_target_refuses_are_reported_and_the_message_still_restored
     assert {v[1] for v in got.values()} == {datetime.fromisoformat(when)}
 
 
-def test_pop3_sourced_messages_restore_into_imap(dovecot, mail_user, tmp_path, config_file):
+def test_pop3_sourced_messages_restore_into_imap(dovecot, mail_user, tmp_path, config_file, open_archive):
     """POP3 placements (UIDL as uid, the single INBOX, no flags, no INTERNALDATE) restore like any other:
     exact bytes, and the Date header as INTERNALDATE rather than the moment of the restore."""
     config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
@@ -68,7 +67,7 @@ def test_pop3_sourced_messages_restore_into_imap(dovecot, mail_user, tmp_path, c
         b"Subject: no id, no date\r\n\r\nFrom the start\r\n",
     ]
     entries = [(f"{n + 1:08X}{1700000000:08X}", raw, (), None) for n, raw in enumerate(raws)]
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         store_placements(archive, "pop", "pop3", "INBOX", None, entries)
         report = restore(archive, Scope("pop"), config.accounts[0], prefix="FromPop")
         again = restore(archive, Scope("pop"), config.accounts[0], prefix="FromPop")
@@ -86,7 +85,9 @@ def test_pop3_sourced_messages_restore_into_imap(dovecot, mail_user, tmp_path, c
     assert dates[hashlib.sha256(raws[1]).hexdigest()] == datetime(2018, 1, 3, 15, 11, 12, tzinfo=UTC)
 
 
-def test_interrupted_folder_partly_there_gets_only_what_is_missing(dovecot, mail_user, tmp_path, config_file):
+def test_interrupted_folder_partly_there_gets_only_what_is_missing(
+    dovecot, mail_user, tmp_path, config_file, open_archive
+):
     """A target folder that already holds some of the planned messages (another copy of the same bytes
     with other flags counts as held; a message with the same Message-ID but other bytes does not)."""
     messages = synthetic(120, seed=8)
@@ -99,7 +100,7 @@ def test_interrupted_folder_partly_there_gets_only_what_is_missing(dovecot, mail
     # (another INTERNALDATE, or the backup of R/Src would take it for the original by its fingerprint)
     dovecot.append_many(mail_user.name, "R/Src", [*held, (impostor, (), messages[1][2] + timedelta(hours=1))])
     config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         report = restore(archive, Scope("acct", folders=("Src",)), config.accounts[0], prefix="R")
     assert report.ok and report.skipped == len(held) and report.appended == len(messages) - len(held)
@@ -108,7 +109,7 @@ def test_interrupted_folder_partly_there_gets_only_what_is_missing(dovecot, mail
     assert {key[0] for key in after} == {key[0] for key in expected} | {hashlib.sha256(impostor).hexdigest()}
 
 
-def test_pop3_backup_then_restore_into_imap_end_to_end(dovecot, mail_user, tmp_path, config_file):
+def test_pop3_backup_then_restore_into_imap_end_to_end(dovecot, mail_user, tmp_path, config_file, open_archive):
     """A maildrop backed up over POP3, restored into another account's IMAP folder: the same bytes (POP3
     and IMAP both serve the CRLF form), twice without duplicates."""
     dovecot.append_many(mail_user.name, "INBOX", synthetic(40, seed=17))
@@ -117,7 +118,7 @@ def test_pop3_backup_then_restore_into_imap_end_to_end(dovecot, mail_user, tmp_p
     pop3 = account_toml(dovecot, mail_user, name="pop").replace('protocol = "imap"', 'protocol = "pop3"')
     pop3 = pop3.replace(f"port = {dovecot.imap_port}", f"port = {dovecot.pop3_port}")
     config = parse_config(config_file(pop3 + account_toml(dovecot, target, name="dst")))
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         backup = run_backup(config, config.account("pop"), archive=archive)
         if not backup.ok and any("not supported" in p for p in backup.problems):
             pytest.skip("POP3 backup is not built in this tree")

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.devtools.sample_mail import corpus_messages
 from archiver.restore.execute import restore
@@ -47,7 +46,7 @@ def served(dovecot, user, folder) -> Counter:
 
 
 def test_broken_header_block_restored_twice_makes_no_duplicates(
-    dovecot, mail_user, tmp_path, broken_corpus, config_file
+    dovecot, mail_user, tmp_path, broken_corpus, config_file, open_archive
 ):
     """The README promises "running it twice never makes duplicates"; Dovecot reads the Message-ID
     past the bad line, so the catalog must too (and the skip check must not depend on it)."""
@@ -58,7 +57,7 @@ def test_broken_header_block_restored_twice_makes_no_duplicates(
     config = parse_config(
         config_file(account_toml(dovecot, mail_user, name="acct") + account_toml(dovecot, target, name="dst"))
     )
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
         first = restore(archive, Scope("acct"), config.account("dst"), prefix="R")
         again = restore(archive, Scope("acct"), config.account("dst"), prefix="R")
@@ -71,7 +70,7 @@ def test_broken_header_block_restored_twice_makes_no_duplicates(
 
 
 def test_rows_archived_without_message_id_are_still_recognised(
-    dovecot, mail_user, tmp_path, broken_corpus, config_file
+    dovecot, mail_user, tmp_path, broken_corpus, config_file, open_archive
 ):
     """Archives made before the header scan was fixed hold these messages without a Message-ID (the
     summary of a blob is written once): the skip check finds them by size and INTERNALDATE and
@@ -79,7 +78,7 @@ def test_rows_archived_without_message_id_are_still_recognised(
     when = datetime(2020, 2, 3, 4, 5, 6, tzinfo=UTC)
     dovecot.append_many(mail_user.name, "Old", [(raw, (), when) for _name, raw in broken_corpus])
     config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert run_backup(config, config.account("acct"), archive=archive).ok
         with archive.catalog.db:  # what the old header scan recorded for them
             archive.catalog.db.execute("UPDATE messages SET message_id = NULL, subject = NULL, sender = NULL")

@@ -59,10 +59,10 @@ def held(dovecot, user, folder) -> Counter:
 
 
 def test_empty_dot_and_absolute_components_are_mapped_and_restore_twice_is_idempotent(
-    dovecot, mail_user, tmp_path, config_file
+    dovecot, mail_user, tmp_path, config_file, open_archive
 ):
     config = parse_config(config_file(account_toml(dovecot, mail_user, name="dst")))
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         raws = archive_folders(archive, MAPPED)
         first = restore(archive, Scope("src"), config.account("dst"), prefix="R")
         again = restore(archive, Scope("src"), config.account("dst"), prefix="R")
@@ -77,11 +77,13 @@ def test_empty_dot_and_absolute_components_are_mapped_and_restore_twice_is_idemp
         assert held(dovecot, mail_user, target) == Counter([hashlib.sha256(raws[source]).hexdigest()]), target
 
 
-def test_a_folder_the_server_refuses_counts_its_messages_as_failed(dovecot, mail_user, tmp_path, config_file):
+def test_a_folder_the_server_refuses_counts_its_messages_as_failed(
+    dovecot, mail_user, tmp_path, config_file, open_archive
+):
     """A 1 kB folder name (Dovecot refuses it at CREATE): the report says failed, not "failed 0"."""
     config = parse_config(config_file(account_toml(dovecot, mail_user, name="dst")))
     long_name = "n" * 1000
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         store_placements(
             archive, "src", "imap", long_name, "/", [(n, message(n, "long"), (), WHEN) for n in range(1, 4)]
         )

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.catalog import NewPlacement
 from archiver.mail.headers import summarize_headers
@@ -73,7 +72,7 @@ def test_sigkilled_restore_resumes_without_duplicates(dovecot, mail_user, tmp_pa
     assert f"skipped {partial}," in result.stdout.splitlines()[-1]
 
 
-def test_corpus_restored_byte_exact(dovecot, mail_user, tmp_path, corpus_dir, config_file):
+def test_corpus_restored_byte_exact(dovecot, mail_user, tmp_path, corpus_dir, config_file, open_archive):
     """Corpus messages as the server holds them, backed up then restored elsewhere: the same bytes."""
     from archiver.devtools.sample_mail import corpus_messages
 
@@ -92,14 +91,16 @@ def test_corpus_restored_byte_exact(dovecot, mail_user, tmp_path, corpus_dir, co
     target = second_user(dovecot, mail_user)
     path = config_file(account_toml(dovecot, mail_user, name="src") + account_toml(dovecot, target, "dst"))
     config = parse_config(path)
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         assert run_backup(config, config.accounts[0], archive=archive).ok
         report = restore(archive, Scope("src"), config.account("dst"), prefix="C")
     assert report.ok, (report.problems, report.folders[0].failures[:5])
     assert state(dovecot, target, "C/Corpus") == expected
 
 
-def test_stored_corpus_files_come_back_as_the_server_writes_them(dovecot, mail_user, tmp_path, corpus_dir, config_file):
+def test_stored_corpus_files_come_back_as_the_server_writes_them(
+    dovecot, mail_user, tmp_path, corpus_dir, config_file, open_archive
+):
     """Corpus files put straight into the store (as an import does) and restored: every server copy is
     the file itself, or, for files with bare LF line ends, the file with CRLF (IMAP's line end, which
     Dovecot writes); what the server refuses is reported per message, never dropped silently."""
@@ -107,7 +108,7 @@ def test_stored_corpus_files_come_back_as_the_server_writes_them(dovecot, mail_u
 
     config = parse_config(config_file(account_toml(dovecot, mail_user, name="acct")))
     raws = {hashlib.sha256(raw).hexdigest(): raw for _path, raw in corpus_messages(corpus_dir)}
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         catalog = archive.catalog
         account_id = catalog.ensure_account("acct", "imap")
         run_id = catalog.start_run(account_id)

@@ -16,7 +16,7 @@ from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.mail.textextract import extract
-from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.archives import OpenArchive, add_messages, archive_at
 from tests.fixtures.config import parse_config
 from tests.fixtures.corpus import CORPUS_DIR
 from tests.fixtures.hostile_mail import broken_charset_with_pdf
@@ -41,7 +41,7 @@ def corpus_archive(tmp_path_factory):
         pytest.skip(f"shared corpus not found at {CORPUS_DIR}")
     files = sorted(CORPUS_DIR.rglob("*.eml"))
     items = [(path.parent.name, path.read_bytes(), ("\\Seen",), None) for path in files]
-    with open_archive(tmp_path_factory.mktemp("corpus") / "archive") as archive:
+    with archive_at(tmp_path_factory.mktemp("corpus") / "archive") as archive:
         add_messages(archive, "corpus", items)
         report = index.update_index(archive)
         assert report.indexed == archive.catalog.archive_totals()["blobs"]
@@ -97,22 +97,24 @@ def test_corpus_cjk_and_pdf_attachment(corpus_archive, corpus_dir: Path) -> None
     assert flanker in _ids(archive, "filename:*.pdf")
 
 
-def _backup(config) -> None:
-    with Archive(config.archive) as archive:
+def _backup(open_archive: OpenArchive, config) -> None:
+    with open_archive(config) as archive:
         report = run_backup(config, config.accounts[0], archive=archive)
         assert report.ok, report.problems
 
 
-def test_backup_indexes_incrementally_and_search_cli(dovecot, mail_user, tmp_path, config_file, cli) -> None:
+def test_backup_indexes_incrementally_and_search_cli(
+    dovecot, mail_user, tmp_path, config_file, cli, open_archive
+) -> None:
     dovecot.append(mail_user.name, "INBOX", broken_charset_with_pdf("zeppelin"), flags=("\\Seen",))
     config_path = config_file(account_toml(dovecot, mail_user))
     config = parse_config(config_path)
-    _backup(config)
-    with Archive(config.archive) as archive:
+    _backup(open_archive, config)
+    with open_archive(config) as archive:
         assert len(_ids(archive, "zeppelin")) == 1  # the PDF's text, in a message with a broken charset
         assert len(_ids(archive, "from:broken.example")) == 1
     dovecot.append(mail_user.name, "Archive", b"From: x@example.org\r\nSubject: second\r\n\r\nmarmalade tart\r\n")
-    _backup(config)
+    _backup(open_archive, config)
     result = cli(config_path, "search", "--json", "marmalade")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -124,12 +126,12 @@ def test_backup_indexes_incrementally_and_search_cli(dovecot, mail_user, tmp_pat
 
 
 @pytest.mark.slow
-def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path, config_file, cli) -> None:
+def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path, config_file, cli, open_archive) -> None:
     for number in range(20):
         dovecot.append(mail_user.name, "INBOX", f"Subject: early {number}\r\n\r\npomegranate {number}\r\n".encode())
     config_path = config_file(account_toml(dovecot, mail_user), "batch_messages = 50")
     config = parse_config(config_path)
-    _backup(config)
+    _backup(open_archive, config)
     filler = "lorem ipsum dolor sit amet " * 40
     items = [(f"Subject: later {n}\r\nFrom: bulk{n}@example.org\r\n\r\n{filler}{n}\r\n".encode(), (), None)
              for n in range(3000)]  # fmt: skip
@@ -138,7 +140,7 @@ def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path, config_file, c
     backup = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     searches = 0
     try:
-        with Archive(config.archive, readonly=True) as archive:
+        with open_archive(config, readonly=True) as archive:
             while backup.poll() is None:
                 assert index.search(archive, "pomegranate", accounts=ALL, snippets=False).total == 20
                 searches += 1
@@ -147,7 +149,7 @@ def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path, config_file, c
         _, err = backup.communicate(timeout=600)
     assert backup.returncode == 0, err
     assert searches > 5
-    with Archive(config.archive, readonly=True) as archive:
+    with open_archive(config, readonly=True) as archive:
         status = index.index_status(archive)
         assert status["behind"] == {"messages": 0, "changes": 0}
         assert status["documents"] == archive.catalog.archive_totals()["blobs"]

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import ImapBackup, run_backup
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.sources.imap import ImapSource
@@ -69,13 +68,13 @@ def sync_path(request, monkeypatch):
 
 
 def test_flag_changes_and_expunges_follow_the_server_with_history(
-    dovecot, mail_user, tmp_path, sync_path, config_file, cli
+    dovecot, mail_user, tmp_path, sync_path, config_file, cli, open_archive
 ):
     uids = fill(dovecot, mail_user, 60)
     config = parse_config(config_file(account_toml(dovecot, mail_user)))
     account = config.accounts[0]
     inbox = uids["INBOX"]
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         first = run_backup(config, account, archive=archive)
         assert first.ok, first.problems
         before = catalog_flags(archive.catalog, "INBOX")
@@ -127,14 +126,14 @@ def test_flag_changes_and_expunges_follow_the_server_with_history(
 
 
 def test_deleted_and_renamed_folders_are_kept_and_renames_reuse_blobs(
-    dovecot, mail_user, tmp_path, sync_path, config_file, cli
+    dovecot, mail_user, tmp_path, sync_path, config_file, cli, open_archive
 ):
     uids = fill(dovecot, mail_user, 80, folders=4)
     folders = sorted(uids)
     victim, renamed = [f for f in folders if f != "INBOX"][:2]
     config = parse_config(config_file(account_toml(dovecot, mail_user)))
     account = config.accounts[0]
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         listed_before = server_folders(dovecot, mail_user)
         first = run_backup(config, account, archive=archive)
         assert first.ok, first.problems

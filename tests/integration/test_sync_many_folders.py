@@ -12,8 +12,8 @@ import secrets
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
+from tests.fixtures.archives import OpenArchive
 from tests.fixtures.config import parse_config, write_config
 from tests.fixtures.mail_server import MailUser, account_toml
 
@@ -29,7 +29,7 @@ def message(folder: str) -> bytes | None:
     return f"Message-ID: <{folder}@x>\r\nSubject: {folder}\r\n\r\nthe one message of {folder}\r\n".encode()
 
 
-def catalog_steps_per_folder(dovecot, user, tmp_path, folders: int) -> float:
+def catalog_steps_per_folder(open_archive: OpenArchive, dovecot, user, tmp_path, folders: int) -> float:
     """SQLite VM steps of a first backup run, per folder, for ``folders`` folders: half empty, half one message."""
     dovecot.connect(user.name).logout()  # the first login creates the maildir
     names = [f"{prefix}{n:06d}" for prefix in "am" for n in range(folders // 2)]
@@ -43,7 +43,7 @@ def catalog_steps_per_folder(dovecot, user, tmp_path, folders: int) -> float:
         steps += STEP
         return 0
 
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         archive.catalog.db.set_progress_handler(count, STEP)
         report = run_backup(config, config.accounts[0], archive=archive, index=False)
         archive.catalog.db.set_progress_handler(None, STEP)
@@ -53,10 +53,12 @@ def catalog_steps_per_folder(dovecot, user, tmp_path, folders: int) -> float:
     return steps / folders
 
 
-def test_first_sync_catalog_work_per_folder_does_not_grow_with_the_folder_count(dovecot, mail_user, tmp_path):
+def test_first_sync_catalog_work_per_folder_does_not_grow_with_the_folder_count(
+    dovecot, mail_user, tmp_path, open_archive
+):
     big_user = MailUser(f"{mail_user.name}big", f"pw-{secrets.token_hex(6)}")
     dovecot.add_user(big_user.name, big_user.password)
     small_user = mail_user
-    small = catalog_steps_per_folder(dovecot, small_user, tmp_path / "small", 200)
-    big = catalog_steps_per_folder(dovecot, big_user, tmp_path / "big", 800)
+    small = catalog_steps_per_folder(open_archive, dovecot, small_user, tmp_path / "small", 200)
+    big = catalog_steps_per_folder(open_archive, dovecot, big_user, tmp_path / "big", 800)
     assert big < 1.3 * small, f"catalog work per folder grew {big / small:.2f}x with 4x the folders"

@@ -64,7 +64,7 @@ def on_server(dovecot, user) -> dict[int, tuple[str, int]]:
     ids=["doveadm", "uidlist", "recreated"],
 )
 def test_reset_of_a_folder_without_message_ids_redownloads_under_one_percent(
-    dovecot, mail_user, tmp_path, reset, config_file
+    dovecot, mail_user, tmp_path, reset, config_file, open_archive
 ):
     rng = random.Random(12)
     items = []
@@ -76,7 +76,7 @@ def test_reset_of_a_folder_without_message_ids_redownloads_under_one_percent(
     assert sum(b"Message-ID:" not in raw for raw, _f, _d in items) > 200
     config = parse_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 50"))
     account = config.accounts[0]
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         first = run_backup(config, account, archive=archive)
         assert first.ok, first.problems
         before = uidvalidity(dovecot, mail_user)

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.backup import run_backup
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.verify import verify_archive
@@ -31,12 +30,14 @@ pytestmark = pytest.mark.integration
     [reset_with_doveadm, reset_by_losing_the_uidlist, reset_by_recreating_the_folder],
     ids=["doveadm", "uidlist", "recreated"],
 )
-def test_uidvalidity_reset_redownloads_only_what_does_not_match(dovecot, mail_user, tmp_path, reset, config_file, cli):
+def test_uidvalidity_reset_redownloads_only_what_does_not_match(
+    dovecot, mail_user, tmp_path, reset, config_file, cli, open_archive
+):
     samples = list(generate_mailbox(300, seed=21, folders=4, duplicate_ratio=0.02))
     uids = dovecot.append_many(mail_user.name, FOLDER, [(s.raw, s.flags, s.internaldate) for s in samples])
     config = parse_config(config_file(account_toml(dovecot, mail_user), "batch_messages = 50"))
     account = config.accounts[0]
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         first = run_backup(config, account, archive=archive)
         assert first.ok, first.problems
         old = {row[0]: row[1] for row in archive.catalog.db.execute("SELECT uid, blob_id FROM placements")}

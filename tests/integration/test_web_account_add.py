@@ -10,7 +10,6 @@ import stat
 
 import pytest
 
-from archiver.archive import Archive
 from archiver.config import load_config
 from tests.fixtures.discovery_servers import Page, autoconfig_xml
 from tests.fixtures.web import WEB_USERS, form_token, log_in
@@ -22,13 +21,13 @@ PATH = "/mail/config-v1.1.xml"
 
 
 @pytest.fixture
-def app_and_config(tmp_path, web_server, dns_server, dovecot):
+def app_and_config(tmp_path, web_server, dns_server, dovecot, open_archive):
     config_path = tmp_path / "archiver.toml"
     text = f"# kept as written\n[archive]\npath = {json.dumps(str(tmp_path / 'archive'))}\n"
     text += '[[accounts]]\nname = "alpha"\nprotocol = "local"\n' + WEB_USERS
     config_path.write_text(text)
     config = load_config(config_path)
-    with Archive(config.archive):
+    with open_archive(config):
         pass
     app = create_app(config, testing=True)
     app.config[AUTOCONFIG_KEY] = [web_server.url(PATH)]

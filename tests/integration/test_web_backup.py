@@ -10,7 +10,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from archiver.archive import Archive
 from tests.fixtures.archives import archived_hashes
 from tests.fixtures.config import parse_config, write_config
 from tests.fixtures.mail_server import account_toml, fill_mailbox, server_hashes
@@ -48,7 +47,7 @@ def _back_up_now(app: Flask, client: FlaskClient) -> tuple[Job, str]:
     return job, client.get(job_url).get_data(as_text=True)
 
 
-def test_back_up_now_runs_the_backup_child_and_shows_its_progress_and_report(app, dovecot, mail_user):
+def test_back_up_now_runs_the_backup_child_and_shows_its_progress_and_report(app, dovecot, mail_user, open_archive):
     folders = fill_mailbox(dovecot, mail_user, 40)
     client = app.test_client()
     assert log_in(client, "root", "root-pass").status_code == 302
@@ -61,16 +60,16 @@ def test_back_up_now_runs_the_backup_child_and_shows_its_progress_and_report(app
     assert f"run {job.result.run_id}" in page and "40 new messages" in page
     assert set(folders) <= {f.name for f in job.result.folders}
     assert f'<td>INBOX</td><td class="num">{len(folders["INBOX"])}</td>' in page  # the folder table of the report
-    with Archive(app.extensions["archiver_config"].archive, readonly=True) as archive:
+    with open_archive(app.extensions["archiver_config"], readonly=True) as archive:
         assert archived_hashes(archive.catalog) == server_hashes(dovecot, mail_user, folders)
     holder = (Path(app.extensions["archiver_config"].archive.path) / "locks" / "acct.lock").read_text()
     assert holder.isdigit() and int(holder) != os.getpid()  # run in a child, as the scheduler runs it
 
 
-def test_back_up_now_while_another_backup_holds_the_account_says_so(app):
+def test_back_up_now_while_another_backup_holds_the_account_says_so(app, open_archive):
     client = app.test_client()
     assert log_in(client, "root", "root-pass").status_code == 302
-    with Archive(app.extensions["archiver_config"].archive) as archive, archive.account_lock("acct"):
+    with open_archive(app.extensions["archiver_config"]) as archive, archive.account_lock("acct"):
         job, page = _back_up_now(app, client)
     assert job.error is None and job.result.status == "skipped"
     assert "Backup skipped" in page and f"already running (pid {os.getpid()})" in page

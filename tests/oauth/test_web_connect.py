@@ -14,8 +14,8 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from archiver.archive import Archive
 from archiver.oauth.store import TokenFile
+from tests.fixtures.archives import OpenArchive
 from tests.fixtures.oauth_helpers import introspect, oauth_account
 from tests.fixtures.oauth_server import OAuthServer
 from tests.fixtures.web import WEB_USERS, form_token, log_in
@@ -24,11 +24,11 @@ from web import create_app
 
 
 @pytest.fixture
-def app(oauth_server: OAuthServer, tmp_path: Path) -> Iterator[Flask]:
+def app(oauth_server: OAuthServer, tmp_path: Path, open_archive: OpenArchive) -> Iterator[Flask]:
     oauth_server.device_interval = 1  # the page polls once a second instead of every 5
     accounts = oauth_account(oauth_server) + oauth_account(oauth_server, "gmailish", device=False)
     config = web_config(tmp_path, WEB_USERS, extra_accounts=accounts)
-    Archive(config.archive).close()
+    open_archive(config).close()
     application = create_app(config, testing=True)
     application.config["SERVER_NAME"] = urlsplit(BASE).netloc  # the test client and url_for(_external) use it
     yield application

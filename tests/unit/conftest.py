@@ -14,9 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from archiver import index
-from archiver.archive import Archive
 from archiver.catalog.schedule_state import save_finished, save_next_run
 from archiver.times import utc_now
+from tests.fixtures.archives import OpenArchive
 from tests.fixtures.web import WEB_USERS, login, quick_hash
 from tests.fixtures.webdata import add_messages, closed_imap_account, hostile_message, message, web_config
 from web import create_app
@@ -33,11 +33,11 @@ accounts = ["alpha", "gamma"]
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
+def app(tmp_path: Path, open_archive: OpenArchive) -> Iterator[Flask]:
     """The web app on an indexed archive: 120 messages in alpha/INBOX, a hostile one in alpha/Lists/Hostile,
     one in beta/INBOX."""
     config = web_config(tmp_path, USERS, extra_accounts=closed_imap_account("gamma"))
-    with Archive(config.archive) as archive:
+    with open_archive(config) as archive:
         add_messages(
             archive, "alpha", "INBOX", [message(f"alpha message {i}", f"body zebra{i}", n=i) for i in range(120)]
         )
@@ -64,13 +64,13 @@ def root(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def make_metrics_app(tmp_path: Path) -> Callable[[str], Flask]:
+def make_metrics_app(tmp_path: Path, open_archive: OpenArchive) -> Callable[[str], Flask]:
     """``make_metrics_app(metrics_toml)``: the app on an archive with 7 messages in alpha, a failed run of beta
     and schedule state, for the ``[metrics]`` table given; the test closes the app's archive."""
 
     def make(metrics_toml: str) -> Flask:
         config = web_config(tmp_path, metrics_toml)
-        with Archive(config.archive) as archive:
+        with open_archive(config) as archive:
             add_messages(archive, "alpha", "INBOX", [message(f"m{i}", n=i) for i in range(7)])
             catalog = archive.catalog
             failed = catalog.start_run(catalog.ensure_account("beta", "local"))

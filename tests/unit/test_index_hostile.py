@@ -26,7 +26,7 @@ from archiver.index import ALL_ACCOUNTS, batches, search, update_index, writer
 from archiver.index import documents as index_documents
 from archiver.index.documents import CatalogMessage, build_document
 from archiver.mail.textextract import ExtractLimits, extract, pdf_text
-from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.archives import OpenArchive, add_messages
 from tests.fixtures.cli import Cli
 from tests.fixtures.hostile_mail import (
     BYTES_CODECS,
@@ -245,7 +245,7 @@ def test_a_failed_index_update_is_not_reported_as_success(archive: Archive) -> N
 
 
 def test_reindex_of_hostile_messages_reports_them_in_one_line(
-    tmp_path: Path, config_file: Callable[..., Path], cli: Cli
+    tmp_path: Path, config_file: Callable[..., Path], cli: Cli, open_archive: OpenArchive
 ) -> None:
     hostile = [(plain("charset base64", "walrus", charset="base64"), None), (plain("x", "y"), LAST_INTERNALDATE)]
     hostile.append((with_pdf("bomb", pdf_bomb(inflated_mb=100)), None))
@@ -256,7 +256,9 @@ def test_reindex_of_hostile_messages_reports_them_in_one_line(
     assert "indexed 5 message(s)" in result.output and "2 message(s) partly unreadable" in result.output
 
 
-def test_reindex_turns_any_failure_into_one_line(tmp_path: Path, config_file: Callable[..., Path], cli: Cli) -> None:
+def test_reindex_turns_any_failure_into_one_line(
+    tmp_path: Path, config_file: Callable[..., Path], cli: Cli, open_archive: OpenArchive
+) -> None:
     with open_archive(tmp_path / "archive") as archive:
         add_messages(archive, "work", _around([]))
     shutil.rmtree(tmp_path / "archive" / "index")  # the archive's layout makes it; a file where it belongs
@@ -270,7 +272,7 @@ def test_reindex_turns_any_failure_into_one_line(tmp_path: Path, config_file: Ca
 
 
 def test_status_shows_the_messages_indexed_only_in_part(
-    tmp_path: Path, config_file: Callable[..., Path], cli: Cli
+    tmp_path: Path, config_file: Callable[..., Path], cli: Cli, open_archive: OpenArchive
 ) -> None:
     hostile = plain("charset base64", "walrus", charset="base64")
     with open_archive(tmp_path / "archive") as archive:

@@ -26,7 +26,7 @@ import pytest
 
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.memory import proc_kb, process_tree
-from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.archives import OpenArchive, add_messages
 from tests.fixtures.hostile_mail import (
     huge_attachment,
     huge_body,
@@ -89,7 +89,7 @@ def _measure(archive: Path, budget_mb: int, word: str) -> tuple[dict, float]:
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_a_hostile_message_is_indexed_within_the_budget(tmp_path: Path, name: str) -> None:
+def test_a_hostile_message_is_indexed_within_the_budget(tmp_path: Path, name: str, open_archive: OpenArchive) -> None:
     build, word, problem = HOSTILE[name]
     raw = build()
     items = [(s.folder, s.raw, tuple(s.flags), s.internaldate) for s in generate_mailbox(20, seed=3)]

@@ -22,7 +22,7 @@ from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.index import writer as index_writer
 from archiver.index.parallel import POOL_MB
 from archiver.index.writer import MIN_POOL_MB, PARALLEL_FROM, plan_memory
-from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.archives import OpenArchive, add_messages
 
 BASE_MB = 55.0  # what `archiver backup` holds when its index update starts (measured at 10,000 messages)
 
@@ -73,7 +73,7 @@ def test_config_key_default_and_errors() -> None:
 
 
 @pytest.fixture
-def two_archives(tmp_path: Path) -> Iterator[tuple[Archive, Archive]]:
+def two_archives(tmp_path: Path, open_archive: OpenArchive) -> Iterator[tuple[Archive, Archive]]:
     """Two archives holding the same 60 generated messages (of which a few are copies)."""
     samples = [(s.folder, s.raw, tuple(s.flags), s.internaldate) for s in generate_mailbox(60, seed=5)]
     with open_archive(tmp_path / "a") as first, open_archive(tmp_path / "b") as second:

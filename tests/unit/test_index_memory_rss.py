@@ -19,7 +19,7 @@ import pytest
 
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.memory import proc_kb, process_tree
-from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.archives import add_messages, archive_at
 
 pytestmark = [
     pytest.mark.slow,
@@ -62,7 +62,7 @@ def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
     root = tmp_path_factory.mktemp("memory") / "archive"
     items = [(s.folder, s.raw, tuple(s.flags), s.internaldate) for s in generate_mailbox(400, seed=11)]
     items += [("INBOX", _big(n), (), None) for n in range(4)]
-    with open_archive(root) as archive:
+    with archive_at(root) as archive:
         add_messages(archive, "work", items)
         unique = archive.catalog.db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
     yield root, unique

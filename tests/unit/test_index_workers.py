@@ -19,7 +19,7 @@ from archiver.devtools.sample_mail import generate_mailbox
 from archiver.index import parallel
 from archiver.index import writer as index_writer
 from archiver.index.writer import SearchIndexError
-from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.archives import OpenArchive, add_messages
 
 pytestmark = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="the rebuild forks its workers"
@@ -30,7 +30,9 @@ def _die(*_args: object, **_kwargs: object) -> None:
     os._exit(9)
 
 
-def test_a_worker_that_dies_ends_the_rebuild_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_that_dies_ends_the_rebuild_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_archive: OpenArchive
+) -> None:
     samples = [(s.folder, s.raw, tuple(s.flags), s.internaldate) for s in generate_mailbox(300, seed=11)]
     with open_archive(tmp_path / "archive") as archive:
         add_messages(archive, "work", samples)

@@ -1,6 +1,6 @@
 """Rules of the layout that a reader should be able to trust without checking, checked on the source.
 
-Test modules import plain helpers from ``tests/fixtures/`` only.
+Test modules import plain helpers from ``tests/fixtures/`` only, and open archives through the fixtures.
 
 The catalog is the only SQL: no ``sqlite3`` and no ``.execute(`` anywhere in ``archiver/``
 or ``web/`` outside ``archiver/catalog/``, not even in a comment or docstring, so that
@@ -71,3 +71,28 @@ def test_no_test_module_imports_another_test_module_or_a_helper_outside_tests_fi
             elif isinstance(node, ast.Import):
                 problems += [f"{where}:{node.lineno}: imports {a.name}" for a in node.names if not allowed(a.name)]
     assert problems == []
+
+
+#: Where a test may construct ``Archive`` itself: the factory behind the fixtures, and the tests whose subject is
+#: how ``Archive`` opens a given path (a file in its place, modes whatever the umask, the exposure warning).
+ARCHIVE_BUILDERS = {"tests/fixtures/archives.py", "tests/unit/test_archive_access.py"}
+
+
+def test_tests_open_archives_through_the_fixtures() -> None:
+    """``open_archive``/``archive`` (``archive_at`` in module-wide fixtures), not ``Archive(...)`` by hand: one
+    place decides how a test opens an archive (with the settings its config file gives) and closes what a failing
+    test left open. Code a child process runs (a string) is not a call here, so it may still build one."""
+    tests_dir = Path(__file__).resolve().parents[1]
+    problems = []
+    for path in sorted(tests_dir.rglob("*.py")):
+        where = path.relative_to(tests_dir.parent).as_posix()
+        if where in ARCHIVE_BUILDERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func.value if isinstance(node.func, ast.Attribute) else node.func  # Archive.for_reading(…)
+            if isinstance(func, ast.Name) and func.id == "Archive":
+                problems.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+    assert all((tests_dir.parent / name).is_file() for name in ARCHIVE_BUILDERS)  # the exemptions still exist
+    assert problems == [], "open the archive with the open_archive fixture:\n" + "\n".join(problems)

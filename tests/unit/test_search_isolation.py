@@ -21,7 +21,7 @@ from archiver import index
 from archiver.archive import Archive
 from archiver.index import ALL_ACCOUNTS
 from archiver.index import writer as index_writer
-from tests.fixtures.archives import add_messages, open_archive
+from tests.fixtures.archives import add_messages, archive_at
 
 
 def mail(subject: str, body: str, n: int, dated: bool = True) -> bytes:
@@ -75,11 +75,11 @@ class Archives:
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archives]:
     root = tmp_path_factory.mktemp("isolation")
-    opened = [open_archive(root / "shared")]
+    opened = [archive_at(root / "shared")]
     _fill(opened[0], list(PLACEMENTS))
     alone = {}
     for name in PLACEMENTS:
-        alone[name] = open_archive(root / f"only-{name}")
+        alone[name] = archive_at(root / f"only-{name}")
         _fill(alone[name], [name])
         opened.append(alone[name])
     yield Archives(opened[0], alone)
