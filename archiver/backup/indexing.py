@@ -8,6 +8,7 @@ problem line on the run, never a failed backup of mail that is safely stored.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from archiver.archive import Archive
@@ -26,10 +27,13 @@ class IndexOutcome:
     error: str | None = None
 
 
-def update_search_index(archive: Archive, run_id: int, memory_mb: int | None = None) -> IndexOutcome:
+def update_search_index(
+    archive: Archive, run_id: int, memory_mb: int | None = None, progress: Callable[[int, int], None] | None = None
+) -> IndexOutcome:
     """Index what the run committed; a failure never fails the backup's data.
 
     ``memory_mb`` is the ``[index] memory_mb`` budget for the whole process tree (None: the default).
+    ``progress(done, total)`` hears how far the update is (never called when there is nothing to index).
     A failure is logged, recorded on the run and returned, for the caller to report it as the
     problem it is (a backup whose mail cannot be searched is not plainly ``ok``).
     """
@@ -39,7 +43,8 @@ def update_search_index(archive: Archive, run_id: int, memory_mb: int | None = N
         # Here, not at the top: importing the writer imports Whoosh, which a no-change run never needs.
         from archiver.index import update_index
 
-        report = update_index(archive) if memory_mb is None else update_index(archive, memory_mb=memory_mb)
+        budget = {} if memory_mb is None else {"memory_mb": memory_mb}  # (update_index's None means unbounded)
+        report = update_index(archive, progress=progress, **budget)
         return IndexOutcome(report.indexed + report.refreshed, report.problems)
     except Exception as exc:
         error = f"search index not updated (the next run catches up): {' '.join(str(exc).split())[:300]}"

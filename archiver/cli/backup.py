@@ -11,7 +11,7 @@ from archiver.archive import Archive
 from archiver.backup import IndexOutcome, run_backup, update_search_index
 from archiver.cli._common import accounts_option, emit_json, human_bytes, json_option, with_archive
 from archiver.config import AccountConfig
-from archiver.progress import progress_for_terminal
+from archiver.progress import index_progress_for_terminal, progress_for_terminal
 
 
 def _selected(ctx: click.Context, accounts: tuple[str, ...], **_: object) -> list[AccountConfig]:
@@ -48,7 +48,8 @@ def backup(ctx: click.Context, archive: Archive, accounts: tuple[str, ...], as_j
     archive_failed = any(r.archive_failed for r in reports)  # the index would fail on the same disk
     if not no_index and indexed_run is not None and not archive_failed:
         started = time.monotonic()
-        index = update_search_index(archive, indexed_run, config.index.memory_mb)  # for all accounts: one commit
+        with index_progress_for_terminal(quiet=as_json) as indexing:  # for all accounts: one commit
+            index = update_search_index(archive, indexed_run, config.index.memory_mb, progress=indexing)
         index_seconds = time.monotonic() - started
         if not as_json and index.error is None:
             partly = f"; {index.problems} message(s) only partly indexed" if index.problems else ""

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from archiver.archive import Archive
 from archiver.cli._common import emit_json, human_bytes, json_option, with_archive
 from archiver.index import index_status, reindex
-
-
-def _bar():  # a rich progress bar on a terminal; None in pipes and the journal
-    if not sys.stderr.isatty():
-        return None
-    # Imported here, not at the top: rich costs start-up time a reindex in a pipe or a timer does not need.
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+from archiver.progress import index_progress_for_terminal
 
 
 @click.command("reindex")
@@ -27,17 +17,8 @@ def _bar():  # a rich progress bar on a terminal; None in pipes and the journal
 @with_archive("write")
 def reindex_command(ctx: click.Context, archive: Archive, procs: int | None, as_json: bool) -> None:
     """Rebuild the search index from scratch; searches keep working on the old one meanwhile."""
-    bar = _bar()
-    if bar is not None:
-        task = bar.add_task("indexing", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        with bar:
-            report = reindex(archive, progress=progress, procs=procs)
-    else:
-        report = reindex(archive, procs=procs)
+    with index_progress_for_terminal(quiet=as_json) as indexing:
+        report = reindex(archive, progress=indexing, procs=procs)
     status = index_status(archive)
     rate = report.indexed / report.seconds if report.seconds else 0.0
     if as_json:

@@ -11,13 +11,18 @@ tighter than OR)::
 
 A word may hold ``*`` and ``?`` wildcards.  Fields: ``from to cc bcc subject
 filename folder (in) account list msgid has is date before after size``.
-A ``prefix:`` that is not a field (``http://…``) is searched as a word.
+Any other ``name:value`` is an error naming the fields (a mistyped field
+would otherwise find nothing, silently), except where the colon is plainly
+not a field's: a URL or URI (``http://…``, ``mailto:…``), a reply marker
+(``Re:…``); those, and a colon after anything but letters (``10:30``), are
+searched as words.
 Parsing is pure; :func:`compile_query` is the only Whoosh-aware part.
 """
 
 from __future__ import annotations
 
 import calendar
+import difflib
 import fnmatch
 import re
 from collections.abc import Iterator
@@ -43,6 +48,11 @@ IS_VALUES = {"flagged": "flagged", "unread": "unread", "read": "seen", "seen": "
 IS_VALUES |= {"draft": "draft", "deleted": "deleted", "replied": "answered", "starred": "flagged"}
 TEXT_FIELDS = (("text_en", "en"), ("text_fr", "fr"))
 BARE_FIELDS: tuple[tuple[str, str | None], ...] = ()  # subject, addresses, file names are in text_*
+#: Prefixes that are not fields but part of what a user pastes: URI schemes without ``//`` and reply markers.
+NOT_FIELDS = {"mailto", "tel", "urn", "news", "cid", "mid", "data", "sip", "xmpp", "magnet", "geo"}
+NOT_FIELDS |= {"re", "fw", "fwd", "aw", "sv", "tr", "wg", "rif", "antw", "vs"}
+#: Other tools' names for "the text": the hint says a bare word already searches it.
+TEXT_ALIASES = {"body", "text", "content", "contents", "message"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,8 @@ def _lex(text: str) -> Iterator[tuple[str, object]]:
             if minus:
                 yield "not", None
             field = prefix.lower() if prefix and prefix.lower() in FIELDS else None
-            if prefix and field is None:  # not one of ours: part of the word (e.g. a URL)
+            if prefix and field is None:  # not one of ours: part of the word (e.g. a URL), or a mistake
+                _check_not_a_field(prefix, word if word is not None else quoted, word is None)
                 word = f"{prefix}:{word if word is not None else quoted}"
                 quoted = None
             if field is None and quoted is None and word in ("AND", "OR", "NOT"):
@@ -87,6 +98,21 @@ def _lex(text: str) -> Iterator[tuple[str, object]]:
                 yield "atom", Atom(field, quoted, phrase=True)
             else:
                 yield "atom", Atom(field, word or "")
+
+
+def _check_not_a_field(prefix: str, value: str, quoted: bool) -> None:
+    """Raise for an unknown ``prefix:value`` a user meant as a field; let a URL, URI or ``Re:`` through."""
+    name = prefix.lower()
+    if name in NOT_FIELDS or value.startswith("/"):
+        return
+    shown = f'{prefix}:"{value}"' if quoted else f"{prefix}:{value}"
+    if name in TEXT_ALIASES:
+        hint = f"a word without a field already searches the text: {value!r}"
+    else:
+        close = difflib.get_close_matches(name, sorted(FIELDS), n=1, cutoff=0.7)
+        hint = f"did you mean {close[0]}:?" if close else "to search it as text, put it in double quotes"
+    fields = ", ".join(sorted(FIELDS))
+    raise QuerySyntaxError(f"unknown search field {prefix!r} in {shown}: {hint} (fields: {fields})")
 
 
 def parse(text: str) -> Node | Atom | None:
@@ -146,16 +172,16 @@ def _date_bounds(text: str) -> tuple[datetime, datetime]:
     if not match:
         raise QuerySyntaxError(f"{text!r} is not a date: use YYYY, YYYY-MM or YYYY-MM-DD")
     year, month, day = (int(g) if g else None for g in match.groups())
-    try:
+    try:  # (the end of 9999-12 is past datetime's range: an OverflowError, which a user reads the same way)
         if month is None:
             return datetime(year, 1, 1), datetime(year + 1, 1, 1)
         if day is None:
             last = calendar.monthrange(year, month)[1]
             return datetime(year, month, 1), datetime(year, month, last) + (datetime(2000, 1, 2) - datetime(2000, 1, 1))
         start = datetime(year, month, day)
-    except ValueError as exc:
+        return start, start + (datetime(2000, 1, 2) - datetime(2000, 1, 1))
+    except (ValueError, OverflowError) as exc:
         raise QuerySyntaxError(f"{text!r} is not a valid date: {exc}") from None
-    return start, start + (datetime(2000, 1, 2) - datetime(2000, 1, 1))
 
 
 def date_range(field: str, value: str) -> tuple[datetime | None, datetime | None]:
