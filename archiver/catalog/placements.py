@@ -88,20 +88,7 @@ class PlacementQueries(CatalogConnection):
                 if cursor.rowcount:
                     new_blobs += 1
                     stored += item.stored_size
-                cursor = self.db.execute(
-                    UPSERT_PLACEMENT_SQL,
-                    (
-                        folder_id,
-                        uidvalidity,
-                        item.uid,
-                        item.blob_id,
-                        encode_flags(item.flags),
-                        item.internaldate,
-                        item.size,
-                        run_id,
-                    ),
-                )
-                new_placements += cursor.rowcount
+                new_placements += self._upsert_placement(run_id, folder_id, uidvalidity, item)
             fetched = sum(item.size for item in batch)
             self.db.execute(
                 "UPDATE runs SET messages_new = messages_new + ?, blobs_new = blobs_new + ?, "
@@ -109,6 +96,22 @@ class PlacementQueries(CatalogConnection):
                 (new_placements, new_blobs, fetched, stored, run_id),
             )
         return RunTotals(messages_new=new_placements, blobs_new=new_blobs, bytes_fetched=fetched, bytes_stored=stored)
+
+    def _upsert_placement(self, run_id: int, folder_id: int, uidvalidity: int, item: NewPlacement | Adoption) -> int:
+        """Record one placement (a fetched message or an adopted one): 1 when it was added, 0 when present."""
+        return self.db.execute(
+            UPSERT_PLACEMENT_SQL,
+            (
+                folder_id,
+                uidvalidity,
+                item.uid,
+                item.blob_id,
+                encode_flags(item.flags),
+                item.internaldate,
+                item.size,
+                run_id,
+            ),
+        ).rowcount
 
     def adopt_placements(self, run_id: int, folder_id: int, uidvalidity: int, adoptions: Sequence[Adoption]) -> int:
         """Record placements of already-archived blobs in one transaction; returns how many were added.
@@ -120,19 +123,7 @@ class PlacementQueries(CatalogConnection):
             revived = {item.uid: encode_flags(item.flags) for item in adoptions}
             record_revived_flag_changes(self.db, run_id, folder_id, uidvalidity, revived)  # revived UIDs' history
             for item in adoptions:
-                added += self.db.execute(
-                    UPSERT_PLACEMENT_SQL,
-                    (
-                        folder_id,
-                        uidvalidity,
-                        item.uid,
-                        item.blob_id,
-                        encode_flags(item.flags),
-                        item.internaldate,
-                        item.size,
-                        run_id,
-                    ),
-                ).rowcount
+                added += self._upsert_placement(run_id, folder_id, uidvalidity, item)
             self.db.execute("UPDATE runs SET messages_new = messages_new + ? WHERE id = ?", (added, run_id))
         return added
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 
 import click
 
@@ -96,7 +97,7 @@ def search(
             }
         )
         return
-    color = click.get_text_stream("stdout").isatty()
+    color = sys.stdout.isatty()
     first = (result.page - 1) * result.page_size + 1
     about = "" if result.total_exact else "about "
     click.echo(

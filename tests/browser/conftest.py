@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-import waitress
 from argon2 import PasswordHasher
 
 from archiver import index
@@ -17,6 +16,7 @@ from tests.fixtures.archives import archive_at
 from tests.fixtures.browser import CHROMIUM, FLAGS
 from tests.fixtures.discovery_servers import dns_server, web_server  # noqa: F401 (fixtures, used by name)
 from tests.fixtures.mail_server import account_toml
+from tests.fixtures.web import served
 from tests.fixtures.webdata import add_messages, hostile_message, message, web_config
 from web import create_app
 
@@ -78,11 +78,8 @@ def site(tmp_path_factory, recorder, dovecot, mailbox):
         add_messages(archive, "beta", "Archive/2023", [message("Old invoice", "invoice pelican", n=99)])
         index.update_index(archive)
     app = create_app(config)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", app
-    server.close()
+    with served(app) as port:
+        yield f"http://127.0.0.1:{port}", app
     app.extensions["archiver_archive"].close()
 
 

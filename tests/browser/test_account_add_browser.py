@@ -4,14 +4,13 @@ and the account lands in the config file after its login against the Dovecot san
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
 from archiver.config import load_config
 from tests.fixtures.browser import require_chromium
 from tests.fixtures.discovery_servers import Page, autoconfig_xml
-from tests.fixtures.web import WEB_USERS
+from tests.fixtures.web import WEB_USERS, served
 from web import close_app, create_app
 from web.accounts_add import AUTOCONFIG_KEY, DNS_SERVER_KEY
 
@@ -22,7 +21,6 @@ PATH = "/mail/config-v1.1.xml"
 @pytest.fixture
 def site(tmp_path, web_server, dns_server, dovecot, open_archive):
     require_chromium()
-    import waitress
 
     config_path = tmp_path / "archiver.toml"
     archive = json.dumps(str(tmp_path / "archive"))
@@ -35,12 +33,8 @@ def site(tmp_path, web_server, dns_server, dovecot, open_archive):
     app.config[AUTOCONFIG_KEY] = [web_server.url(PATH)]
     app.config[DNS_SERVER_KEY] = dns_server.address
     web_server.pages[PATH] = Page(autoconfig_xml(("imap", "localhost", dovecot.imaps_port, "SSL")))
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", config_path
-    server.close()
-    thread.join(5)
+    with served(app) as port:
+        yield f"http://127.0.0.1:{port}", config_path
     close_app(app)
 
 

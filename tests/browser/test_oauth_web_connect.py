@@ -7,7 +7,6 @@ is one the server recognises."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from archiver.oauth.store import TokenFile
 from tests.fixtures.archives import OpenArchive
 from tests.fixtures.oauth_helpers import introspect, oauth_account
 from tests.fixtures.oauth_server import OAuthServer
+from tests.fixtures.web import served
 from tests.fixtures.webdata import web_config
 
 pytestmark = pytest.mark.browser
@@ -25,7 +25,6 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def site(oauth_server: OAuthServer, tmp_path, open_archive: OpenArchive) -> Iterator[tuple[str, Any]]:
-    import waitress
 
     from web import create_app
 
@@ -35,11 +34,8 @@ def site(oauth_server: OAuthServer, tmp_path, open_archive: OpenArchive) -> Iter
     config = web_config(tmp_path, users, extra_accounts=accounts)
     open_archive(config).close()
     app = create_app(config)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", app
-    server.close()
+    with served(app) as port:
+        yield f"http://127.0.0.1:{port}", app
     app.extensions["archiver_archive"].close()
 
 

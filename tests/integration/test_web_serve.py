@@ -14,44 +14,14 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import waitress
 
-from tests.fixtures.web import WEB_USERS
-from web.serving import waitress_options
+from tests.fixtures.web import WEB_USERS, served
 
 TOKEN = "scrape-token-0123456789"
-
-
-@contextmanager
-def served(app) -> Iterator[int]:
-    """``app`` under waitress on 127.0.0.1 with the options ``archiver serve`` uses; yields the port."""
-    server = waitress.create_server(
-        app, host="127.0.0.1", port=0, threads=2, **waitress_options(app.extensions["archiver_config"].web)
-    )
-    stopping = threading.Event()
-
-    def run() -> None:
-        try:
-            server.run()
-        except OSError:
-            if not stopping.is_set():  # closing the socket under select() is how the server stops
-                raise
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield server.effective_port
-    finally:
-        stopping.set()
-        server.close()
-        thread.join(5)
 
 
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
