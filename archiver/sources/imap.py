@@ -178,6 +178,11 @@ class ImapSource:
             raise greeting_error(self.where, exc, account.provider) from None
         client.normalise_times = False  # keep INTERNALDATE's own offset for restore
         quiet_protocol_trace(client)
+        # imaplib writes a literal (an APPEND's message, a SASL response) and the CRLF after it in separate
+        # sends; with Nagle's algorithm that last small send waits for the server's delayed ACK (about 40 ms
+        # on Linux): once per login, and once per message a restore appends.
+        with contextlib.suppress(OSError, AttributeError):
+            client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             if account.security == "starttls":
                 if not client.has_capability("STARTTLS"):
@@ -214,10 +219,6 @@ class ImapSource:
             del password
             return
         offered = [_text(c)[5:] for c in client.capabilities() if _text(c).upper().startswith("AUTH=")]
-        # imaplib writes a SASL response and its CRLF in two sends; with Nagle's algorithm the CRLF then waits
-        # for the server's delayed ACK (about 40 ms on Linux), for every login.
-        with contextlib.suppress(OSError, AttributeError):
-            client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         mechanism = choose_mechanism(self.mechanism, offered, self.where)
         login = BearerLogin(account.username or "", mechanism, account.host or "", account.port or 0)
 

@@ -177,3 +177,15 @@ def test_fetch_formats_no_protocol_trace_of_message_bodies(dovecot, mail_user, t
             assert source.client._imap.debug == 5
     finally:
         trace_logger.setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls", "none"])
+def test_every_connection_sends_without_nagle_delay(dovecot, mail_user, config_file, security):
+    """imaplib sends an APPEND's literal and its CRLF apart: with Nagle on, each message waited for a delayed ACK."""
+    import socket
+
+    from archiver.sources.imap import ImapSource
+
+    config = parse_config(config_file(account_toml(dovecot, mail_user, security=security)))
+    with ImapSource(config.accounts[0]).connect() as source:
+        assert source.client.socket().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
