@@ -10,10 +10,12 @@ subclass that overrides it is all imapclient needs.
 from __future__ import annotations
 
 import imaplib
+import socket
 
 import imapclient
 from imapclient import imap4, tls
 
+from archiver.sources.connect import open_tcp
 from archiver.sources.spool import SpooledBody
 from archiver.sources.wire import DEFAULT_MAX_LINE, GREETING_MAX_LINE, WireLimits, WireReader
 
@@ -57,11 +59,18 @@ class _PlainIMAP4(_BoundedReads, imap4.IMAP4WithTimeout):
         self._limits = limits
         super().__init__(host, port, timeout)
 
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return open_tcp(self.host, self.port, timeout if timeout is not None else self._timeout)
+
 
 class _TlsIMAP4(_BoundedReads, tls.IMAP4_TLS):
     def __init__(self, host: str, port: int, ssl_context, timeout: float | None, limits: WireLimits) -> None:
         self._limits = limits
         super().__init__(host, port, ssl_context, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        sock = open_tcp(self.host, self.port, timeout if timeout is not None else self._timeout)
+        return tls.wrap_socket(sock, self.ssl_context, self.host)
 
 
 class BoundedIMAPClient(imapclient.IMAPClient):

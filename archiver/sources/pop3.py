@@ -25,6 +25,7 @@ import base64
 import contextlib
 import logging
 import poplib
+import socket
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 from archiver.config import DEFAULT_MAX_MESSAGE_BYTES, AccountConfig
 from archiver.errors import AuthError, ConnectError, ProtocolError, SourceError, TLSError
 from archiver.logs import register_secret
-from archiver.sources.connect import network_error, tls_context
+from archiver.sources.connect import network_error, open_tcp, tls_context
 from archiver.sources.limits import limit_error
 from archiver.sources.pop3_parse import (
     MaildropEntry,
@@ -70,6 +71,9 @@ class _BoundedPOP3(poplib.POP3):
         self._wire: WireReader | None = None
         super().__init__(host, port, timeout=timeout)
 
+    def _create_socket(self, timeout: float) -> socket.socket:
+        return open_tcp(self.host, self.port, timeout)
+
     def wire(self) -> WireReader:
         wire = self._wire
         if wire is None or wire.sock is not self.sock:  # first read, or a new socket after STLS
@@ -103,6 +107,9 @@ class _BoundedPOP3_SSL(_BoundedPOP3, poplib.POP3_SSL):
         self._limits = limits
         self._wire = None
         poplib.POP3_SSL.__init__(self, host, port, timeout=timeout, context=context)
+
+    def _create_socket(self, timeout: float) -> socket.socket:
+        return self.context.wrap_socket(open_tcp(self.host, self.port, timeout), server_hostname=self.host)
 
 
 # -- the connection --------------------------------------------------------------------------------------
