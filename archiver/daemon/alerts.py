@@ -30,6 +30,7 @@ from archiver.config import AlertsConfig, Config, EmailAlertConfig
 from archiver.daemon.status import RunOutcome
 from archiver.errors import ArchiverError, AuthError
 from archiver.logs import mask
+from archiver.sources.connect import open_tcp
 from archiver.sources.sasl import (
     BearerLogin,
     TokenRefused,
@@ -172,6 +173,18 @@ def alert_tokens(config: Config) -> TokenSource | None:
     return account_tokens(config.account(email.oauth2_account), config.archive.path)
 
 
+class _BoundedSMTP(smtplib.SMTP):
+    """``smtplib.SMTP`` whose timeout bounds the host name lookup too (see :func:`open_tcp`)."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:  # type: ignore[override]
+        return open_tcp(host, port, timeout)
+
+
+class _BoundedSMTP_SSL(smtplib.SMTP_SSL):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:  # type: ignore[override]
+        return self.context.wrap_socket(open_tcp(host, port, timeout), server_hostname=self._host)
+
+
 def _smtp_connection(settings: EmailAlertConfig, timeout: float, tokens: TokenSource | None = None) -> smtplib.SMTP:
     """A connected, authenticated SMTP client (465: TLS from the start; 587: STARTTLS; 25: plain)."""
     context = ssl.create_default_context(cafile=str(settings.tls_ca_file) if settings.tls_ca_file else None)
@@ -180,9 +193,9 @@ def _smtp_connection(settings: EmailAlertConfig, timeout: float, tokens: TokenSo
         context.verify_mode = ssl.CERT_NONE
     smtp: smtplib.SMTP
     if settings.security == "tls":
-        smtp = smtplib.SMTP_SSL(settings.host, settings.port, timeout=timeout, context=context)
+        smtp = _BoundedSMTP_SSL(settings.host, settings.port, timeout=timeout, context=context)
     else:
-        smtp = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
+        smtp = _BoundedSMTP(settings.host, settings.port, timeout=timeout)
     try:
         if settings.security == "starttls":
             smtp.starttls(context=context)

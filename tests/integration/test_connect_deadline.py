@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from archiver.config import AlertsConfig, EmailAlertConfig
+from archiver.daemon.alerts import Notifier
 from archiver.errors import ConnectError
 from archiver.sources.imap import ImapSource
 from archiver.sources.pop3 import Pop3Source
@@ -59,3 +61,12 @@ def test_named_hosts_still_connect(dovecot, mail_user, config_file, protocol, se
     source = ImapSource(account) if protocol == "imap" else Pop3Source(account)
     source.connect()
     source.close()
+
+
+@pytest.mark.parametrize("security", ["none", "tls"])
+def test_alert_mail_to_a_stalled_name_gives_up_at_the_deadline(stalled_dns, security):
+    email = EmailAlertConfig(("a@b.c",), "x@b.c", "smtp.example.test", 465, security, None, None, None, True)
+    notifier = Notifier(AlertsConfig(email=email, timeout=1))
+    started = time.monotonic()
+    assert notifier.send_email("subject", "body") is False
+    assert time.monotonic() - started < 3
