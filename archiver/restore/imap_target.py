@@ -49,6 +49,7 @@ BULK_INDEX_LIMIT = 20_000  # a target folder up to this size is indexed in one p
 _INDEX_ITEMS = [b"RFC822.SIZE", b"INTERNALDATE", b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
 
 Key = tuple[Any, ...]
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,24 @@ def item_key(item: Item) -> Key:
 def item_keys(item: Item) -> tuple[Key, ...]:
     """Every key a planned message is recognised by before hashing: its Message-ID key, and always
     (size, INTERNALDATE), so a catalog row without a Message-ID (one archived before the header scan
-    read past broken folds) still finds the copy a server indexed by its Message-ID."""
-    date_key = ("d", item.size, _epoch(item.internaldate))
-    return (item_key(item), date_key) if item.message_id else (date_key,)
+    read past broken folds) still finds the copy a server indexed by its Message-ID.  The size-free
+    keys find the copy a server holds of a message with bare LF line ends (imported from an mbox):
+    the server stores and serves it with CRLF, so its size and hash are not the archive's."""
+    epoch = _epoch(item.internaldate)
+    date_keys: tuple[Key, ...] = (("d", item.size, epoch),) + ((("D", epoch),) if epoch is not None else ())
+    return (item_key(item), ("M", item.message_id), *date_keys) if item.message_id else date_keys
 
 
 def held_keys(message_id: str | None, size: int, internaldate: datetime | None) -> tuple[Key, ...]:
     """The keys of a message the target holds; a candidate matching a planned key is then hashed."""
-    date_keys = (("d", size, _epoch(internaldate)), ("d", size, None))
-    return ((("m", message_id, size),) if message_id else ()) + date_keys
+    epoch = _epoch(internaldate)
+    date_keys = (("d", size, epoch), ("d", size, None)) + ((("D", epoch),) if epoch is not None else ())
+    return ((("m", message_id, size), ("M", message_id)) if message_id else ()) + date_keys
+
+
+def served_form(raw: bytes) -> bytes:
+    """The bytes an IMAP server stores for an APPEND of ``raw``: every bare LF made CRLF (IMAP's line end)."""
+    return _BARE_LF.sub(b"\r\n", raw)
 
 
 @dataclass
@@ -225,7 +235,22 @@ class ImapTarget:
                 copies[item.blob_id] -= 1
             else:
                 todo.append(item)
+        if todo and +copies:  # held copies no item claimed: maybe the CRLF form of bare-LF messages
+            todo = [item for item in todo if not self._claims_served_copy(item, copies)]
         return todo
+
+    def _claims_served_copy(self, item: Item, copies: Counter[str]) -> bool:
+        """Whether the server holds ``item`` in the form it serves a bare-LF message (read from the store)."""
+        try:
+            raw = self.archive.store.get(item.blob_id)
+        except ArchiverError:
+            return False  # _load reports the unreadable blob
+        served = served_form(raw)
+        digest = hashlib.sha256(served).hexdigest()
+        if served == raw or copies[digest] <= 0:
+            return False
+        copies[digest] -= 1
+        return True
 
     def _search_candidates(self, items: Iterable[Item]) -> list[int]:
         """UIDs that may hold the items, by SEARCH (for big folders: no full scan)."""

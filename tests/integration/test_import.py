@@ -120,3 +120,25 @@ def test_imported_local_account_restores_into_imap(dovecot, mail_user, tmp_path,
         report = restore(archive, Scope("old", folders=tuple(folders)), config.account("acct"), prefix="FromLocal")
         assert report.ok and report.appended == sum(before.values())
     assert state(dovecot, mail_user, "FromLocal/" + folders[0]) == before
+
+
+def test_restoring_imported_bare_lf_mail_twice_adds_nothing(dovecot, mail_user, tmp_path, open_archive):
+    """The server stores a bare-LF message with CRLF: the second restore must still know it is there."""
+    config = config_with_locals(dovecot, mail_user, tmp_path, "old")
+    raws = [
+        b"Message-ID: <lf1@x>\nSubject: bare LF\n\nline one\nline two\n",
+        b"Message-ID: <lf2@x>\r\nSubject: mixed\r\n\nbody\n",
+        b"Subject: no id, bare LF\n\nbody\n",
+        b"Message-ID: <crlf@x>\r\nSubject: CRLF\r\n\r\nbody\r\n",
+    ]
+    mbox = tmp_path / "Takeout.mbox"
+    with mbox.open("wb") as out:
+        for number, raw in enumerate(raws):
+            out.write(f"From someone@example.org Mon Mar  {number + 3} 10:00:00 2003\n".encode() + raw + b"\n")
+    with open_archive(config) as archive:
+        assert import_path(archive, config.account("old"), mbox).ok
+        first = restore(archive, Scope("old"), config.account("acct"), prefix="R")
+        again = restore(archive, Scope("old"), config.account("acct"), prefix="R")
+    assert first.ok and first.appended == len(raws), first.problems
+    assert again.ok and (again.appended, again.skipped) == (0, len(raws)), again.problems
+    assert sum(state(dovecot, mail_user, "R/Takeout").values()) == len(raws)

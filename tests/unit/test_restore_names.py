@@ -57,4 +57,6 @@ def test_a_row_without_message_id_finds_a_held_copy_the_server_indexes_by_messag
     on_server = held_keys("<a@b>", 42, datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC))
     assert set(item_keys(old_row)) & set(on_server)
     assert set(item_keys(new_row)) & set(on_server)
-    assert not set(item_keys(old_row)) & set(held_keys("<a@b>", 43, datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)))
+    # Another size at the same instant stays a candidate (the CRLF form of a bare-LF message); its hash decides.
+    assert set(item_keys(old_row)) & set(held_keys("<a@b>", 43, datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)))
+    assert not set(item_keys(old_row)) & set(held_keys("<c@d>", 43, datetime(2020, 1, 2, 3, 4, 6, tzinfo=UTC)))
