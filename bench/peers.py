@@ -37,12 +37,12 @@ class Mu:
 
     def search(self, query: str, limit: int) -> list[str]:
         """The command of a search showing the first ``limit`` matches (newest first, as ``mu find`` lists)."""
-        return ["mu", "find", f"--muhome={self.home}", f"--maxnum={limit}", query]
+        return ["mu", "find", f"--muhome={self.home}", "--skip-dups", f"--maxnum={limit}", query]
 
     def count(self, query: str) -> int:
         """Messages matching ``query``."""
         found = subprocess.run(
-            ["mu", "find", f"--muhome={self.home}", "--fields=i", query], capture_output=True, text=True
+            ["mu", "find", f"--muhome={self.home}", "--skip-dups", "--fields=i", query], capture_output=True, text=True
         )
         return len(found.stdout.splitlines())  # no match: exit code 4 and no output
 
