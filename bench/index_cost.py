@@ -148,7 +148,7 @@ def first_backups(run: Run, sandbox: DovecotSandbox, work: Path, args: argparse.
         if rep < args.repeat or prefix:
             mbsync = Mbsync(sandbox, work / f"{prefix}mbsync-{rep}")
             run.add_peer(f"{prefix}full_mbsync", mbsync.pull())
-            replace(kept, "mbsync", mbsync, lambda old: shutil.rmtree(old.maildir))
+            replace(kept, "mbsync", mbsync, Mbsync.remove)
         if rep < args.repeat and not prefix:
             plain = Archiver(sandbox, work / f"no-index-{rep}")
             run.add_archiver("full_no_index", plain.run("backup", "--no-index"))

@@ -89,6 +89,11 @@ SyncState *
     def installed() -> bool:
         return shutil.which("mbsync") is not None
 
+    def remove(self) -> None:
+        """Delete the Maildir and the config."""
+        shutil.rmtree(self.maildir)
+        self.rc.unlink()
+
     def pull(self, peaks: dict | None = None) -> tuple[float, int] | None:
         """(wall seconds, peak RSS KB) of one ``mbsync`` run; None when it failed (said on stderr)."""
         elapsed, rss, result = run_child(["mbsync", "-q", "-c", str(self.rc), "bench"], peaks=peaks)
