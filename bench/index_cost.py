@@ -18,7 +18,8 @@ the whole process tree, processes it leaves running included):
 
 Cheap steps are repeated ``--repeat`` times (median), interleaved with their peer; the
 expensive ones (the first backup with its index, the three index builds) ``--slow-repeat``
-times; each search ``--search-runs`` times after an untimed run.  Prints one table (archiver / peer time: lower is better) and one JSON line.
+times; each search ``--search-runs`` times after an untimed run.  Prints one table
+(archiver / peer time: lower is better) and one JSON line.  docs/benchmarks.md says more.
 """
 
 from __future__ import annotations

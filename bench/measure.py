@@ -22,6 +22,8 @@ from archiver.memory import proc_kb, process_tree
 RUN_TAG = "ARCHIVER_BENCH_RUN"
 #: How often the whole of /proc is scanned for tagged processes (the tree itself is sampled more often).
 _TAG_SCAN_SECONDS = 0.25
+#: How often the tree's PSS is read (RSS is read at every sample).
+_PSS_SECONDS = 0.1
 #: The longest a command's detached processes are waited for after it returned.
 SETTLE_TIMEOUT = 3 * 3600
 
@@ -74,7 +76,7 @@ def run_child(
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         peak_kb = peak_pss_kb = 0
         strays: set[int] = set()
-        scanned = 0.0
+        scanned = pss_due = 0.0
         elapsed = None
         interval = 0.001
         while True:
@@ -95,8 +97,9 @@ def run_child(
                 break
             own = proc_kb(process.pid, "VmHWM") if elapsed is None else 0
             peak_kb = max(peak_kb, own, sum(proc_kb(p, "VmRSS") for p in tree))
-            if peaks is not None:
+            if peaks is not None and time.perf_counter() >= pss_due:  # smaps_rollup walks every mapping: costly
                 peak_pss_kb = max(peak_pss_kb, sum(proc_kb(p, "Pss", "smaps_rollup") for p in tree))
+                pss_due = time.perf_counter() + _PSS_SECONDS
             if elapsed is not None:
                 time.sleep(interval)
             interval = min(0.02, interval * 1.5)
