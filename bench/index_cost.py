@@ -54,10 +54,6 @@ QUERIES = {
 LIMIT_QUERY = "body word"  # the query of the --limit 1000 line: it has more than 1,000 hits at 10,000
 
 
-def median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 class Archiver:
     """``python -m archiver`` on one archive (its own directory and config) of the bench's account."""
 
@@ -71,7 +67,7 @@ class Archiver:
         """Run a command to its end and to the end of whatever it left running; None when it failed.
 
         The figures: ``s`` (until the command returned), ``settled_s``, ``peak_MB`` (RSS of the
-        whole tree, leftovers included), ``pss_MB`` and ``stdout``.
+        whole tree, leftovers included) and ``pss_MB``.
         """
         peaks: dict = {}
         elapsed, rss, result = run_child([*self.base, *args], peaks=peaks, settle=True)
@@ -82,7 +78,6 @@ class Archiver:
             "settled_s": peaks["settled_s"],
             "peak_MB": rss / 1024,
             "pss_MB": peaks["pss_kb"] / 1024,
-            "stdout": result.stdout,
         }
 
     def has_option(self, command: str, option: str) -> bool:
@@ -133,7 +128,7 @@ class Run:
             self.add(f"{name}_peak_MB", figures[1] / 1024)
 
     def medians(self) -> dict[str, float]:
-        return {name: median(values) for name, values in self.samples.items()}
+        return {name: statistics.median(values) for name, values in self.samples.items()}
 
 
 def first_backups(run: Run, sandbox: DovecotSandbox, work: Path, args: argparse.Namespace, prefix: str = ""):

@@ -72,6 +72,7 @@ def test_the_bench_prints_every_figure_against_its_peer(tmp_path: Path) -> None:
     assert "| `reindex` |" in output and "mu index" in output and "notmuch new" in output
 
 
+@pytest.mark.skipif(shutil.which("dovecot") is None, reason="needs dovecot")
 def test_a_kept_mailbox_is_laid_into_a_new_server_and_stays_as_it_was(tmp_path: Path) -> None:
     """What ``--dir D --reuse`` rests on: the same mail, and the bench's appends do not reach the kept copy."""
     mailserver = bench_module("mailserver")
