@@ -21,24 +21,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import imapclient
 import measure
+from mailserver import PASSWORD, USER, Mbsync, fill
 from measure import run_child, tree_bytes
 
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.devtools.sandbox import DovecotSandbox
 from archiver.index.writer import open_live
 from archiver.sources.imap import quiet_protocol_trace
-
-USER, PASSWORD = "bench", "bench-password"
 
 
 def raw_fetch_floor(sandbox: DovecotSandbox) -> tuple[float, int]:
@@ -59,40 +56,6 @@ def raw_fetch_floor(sandbox: DovecotSandbox) -> tuple[float, int]:
     return time.perf_counter() - started, total
 
 
-def mbsync_pull(sandbox: DovecotSandbox, work: Path) -> tuple[float, int] | None:
-    if shutil.which("mbsync") is None:
-        return None
-    maildir = work / "mbsync-maildir"
-    maildir.mkdir()
-    rc = work / "mbsyncrc"
-    rc.write_text(f"""IMAPAccount bench
-Host 127.0.0.1
-Port {sandbox.imap_port}
-User {USER}
-Pass {PASSWORD}
-SSLType None
-AuthMechs LOGIN PLAIN
-
-IMAPStore remote
-Account bench
-
-MaildirStore local
-Path {maildir}/
-Inbox {maildir}/INBOX
-SubFolders Verbatim
-
-Channel bench
-Far :remote:
-Near :local:
-Patterns *
-Create Near
-Sync Pull
-SyncState *
-""")
-    elapsed, rss, result = run_child(["mbsync", "-q", "-c", str(rc), "bench"])
-    return (elapsed, rss) if result.returncode == 0 else None
-
-
 def write_config(sandbox: DovecotSandbox, work: Path) -> Path:
     return measure.write_config(work, "imap", sandbox.imap_port, USER, PASSWORD)
 
@@ -110,16 +73,11 @@ def bench_one(count: int, seed: int, index: bool = True) -> dict:
         with DovecotSandbox(work / "dovecot") as sandbox:
             sandbox.add_user(USER, PASSWORD)
             started = time.perf_counter()
-            by_folder: dict[str, list] = defaultdict(list)
-            for sample in generate_mailbox(count, seed=seed):
-                by_folder[sample.folder].append((sample.raw, sample.flags, sample.internaldate))
-            for folder, items in by_folder.items():
-                sandbox.append_many(USER, folder, items)
-            del by_folder
+            fill(sandbox, generate_mailbox(count, seed=seed))
             fill_seconds = time.perf_counter() - started
 
             floor_s, raw_bytes = raw_fetch_floor(sandbox)
-            mbsync = mbsync_pull(sandbox, work)
+            mbsync = Mbsync(sandbox, work / "mbsync-maildir").pull() if Mbsync.installed() else None
             config = write_config(sandbox, work)
             command = [sys.executable, "-m", "archiver", "--config", str(config), "backup", "--json"]
             if not index:  # the backup alone: its memory is what "bounded by the batch" is about

@@ -32,7 +32,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from peers import Notmuch
 
 from archiver import index
 from archiver.archive import Archive
@@ -180,23 +181,20 @@ def queries_only(archive: Archive, repeat: int, figures: dict) -> None:
 
 
 def bench_notmuch(archive: Archive, work: Path) -> dict | None:
-    if shutil.which("notmuch") is None:
+    if not Notmuch.installed():
         return None
     maildir = work / "maildir"
     for sub in ("cur", "new", "tmp"):
         (maildir / sub).mkdir(parents=True, exist_ok=True)
     for number, (blob_id, _) in enumerate(archive.catalog.iter_message_blobs()):
         (maildir / "cur" / f"{number}.bench:2,S").write_bytes(archive.store.get(blob_id, verify=False))
-    config = work / "notmuch-config"
-    config.write_text(f"[database]\npath={maildir}\n[user]\nname=Bench\nprimary_email=bench@example.org\n"
-                      "[new]\ntags=unread;inbox;\n[maildir]\nsynchronize_flags=false\n")  # fmt: skip
-    env = dict(os.environ, NOTMUCH_CONFIG=str(config))
-    started = time.perf_counter()
-    subprocess.run(["notmuch", "new", "--quiet"], env=env, check=True)
-    seconds = time.perf_counter() - started
-    count = int(subprocess.run(["notmuch", "count", "*"], env=env, capture_output=True, text=True).stdout)
-    size = sum(p.stat().st_size for p in (maildir / ".notmuch").rglob("*") if p.is_file())
-    return {"messages": count, "seconds": round(seconds, 1), "messages_per_second": round(count / seconds, 1),
+    notmuch = Notmuch(work / "notmuch-db", maildir)
+    built = notmuch.build()
+    if built is None:
+        return None
+    count = notmuch.count("*")
+    size = sum(p.stat().st_size for p in notmuch.database.rglob("*") if p.is_file())
+    return {"messages": count, "seconds": round(built[0], 1), "messages_per_second": round(count / built[0], 1),
             "db_bytes": size}  # fmt: skip
 
 

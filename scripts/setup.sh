@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything archiver needs on a fresh Debian/Ubuntu machine: the
-# system packages (Dovecot for the demo and the tests, isync/mbsync and notmuch
-# for benchmark baselines, zstd, Chromium for the browser tests) and the Python
+# system packages (Dovecot for the demo and the tests, isync/mbsync, notmuch and
+# mu (maildir-utils) for benchmark baselines, zstd, Chromium for the browser tests) and the Python
 # package with its test tools into ./.venv.  Safe to run again: it skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(dovecot-imapd dovecot-pop3d isync notmuch zstd openssl chromium)
+packages=(dovecot-imapd dovecot-pop3d isync notmuch maildir-utils zstd openssl chromium)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
