@@ -29,7 +29,7 @@ from archiver.store.keys import (
     unlock,
 )
 
-BACKUP_ADVICE = "keep a copy of it, and of the passphrase or key file, away from the archive: without both no blob reads"
+BACKUP_ADVICE = "keep a copy of it, and of the passphrase or key file, away from the archive: both are needed"
 
 
 def _encrypted_settings(ctx: click.Context) -> ArchiveConfig:
