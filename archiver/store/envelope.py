@@ -207,7 +207,7 @@ def envelope_for(settings: ArchiveConfig) -> Envelope:
 def seal_stream(key: ArchiveKey, source: BinaryIO, sink: BinaryIO, name: str) -> int:
     """Seal everything ``source`` reads into ``sink`` (constant memory), labelled ``name``; returns the sealed size.
 
-    ``name`` is the name the sealed file will be stored under (``catalog/2026-12-03T18:00:00Z.sqlite3``):
+    ``name`` is the name the sealed file will be stored under (a catalog snapshot's object name):
     :func:`open_sealed` must be given the same one, so a snapshot renamed or swapped is refused.
     """
     with sealing.SealedWriter(sink, key.content_key, f"file {name}") as writer:
