@@ -71,6 +71,7 @@ class Archive:
             make_layout(settings)
         warn_if_exposed(self.root, settings.group_readable)
         envelope = envelope_for(settings)  # a wrong passphrase fails here, before anything is opened for writing
+        self.encryption_key_id = envelope.key_id  # None: the archive is not encrypted
         self.catalog = Catalog.open(self.root, readonly=readonly)
         self.store: BlobBackend = BlobStore(self.root, compression_level=settings.compression_level, envelope=envelope)
 

@@ -40,6 +40,7 @@ class Envelope(Protocol):
     """How a blob's compressed frame becomes an object and back; the same for every backend."""
 
     sealed: bool
+    key_id: str | None  # the archive key's id when sealed (shown by status), else None
 
     def object_name(self, blob_id: str) -> str:
         """The name the blob's object is stored under (64 lowercase hex characters either way)."""
@@ -93,6 +94,7 @@ class PlainEnvelope:
     """No envelope: the object is the zstd frame itself, named by the blob id."""
 
     sealed = False
+    key_id = None
 
     def object_name(self, blob_id: str) -> str:
         return blob_id
@@ -129,6 +131,7 @@ class SealedEnvelope:
 
     def __init__(self, key: ArchiveKey) -> None:
         self.key = key
+        self.key_id = key.key_id
 
     def object_name(self, blob_id: str) -> str:
         return self.key.object_name(blob_id)

@@ -109,6 +109,8 @@ def test_a_generated_key_file_makes_and_opens_a_new_archive(tmp_path: Path, cli:
     report = json.loads(result.stdout)
     assert report["ok"] and report["protection"]["kdf"] == "hkdf-sha256" and str(key_file) in report["unlocked_by"]
     assert cli.invoke(config, "key", "init").exit_code == 2  # never a second key
+    result = cli.invoke(config, "status", "--json")
+    assert json.loads(result.stdout)["encryption_key_id"] == report["key_id"]
 
 
 @pytest.mark.parametrize(
