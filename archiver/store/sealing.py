@@ -68,11 +68,7 @@ class SealedWriter(io.RawIOBase):
 
     def __init__(self, sink: BinaryIO, content_key: bytes, label: str, chunk_log2: int = CHUNK_LOG2) -> None:
         super().__init__()
-        salt, prefix = os.urandom(SALT_BYTES), os.urandom(PREFIX_BYTES)
-        self._header = MAGIC + bytes([chunk_log2]) + salt + prefix
-        self._aad = self._header + label.encode("utf-8")
-        self._aead = AESGCM(object_key(content_key, salt))
-        self._prefix = prefix
+        self._header, self._aead, self._prefix, self._aad = _new_object(content_key, label, chunk_log2)
         self._chunk = 1 << chunk_log2
         self._sink = sink
         self._buffer = bytearray()
@@ -117,17 +113,10 @@ class SealedReader(io.RawIOBase):
         super().__init__()
         self._source = source
         self._what = what
-        header = _read_exactly(source, HEADER_BYTES)
-        if len(header) < HEADER_BYTES or header[: len(MAGIC)] != MAGIC:
-            raise IntegrityError(f"{what} is not sealed with this archive's format (damaged or not encrypted)")
-        chunk_log2 = header[len(MAGIC)]
-        if not 10 <= chunk_log2 <= _MAX_CHUNK_LOG2:
-            raise IntegrityError(f"{what} is damaged: its header names an impossible chunk size")
-        salt = header[len(MAGIC) + 1 : len(MAGIC) + 1 + SALT_BYTES]
-        self._prefix = header[-PREFIX_BYTES:]
-        self._aad = header + label.encode("utf-8")
-        self._aead = AESGCM(object_key(content_key, salt))
-        self._sealed_chunk = (1 << chunk_log2) + TAG_BYTES
+        self._aead, self._prefix, self._aad, chunk = _opened_object(
+            _read_exactly(source, HEADER_BYTES), content_key, label, what
+        )
+        self._sealed_chunk = chunk + TAG_BYTES
         self._counter = 0
         self._next = _read_exactly(source, self._sealed_chunk)  # one chunk ahead: is the current one the last?
         self._plain = memoryview(b"")
@@ -142,12 +131,7 @@ class SealedReader(io.RawIOBase):
         current = self._next
         self._next = _read_exactly(self._source, self._sealed_chunk) if len(current) == self._sealed_chunk else b""
         last = not self._next
-        try:
-            plain = self._aead.decrypt(_nonce(self._prefix, self._counter, last), current, self._aad)
-        except InvalidTag:
-            raise IntegrityError(
-                f"{self._what} is damaged, truncated or not this object (chunk {self._counter} fails authentication)"
-            ) from None
+        plain = _decrypt(self._aead, self._prefix, self._counter, last, current, self._aad, self._what)
         self._counter += 1
         self._plain = memoryview(plain)
         self._done = last
@@ -166,6 +150,35 @@ class SealedReader(io.RawIOBase):
         super().close()
 
 
+def _new_object(content_key: bytes, label: str, chunk_log2: int) -> tuple[bytes, AESGCM, bytes, bytes]:
+    """A new object's header, cipher, nonce prefix and associated data."""
+    fresh = os.urandom(SALT_BYTES + PREFIX_BYTES)
+    salt, prefix = fresh[:SALT_BYTES], fresh[SALT_BYTES:]
+    header = MAGIC + bytes([chunk_log2]) + salt + prefix
+    return header, AESGCM(object_key(content_key, salt)), prefix, header + label.encode("utf-8")
+
+
+def _opened_object(header: bytes, content_key: bytes, label: str, what: str) -> tuple[AESGCM, bytes, bytes, int]:
+    """The cipher, nonce prefix, associated data and chunk size of an object starting with ``header``."""
+    if len(header) < HEADER_BYTES or header[: len(MAGIC)] != MAGIC:
+        raise IntegrityError(f"{what} is not sealed with this archive's format (damaged or not encrypted)")
+    chunk_log2 = header[len(MAGIC)]
+    if not 10 <= chunk_log2 <= _MAX_CHUNK_LOG2:
+        raise IntegrityError(f"{what} is damaged: its header names an impossible chunk size")
+    salt = header[len(MAGIC) + 1 : len(MAGIC) + 1 + SALT_BYTES]
+    aead = AESGCM(object_key(content_key, salt))
+    return aead, header[-PREFIX_BYTES:], header + label.encode("utf-8"), 1 << chunk_log2
+
+
+def _decrypt(aead: AESGCM, prefix: bytes, counter: int, last: bool, sealed: bytes, aad: bytes, what: str) -> bytes:
+    try:
+        return aead.decrypt(_nonce(prefix, counter, last), sealed, aad)
+    except InvalidTag:
+        raise IntegrityError(
+            f"{what} is damaged, truncated or not this object (chunk {counter} fails authentication)"
+        ) from None
+
+
 def _read_exactly(source: BinaryIO, count: int) -> bytes:
     """Up to ``count`` bytes: fewer only at the end of ``source`` (a raw read may return short)."""
     data = source.read(count)
@@ -182,18 +195,32 @@ def _read_exactly(source: BinaryIO, count: int) -> bytes:
     return b"".join(parts)
 
 
-def seal_bytes(content_key: bytes, label: str, plain: bytes) -> bytes:
-    """``plain`` sealed as one object (for what is small enough to hold: a blob's frame, a dictionary)."""
-    sink = io.BytesIO()
-    with SealedWriter(sink, content_key, label) as writer:
-        writer.write(plain)
-    return sink.getvalue()
+def seal_bytes(content_key: bytes, label: str, plain: bytes, chunk_log2: int = CHUNK_LOG2) -> bytes:
+    """``plain`` sealed as one object (for what is small enough to hold: a blob's frame, a dictionary).
+
+    The same bytes :class:`SealedWriter` writes, without its buffering: most messages are one chunk.
+    """
+    header, aead, prefix, aad = _new_object(content_key, label, chunk_log2)
+    chunk = 1 << chunk_log2
+    count = max(1, -(-len(plain) // chunk))
+    view = memoryview(plain)
+    parts = [header]
+    for i in range(count):
+        parts.append(aead.encrypt(_nonce(prefix, i, i == count - 1), view[i * chunk : (i + 1) * chunk], aad))
+    return b"".join(parts)
 
 
 def open_bytes(content_key: bytes, label: str, sealed: bytes, what: str) -> bytes:
     """The plaintext of a sealed object held in memory; IntegrityError naming ``what`` if it does not authenticate."""
-    with SealedReader(io.BytesIO(sealed), content_key, label, what) as reader:
-        return reader.readall()
+    aead, prefix, aad, chunk = _opened_object(sealed[:HEADER_BYTES], content_key, label, what)
+    body = memoryview(sealed)[HEADER_BYTES:]
+    if not body:
+        raise IntegrityError(f"{what} is truncated: it ends after its header")
+    step = chunk + TAG_BYTES
+    count = -(-len(body) // step)
+    return b"".join(
+        _decrypt(aead, prefix, i, i == count - 1, body[i * step : (i + 1) * step], aad, what) for i in range(count)
+    )
 
 
 def open_stream(source: BinaryIO, content_key: bytes, label: str, what: str) -> io.BufferedReader:
