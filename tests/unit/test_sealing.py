@@ -28,8 +28,22 @@ def seal(plain: bytes, label: str = "blob x", chunk_log2: int = SMALL, key: byte
 
 
 def unseal(sealed: bytes, label: str = "blob x", key: bytes = KEY) -> bytes:
+    """Open with both readers (streaming, and in memory as ``get`` does): they must agree, or both refuse."""
     with sealing.open_stream(io.BytesIO(sealed), key, label, "the object") as reader:
-        return reader.read()
+        streamed = reader.read()
+    assert sealing.open_bytes(key, label, sealed, "the object") == streamed
+    return streamed
+
+
+def assert_refused(sealed: bytes, match: str = "the object", label: str = "blob x", key: bytes = KEY) -> None:
+    """Both readers refuse ``sealed`` with an IntegrityError (never bytes)."""
+    with (
+        pytest.raises(IntegrityError, match=match),
+        sealing.open_stream(io.BytesIO(sealed), key, label, "the object") as r,
+    ):
+        r.read()
+    with pytest.raises(IntegrityError, match=match):
+        sealing.open_bytes(key, label, sealed, "the object")
 
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 5])
@@ -39,6 +53,7 @@ def test_every_size_round_trips_byte_exact(size: int) -> None:
     chunks = max(1, -(-size // CHUNK))
     assert len(sealed) == sealing.HEADER_BYTES + size + chunks * sealing.TAG_BYTES
     assert unseal(sealed) == plain
+    assert unseal(sealing.seal_bytes(KEY, "blob x", plain, SMALL)) == plain  # the in-memory writer: same format
 
 
 @settings(max_examples=60, deadline=None)
@@ -70,15 +85,13 @@ def test_a_flipped_bit_anywhere_is_refused() -> None:
     for position in range(len(sealed)):
         damaged = bytearray(sealed)
         damaged[position] ^= 0x10
-        with pytest.raises(IntegrityError, match="the object"):
-            unseal(bytes(damaged))
+        assert_refused(bytes(damaged))
 
 
 def test_an_object_cut_short_anywhere_is_refused() -> None:
     sealed = seal(os.urandom(3 * CHUNK))  # the last chunk is full: a cut at a chunk boundary looks complete
     for length in range(len(sealed)):
-        with pytest.raises(IntegrityError):
-            unseal(sealed[:length])
+        assert_refused(sealed[:length])
 
 
 @pytest.mark.parametrize(
@@ -91,18 +104,14 @@ def test_chunks_dropped_reordered_or_appended_are_refused(order: list[int]) -> N
     header, body = sealed[: sealing.HEADER_BYTES], sealed[sealing.HEADER_BYTES :]
     chunks = [body[i : i + SEALED_CHUNK] for i in range(0, len(body), SEALED_CHUNK)]
     assert len(chunks) == 4
-    with pytest.raises(IntegrityError):
-        unseal(header + b"".join(chunks[i] for i in order))
+    assert_refused(header + b"".join(chunks[i] for i in order))
 
 
 def test_an_object_under_another_name_or_key_is_refused() -> None:
     sealed = seal(b"hello")
-    with pytest.raises(IntegrityError, match="fails authentication"):
-        unseal(sealed, label="blob y")
-    with pytest.raises(IntegrityError, match="fails authentication"):
-        unseal(sealed, key=os.urandom(32))
-    with pytest.raises(IntegrityError, match="not sealed"):
-        unseal(b"\x28\xb5\x2f\xfd plain zstd frame")
+    assert_refused(sealed, "fails authentication", label="blob y")
+    assert_refused(sealed, "fails authentication", key=os.urandom(32))
+    assert_refused(b"\x28\xb5\x2f\xfd plain zstd frame", "not sealed")
 
 
 def test_a_reader_hands_out_nothing_of_a_damaged_chunk() -> None:
