@@ -392,12 +392,13 @@ class BlobStore:
                 if not source.seekable():
                     spool = stack.enter_context(tempfile.TemporaryFile(dir=self.temp_dir))  # unlinked already
                     shutil.copyfileobj(source, spool, STREAM_CHUNK)
+                    spool.seek(0)
                     source = spool  # type: ignore[assignment]
-                source.seek(0)
+                start = source.tell()
                 expected = _hash_stream(source, size)
                 if os.path.exists(self._final_name(expected)):
                     return StoredBlob(expected, size, self._stored_size(expected), False)
-                source.seek(0)
+                source.seek(start)
             return self._stream_in(source, size, expected)
 
     def _stream_in(self, source: BinaryIO, size: int, expected: BlobId | None) -> StoredBlob:
