@@ -218,8 +218,10 @@ def open_bytes(content_key: bytes, label: str, sealed: bytes, what: str) -> byte
         raise IntegrityError(f"{what} is truncated: it ends after its header")
     step = chunk + TAG_BYTES
     count = -(-len(body) // step)
+    if count == 1:  # most messages: no copy into a join
+        return _decrypt(aead, prefix, 0, True, body, aad, what)
     return b"".join(
-        _decrypt(aead, prefix, i, i == count - 1, body[i * step : (i + 1) * step], aad, what) for i in range(count)
+        [_decrypt(aead, prefix, i, i == count - 1, body[i * step : (i + 1) * step], aad, what) for i in range(count)]
     )
 
 
