@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import tracemalloc
 from pathlib import Path
 
@@ -157,3 +158,12 @@ def test_a_missing_dictionary_or_a_plain_one_is_reported(tmp_path: Path) -> None
     dictionary.write_bytes(b"\x37\xa4\x30\xec" + os.urandom(500))
     with BlobStore(tmp_path, envelope=store.envelope) as reopened:
         assert "compression dictionary" in (reopened.check(small.blob_id) or "")
+
+
+def test_the_unlocked_envelope_travels_to_index_worker_processes(store: BlobStore) -> None:
+    """Index workers (forked or spawned) get the envelope pickled: they read blobs without asking for the key."""
+    blob = store.put_batch([mail(7)])[0]
+    travelled = pickle.loads(pickle.dumps(store.envelope))
+    with BlobStore(store.root, envelope=travelled) as worker:
+        assert worker.get(blob.blob_id) == mail(7)
+    assert travelled.key.content_key.hex() not in repr(travelled.key) and travelled.key_id == store.envelope.key_id
