@@ -58,19 +58,20 @@ def init(ctx: click.Context, generate_key_file: bool) -> None:
     root = Path(settings.path)
     if read_key_file(root) is not None:
         raise ArchiveKeyError(f"{key_file_path(root)} exists already: this archive has its key (see key rotate)")
-    make_layout(settings)
-    with BlobStore(root, workers=1) as plain:
-        if next(iter(plain.iter_ids()), None) is not None:
-            raise ArchiveKeyError(
-                f"{root} already holds unencrypted blobs: encryption is chosen when an archive is made. "
-                "Make a new encrypted archive and back up into it (docs/encryption.md, 'An existing archive')"
-            )
+    if (root / "blobs").is_dir():
+        with BlobStore(root, workers=1) as plain:
+            if next(iter(plain.iter_ids()), None) is not None:
+                raise ArchiveKeyError(
+                    f"{root} already holds unencrypted blobs: encryption is chosen when an archive is made. "
+                    "Make a new encrypted archive and back up into it (docs/encryption.md, 'An existing archive')"
+                )
     if generate_key_file:
         if settings.key_file is None:
             raise ConfigError("--generate-key-file: [archive] key_file is not set")
         generate_key_file_at(settings.key_file)
     secret = secret_from_config(settings)
-    check_new_secret(secret)
+    check_new_secret(secret)  # all checked: only now is the archive directory made
+    make_layout(settings)
     archive_key = create_key_file(root, secret, file_mode=private_modes(settings.group_readable)[1])
     click.echo(f"created {key_file_path(root)} (key {archive_key.key_id}, unlocked by {secret.origin})")
     click.echo(f"{KEY_FILE_NAME}: {BACKUP_ADVICE}")

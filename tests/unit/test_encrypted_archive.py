@@ -124,3 +124,10 @@ def test_a_generated_key_file_makes_and_opens_a_new_archive(tmp_path: Path, cli:
 def test_the_encryption_keys_are_checked_when_the_config_loads(tmp_path: Path, extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(write_config(tmp_path, archive_extra=extra))
+
+
+def test_key_init_with_a_short_passphrase_makes_nothing(tmp_path: Path, cli: Cli) -> None:
+    config = write_config(tmp_path, archive_extra=encryption_toml(write_passphrase(tmp_path / "pp", "too short")))
+    result = cli.invoke(config, "key", "init")
+    assert result.exit_code == 2 and "at least 12 characters" in result.stderr
+    assert not (tmp_path / "archive").exists()
