@@ -19,10 +19,13 @@ wrong passphrase, a wrong key file or an edited ``keys.json`` is one
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import functools
 import hmac
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -270,8 +273,29 @@ def _write_key_file(root: Path, data: dict[str, Any], file_mode: int) -> None:
         raise ArchiveKeyError(f"cannot write {final}: {exc.strerror or exc}") from None
 
 
+@contextlib.contextmanager
+def _key_file_lock(root: Path) -> Iterator[None]:
+    """Hold the archive's key-file lock: two ``key init`` or ``key rotate`` at once must not lose one's secret."""
+    locks = Path(root) / "locks"
+    try:
+        locks.mkdir(exist_ok=True)
+        fd = os.open(locks / "keys.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ArchiveKeyError(f"cannot lock {locks / 'keys.lock'}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held for a second at most: waiting is right
+        yield
+    finally:
+        os.close(fd)
+
+
 def create_key_file(root: Path, secret: KeySecret, cost: KdfCost = DEFAULT_COST, file_mode: int = 0o600) -> ArchiveKey:
     """Make the archive's data key and write it, wrapped, to ``keys.json``; refused when one exists."""
+    with _key_file_lock(root):
+        return _create_key_file(root, secret, cost, file_mode)
+
+
+def _create_key_file(root: Path, secret: KeySecret, cost: KdfCost, file_mode: int) -> ArchiveKey:
     if key_file_path(root).exists():
         raise ArchiveKeyError(f"{key_file_path(root)} exists already: this archive has its key (see key rotate)")
     data_key = os.urandom(32)
@@ -295,6 +319,11 @@ def rotate(
     root: Path, old: KeySecret, new: KeySecret, cost: KdfCost = DEFAULT_COST, file_mode: int = 0o600
 ) -> ArchiveKey:
     """Re-wrap the data key under ``new``; checked with ``old`` first, so a wrong old secret changes nothing."""
+    with _key_file_lock(root):
+        return _rotate(root, old, new, cost, file_mode)
+
+
+def _rotate(root: Path, old: KeySecret, new: KeySecret, cost: KdfCost, file_mode: int) -> ArchiveKey:
     data = read_key_file(root)
     if data is None:
         raise ArchiveKeyError(f"{root} has no {KEY_FILE_NAME}: nothing to rotate")
