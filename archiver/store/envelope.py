@@ -55,8 +55,9 @@ class Envelope(Protocol):
         (``sink`` stays open)."""
         ...
 
-    def open_blob(self, blob_id: str, data: bytes) -> bytes:
-        """The frame inside an object held in memory; IntegrityError naming the blob if it is not that blob's."""
+    def open_blob(self, blob_id: str, data: bytes) -> bytes | memoryview:
+        """The frame inside an object held in memory (maybe a view of it); IntegrityError naming the blob if it is
+        not that blob's."""
         ...
 
     def blob_reader(self, source: BinaryIO, blob_id: str) -> io.BufferedReader:
@@ -105,7 +106,7 @@ class PlainEnvelope:
     def blob_writer(self, sink: BinaryIO, blob_id: str) -> io.RawIOBase:
         return _Passthrough(sink)
 
-    def open_blob(self, blob_id: str, data: bytes) -> bytes:
+    def open_blob(self, blob_id: str, data: bytes) -> bytes | memoryview:
         return data
 
     def blob_reader(self, source: BinaryIO, blob_id: str) -> io.BufferedReader:
@@ -147,10 +148,10 @@ class SealedEnvelope:
         writer.write(bytes.fromhex(blob_id))
         return writer
 
-    def open_blob(self, blob_id: str, data: bytes) -> bytes:
+    def open_blob(self, blob_id: str, data: bytes) -> bytes | memoryview:
         plain = sealing.open_bytes(self.key.content_key, self._label(blob_id), data, f"blob {blob_id}")
         _check_id(plain[:_ID_BYTES], blob_id)
-        return memoryview(plain)[_ID_BYTES:]  # type: ignore[return-value]  # zstd reads any buffer: no copy
+        return memoryview(plain)[_ID_BYTES:]  # zstd reads any buffer: the frame is not copied
 
     def blob_reader(self, source: BinaryIO, blob_id: str) -> io.BufferedReader:
         reader = sealing.open_stream(source, self.key.content_key, self._label(blob_id), f"blob {blob_id}")

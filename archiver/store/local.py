@@ -467,14 +467,14 @@ class BlobStore:
         """The exact bytes of a blob; with ``verify`` the hash is checked too."""
         path = self.path_of(blob_id)
         try:
-            frame = path.read_bytes()
+            stored = path.read_bytes()
         except FileNotFoundError:
             raise IntegrityError(f"blob {blob_id} is missing from {self.blob_root}") from None
         except OSError as exc:
             raise _store_error("read", path, exc) from exc
-        frame = self.envelope.open_blob(blob_id, frame)
+        frame = self.envelope.open_blob(blob_id, stored)
         try:
-            raw = self._decompressor(frame[:_FRAME_HEADER_MAX]).decompress(frame)
+            raw = self._decompressor(bytes(frame[:_FRAME_HEADER_MAX])).decompress(frame)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"blob {blob_id} is corrupt: {exc}") from exc
         if verify and blob_id_of(raw) != blob_id:
