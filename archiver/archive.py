@@ -15,6 +15,7 @@ from archiver.config import ArchiveConfig
 from archiver.errors import ArchiveAccessError, ArchiverError
 from archiver.permissions import private_modes, warn_if_exposed
 from archiver.store import BlobBackend, BlobStore
+from archiver.store.envelope import envelope_for
 
 
 def index_root(archive_root: Path) -> Path:
@@ -69,8 +70,10 @@ class Archive:
         if not readonly:
             make_layout(settings)
         warn_if_exposed(self.root, settings.group_readable)
+        envelope = envelope_for(settings)  # a wrong passphrase fails here, before anything is opened for writing
+        self.encryption_key_id = envelope.key_id  # None: the archive is not encrypted
         self.catalog = Catalog.open(self.root, readonly=readonly)
-        self.store: BlobBackend = BlobStore(self.root, compression_level=settings.compression_level)
+        self.store: BlobBackend = BlobStore(self.root, compression_level=settings.compression_level, envelope=envelope)
 
     @classmethod
     def for_reading(cls, settings: ArchiveConfig) -> Archive:

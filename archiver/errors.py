@@ -89,6 +89,14 @@ class ArchiveAccessError(StoreError):
     exit_code = 2
 
 
+class ArchiveKeyError(ConfigError):
+    """The archive's encryption key cannot be used: a wrong passphrase or key file, no or a damaged ``keys.json``.
+
+    Raised before anything is written, so a wrong key never damages the archive.  Exit code 2, as for
+    a bad config: nothing was tried.
+    """
+
+
 class IntegrityError(ArchiverError):
     """Stored data does not match what the catalog says (hash mismatch, missing blob)."""
 

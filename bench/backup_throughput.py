@@ -7,7 +7,10 @@ Dovecot and times, on the same data:
 (b) ``mbsync`` (isync) pulling everything into a Maildir, when installed;
 (c) ``archiver backup`` (a subprocess, so its peak RSS is its own),
 
-then a no-change re-run of (c).  The archiver's wall time is split into its
+then a no-change re-run of (c).  With ``--encrypt`` it then times first backups into a
+plain and an encrypted archive (``[archive] encryption = true``, a passphrase) alternately,
+``--rounds`` times each on the same mailbox, and prints the best of each and their ratio.
+The archiver's wall time is split into its
 backup phase (fetch, hash, compress, fsync, catalog) and the search-index
 update that follows it.  All three talk plain IMAP on loopback so the
 comparison is about the work, not about TLS.  Prints messages/s, MB/s, the
@@ -15,6 +18,7 @@ ratios c/a and c/b, peak RSS, stored/raw bytes (and ``tar | gzip -6`` of the
 server's Maildir for reference).
 
     python bench/backup_throughput.py --messages 10000 --messages 1000
+    python bench/backup_throughput.py --messages 2000 --encrypt --rounds 3
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from archiver.devtools.sample_mail import generate_mailbox
 from archiver.devtools.sandbox import DovecotSandbox
 from archiver.index.writer import open_live
 from archiver.sources.imap import quiet_protocol_trace
+from archiver.store.keys import create_key_file, passphrase_secret
 
 
 def raw_fetch_floor(sandbox: DovecotSandbox) -> tuple[float, int]:
@@ -60,6 +65,56 @@ def write_config(sandbox: DovecotSandbox, work: Path) -> Path:
     return measure.write_config(work, "imap", sandbox.imap_port, USER, PASSWORD)
 
 
+def first_backup(sandbox: DovecotSandbox, work: Path, encrypted: bool) -> dict:
+    """A first ``archiver backup`` into a fresh archive under ``work``: wall seconds, its phases, stored bytes."""
+    work.mkdir()
+    archive_extra = ""
+    if encrypted:
+        passphrase = work / "passphrase"
+        passphrase.write_text("a benchmark passphrase, long enough\n")
+        passphrase.chmod(0o600)
+        archive_extra = f'encryption = true\npassphrase_file = "{passphrase}"\n'
+    config = measure.write_config(work, "imap", sandbox.imap_port, USER, PASSWORD, archive_extra=archive_extra)
+    head = [sys.executable, "-m", "archiver", "--config", str(config)]
+    if encrypted:
+        subprocess.run([*head, "key", "init"], check=True, capture_output=True)
+    seconds, _rss, result = run_child([*head, "backup", "--json"])
+    report = json.loads(result.stdout)[0] if result.returncode == 0 else {}
+    return {
+        "s": seconds,
+        "backup_phase_s": report.get("seconds") or 0.0,
+        "index_phase_s": report.get("index_seconds") or 0.0,
+        "stored": tree_bytes(work / "archive" / "blobs"),
+    }
+
+
+def compare_encryption(sandbox: DovecotSandbox, work: Path, rounds: int) -> dict:
+    """Plain and encrypted first backups, alternately (so both see the same machine load); the best of each."""
+    runs: dict[bool, list[dict]] = {False: [], True: []}
+    for round_ in range(rounds):
+        for encrypted in (False, True):
+            name = f"{'encrypted' if encrypted else 'plain'}-{round_}"
+            runs[encrypted].append(first_backup(sandbox, work / name, encrypted))
+    plain = {key: min(r[key] for r in runs[False]) for key in ("s", "backup_phase_s", "index_phase_s")}
+    sealed = {key: min(r[key] for r in runs[True]) for key in ("s", "backup_phase_s", "index_phase_s")}
+    (work / "kdf").mkdir()
+    started = time.perf_counter()
+    create_key_file(work / "kdf", passphrase_secret("timing the default Argon2id cost", "bench"))
+    return {
+        "rounds": rounds,
+        "plain_s": round(plain["s"], 2),
+        "encrypted_s": round(sealed["s"], 2),
+        "ratio_encrypted_over_plain": round(sealed["s"] / plain["s"], 3),
+        "plain_backup_phase_s": round(plain["backup_phase_s"], 2),
+        "encrypted_backup_phase_s": round(sealed["backup_phase_s"], 2),
+        "ratio_backup_phase_encrypted_over_plain": round(sealed["backup_phase_s"] / plain["backup_phase_s"], 3),
+        "plain_index_phase_s": round(plain["index_phase_s"], 2),
+        "encrypted_index_phase_s": round(sealed["index_phase_s"], 2),
+        "key_derivation_s": round(time.perf_counter() - started, 2),  # Argon2id, once per process opening the archive
+        "encrypted_stored_over_plain": round(runs[True][0]["stored"] / runs[False][0]["stored"], 4),
+    }
+
+
 def gzip_ratio(maildir: Path, raw: int) -> float:
     tar = subprocess.Popen(["tar", "-C", str(maildir), "-cf", "-", "."], stdout=subprocess.PIPE)
     gz = subprocess.run(["gzip", "-6"], stdin=tar.stdout, capture_output=True)
@@ -67,7 +122,7 @@ def gzip_ratio(maildir: Path, raw: int) -> float:
     return len(gz.stdout) / raw
 
 
-def bench_one(count: int, seed: int, index: bool = True) -> dict:
+def bench_one(count: int, seed: int, index: bool = True, encrypt_rounds: int = 0) -> dict:
     with tempfile.TemporaryDirectory(prefix="archiver-bench-") as tmp:
         work = Path(tmp)
         with DovecotSandbox(work / "dovecot") as sandbox:
@@ -91,6 +146,7 @@ def bench_one(count: int, seed: int, index: bool = True) -> dict:
             live = open_live(work / "archive")
             segments = len(live._segments()) if live is not None else 0
             ratio_gzip = gzip_ratio(sandbox.maildir(USER), tree_bytes(sandbox.maildir(USER)))
+            encryption = compare_encryption(sandbox, work, encrypt_rounds) if encrypt_rounds else {}
     mb = raw_bytes / 1e6
     out = {
         "messages": count,
@@ -115,6 +171,7 @@ def bench_one(count: int, seed: int, index: bool = True) -> dict:
         "archiver_messages_new": report.get("messages_new"),
         "rerun_peak_rss_MB": round(again_rss / 1024, 1),
     }
+    out |= {f"encryption_{key}": value for key, value in encryption.items()}
     if mbsync:
         out |= {
             "mbsync_s": round(mbsync[0], 2),
@@ -133,9 +190,13 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-index", action="store_true", help="time `archiver backup --no-index` (no index phase)")
+    parser.add_argument(
+        "--encrypt", action="store_true", help="also compare first backups into a plain and an encrypted archive"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --encrypt: backups of each kind (best counts)")
     args = parser.parse_args()
     for count in args.messages or [1000, 10000]:
-        result = bench_one(count, args.seed, index=not args.no_index)
+        result = bench_one(count, args.seed, index=not args.no_index, encrypt_rounds=args.rounds if args.encrypt else 0)
         print(json.dumps(result))
         sys.stdout.flush()
 

@@ -37,6 +37,7 @@ COMMAND_MODULES = {
     "daemon": "archiver.cli.daemon.daemon",
     "sessions": "archiver.cli.sessions.sessions",
     "account": "archiver.cli.account.account",
+    "key": "archiver.cli.key.key",
 }
 
 

@@ -29,6 +29,7 @@ def status(ctx: click.Context, archive: Archive, as_json: bool, folders: bool) -
         emit_json(
             {
                 "archive": str(config.archive.path),
+                "encryption_key_id": archive.encryption_key_id,
                 "blobs": totals["blobs"],
                 "raw_bytes": totals["raw_bytes"],
                 "stored_bytes": totals["stored_bytes"],
@@ -38,8 +39,9 @@ def status(ctx: click.Context, archive: Archive, as_json: bool, folders: bool) -
             }
         )
         return
+    sealed = f" (encrypted, key {archive.encryption_key_id})" if archive.encryption_key_id else ""
     click.echo(
-        f"archive {config.archive.path}: {totals['blobs']} unique message(s), "
+        f"archive {config.archive.path}{sealed}: {totals['blobs']} unique message(s), "
         f"{human_bytes(totals['raw_bytes'])} raw, {human_bytes(totals['stored_bytes'])} on disk"
     )
     if partly_indexed:

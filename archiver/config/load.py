@@ -52,7 +52,7 @@ from archiver.config.oauth import CLIENT_SECRET_KEYS, read_oauth
 from archiver.config.provider import check_preset_auth, provider_endpoint, provider_port, read_provider
 from archiver.config.reader import Schema, Table
 from archiver.config.schedule import parse_duration, parse_schedule
-from archiver.config.secrets import PASSWORD_KEYS, read_password_keys
+from archiver.config.secrets import PASSPHRASE_KEYS, PASSWORD_KEYS, PasswordSource, read_password_keys
 from archiver.errors import ConfigError
 from archiver.logs import register_secret
 from archiver.oauth.providers import default_scopes
@@ -131,7 +131,7 @@ def _build(text: str, source: Path, file_mode: int | None) -> Config:
     _check_unique_names(accounts, label)
     web_table = top.table("web")
     web = _read_web(web_table, {a.name for a in accounts}) if web_table is not None else WebConfig()
-    warnings = _permission_warnings(accounts, label, file_mode)
+    warnings = _permission_warnings(accounts, label, file_mode, archive.passphrase)
     for warning in warnings:
         log.warning("%s", warning)
     appliance = _read_appliance(top)  # [index], [scheduler], [alerts], [metrics]
@@ -168,7 +168,23 @@ def _read_archive(table: Table) -> ArchiveConfig:
         throttle_patience=_duration(table, "throttle_patience", 15 * 60),
         group_readable=table.boolean("group_readable", False),
         max_message_bytes=table.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, low=1024),
+        **_read_encryption(table),
     )
+
+
+def _read_encryption(table: Table) -> dict[str, Any]:
+    """``encryption`` and what unlocks the key: exactly one passphrase source or ``key_file`` when it is on."""
+    encryption = table.boolean("encryption", False)
+    passphrase = read_password_keys(table, "", required=False, keys=PASSPHRASE_KEYS)
+    key_file = table.path("key_file")
+    given = [key for key in (*PASSPHRASE_KEYS, "key_file") if table.has(key)]
+    if encryption and len(given) != 1:
+        raise table.fail(
+            "", f"encryption = true needs exactly one of {', '.join((*PASSPHRASE_KEYS, 'key_file'))}, got {len(given)}"
+        )
+    if not encryption and given:
+        raise table.fail(given[0], "only used with encryption = true (set it, or remove this key)")
+    return {"encryption": encryption, "passphrase": passphrase, "key_file": key_file}
 
 
 def _read_web(table: Table, account_names: set[str]) -> WebConfig:
@@ -408,10 +424,13 @@ def _check_unique_names(accounts: tuple[AccountConfig, ...], label: str) -> None
         first_index[account.name] = index
 
 
-def _permission_warnings(accounts: tuple[AccountConfig, ...], label: str, file_mode: int | None) -> list[str]:
+def _permission_warnings(
+    accounts: tuple[AccountConfig, ...], label: str, file_mode: int | None, passphrase: PasswordSource | None
+) -> list[str]:
     """Secrets readable by other users are worth a warning, not a refusal (a backup beats none)."""
     warnings = []
     secrets = [s for a in accounts for s in (a.password, a.oauth2 and a.oauth2.client_secret) if s]
+    secrets += [passphrase] if passphrase else []
     literal = [s.key for s in secrets if s.kind == "value"]
     if literal and file_mode is not None and file_mode & 0o077:
         warnings.append(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archiver.config.oauth import OAUTH_KEYS, OAuthConfig
-from archiver.config.secrets import PASSWORD_KEYS, PasswordSource
+from archiver.config.secrets import PASSPHRASE_KEYS, PASSWORD_KEYS, PasswordSource
 from archiver.errors import ConfigError
 
 PROTOCOLS = ("imap", "pop3", "local")
@@ -33,6 +33,7 @@ KEYS_BY_TABLE: dict[str, tuple[str, ...]] = {
     "archive": (
         "path", "compression_level", "batch_bytes", "batch_messages", "max_run_time", "reconnect_attempts",
         "throttle_patience", "group_readable", "max_message_bytes",
+        "encryption", *PASSPHRASE_KEYS, "key_file",  # archiver.store.keys
     ),
     "accounts": (
         "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
@@ -118,6 +119,11 @@ class ArchiveConfig:
     group_readable: bool = False  # archive files 0640/0750 for a backup operator group (archiver.permissions)
     # A message bigger than this is skipped and reported, never read; 256 MB is far past any mail server's own limit.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    # Encryption at rest (archiver.store.keys, docs/encryption.md): blobs sealed under the key in ``keys.json``,
+    # unlocked by exactly one of ``passphrase`` (its four sources) or ``key_file`` when ``encryption`` is on.
+    encryption: bool = False
+    passphrase: PasswordSource | None = None
+    key_file: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,13 @@ from archiver.secret_io import read_secret_file, run_secret_command
 #: Far above any password or token; far below anything that could hurt memory.
 #: The keys that say where a password lives (exactly one per account) and the PasswordSource kind of each.
 PASSWORD_KEYS = {"password": "value", "password_file": "file", "password_command": "command", "password_env": "env"}
+#: The keys of ``[archive]`` that say where the encryption passphrase lives (archiver.store.keys).
+PASSPHRASE_KEYS = {
+    "passphrase": "value",
+    "passphrase_file": "file",
+    "passphrase_command": "command",
+    "passphrase_env": "env",
+}
 #: How long a ``password_command`` may run (a module attribute so tests can shorten it).
 PASSWORD_COMMAND_TIMEOUT = 30.0
 
@@ -78,12 +85,14 @@ class PasswordSource:
         else:
             raise SecretError(f"{self._where()}: unknown password source kind {self.kind!r}")
         if not secret:
-            raise SecretError(f"{self._where()}: the password is empty")
+            what = "passphrase" if "passphrase" in self.key else "password"
+            raise SecretError(f"{self._where()}: the {what} is empty")
         register_secret(secret)
         return secret
 
     def _where(self) -> str:
-        return f"account {self.account!r}: {self.key or 'password'}"
+        key = self.key or "password"
+        return f"account {self.account!r}: {key}" if self.account else key
 
     def _from_file(self) -> str:
         data = read_secret_file(Path(self.file or ""), self._where())

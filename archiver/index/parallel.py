@@ -44,6 +44,7 @@ from archiver.index.documents import CatalogMessage
 from archiver.index.fastwrite import FastSegmentWriter
 from archiver.memory import tune_allocator
 from archiver.store import BlobStore
+from archiver.store.envelope import PLAIN, Envelope
 
 #: Per worker: Whoosh's in-memory posting pool (its own size estimate).  A worker closes its segment and
 #: starts a new one before the pool fills, because a full pool spills sorted runs to disk and merges them
@@ -63,9 +64,12 @@ class _BlobTask(SubWriterTask):
     Whoosh's final ``(None, fieldnames, segment or None)`` when told to stop.
     """
 
-    def __init__(self, storage, indexname, jobqueue, resultqueue, kwargs, segment_at: float) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, storage, indexname, jobqueue, resultqueue, kwargs, segment_at: float, envelope: Envelope
+    ) -> None:  # type: ignore[no-untyped-def]
         super().__init__(storage, indexname, jobqueue, resultqueue, kwargs, True)
         self.segment_at = segment_at  # an attribute, not the module's global: a spawned worker re-imports this module
+        self.envelope = envelope  # the unlocked key of an encrypted archive: a worker never asks for the passphrase
 
     def run(self) -> None:  # Whoosh's SubWriterTask.run, with our writer and segments closed along the way
         tune_allocator()  # a forked worker inherits the parent's settings, a spawned one starts without them
@@ -89,7 +93,7 @@ class _BlobTask(SubWriterTask):
     def _process_file(self, archive_root: str, messages: list[CatalogMessage]) -> None:  # type: ignore[override]
         store = getattr(self, "_store", None)
         if store is None:
-            store = self._store = BlobStore(Path(archive_root), workers=1)
+            store = self._store = BlobStore(Path(archive_root), workers=1, envelope=self.envelope)
         problems = write_batch(self.writer, store, messages, replace=False)
         if problems:
             with Catalog.open(Path(archive_root)) as catalog:
@@ -121,10 +125,17 @@ class _ParallelBuilder(MpWriter):
     """
 
     def __init__(
-        self, ix: FileIndex, archive_root: Path, procs: int, pool_mb: int = POOL_MB, spawn: bool = False
+        self,
+        ix: FileIndex,
+        archive_root: Path,
+        procs: int,
+        pool_mb: int = POOL_MB,
+        spawn: bool = False,
+        envelope: Envelope = PLAIN,
     ) -> None:
         super().__init__(ix, procs=procs, multisegment=True, limitmb=pool_mb)
         self.archive_root = str(archive_root)
+        self.envelope = envelope
         self.progress_events: list[tuple[int, int]] = []
         self._early_results: list = []
         self._closed_segments: list = []
@@ -137,7 +148,7 @@ class _ParallelBuilder(MpWriter):
 
     def _new_task(self) -> SubWriterTask:
         task = self._task_class(
-            self.storage, self.indexname, self.jobqueue, self.resultqueue, self.subargs, self._segment_at
+            self.storage, self.indexname, self.jobqueue, self.resultqueue, self.subargs, self._segment_at, self.envelope
         )
         self.tasks.append(task)
         task.start()
@@ -233,9 +244,10 @@ def index_parallel(
     report: IndexReport,
     pool_mb: int = POOL_MB,
     spawn: bool = False,
+    envelope: Envelope = PLAIN,
 ) -> None:
     """One commit for the whole backlog, built by ``procs`` worker processes with ``pool_mb`` pools each."""
-    builder = _ParallelBuilder(ix, archive_root, procs, pool_mb, spawn)
+    builder = _ParallelBuilder(ix, archive_root, procs, pool_mb, spawn, envelope)
     rowid = state["rowid"]
     done = 0
     digests: dict[str, str] = {}

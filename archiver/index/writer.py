@@ -237,6 +237,7 @@ def _index_new(
             report,
             plan.pool_mb,
             plan.spawn,
+            store.envelope,
         )
         return
     # A commit (a segment, a bookmark) per batch, except for a large budgeted backlog: one writer per

@@ -41,10 +41,18 @@ final name is always complete (its data was durable before the rename made it
 visible), and a crash leaves at most orphans in ``tmp/`` (swept by
 :meth:`BlobStore.sweep_temp_of_dead`) or complete blobs the catalog does not
 know yet (found again by hash on the next run, never rewritten).
+
+With ``[archive] encryption = true`` the store is given a
+:class:`~archiver.store.envelope.SealedEnvelope`: each file under
+``blobs/<name[0:2]>/<name>`` is then the sealed frame, ``name`` a keyed hash
+of the id, and dictionaries are sealed too (docs/encryption.md).  The
+envelope is used in two places only: :meth:`BlobStore._final_name` (the name)
+and where a frame or dictionary is written or read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -52,6 +60,8 @@ import functools
 import hashlib
 import logging
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +72,7 @@ from typing import BinaryIO
 import zstandard
 
 from archiver.errors import IntegrityError, StoreError
+from archiver.store.envelope import PLAIN, Envelope
 
 log = logging.getLogger("archiver.store")
 
@@ -108,8 +119,9 @@ class BlobStore:
     holds the archive lock).
     """
 
-    def __init__(self, root: Path, compression_level: int = 3, workers: int = 2) -> None:
+    def __init__(self, root: Path, compression_level: int = 3, workers: int = 2, envelope: Envelope = PLAIN) -> None:
         self.root = Path(root)
+        self.envelope = envelope
         self.blob_root = self.root / "blobs"
         self.temp_dir = self.blob_root / "tmp"
         self.dict_dir = self.blob_root / "dict"
@@ -171,9 +183,10 @@ class BlobStore:
 
     def _final_name(self, blob_id: BlobId) -> str:
         """:meth:`path_of` as a string, for ids this store computed (no Path objects in the write loop)."""
+        name = self.envelope.object_name(blob_id)
         if self._levels == 1:
-            return f"{self._blob_root_name}/{blob_id[0:2]}/{blob_id}"
-        return f"{self._blob_root_name}/{blob_id[0:2]}/{blob_id[2:4]}/{blob_id}"
+            return f"{self._blob_root_name}/{name[0:2]}/{name}"
+        return f"{self._blob_root_name}/{name[0:2]}/{name[2:4]}/{name}"
 
     # -- dictionaries --------------------------------------------------------
     def _load_dictionary(self, dict_id: int) -> zstandard.ZstdCompressionDict:
@@ -183,11 +196,12 @@ class BlobStore:
             return found
         path = self.dict_dir / f"{dict_id}.zdict"
         try:
-            found = zstandard.ZstdCompressionDict(path.read_bytes())
+            stored = path.read_bytes()
         except FileNotFoundError:
             raise IntegrityError(f"compression dictionary {path.name} is missing from {self.dict_dir}") from None
         except OSError as exc:
             raise _store_error("read", path, exc) from exc
+        found = zstandard.ZstdCompressionDict(self.envelope.open_dictionary(dict_id, stored))
         if found.dict_id() != dict_id:
             raise IntegrityError(f"compression dictionary {path} is damaged (it holds dictionary {found.dict_id()})")
         self._dictionaries[dict_id] = found
@@ -236,7 +250,7 @@ class BlobStore:
         self.dict_dir.mkdir(exist_ok=True)
         final = self.dict_dir / f"{trained.dict_id()}.zdict"
         try:
-            self._write_small(final, trained.as_bytes())
+            self._write_small(final, self.envelope.seal_dictionary(trained.dict_id(), trained.as_bytes()))
         except OSError as exc:
             raise _store_error("write", final, exc) from exc
 
@@ -281,7 +295,7 @@ class BlobStore:
 
     def _write_temp(self, blob_id: BlobId, raw: bytes) -> tuple[Path, int]:
         """Compress ``raw`` into a temp file (fsynced unless the batch uses syncfs); return its path and size."""
-        frame = self._compressor(raw).compress(raw)
+        frame = self.envelope.seal_blob(blob_id, self._compressor(raw).compress(raw))
         temp = self.temp_dir / f"{blob_id}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
@@ -367,7 +381,28 @@ class BlobStore:
         as :meth:`put_batch` writes: content size and checksum in the header, no dictionary),
         which is then committed like a batch of one, so the caller may commit the catalog
         when this returns.  A blob already present is left as it is.
+
+        A sealed object is labelled with its name, so with encryption the message is
+        hashed in a first pass (and not compressed at all when it is stored already);
+        a source that cannot seek is first copied to an anonymous file in :attr:`temp_dir`.
         """
+        with contextlib.ExitStack() as stack:
+            expected = None
+            if self.envelope.sealed:
+                if not source.seekable():
+                    spool = stack.enter_context(tempfile.TemporaryFile(dir=self.temp_dir))  # unlinked already
+                    shutil.copyfileobj(source, spool, STREAM_CHUNK)
+                    spool.seek(0)
+                    source = spool  # type: ignore[assignment]
+                start = source.tell()
+                expected = _hash_stream(source, size)
+                if os.path.exists(self._final_name(expected)):
+                    return StoredBlob(expected, size, self._stored_size(expected), False)
+                source.seek(start)
+            return self._stream_in(source, size, expected)
+
+    def _stream_in(self, source: BinaryIO, size: int, expected: BlobId | None) -> StoredBlob:
+        """:meth:`put_file`'s one pass: hash, compress and wrap in the envelope chunk by chunk, then commit."""
         digest = hashlib.sha256()
         compressor = zstandard.ZstdCompressor(
             level=self.compression_level, write_checksum=True, write_content_size=True
@@ -376,7 +411,8 @@ class BlobStore:
         length = 0
         try:
             with temp.open("wb") as handle:
-                writer = compressor.stream_writer(handle, size=size, closefd=False)
+                sink = self.envelope.blob_writer(handle, expected or "")  # type: ignore[arg-type]
+                writer = compressor.stream_writer(sink, size=size, closefd=False)
                 while chunk := source.read(STREAM_CHUNK):
                     digest.update(chunk)
                     writer.write(chunk)
@@ -384,6 +420,7 @@ class BlobStore:
                 if length != size:  # checked before the frame is ended (zstd would refuse the size)
                     raise StoreError(f"a streamed message held {length} bytes, {size} were announced")
                 writer.flush(zstandard.FLUSH_FRAME)
+                sink.close()  # the envelope's end (a sealed object's last chunk)
                 handle.flush()
                 if not self._use_syncfs:
                     os.fsync(handle.fileno())
@@ -398,6 +435,9 @@ class BlobStore:
             temp.unlink(missing_ok=True)
             raise
         blob_id = digest.hexdigest()
+        if expected is not None and blob_id != expected:
+            temp.unlink(missing_ok=True)
+            raise StoreError(f"a streamed message changed while it was stored ({expected} became {blob_id})")
         if os.path.exists(self._final_name(blob_id)):
             temp.unlink(missing_ok=True)
             return StoredBlob(blob_id, size, self._stored_size(blob_id), False)
@@ -427,13 +467,14 @@ class BlobStore:
         """The exact bytes of a blob; with ``verify`` the hash is checked too."""
         path = self.path_of(blob_id)
         try:
-            frame = path.read_bytes()
+            stored = path.read_bytes()
         except FileNotFoundError:
             raise IntegrityError(f"blob {blob_id} is missing from {self.blob_root}") from None
         except OSError as exc:
             raise _store_error("read", path, exc) from exc
+        frame = self.envelope.open_blob(blob_id, stored)
         try:
-            raw = self._decompressor(frame[:_FRAME_HEADER_MAX]).decompress(frame)
+            raw = self._decompressor(bytes(frame[:_FRAME_HEADER_MAX])).decompress(frame)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"blob {blob_id} is corrupt: {exc}") from exc
         if verify and blob_id_of(raw) != blob_id:
@@ -448,13 +489,12 @@ class BlobStore:
         except FileNotFoundError:
             raise IntegrityError(f"blob {blob_id} is missing from {self.blob_root}") from None
         try:
-            header = handle.read(_FRAME_HEADER_MAX)
-            handle.seek(0)
-            decompressor = self._decompressor(header)
+            reader = self.envelope.blob_reader(handle, blob_id)
+            decompressor = self._decompressor(reader.peek(_FRAME_HEADER_MAX)[:_FRAME_HEADER_MAX])
         except BaseException:
             handle.close()
             raise
-        return decompressor.stream_reader(handle, closefd=True)  # type: ignore[return-value]
+        return decompressor.stream_reader(reader, closefd=True)  # type: ignore[return-value]
 
     def check(self, blob_id: BlobId, expected_size: int | None = None) -> str | None:
         """Re-hash one blob by streaming it; None if sound, else what is wrong."""
@@ -476,15 +516,36 @@ class BlobStore:
         return None
 
     def iter_ids(self) -> Iterator[BlobId]:
-        """Every blob id present on disk (temp files excluded), in either layout."""
+        """Every blob id present on disk (temp files excluded), in either layout.
+
+        A sealed object is named by a keyed hash: its id is read from inside it (the first
+        chunk only), and one that cannot be read with this archive's key is logged and skipped.
+        """
+        for path in self._object_paths():
+            if not self.envelope.sealed:
+                yield path.name
+                continue
+            try:
+                with path.open("rb") as handle:
+                    found = self.envelope.blob_id_in(path.name, handle)
+            except OSError as exc:
+                log.warning("cannot read %s: %s", path, exc.strerror or exc)
+                continue
+            if found is None:
+                log.warning("%s does not open with this archive's key (damaged, or from another archive)", path)
+                continue
+            yield found
+
+    def _object_paths(self) -> Iterator[Path]:
+        """Every object file under ``blobs/`` (temp files and dictionaries excluded), in either layout."""
         for first in sorted(self.blob_root.iterdir()):
             if len(first.name) != 2 or not first.is_dir():
                 continue
             for entry in sorted(first.iterdir()):
                 if is_blob_id(entry.name):
-                    yield entry.name
+                    yield entry
                 elif len(entry.name) == 2 and entry.is_dir():
-                    yield from sorted(e.name for e in entry.iterdir() if is_blob_id(e.name))
+                    yield from sorted(e for e in entry.iterdir() if is_blob_id(e.name))
 
     def sweep_temp_of_dead(self) -> int:
         """Remove temp files left by writers that are no longer alive; returns how many.
@@ -501,6 +562,18 @@ class BlobStore:
             entry.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+def _hash_stream(source: BinaryIO, size: int) -> BlobId:
+    """The blob id of what ``source`` reads, which must be ``size`` bytes."""
+    digest = hashlib.sha256()
+    length = 0
+    while chunk := source.read(STREAM_CHUNK):
+        digest.update(chunk)
+        length += len(chunk)
+    if length != size:
+        raise StoreError(f"a streamed message held {length} bytes, {size} were announced")
+    return digest.hexdigest()
 
 
 def _alive(pid: int) -> bool:

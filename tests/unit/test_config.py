@@ -305,7 +305,8 @@ def test_unknown_key_without_close_match() -> None:
     message = error_of('[archive]\npath = "/a"\nzzz = 1\n')
     assert message == (
         f"{SOURCE}: archive.zzz: unknown key; valid keys in [archive]: path, compression_level, batch_bytes, "
-        "batch_messages, max_run_time, reconnect_attempts, throttle_patience, group_readable, max_message_bytes"
+        "batch_messages, max_run_time, reconnect_attempts, throttle_patience, group_readable, max_message_bytes, "
+        "encryption, passphrase, passphrase_file, passphrase_command, passphrase_env, key_file"
     )
 
 

@@ -1,0 +1,108 @@
+"""Encrypted archives end to end: real mail from Dovecot backed up sealed, nothing readable under blobs/, and
+search, export, restore and reindex giving back exactly what the server had."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from tests.fixtures.config import write_config
+from tests.fixtures.corpus import CORPUS_DIR
+from tests.fixtures.mail_server import account_toml, second_user, server_hashes
+from tests.fixtures.sealed import encryption_toml, write_passphrase
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FOLDERS = ["INBOX", "Secret/Deals", "Corpus"]
+
+
+def secret_mail(i: int, final_newline: bool = True) -> bytes:
+    raw = (
+        f"From: Chief Officer {i} <ceo{i}@hidden-corp.example>\r\nTo: counsel{i}@lawfirm-zeta.example\r\n"
+        f"Message-ID: <deal{i}@hidden-corp.example>\r\nSubject: Zeppelin merger codename Aurora-{i}\r\n"
+        f"Date: Mon, 2 Dec 2024 10:{i:02d}:00 +0000\r\n\r\n"
+        f"The vault combination for tranche {i} is 31-{i}-77.\r\nDo not forward the Aurora term sheet.\r\n"
+    ).encode()
+    return raw if final_newline else raw.rstrip(b"\r\n")
+
+
+def corpus_messages(limit: int = 40) -> list[bytes]:
+    """Real-world messages of the shared corpus (none when it is absent: the synthetic ones still run)."""
+    if not CORPUS_DIR.is_dir():
+        return []
+    return [path.read_bytes() for path in sorted(CORPUS_DIR.rglob("*.eml"))[:limit]]
+
+
+def needles_of(raw: bytes) -> list[bytes]:
+    """What must not be readable: the subject, the addresses and the longest body line of a message."""
+    head, _, body = raw.partition(b"\r\n\r\n") if b"\r\n\r\n" in raw else raw.partition(b"\n\n")
+    found = [m.strip() for m in re.findall(rb"(?im)^subject:([^\r\n]{12,})", head)]
+    found += re.findall(rb"[\w.+-]{3,}@[\w-]+\.[\w.-]+", head)
+    lines = [line.strip() for line in body.splitlines() if len(line.strip()) >= 24]
+    return found + sorted(lines, key=len)[-1:]
+
+
+def readable_content(blob_root: Path) -> bytes:
+    """Every file under ``blobs/`` as stored, plus what zstd can decompress of it (with the dictionary if any)."""
+    dictionaries = [zstandard.ZstdCompressionDict(p.read_bytes()) for p in blob_root.glob("dict/*.zdict")]
+    parts = []
+    for path in sorted(p for p in blob_root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        parts.append(data)
+        for dictionary in [None, *dictionaries]:
+            try:
+                parts.append(zstandard.ZstdDecompressor(dict_data=dictionary).decompress(data))
+                break
+            except zstandard.ZstdError:
+                continue
+    return b"".join(parts)
+
+
+def test_an_encrypted_backup_of_real_mail_shows_nothing_and_restores_byte_exact(dovecot, mail_user, tmp_path, cli):
+    synthetic = [secret_mail(i) for i in range(12)] + [secret_mail(99, final_newline=False)]
+    real = corpus_messages()
+    dovecot.append_many(mail_user.name, "INBOX", [(raw, (), None) for raw in synthetic[:6]])
+    dovecot.append_many(mail_user.name, "Secret/Deals", [(raw, ("\\Flagged",), None) for raw in synthetic[6:]])
+    if real:
+        dovecot.append_many(mail_user.name, "Corpus", [(raw, ("\\Seen",), None) for raw in real])
+    on_server = Counter(server_hashes(dovecot, mail_user, FOLDERS).values())
+    target = second_user(dovecot, mail_user)
+    accounts = account_toml(dovecot, mail_user, name="acct") + account_toml(dovecot, target, name="target")
+    passphrase = write_passphrase(tmp_path / "passphrase")
+    config = write_config(tmp_path, accounts, archive_extra=encryption_toml(passphrase))
+    (tmp_path / "plain").mkdir()
+    plain = write_config(tmp_path / "plain", accounts)  # the control: the same mail, not encrypted
+
+    assert cli(config, "key", "init").returncode == 0
+    for path in (config, plain):
+        done = cli(path, "backup", "--account", "acct")
+        assert done.returncode == 0, done.stderr
+
+    needles = sorted({n for raw in synthetic + real for n in needles_of(raw)})
+    assert len(needles) >= 3 * len(synthetic)
+    in_plain = readable_content(tmp_path / "plain" / "archive" / "blobs")
+    assert [n for n in needles if n not in in_plain] == []  # the scan finds every needle where there is one
+    in_sealed = readable_content(tmp_path / "archive" / "blobs")
+    assert [n for n in needles if n in in_sealed] == []
+    assert len(in_sealed) == sum(p.stat().st_size for p in (tmp_path / "archive" / "blobs").rglob("*") if p.is_file())
+
+    exported = tmp_path / "eml"
+    done = cli(config, "export", "--account", "acct", "--format", "eml", "-o", str(exported))
+    assert done.returncode == 0, done.stderr
+    assert Counter(hashlib.sha256(p.read_bytes()).hexdigest() for p in exported.rglob("*.eml")) == on_server
+
+    done = cli(config, "restore", "--account", "acct", "--to", "target", "--in-place")
+    assert done.returncode == 0, done.stderr
+    assert Counter(server_hashes(dovecot, target, FOLDERS).values()) == on_server
+
+    for command in (["search", "Aurora-7"], ["reindex", "--procs", "2"], ["search", "Aurora-7"]):
+        done = cli(config, *command)
+        assert done.returncode == 0, done.stderr
+    assert "Zeppelin merger codename Aurora-7" in done.stdout
+    done = cli(config, "verify")
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
