@@ -2,7 +2,7 @@
 
 The index stores nothing but blob ids (that keeps it small); what a result
 shows comes from the catalog (date, sender, subject, folders) and the snippet
-from the message itself, re-read for the page's hits only.
+from the message itself, for the page's hits only (:mod:`archiver.index.snippets`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from archiver.index.fastmatch import matching_docs, newest, rank
 from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
 from archiver.index.readers import live_searcher
-from archiver.index.snippets import highlight_terms, page_snippets, snippet  # noqa: F401 (snippet: its old home)
+from archiver.index.snippets import highlight_terms, page_snippets
 from archiver.index.visibility import Accounts, visible_set
 from archiver.index.writer import SearchIndexError
 from archiver.store import BlobStore
