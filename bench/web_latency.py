@@ -17,7 +17,9 @@ search pages, browse pages or both (``--mix``) for ``--seconds``; the bench
 prints req/s, p50, p95, p99 and errors per kind of request, and the server's
 CPU per request.  ``--during-backup M`` then measures browsing alone, idle,
 and while ``archiver backup`` fetches M new messages from a private Dovecot
-into the same archive and updates the index.  Each ``--tree`` (a source
+into the same archive and updates the index (with ``--backup-nice N`` once
+more with the backup at a lower CPU priority).  The Dovecot runs on the same
+cores, which a real mail server would not.  Each ``--tree`` (a source
 tree, e.g. the main branch's checkout) is served in turn, ``--rounds`` times,
 interleaved, so before/after figures come from one run on one machine.
 
@@ -103,13 +105,15 @@ def concurrent(args: argparse.Namespace) -> None:
                     load.run_clients(server.base, clients, args.mix, 3.0, load.Sample())  # warm-up
                     phases = [("steady", args.mix, None)]
                     if args.during_backup:
-                        phases += [("browse idle", "browse", None), ("browse during backup", "browse", "backup")]
+                        phases += [("browse idle", "browse", None), ("browse during backup", "browse", 0)]
+                        if args.backup_nice:
+                            phases.append((f"browse during backup nice {args.backup_nice}", "browse", args.backup_nice))
                     for phase, mix, during in phases:
                         sample = results[str(tree)].setdefault(phase, load.Sample())
                         one = load.Sample()
                         cpu = server.cpu_seconds()
-                        if during:
-                            backup = start_backup(sandbox, tree, config, incoming, args.during_backup, round_no)
+                        if during is not None:
+                            backup = start_backup(sandbox, tree, config, incoming, args.during_backup, during)
                             load.run_clients(
                                 server.base, clients, mix, 0, one, until=lambda b=backup: b.poll() is not None
                             )
@@ -138,11 +142,14 @@ def concurrent(args: argparse.Namespace) -> None:
 
 
 def start_backup(
-    sandbox: DovecotSandbox, tree: Path, config: Path, account: str, count: int, round_no: int
+    sandbox: DovecotSandbox, tree: Path, config: Path, account: str, count: int, nice: int
 ) -> subprocess.Popen:
-    """Put ``count`` new messages on the server, then start ``archiver backup`` of them (its index update too)."""
+    """Put ``count`` new messages on the server, then start ``archiver backup`` of them (its index update too).
+
+    ``nice``: the backup's CPU priority (``os.nice`` increment), to show what a lower one buys browsing.
+    """
     by_folder: dict[str, list] = {}
-    for sample in generate_mailbox(count, seed=int(time.time()) + round_no):
+    for sample in generate_mailbox(count, seed=time.time_ns() % 2**32):
         by_folder.setdefault(sample.folder, []).append((sample.raw, sample.flags, sample.internaldate))
     for folder, items in by_folder.items():
         sandbox.append_many("incoming", folder, items)
@@ -151,6 +158,8 @@ def start_backup(
                                env=dict(os.environ, PYTHONPATH=str(tree))).stdout  # fmt: skip
     if "--wait-index" in help_text:  # an index update in a worker: browsing shares the CPU with it too
         command.append("--wait-index")
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
     return subprocess.Popen(command, env=dict(os.environ, PYTHONPATH=str(tree)), cwd=tree,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
@@ -165,6 +174,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="per phase")
     parser.add_argument("--accounts", type=int, default=4, help="accounts the messages are split over")
     parser.add_argument("--during-backup", type=int, default=0, metavar="M", help="new messages a backup fetches")
+    parser.add_argument("--backup-nice", type=int, default=0, metavar="N",
+                        help="with --during-backup: also browse during a backup run at nice N")  # fmt: skip
     parser.add_argument("--tree", type=Path, action="append", default=[], help="source tree to serve (repeatable)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--server-threads", type=int, default=None, help="serve --threads (default: its own)")
