@@ -42,6 +42,9 @@ from archiver.index.writer import SearchIndexError, index_root, open_live
 #: Searchers open at once per archive and process (and so searches running at once in it).
 SEARCHERS = 1
 
+#: Seconds a search waits for a busy searcher before it gives up with a clear error (never an endless wait).
+BUSY_SECONDS = 60.0
+
 Key = tuple[str, int]  # (generation directory named in CURRENT, Whoosh TOC generation)
 
 
@@ -80,7 +83,9 @@ class SearcherPool:
         If the caller's code raises (a rebuild deleted a file under it, say), the
         searcher is closed rather than given back.
         """
-        with self._slots:
+        if not self._slots.acquire(timeout=BUSY_SECONDS):
+            raise SearchIndexError(f"the search index stayed busy for {BUSY_SECONDS:g} s: try again in a moment")
+        try:
             searcher, key = self._take()
             try:
                 yield searcher
@@ -88,6 +93,8 @@ class SearcherPool:
                 _close([searcher])
                 raise
             self._give_back(searcher, key)
+        finally:
+            self._slots.release()
 
     def _take(self) -> tuple[Searcher, Key]:
         live = self.live_key()

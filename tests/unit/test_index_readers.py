@@ -149,3 +149,15 @@ def test_no_index_is_one_clear_error(archive: Archive) -> None:
     add(archive, 0, 1)
     with pytest.raises(index.SearchIndexError, match="no search index yet"):
         index.search(archive, "walrus", accounts=ALL)
+
+
+def test_a_search_that_waits_too_long_for_the_searcher_is_one_clear_error(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(archive, 0, 1)
+    index.update_index(archive)
+    monkeypatch.setattr(readers, "BUSY_SECONDS", 0.2)
+    stuck = readers.pool_for(archive.root).checkout()  # another request's search, stuck
+    with stuck, pytest.raises(index.SearchIndexError, match=r"busy for 0\.2 s: try again"):
+        total(archive)
+    assert total(archive) == 1  # and it is not left locked
