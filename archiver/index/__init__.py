@@ -26,7 +26,8 @@ Query syntax: see :mod:`archiver.index.query` and docs/search.md.  Layout:
 ``analysis`` (tokenizer), ``documents`` (schema, one blob → one document),
 ``query`` (syntax → Whoosh query), ``visibility`` (who sees what), ``writer`` (incremental and full builds,
 on-disk generations), ``parallel`` (full builds on both cores), ``searcher``
-(results and snippets), ``hint`` (is the index up to date, without Whoosh),
+(results), ``readers`` (the searchers a process keeps), ``snippets`` (highlighted
+excerpts and their caches), ``hint`` (is the index up to date, without Whoosh),
 ``api`` (the functions above), and the two modules that make Whoosh fast enough at
 100,000 messages: ``fastmatch`` (phrases, counting, ranking and date order
 with set operations over whole posting blocks) and ``fastwrite`` (the hot

@@ -2,16 +2,14 @@
 
 The index stores nothing but blob ids (that keeps it small); what a result
 shows comes from the catalog (date, sender, subject, folders) and the snippet
-from the message itself, re-read for the page's hits only.
+from the message itself, for the page's hits only (:mod:`archiver.index.snippets`).
 """
 
 from __future__ import annotations
 
-import html
 import random
-import re
-import threading
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,20 +20,17 @@ from whoosh.searching import Searcher
 
 from archiver.catalog import Catalog
 from archiver.errors import ArchiverError
-from archiver.index.analysis import _stemmers, iter_terms
 from archiver.index.documents import STATE_ID
 from archiver.index.fastmatch import matching_docs, newest, rank
 from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
+from archiver.index.readers import live_searcher
+from archiver.index.snippets import highlight_terms, page_snippets
 from archiver.index.visibility import Accounts, visible_set
-from archiver.index.writer import SearchIndexError, index_root, open_live
-from archiver.mail.textextract import ExtractLimits, extract
+from archiver.index.writer import SearchIndexError
 from archiver.store import BlobStore
 
 SORTS = ("relevance", "date")
-SNIPPET_CHARS = 240
-SNIPPET_SOURCE_BYTES = 256 * 1024
-_SNIPPET_LIMITS = ExtractLimits(max_body_chars=60_000, attachments=False)
 
 
 @dataclass(frozen=True)
@@ -67,93 +62,6 @@ class SearchPage:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.page_size))
-
-
-def _highlight_terms(query: wq.Query) -> dict[str, set[str]]:
-    """Terms worth marking in a body: per analysis ('en', 'fr', None) the indexed forms."""
-    wanted: dict[str | None, set[str]] = {"en": set(), "fr": set(), None: set()}
-    for field, text in query.all_terms(phrases=True):
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "replace")
-        if not isinstance(text, str):
-            continue
-        if field == "text_en":
-            wanted["en"].add(text)
-        elif field == "text_fr":
-            wanted["fr"].add(text)
-        elif field in ("subject", "sender", "to", "cc", "filename"):
-            wanted[None].add(text)
-    return wanted  # type: ignore[return-value]
-
-
-def snippet(text: str, wanted: dict, width: int = SNIPPET_CHARS) -> str:
-    """An escaped excerpt of ``text`` around its densest cluster of matches, matches in <mark>."""
-    spans: list[tuple[int, int]] = []
-    checks = [(lang, terms) for lang, terms in wanted.items() if terms]
-    if checks:
-        for lang, terms in checks:
-            for term, _, start, end in iter_terms(text, _stemmers.get(lang)):
-                if term in terms:
-                    spans.append((start, end))
-        spans = sorted(set(spans))
-    if not spans:
-        excerpt = " ".join(text[: width * 2].split())[:width]
-        return html.escape(excerpt) + ("…" if len(text) > width else "")
-    best_start, best_count = spans[0][0], 0
-    j = 0
-    for i, (start, _) in enumerate(spans):  # sliding window: most matches within ``width`` chars
-        while spans[j][0] < start - width // 2:
-            j += 1
-        if i - j + 1 > best_count:
-            best_count, best_start = i - j + 1, spans[j][0]
-    window_start = max(0, best_start - width // 4)
-    space = text.rfind(" ", 0, window_start)
-    window_start = 0 if window_start == 0 or space < 0 else space + 1
-    window_end = min(len(text), window_start + width)
-    pieces = []
-    cursor = window_start
-    for start, end in spans:
-        if start < cursor or end > window_end:
-            continue
-        pieces.append(html.escape(text[cursor:start]))
-        pieces.append(f"<mark>{html.escape(text[start:end])}</mark>")
-        cursor = end
-    pieces.append(html.escape(text[cursor:window_end]))
-    body = re.sub(r"\s+", " ", "".join(pieces)).strip()
-    return ("…" if window_start > 0 else "") + body + ("…" if window_end < len(text) else "")
-
-
-_local = threading.local()
-
-
-def _searcher(archive_root: Path) -> Searcher:
-    """This thread's searcher of the live generation, reopened only when the index changed.
-
-    Opening segment readers costs tens of milliseconds, more than most
-    queries; Whoosh searchers are not shared between threads, hence per thread.
-    """
-    cache: dict[str, tuple[str, Searcher]] = _local.__dict__.setdefault("searchers", {})
-    key = str(archive_root)
-    try:
-        live = (index_root(archive_root) / "CURRENT").read_text().strip()
-    except FileNotFoundError:
-        live = ""
-    entry = cache.get(key)
-    if entry is not None and entry[0] == live and entry[1].up_to_date():
-        return entry[1]  # (not Searcher.refresh(): it reuses segment readers and misses new deletions)
-    _forget(archive_root)
-    ix = open_live(archive_root)
-    if ix is None:
-        raise SearchIndexError("the archive has no search index yet: run `archiver reindex` (or a backup)")
-    searcher = ix.searcher()
-    cache[key] = (live, searcher)
-    return searcher
-
-
-def _forget(archive_root: Path) -> None:
-    entry = _local.__dict__.get("searchers", {}).pop(str(archive_root), None)
-    if entry is not None:
-        entry[1].close()
 
 
 #: Above this many estimated matches a date-sorted search first looks at the newest documents only.
@@ -231,7 +139,7 @@ def _run(
 
 def _recent_cutoff(searcher: Searcher, fraction: float) -> int | None:
     """A date such that about ``fraction`` of the documents are newer (from a sample of the date column)."""
-    sample = _date_samples.get(id(searcher))
+    sample = _date_samples.get(searcher)
     if sample is None:
         reader = searcher.reader()
         if not reader.has_column("date"):
@@ -240,14 +148,13 @@ def _recent_cutoff(searcher: Searcher, fraction: float) -> int | None:
         count = reader.doc_count_all()
         picks = random.Random(count).sample(range(count), min(count, 2000))
         sample = sorted(value for value in (column[n] for n in picks) if value)
-        _date_samples.clear()  # one searcher per thread is live at a time: keep the latest only
-        _date_samples[id(searcher)] = sample
+        _date_samples[searcher] = sample
     if len(sample) < 50:
         return None
     return sample[int(len(sample) * (1 - fraction))]  # minutes, like the ``date`` field
 
 
-_date_samples: dict[int, list[int]] = {}
+_date_samples: weakref.WeakKeyDictionary[Searcher, list[int]] = weakref.WeakKeyDictionary()  # per open searcher
 
 
 def _visible_folders(
@@ -294,32 +201,24 @@ def search(
     compiled = wq.AndNot(compiled, wq.Term("blob_id", STATE_ID))
     for attempt in range(3):  # a concurrent rebuild or merge may delete files we were about to open
         try:
-            searcher = _searcher(archive_root)
-            if visible is not None and "owner" not in searcher.schema:  # written before per-account fields
-                raise SearchIndexError(
-                    "the search index predates per-account search and is rebuilt by the next backup: "
-                    "wait for it, or run `archiver reindex`"
-                )
-            found, total, exact = _run(searcher, compiled, page, page_size, sort, restrict)
+            with live_searcher(archive_root) as searcher:
+                if visible is not None and "owner" not in searcher.schema:  # written before per-account fields
+                    raise SearchIndexError(
+                        "the search index predates per-account search and is rebuilt by the next backup: "
+                        "wait for it, or run `archiver reindex`"
+                    )
+                found, total, exact = _run(searcher, compiled, page, page_size, sort, restrict)
             break
         except (OSError, EmptyIndexError):
-            _forget(archive_root)
             if attempt == 2:
                 raise
     ids = [blob_id for blob_id, _ in found]
     details = catalog.hit_details(ids)
     placements = catalog.placements_for_index(ids)
-    wanted = _highlight_terms(compiled) if snippets else {}
+    excerpts = page_snippets(store, ids, highlight_terms(compiled)) if snippets else {}
     hits = []
     for blob_id, score in found:
         row = details.get(blob_id)
-        text = ""
-        if snippets:
-            try:
-                with store.open(blob_id) as reader:  # the text is near the top: never parse an 8 MB attachment
-                    text = extract(reader.read(SNIPPET_SOURCE_BYTES), _SNIPPET_LIMITS).body
-            except Exception:  # a snippet never fails a search (the hit still shows)
-                text = ""
         hits.append(
             Hit(
                 blob_id=blob_id,
@@ -327,7 +226,7 @@ def search(
                 date=row["date"] if row else None,
                 sender=row["sender"] if row else None,
                 subject=row["subject"] if row else None,
-                snippet_html=snippet(text, wanted) if snippets else "",
+                snippet_html=excerpts.get(blob_id, ""),
                 folders=_visible_folders(placements.get(blob_id, ()), visible),
                 size=row["size"] if row else 0,
             )
