@@ -40,10 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from archiver.index.api import index_status, reindex, search, update_index
+    from archiver.index.live import SearchIndexError
     from archiver.index.query import QuerySyntaxError
     from archiver.index.searcher import Hit, SearchPage
     from archiver.index.visibility import ALL_ACCOUNTS, Accounts
-    from archiver.index.writer import IndexReport, ProgressFn, SearchIndexError
+    from archiver.index.writer import IndexReport, ProgressFn
 
 # Loaded on first use: ``archiver.index.hint`` (asked by every backup run) must not import Whoosh.
 _PUBLIC = {
@@ -58,7 +59,7 @@ _PUBLIC = {
     "Accounts": "visibility",
     "IndexReport": "writer",
     "ProgressFn": "writer",
-    "SearchIndexError": "writer",
+    "SearchIndexError": "live",
 }
 
 __all__ = [  # noqa: RUF022 (the order of _PUBLIC)

@@ -33,8 +33,8 @@ from whoosh import query as wq
 
 from archiver.errors import ArchiverError
 from archiver.index.analysis import fold, query_terms
-from archiver.index.documents import MAX_SIZE, OWNER_SEP, date_key, owned, to_minutes
 from archiver.index.fastmatch import FastPhrase
+from archiver.index.values import MAX_SIZE, OWNER_SEP, date_key, owned, to_minutes
 
 
 class QuerySyntaxError(ArchiverError):

@@ -1,15 +1,14 @@
-"""Running a query: Whoosh hits → blob ids → catalog rows, with highlighted snippets.
+"""Running a query: Whoosh hits → blob ids → catalog rows, with highlighted snippets when asked.
 
 The index stores nothing but blob ids (that keeps it small); what a result
 shows comes from the catalog (date, sender, subject, folders) and the snippet
-from the message itself, re-read for the page's hits only.
+from the message itself, re-read for the page's hits only
+(:mod:`archiver.index.snippets`, imported only when a page asks for them).
 """
 
 from __future__ import annotations
 
-import html
 import random
-import re
 import threading
 import time
 from collections.abc import Iterable
@@ -22,20 +21,16 @@ from whoosh.searching import Searcher
 
 from archiver.catalog import Catalog
 from archiver.errors import ArchiverError
-from archiver.index.analysis import _stemmers, iter_terms
-from archiver.index.documents import STATE_ID
 from archiver.index.fastmatch import matching_docs, newest, rank
+from archiver.index.hint import index_root
+from archiver.index.live import SearchIndexError, open_live
 from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
+from archiver.index.values import STATE_ID
 from archiver.index.visibility import Accounts, visible_set
-from archiver.index.writer import SearchIndexError, index_root, open_live
-from archiver.mail.textextract import ExtractLimits, extract
-from archiver.store import BlobStore
+from archiver.store import BlobBackend
 
 SORTS = ("relevance", "date")
-SNIPPET_CHARS = 240
-SNIPPET_SOURCE_BYTES = 256 * 1024
-_SNIPPET_LIMITS = ExtractLimits(max_body_chars=60_000, attachments=False)
 
 
 @dataclass(frozen=True)
@@ -67,60 +62,6 @@ class SearchPage:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.page_size))
-
-
-def _highlight_terms(query: wq.Query) -> dict[str, set[str]]:
-    """Terms worth marking in a body: per analysis ('en', 'fr', None) the indexed forms."""
-    wanted: dict[str | None, set[str]] = {"en": set(), "fr": set(), None: set()}
-    for field, text in query.all_terms(phrases=True):
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "replace")
-        if not isinstance(text, str):
-            continue
-        if field == "text_en":
-            wanted["en"].add(text)
-        elif field == "text_fr":
-            wanted["fr"].add(text)
-        elif field in ("subject", "sender", "to", "cc", "filename"):
-            wanted[None].add(text)
-    return wanted  # type: ignore[return-value]
-
-
-def snippet(text: str, wanted: dict, width: int = SNIPPET_CHARS) -> str:
-    """An escaped excerpt of ``text`` around its densest cluster of matches, matches in <mark>."""
-    spans: list[tuple[int, int]] = []
-    checks = [(lang, terms) for lang, terms in wanted.items() if terms]
-    if checks:
-        for lang, terms in checks:
-            for term, _, start, end in iter_terms(text, _stemmers.get(lang)):
-                if term in terms:
-                    spans.append((start, end))
-        spans = sorted(set(spans))
-    if not spans:
-        excerpt = " ".join(text[: width * 2].split())[:width]
-        return html.escape(excerpt) + ("…" if len(text) > width else "")
-    best_start, best_count = spans[0][0], 0
-    j = 0
-    for i, (start, _) in enumerate(spans):  # sliding window: most matches within ``width`` chars
-        while spans[j][0] < start - width // 2:
-            j += 1
-        if i - j + 1 > best_count:
-            best_count, best_start = i - j + 1, spans[j][0]
-    window_start = max(0, best_start - width // 4)
-    space = text.rfind(" ", 0, window_start)
-    window_start = 0 if window_start == 0 or space < 0 else space + 1
-    window_end = min(len(text), window_start + width)
-    pieces = []
-    cursor = window_start
-    for start, end in spans:
-        if start < cursor or end > window_end:
-            continue
-        pieces.append(html.escape(text[cursor:start]))
-        pieces.append(f"<mark>{html.escape(text[start:end])}</mark>")
-        cursor = end
-    pieces.append(html.escape(text[cursor:window_end]))
-    body = re.sub(r"\s+", " ", "".join(pieces)).strip()
-    return ("…" if window_start > 0 else "") + body + ("…" if window_end < len(text) else "")
 
 
 _local = threading.local()
@@ -265,7 +206,7 @@ MAX_PAGE_SIZE = 1000
 def search(
     archive_root: Path,
     catalog: Catalog,
-    store: BlobStore,
+    store: BlobBackend,
     query: str,
     *,
     accounts: Accounts,
@@ -309,17 +250,14 @@ def search(
     ids = [blob_id for blob_id, _ in found]
     details = catalog.hit_details(ids)
     placements = catalog.placements_for_index(ids)
-    wanted = _highlight_terms(compiled) if snippets else {}
+    snippet_of: dict[str, str] = {}
+    if snippets:
+        from archiver.index.snippets import page_snippets  # the mail parser: only for a page showing snippets
+
+        snippet_of = page_snippets(store, ids, compiled)
     hits = []
     for blob_id, score in found:
         row = details.get(blob_id)
-        text = ""
-        if snippets:
-            try:
-                with store.open(blob_id) as reader:  # the text is near the top: never parse an 8 MB attachment
-                    text = extract(reader.read(SNIPPET_SOURCE_BYTES), _SNIPPET_LIMITS).body
-            except Exception:  # a snippet never fails a search (the hit still shows)
-                text = ""
         hits.append(
             Hit(
                 blob_id=blob_id,
@@ -327,7 +265,7 @@ def search(
                 date=row["date"] if row else None,
                 sender=row["sender"] if row else None,
                 subject=row["subject"] if row else None,
-                snippet_html=snippet(text, wanted) if snippets else "",
+                snippet_html=snippet_of.get(blob_id, ""),
                 folders=_visible_folders(placements.get(blob_id, ()), visible),
                 size=row["size"] if row else 0,
             )

@@ -24,6 +24,8 @@ LAZY_IMPORTS = {
     ("web/oauth_page.py", "archiver.oauth.loopback"): "authlib and requests, only when an admin connects an account",
     ("archiver/files/importer.py", "archiver.index"): "Whoosh, only once an import is done",
     ("archiver/backup/indexing.py", "archiver.index"): "Whoosh, only when the run added something to index",
+    ("archiver/index/api.py", "archiver.index"): "the indexing code (workers, the mail parser), never for a search",
+    ("archiver/index/searcher.py", "archiver.index.snippets"): "the mail parser, only for a page showing snippets",
 }
 
 
