@@ -38,6 +38,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from archiver.index.lean_import import install
+
+install()  # before any module of the package imports Whoosh (see archiver.index.lean_import)
+
 if TYPE_CHECKING:
     from archiver.index.api import index_status, reindex, search, update_index
     from archiver.index.live import SearchIndexError
