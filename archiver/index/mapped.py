@@ -22,16 +22,20 @@ from __future__ import annotations
 
 import os
 import pickle
+from io import BytesIO
 from typing import Any
 
 from whoosh.filedb import compound
 from whoosh.filedb.structfile import BufferFile
 
+#: Bytes copied to unpickle a block's header (Whoosh's are a few hundred): a larger pickle retries with more.
+_PICKLE_WINDOW = 1024
+
 
 class MappedFile(BufferFile):
     """A file inside a mapped segment, read in place (see the module docstring)."""
 
-    def __init__(self, buf: memoryview | bytes, name: str | None = None, onclose: Any = None) -> None:
+    def __init__(self, buf: memoryview, name: str | None = None, onclose: Any = None) -> None:
         # Not BufferFile.__init__: that is where the copy is made.
         self._buf = buf
         self._name = name
@@ -48,9 +52,13 @@ class MappedFile(BufferFile):
 
     def read(self, size: int | None = -1) -> bytes:
         start = self._pos
-        end = self._size if size is None or size < 0 else min(self._size, start + size)
-        self._pos = max(start, end)
-        return bytes(self._buf[start:end])
+        end = self._size if size is None or size < 0 else start + size
+        if end > self._size:
+            end = self._size
+        if end > start:
+            self._pos = end
+            return self._buf[start:end].tobytes()  # type: ignore[union-attr]
+        return b""
 
     def readline(self, size: int | None = -1) -> bytes:
         start = end = self._pos
@@ -66,15 +74,30 @@ class MappedFile(BufferFile):
         return bytes(self._buf[start:end])
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
+        if whence == os.SEEK_CUR:
+            offset += self._pos
+        elif whence == os.SEEK_END:
+            offset += self._size
+        self._pos = offset if offset > 0 else 0
         return self._pos
 
     def tell(self) -> int:
         return self._pos
 
     def read_pickle(self) -> Any:
-        return pickle.Unpickler(self).load()  # framed pickles: a few reads, each of the bytes it needs
+        """The pickle at the position, unpickled in C from a copy of a small window (grown if it falls short)."""
+        size = _PICKLE_WINDOW
+        while True:
+            window = BytesIO(self._buf[self._pos : self._pos + size])
+            try:
+                value = pickle.load(window)
+            except (EOFError, pickle.UnpicklingError):
+                if self._pos + size >= self._size:
+                    raise
+                size *= 16
+                continue
+            self._pos += window.tell()
+            return value
 
     def __iter__(self) -> Any:
         return iter(self.readline, b"")
