@@ -1,14 +1,16 @@
-"""Whoosh imported without two modules it loads at import time and the index never uses.
+"""Whoosh imported without three modules it loads at import time and a search never uses.
 
 ``whoosh.compat`` imports ``urllib.request`` (for a download helper), which brings in
 ``http.client``, ``ssl`` and the ``email`` package; ``whoosh.reading`` imports the
-``cached_property`` backport, which imports ``asyncio``.  Together they were half the cost of
-importing Whoosh: a large part of an ``archiver search`` process, which does nothing with them.
+``cached_property`` backport, which imports ``asyncio``; ``whoosh.query.terms`` imports
+``whoosh.lang.morph_en`` (English word variations, hundreds of regular expressions compiled at
+import) for a query type we never build.  Together they were half the cost of importing Whoosh:
+a large part of an ``archiver search`` process.
 
-:func:`install` adds a finder for exactly those two Whoosh modules: while one of them runs its
-body, ``urllib.request`` and ``cached_property`` (when not imported yet) are stand-ins that
-give the one name Whoosh takes (``urlretrieve``, which imports the real module when called;
-``functools.cached_property``, the standard library's equivalent).  The stand-ins are removed
+:func:`install` adds a finder for exactly those Whoosh modules (:data:`LEANED`): while one of
+them runs its body, the module it would pull in (when not imported yet) is a stand-in that
+gives the one name Whoosh takes (``urlretrieve`` and ``variations``, which import the real
+module when called; ``functools.cached_property``, the standard library's equivalent).  The stand-ins are removed
 from ``sys.modules`` as soon as that body has run, so any later import gets the real modules,
 and a stand-in asked for any other name imports the real module and answers from it (another
 thread importing meanwhile still gets what it asked for).  Whoosh's behaviour is unchanged:
@@ -24,8 +26,12 @@ import threading
 from types import ModuleType
 from typing import Any
 
-#: The Whoosh modules whose bodies run with the stand-ins.
-LEANED = ("whoosh.compat", "whoosh.reading")
+#: The Whoosh modules whose bodies run with stand-ins, and the modules those stand in for.
+LEANED = {
+    "whoosh.compat": ("urllib.request",),
+    "whoosh.reading": ("cached_property",),
+    "whoosh.query.terms": ("whoosh.lang.morph_en",),
+}
 _lock = threading.Lock()
 
 
@@ -54,18 +60,24 @@ def _urlretrieve(*args: Any, **kwargs: Any) -> Any:
     return _real("urllib.request").urlretrieve(*args, **kwargs)
 
 
-def _stand_ins() -> dict[str, _StandIn]:
-    return {
-        "urllib.request": _StandIn("urllib.request", {"urlretrieve": _urlretrieve}),
-        "cached_property": _StandIn("cached_property", {"cached_property": functools.cached_property}),
-    }
+def _variations(*args: Any, **kwargs: Any) -> Any:
+    return _real("whoosh.lang.morph_en").variations(*args, **kwargs)
+
+
+def _stand_in(name: str) -> _StandIn:
+    given: dict[str, Any] = {
+        "urllib.request": {"urlretrieve": _urlretrieve},
+        "cached_property": {"cached_property": functools.cached_property},
+        "whoosh.lang.morph_en": {"variations": _variations},
+    }[name]
+    return _StandIn(name, given)
 
 
 class _LeanLoader:
     """Runs a Whoosh module's body with the stand-ins in place, then takes them out."""
 
-    def __init__(self, loader: Any) -> None:
-        self.loader = loader
+    def __init__(self, loader: Any, replaced: tuple[str, ...]) -> None:
+        self.loader, self.replaced = loader, replaced
 
     def __getattr__(self, attribute: str) -> Any:  # get_source, is_package…: the wrapped loader's
         return getattr(self.loader, attribute)
@@ -76,9 +88,9 @@ class _LeanLoader:
     def exec_module(self, module: ModuleType) -> None:
         placed = []
         with _lock:
-            for name, stand_in in _stand_ins().items():
+            for name in self.replaced:
                 if name not in sys.modules:
-                    sys.modules[name] = stand_in
+                    sys.modules[name] = stand_in = _stand_in(name)
                     placed.append(stand_in)
         try:
             self.loader.exec_module(module)
@@ -101,7 +113,7 @@ class _LeanFinder:
             spec = finder.find_spec(name, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _LeanLoader(spec.loader)
+                    spec.loader = _LeanLoader(spec.loader, LEANED[name])
                 return spec
         return None
 

@@ -32,9 +32,16 @@ schedule = "0 */4 * * 1-5"
 SCHEDULER = '[scheduler]\ndefault_schedule = "@daily"\n'
 
 #: Top-level packages (and modules) no search needs: the scheduler, OAuth2 and discovery clients, the web UI,
-#: the mail parser (results come from the catalog), the indexing code, worker processes, asyncio.
+#: the mail parser (results come from the catalog), the indexing code, worker processes, asyncio, HTTP, what
+#: Whoosh imports for features we do not use, and the typo suggester (only for a mistyped key or field).
 NOT_FOR_A_SEARCH = (
     "apscheduler",
+    "cached_property",
+    "urllib.request",
+    "http",
+    "ssl",
+    "difflib",
+    "whoosh.lang.morph_en",
     "authlib",
     "requests",
     "dns",
