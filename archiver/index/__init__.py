@@ -24,13 +24,18 @@ and the web UI call; everything takes an open :class:`archiver.archive.Archive`)
 
 Query syntax: see :mod:`archiver.index.query` and docs/search.md.  Layout:
 ``analysis`` (tokenizer), ``documents`` (schema, one blob → one document),
+``values`` (how field values are spelt, shared by documents and queries),
 ``query`` (syntax → Whoosh query), ``visibility`` (who sees what), ``writer`` (incremental and full builds,
-on-disk generations), ``parallel`` (full builds on both cores), ``searcher``
-(results and snippets), ``hint`` (is the index up to date, without Whoosh),
-``api`` (the functions above), and the two modules that make Whoosh fast enough at
+on-disk generations), ``parallel`` (full builds on both cores), ``live`` (opening
+the live generation for reading), ``searcher`` (results), ``snippets`` (a hit's
+excerpt, only when asked), ``hint`` (is the index up to date, without Whoosh),
+``api`` (the functions above), and the modules that make Whoosh fast enough at
 100,000 messages: ``fastmatch`` (phrases, counting, ranking and date order
-with set operations over whole posting blocks) and ``fastwrite`` (the hot
-spots of Whoosh's writer, byte-identical output).
+with set operations over whole posting blocks), ``fastwrite`` (the hot
+spots of Whoosh's writer, byte-identical output), ``mapped`` (segment files
+read in place, not copied) and ``lean_import`` (Whoosh imported without what a
+search never uses).  A search imports none of the indexing modules
+(``tests/unit/test_search_startup.py``).
 """
 
 from __future__ import annotations
