@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 import os
 from pathlib import Path
@@ -31,7 +30,9 @@ def tune_allocator() -> bool:
     if os.uname().sysname != "Linux" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        # The process's own symbols, libc's among them: find_library("c") would run ldconfig in a subprocess
+        # (and import ctypes.util) at every start of every command.
+        libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # musl and others have no mallopt
         return False

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from archiver.mail.headers import HeaderSummary
+if TYPE_CHECKING:  # an annotation only: the email package stays off the read paths (search, ls)
+    from archiver.mail.headers import HeaderSummary
 
 
 def encode_flags(flags: Iterable[str]) -> str:

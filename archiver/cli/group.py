@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import importlib
 import sys
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from archiver.errors import ArchiverError
 from archiver.logs import mask
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 #: Entry point group through which other packages add ``archiver`` commands.
 COMMANDS_GROUP = "archiver.commands"
@@ -68,5 +70,11 @@ def _load(import_path: str) -> object:
 
 
 def _plugin_commands() -> dict[str, EntryPoint]:
-    """The commands other installed packages declare (``[project.entry-points."archiver.commands"]``)."""
+    """The commands other installed packages declare (``[project.entry-points."archiver.commands"]``).
+
+    ``importlib.metadata`` is imported here, not at the top: scanning the installed packages costs a
+    whole search's time, and only ``--help`` and a name that is not built in need it.
+    """
+    from importlib.metadata import entry_points
+
     return {entry.name: entry for entry in entry_points(group=COMMANDS_GROUP)}

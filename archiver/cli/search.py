@@ -49,6 +49,11 @@ def _page_size(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
 )
 @click.option("--page", default=1, show_default=True, type=click.IntRange(1), help="Page number.")
 @click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance", show_default=True)
+@click.option(
+    "--snippets",
+    is_flag=True,
+    help="Show each hit's text around the matches (re-reads every hit's message: slower, most with --limit).",
+)
 @json_option()
 @click.pass_context
 @with_archive("read")
@@ -60,6 +65,7 @@ def search(
     limit: int,
     page: int,
     sort: str,
+    snippets: bool,
     as_json: bool,
 ) -> None:
     """Search every archived message.
@@ -71,7 +77,7 @@ def search(
     text = " ".join(query)
     # The CLI is the administrator: every account unless --account names some.
     scope = list(accounts) if accounts else ALL_ACCOUNTS
-    result = run_search(archive, text, accounts=scope, page=page, page_size=limit, sort=sort)
+    result = run_search(archive, text, accounts=scope, page=page, page_size=limit, sort=sort, snippets=snippets)
     if as_json:
         emit_json(
             {
@@ -90,7 +96,7 @@ def search(
                         "subject": h.subject,
                         "size": h.size,
                         "folders": [{"account": a, "folder": f} for a, f in h.folders],
-                        "snippet_html": h.snippet_html,
+                        "snippet_html": h.snippet_html,  # "" without --snippets
                     }
                     for h in result.hits
                 ],
@@ -100,13 +106,14 @@ def search(
     color = sys.stdout.isatty()
     first = (result.page - 1) * result.page_size + 1
     about = "" if result.total_exact else "about "
-    click.echo(
+    lines = [
         f"{about}{result.total} message(s) match; page {result.page} of {result.pages} ({result.seconds * 1000:.0f} ms)"
-    )
+    ]
     for number, hit in enumerate(result.hits, start=first):
         where = ", ".join(f"{a}/{f}" for a, f in hit.folders[:3]) + (" …" if len(hit.folders) > 3 else "")
-        click.echo(f"{number:>4}. {(hit.date or '')[:10]:10}  {(hit.sender or '')[:40]}")
-        click.echo(f"      {hit.subject or '(no subject)'}   [{where}] {human_bytes(hit.size)}")
+        lines.append(f"{number:>4}. {(hit.date or '')[:10]:10}  {(hit.sender or '')[:40]}")
+        lines.append(f"      {hit.subject or '(no subject)'}   [{where}] {human_bytes(hit.size)}")
         if hit.snippet_html:
-            click.echo(f"      {_plain(hit.snippet_html, color)}")
-        click.echo(f"      id {hit.blob_id}")
+            lines.append(f"      {_plain(hit.snippet_html, color)}")
+        lines.append(f"      id {hit.blob_id}")
+    click.echo("\n".join(lines))  # one write: a thousand hits are four thousand lines

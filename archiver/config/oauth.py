@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 from archiver.errors import ConfigError
 from archiver.oauth.providers import PROVIDERS, Endpoints, provider, resolve_endpoints
-from archiver.oauth.store import TokenFile, default_token_path
 
 if TYPE_CHECKING:
     from archiver.config.reader import Table
@@ -64,6 +63,8 @@ class OAuthConfig:
 
     def token_path(self, archive_root: Path) -> Path:
         """Where ``archiver auth`` stores the grant: ``oauth2_token_file`` or ``<archive>/oauth/<account>.json``."""
+        from archiver.oauth.store import default_token_path  # tempfile, subprocess: not for every config load
+
         return self.token_file or default_token_path(archive_root, self.account)
 
     def client(self) -> OAuthClient:
@@ -79,6 +80,7 @@ class OAuthConfig:
 
     def token_source(self, archive_root: Path) -> TokenSource:
         """What a login asks for its access token."""
+        from archiver.oauth.store import TokenFile
         from archiver.oauth.tokens import CommandTokenSource, RefreshingTokenSource
 
         if self.token_command is not None:

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from archiver.discovery.presets import PRESETS, Endpoint, Preset, unknown_provider
-
 if TYPE_CHECKING:
     from archiver.config.reader import Table
+    from archiver.discovery.presets import Endpoint, Preset
 
 
 def read_provider(table: Table) -> Preset | None:
@@ -22,6 +21,8 @@ def read_provider(table: Table) -> Preset | None:
     name = table.string("provider")
     if name is None:
         return None
+    from archiver.discovery.presets import PRESETS, unknown_provider  # the providers' table: only when one is named
+
     preset = PRESETS.get(name.strip().lower())
     if preset is None:
         raise table.fail("provider", unknown_provider(name))

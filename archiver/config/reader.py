@@ -11,7 +11,6 @@ and what the schema lists are one thing.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -96,7 +95,7 @@ class Table:
         if value is _MISSING:
             return default
         if value not in options:
-            close = difflib.get_close_matches(str(value), options, n=1)
+            close = get_close_matches(str(value), options, n=1)
             hint = f"; did you mean {json.dumps(close[0])}?" if close else ""
             raise self.fail(key, f"expected {expected}, got {describe(value)}{hint}")
         return value
@@ -190,7 +189,7 @@ class Table:
             return
         problems = []
         for key in unknown:
-            close = difflib.get_close_matches(key, self.keys, n=1)
+            close = get_close_matches(key, self.keys, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"{self.key_path(key)}: unknown key{hint}")
         where = f" in [{self.prefix}]" if self.prefix else " at the top level"
@@ -213,3 +212,10 @@ def describe(value: Any, secret: bool = False) -> str:
     if isinstance(value, dict):
         return "a table"
     return f"a {type(value).__name__}" if secret else f"a date/time ({value.isoformat()})"
+
+
+def get_close_matches(word: str, options: Any, n: int) -> list[str]:
+    """``difflib.get_close_matches``, imported when a typo needs a suggestion, not at every config load."""
+    import difflib
+
+    return difflib.get_close_matches(word, options, n=n)

@@ -25,9 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
-
 from archiver.times import utc_now
 
 if TYPE_CHECKING:
@@ -75,6 +72,10 @@ class Schedule:
         ``start`` anchors an interval (the persisted next run), so a restart
         keeps the cadence instead of restarting the clock.
         """
+        # APScheduler is imported here, not at the top: loading a config (every command) must not pay for it.
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
         if self.kind == "interval":
             return IntervalTrigger(seconds=self.interval or 0, start_date=start, jitter=jitter or None)
         if self.kind == "cron":
@@ -114,11 +115,55 @@ def parse_schedule(text: str) -> Schedule:
         raise ValueError(f"expected {SCHEDULE_HELP}, got {text!r}")
     try:
         converted = (*fields[:4], _cron_weekdays(fields[4]))
-        minute, hour, day, month, dow = converted
-        CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=dow)
+        if not plainly_valid(converted):  # anything else: APScheduler, which runs the schedule, decides
+            from apscheduler.triggers.cron import CronTrigger
+
+            minute, hour, day, month, dow = converted
+            CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=dow)
     except ValueError as exc:
         raise ValueError(f"invalid crontab line {text!r}: {exc}") from None
     return Schedule(cleaned, "cron", cron_fields=converted)
+
+
+#: The numeric fields of a crontab line: (lowest, highest) value.
+_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12))
+_NUMERIC_PART = re.compile(r"(?:\*|(\d+)(?:-(\d+))?)(?:/(\d+))?")
+_WEEKDAY_PART = re.compile(r"\*(?:/(\d+))?|([a-z]{3})(?:-([a-z]{3}))?")
+
+
+def plainly_valid(fields: tuple[str, ...]) -> bool:
+    """True when the five fields (weekdays as names) are in the plain cron grammar and in range.
+
+    Every command loads the config, and importing APScheduler to check a schedule cost as much
+    as a whole search.  This proves the usual forms valid without it (``*``, ``*/N``, ``A``,
+    ``A-B``, ``A-B/N``, ``A/N``, lists, weekday names and ranges) and is never more lenient than
+    APScheduler (the tests compare the two); False means "ask APScheduler", not "invalid".
+    """
+    for (low, high), field in zip(_RANGES, fields[:4], strict=True):
+        for part in field.split(","):
+            match = _NUMERIC_PART.fullmatch(part)
+            if match is None:
+                return False
+            first, last, step = (None if g is None else int(g) for g in match.groups())
+            start = low if first is None else first
+            end = high if last is None or first is None else last
+            if not low <= start <= end <= high or (step is not None and not 1 <= step <= end - start):
+                return False
+    for part in fields[4].split(","):
+        match = _WEEKDAY_PART.fullmatch(part)
+        if match is None:
+            return False
+        step, first, last = match.groups()
+        if step is not None and not 1 <= int(step) <= 6:
+            return False
+        if first is not None and (first not in _WEEKDAYS or (last is not None and last not in _WEEKDAYS)):
+            return False
+        if first is not None and last is not None and _APS_WEEKDAYS.index(first) > _APS_WEEKDAYS.index(last):
+            return False
+    return True
+
+
+_APS_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # APScheduler's order: a range runs Monday on
 
 
 def _cron_weekdays(field: str) -> str:

@@ -20,7 +20,6 @@ from pathlib import Path
 from archiver.config.reader import Table, describe
 from archiver.errors import SecretError
 from archiver.logs import register_secret
-from archiver.secret_io import read_secret_file, run_secret_command
 
 #: Far above any password or token; far below anything that could hurt memory.
 #: The keys that say where a password lives (exactly one per account) and the PasswordSource kind of each.
@@ -95,6 +94,8 @@ class PasswordSource:
         return f"account {self.account!r}: {key}" if self.account else key
 
     def _from_file(self) -> str:
+        from archiver.secret_io import read_secret_file  # subprocess and selectors: only once a secret is read
+
         data = read_secret_file(Path(self.file or ""), self._where())
         try:
             return _strip_newline(data.decode("utf-8"))
@@ -102,6 +103,8 @@ class PasswordSource:
             raise SecretError(f"{self._where()}: {self.file} is not valid UTF-8") from None
 
     def _from_command(self) -> str:
+        from archiver.secret_io import run_secret_command  # subprocess and selectors: only once a secret is read
+
         argv = shlex.split(self.command or "")
         where = f"{self._where()}: command {argv[0]!r}" if argv else self._where()
         output = run_secret_command(argv, where, PASSWORD_COMMAND_TIMEOUT)

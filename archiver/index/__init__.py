@@ -24,14 +24,19 @@ and the web UI call; everything takes an open :class:`archiver.archive.Archive`)
 
 Query syntax: see :mod:`archiver.index.query` and docs/search.md.  Layout:
 ``analysis`` (tokenizer), ``documents`` (schema, one blob → one document),
+``values`` (how field values are spelt, shared by documents and queries),
 ``query`` (syntax → Whoosh query), ``visibility`` (who sees what), ``writer`` (incremental and full builds,
-on-disk generations), ``parallel`` (full builds on both cores), ``searcher``
-(results), ``readers`` (the searchers a process keeps), ``snippets`` (highlighted
-excerpts and their caches), ``hint`` (is the index up to date, without Whoosh),
-``api`` (the functions above), and the two modules that make Whoosh fast enough at
+on-disk generations), ``parallel`` (full builds on both cores), ``live`` (opening
+the live generation for reading), ``searcher`` (results), ``readers`` (the searchers a
+process keeps), ``snippets`` (highlighted excerpts and their caches, only when asked),
+``hint`` (is the index up to date, without Whoosh), ``api`` (the functions above), and
+the modules that make Whoosh fast enough at
 100,000 messages: ``fastmatch`` (phrases, counting, ranking and date order
-with set operations over whole posting blocks) and ``fastwrite`` (the hot
-spots of Whoosh's writer, byte-identical output).
+with set operations over whole posting blocks), ``fastwrite`` (the hot
+spots of Whoosh's writer, byte-identical output), ``mapped`` (segment files
+read in place, not copied) and ``lean_import`` (Whoosh imported without what a
+search never uses).  A search imports none of the indexing modules
+(``tests/unit/test_search_startup.py``).
 """
 
 from __future__ import annotations
@@ -39,12 +44,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from archiver.index.lean_import import install
+
+install()  # before any module of the package imports Whoosh (see archiver.index.lean_import)
+
 if TYPE_CHECKING:
     from archiver.index.api import index_status, reindex, search, update_index
+    from archiver.index.live import SearchIndexError
     from archiver.index.query import QuerySyntaxError
     from archiver.index.searcher import Hit, SearchPage
     from archiver.index.visibility import ALL_ACCOUNTS, Accounts
-    from archiver.index.writer import IndexReport, ProgressFn, SearchIndexError
+    from archiver.index.writer import IndexReport, ProgressFn
 
 # Loaded on first use: ``archiver.index.hint`` (asked by every backup run) must not import Whoosh.
 _PUBLIC = {
@@ -59,7 +69,7 @@ _PUBLIC = {
     "Accounts": "visibility",
     "IndexReport": "writer",
     "ProgressFn": "writer",
-    "SearchIndexError": "writer",
+    "SearchIndexError": "live",
 }
 
 __all__ = [  # noqa: RUF022 (the order of _PUBLIC)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from archiver.config import IndexConfig
 from archiver.index import searcher as _search
-from archiver.index import writer as _writer
 from archiver.index.searcher import SearchPage
 from archiver.index.visibility import Accounts
-from archiver.index.writer import IndexReport, ProgressFn
 
 if TYPE_CHECKING:
     from archiver.archive import Archive
+    from archiver.index.writer import IndexReport, ProgressFn
 
 
 def search(
@@ -45,22 +45,28 @@ def update_index(
     archive: Archive,
     progress: ProgressFn | None = None,
     procs: int | None = None,
-    memory_mb: int | None = _writer.DEFAULT_MEMORY_MB,
+    memory_mb: int | None = IndexConfig.memory_mb,
 ) -> IndexReport:
     """Bring the index up to date with the catalog (creates it when missing).
 
     ``memory_mb`` bounds the whole process tree meanwhile (``[index] memory_mb``); None: unbounded.
     """
+    from archiver.index import writer as _writer  # the indexing code: not imported by a search
+
     return _writer.update_index(archive.root, archive.catalog, archive.store, progress, procs, memory_mb=memory_mb)
 
 
 def reindex(archive: Archive, progress: ProgressFn | None = None, procs: int | None = None) -> IndexReport:
     """Rebuild the whole index from the blobs and the catalog."""
+    from archiver.index import writer as _writer  # the indexing code: not imported by a search
+
     return _writer.reindex(archive.root, archive.catalog, archive.store, progress, procs)
 
 
 def index_status(archive: Archive) -> dict:
     """Documents indexed, the catalog state the index reflects, and its size on disk."""
+    from archiver.index import writer as _writer  # the indexing code: not imported by a search
+
     ix = _writer.open_live(archive.root)
     if ix is None:
         return {"exists": False}

@@ -21,10 +21,11 @@ from whoosh.index import FileIndex
 from whoosh.writing import SegmentWriter
 
 from archiver.catalog import Catalog
-from archiver.errors import ArchiverError, IntegrityError, StoreError
+from archiver.errors import IntegrityError, StoreError
 from archiver.index.analysis import fold
-from archiver.index.documents import STATE_ID, CatalogMessage, build_document, placement_digest
+from archiver.index.documents import CatalogMessage, build_document, placement_digest
 from archiver.index.hint import SCHEMA_VERSION
+from archiver.index.values import STATE_ID
 from archiver.store import BlobStore
 
 log = logging.getLogger("archiver.index")
@@ -33,10 +34,6 @@ log = logging.getLogger("archiver.index")
 #: What the index reads of one message: a bigger one (a 200 MB header line, a 1 GB attachment) is indexed by its
 #: start, so the raw bytes held never outgrow the budget's allowance for "a message being parsed".
 READ_LIMIT = 32 * 1024 * 1024
-
-
-class SearchIndexError(ArchiverError):
-    """The search index is missing, locked or unreadable."""
 
 
 @dataclass

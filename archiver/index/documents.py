@@ -34,19 +34,10 @@ from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 
 from archiver.index.analysis import MailTokenizer
 from archiver.index.fastwrite import MailPositions
+from archiver.index.values import MAX_SIZE, OWNER_SEP, date_key, owned, to_minutes
 from archiver.mail.textextract import ExtractLimits, MessageText, extract
 
-STATE_ID = "state"
 LANGUAGES = ("en", "fr")
-MAX_SIZE = 2**32 - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_minutes(when: datetime) -> int:
-    """The ``date`` field's value: whole minutes since 1970 UTC (naive datetimes are taken as UTC)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(MAX_SIZE, max(0, int((when - _EPOCH).total_seconds() // 60)))  # the field holds 32 bits
 
 
 def _phrase_text(analyzer: MailTokenizer) -> TEXT:
@@ -99,15 +90,6 @@ class CatalogMessage:
 
 def _flag_word(flag: str) -> str:
     return flag.lstrip("\\$").lower()
-
-
-#: Between the account name and the word in the ``owner_*`` fields (account names never hold it).
-OWNER_SEP = "\x00"
-
-
-def owned(account: str, word: str) -> str:
-    """The ``owner_folder`` / ``owner_flag`` term of ``word`` (already lowercased) in ``account``."""
-    return f"{account}{OWNER_SEP}{word}"
 
 
 def _folder_words(account: str, folder: str) -> tuple[str, str]:
@@ -169,11 +151,6 @@ def _first_internaldate(placements: Iterable[tuple[str, str, str, str | None]]) 
             except (ValueError, OverflowError):  # 31-Dec-9999 23:59:59 -2359 is past datetime's range in UTC
                 continue
     return min(dates) if dates else None
-
-
-def date_key(minutes: int) -> str:
-    """An ``owner_date`` term's date part: minutes since 1970, zero-padded so terms sort as numbers."""
-    return f"{minutes:010d}"
 
 
 def placement_dates(placements: Sequence[tuple[str, str, str, str | None]]) -> str:

@@ -389,9 +389,8 @@ class _PhraseScan:
         if len(self.words) == 2:  # the usual phrase: one set per candidate
             previous = (-1).__add__
             for docnum, first, second in zip(order, deltas[0], deltas[1], strict=True):
-                starts = set(accumulate(first))
-                starts.intersection_update(map(previous, accumulate(second)))
-                if starts:
+                # isdisjoint stops at the first position that follows the first word (no second set is built)
+                if not set(accumulate(first)).isdisjoint(map(previous, accumulate(second))):
                     hits.add(docnum)
             return hits
         for index, docnum in enumerate(order):

@@ -32,7 +32,6 @@ from archiver.catalog import Catalog
 from archiver.index.batches import (
     IndexReport,
     ProgressFn,
-    SearchIndexError,
     catalog_messages,
     forget_caches,
     generation_name,
@@ -42,6 +41,7 @@ from archiver.index.batches import (
 )
 from archiver.index.documents import CatalogMessage
 from archiver.index.fastwrite import FastSegmentWriter
+from archiver.index.live import SearchIndexError
 from archiver.memory import tune_allocator
 from archiver.store import BlobStore
 from archiver.store.envelope import PLAIN, Envelope

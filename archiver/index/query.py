@@ -22,7 +22,6 @@ Parsing is pure; :func:`compile_query` is the only Whoosh-aware part.
 from __future__ import annotations
 
 import calendar
-import difflib
 import fnmatch
 import re
 from collections.abc import Iterator
@@ -33,8 +32,8 @@ from whoosh import query as wq
 
 from archiver.errors import ArchiverError
 from archiver.index.analysis import fold, query_terms
-from archiver.index.documents import MAX_SIZE, OWNER_SEP, date_key, owned, to_minutes
 from archiver.index.fastmatch import FastPhrase
+from archiver.index.values import MAX_SIZE, OWNER_SEP, date_key, owned, to_minutes
 
 
 class QuerySyntaxError(ArchiverError):
@@ -109,6 +108,8 @@ def _check_not_a_field(prefix: str, value: str, quoted: bool) -> None:
     if name in TEXT_ALIASES:
         hint = f"a word without a field already searches the text: {value!r}"
     else:
+        import difflib  # only for a field that does not exist
+
         close = difflib.get_close_matches(name, sorted(FIELDS), n=1, cutoff=0.7)
         hint = f"did you mean {close[0]}:?" if close else "to search it as text, put it in double quotes"
     fields = ", ".join(sorted(FIELDS))

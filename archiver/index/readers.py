@@ -37,7 +37,8 @@ from pathlib import Path
 from whoosh.index import FileIndex
 from whoosh.searching import Searcher
 
-from archiver.index.writer import SearchIndexError, index_root, open_live
+from archiver.index.hint import index_root
+from archiver.index.live import SearchIndexError, open_live
 
 #: Searchers open at once per archive and process (and so searches running at once in it).
 SEARCHERS = 1

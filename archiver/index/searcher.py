@@ -1,8 +1,9 @@
-"""Running a query: Whoosh hits → blob ids → catalog rows, with highlighted snippets.
+"""Running a query: Whoosh hits → blob ids → catalog rows, with highlighted snippets when asked.
 
 The index stores nothing but blob ids (that keeps it small); what a result
 shows comes from the catalog (date, sender, subject, folders) and the snippet
-from the message itself, for the page's hits only (:mod:`archiver.index.snippets`).
+from the message itself, re-read for the page's hits only
+(:mod:`archiver.index.snippets`, imported only when a page asks for them).
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from whoosh.searching import Searcher
 
 from archiver.catalog import Catalog
 from archiver.errors import ArchiverError
-from archiver.index.documents import STATE_ID
 from archiver.index.fastmatch import matching_docs, newest, rank
+from archiver.index.live import SearchIndexError
 from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
 from archiver.index.readers import live_searcher
-from archiver.index.snippets import highlight_terms, page_snippets
+from archiver.index.values import STATE_ID
 from archiver.index.visibility import Accounts, visible_set
-from archiver.index.writer import SearchIndexError
-from archiver.store import BlobStore
+from archiver.store import BlobBackend
 
 SORTS = ("relevance", "date")
 
@@ -172,7 +172,7 @@ MAX_PAGE_SIZE = 1000
 def search(
     archive_root: Path,
     catalog: Catalog,
-    store: BlobStore,
+    store: BlobBackend,
     query: str,
     *,
     accounts: Accounts,
@@ -215,7 +215,11 @@ def search(
     ids = [blob_id for blob_id, _ in found]
     details = catalog.hit_details(ids)
     placements = catalog.placements_for_index(ids)
-    excerpts = page_snippets(store, ids, highlight_terms(compiled)) if snippets else {}
+    excerpts: dict[str, str] = {}
+    if snippets:
+        from archiver.index.snippets import highlight_terms, page_snippets  # the mail parser: only when asked
+
+        excerpts = page_snippets(store, ids, highlight_terms(compiled))
     hits = []
     for blob_id, score in found:
         row = details.get(blob_id)

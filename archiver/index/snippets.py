@@ -30,7 +30,7 @@ from whoosh import query as wq
 
 from archiver.index.analysis import _COMPOUND, _stemmers, iter_terms
 from archiver.mail.textextract import ExtractLimits, extract
-from archiver.store import BlobStore
+from archiver.store import BlobBackend
 
 SNIPPET_CHARS = 240
 SNIPPET_SOURCE_BYTES = 256 * 1024
@@ -176,7 +176,7 @@ def snippet(text: str, wanted: Wanted, width: int = SNIPPET_CHARS) -> str:
     return ("…" if window_start > 0 else "") + body + ("…" if window_end < len(text) else "")
 
 
-def body_text(store: BlobStore, blob_id: str) -> str | None:
+def body_text(store: BlobBackend, blob_id: str) -> str | None:
     """The text a snippet is cut from: the body near the top of the message (never an 8 MB attachment).
 
     None when the message cannot be read: not remembered, so the next search tries again.
@@ -192,7 +192,7 @@ def body_text(store: BlobStore, blob_id: str) -> str | None:
     return text
 
 
-def page_snippets(store: BlobStore, blob_ids: Iterable[str], wanted: Wanted) -> dict[str, str]:
+def page_snippets(store: BlobBackend, blob_ids: Iterable[str], wanted: Wanted) -> dict[str, str]:
     """The excerpt (escaped HTML, only ``<mark>`` as markup) of each blob, marking ``wanted``."""
     terms = tuple(sorted((lang or "", tuple(sorted(forms))) for lang, forms in wanted.items() if forms))
     found = {}

@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from whoosh import index as whoosh_index
-from whoosh.index import EmptyIndexError, FileIndex
+from whoosh.index import FileIndex
 
 from archiver.catalog import Catalog
 from archiver.config import IndexConfig
@@ -55,7 +55,6 @@ from archiver.index.batches import (
     IndexReport,
     MemoryPlan,
     ProgressFn,
-    SearchIndexError,
     catalog_messages,
     failure_line,
     forget_caches,
@@ -65,15 +64,14 @@ from archiver.index.batches import (
     state_doc,
     write_batch,
 )
-from archiver.index.documents import (
-    STATE_ID,
-    make_schema,
-)
+from archiver.index.documents import make_schema
 from archiver.index.fastwrite import FastSegmentWriter
 from archiver.index.hint import HINT_FILE, SCHEMA_VERSION, index_root
 from archiver.index.hint import live_dir as _live_dir
 from archiver.index.hint import up_to_date as _up_to_date
+from archiver.index.live import SearchIndexError, open_live
 from archiver.index.parallel import POOL_MB, index_parallel
+from archiver.index.values import STATE_ID
 from archiver.memory import resident_mb
 from archiver.store import BlobStore
 
@@ -119,26 +117,6 @@ def plan_memory(budget_mb: int | None, pending: int, procs: int, base_mb: float)
     pool = max(MIN_POOL_MB, min(INPROC_POOL_MB, int((spare - INPROC_SLACK_MB) / POOL_FACTOR)))
     estimate = base_mb + INPROC_SLACK_MB + pool * POOL_FACTOR
     return MemoryPlan(0, pool, False, budget_mb, round(base_mb, 1), round(estimate, 1))
-
-
-def open_live(archive_root: Path) -> FileIndex | None:
-    """The live generation, or None when the archive has no usable index yet."""
-    root = index_root(archive_root)
-    for attempt in range(5):  # a rebuild may swap generations between reading CURRENT and opening
-        try:
-            name = (root / "CURRENT").read_text().strip()
-        except FileNotFoundError:
-            return None
-        path = root / name
-        if not name.startswith("g-"):
-            return None
-        try:
-            return whoosh_index.open_dir(str(path))
-        except (EmptyIndexError, OSError) as exc:
-            if attempt == 4:
-                raise SearchIndexError(f"cannot open the search index {path}: {exc}; run `archiver reindex`") from exc
-            time.sleep(0.05)
-    return None
 
 
 def read_state(ix: FileIndex) -> dict:

@@ -31,15 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from archiver.config import ArchiveConfig
 from archiver.errors import ArchiveKeyError
-from archiver.secret_io import read_secret_file
+from archiver.store.sealing import aes_gcm
 
 KEY_FILE_NAME = "keys.json"
 FORMAT = "archiver-keys"
@@ -128,6 +122,8 @@ def secret_from_config(settings: ArchiveConfig) -> KeySecret:
 
 def key_file_secret(path: Path, where: str) -> KeySecret:
     """A key file's bytes (one trailing newline dropped, so a text key file may be edited by hand)."""
+    from archiver.secret_io import read_secret_file  # subprocess: only for an encrypted archive's key file
+
     data = read_secret_file(path, where)
     data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
     if len(data) < MIN_KEY_FILE_BYTES:
@@ -200,12 +196,17 @@ def _kek(secret: KeySecret, protection: dict[str, Any], where: str) -> bytes:
         except (KeyError, TypeError, ValueError):
             raise ArchiveKeyError(f"{where} is damaged: its Argon2id parameters are missing") from None
         return _argon2id(secret.material, salt, cost)
+    from cryptography.hazmat.primitives import hashes  # see aes_gcm: only an encrypted archive needs cryptography
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(hashes.SHA256(), 32, salt=salt, info=b"archiver key file").derive(secret.material)
 
 
 @functools.lru_cache(maxsize=4)
 def _argon2id(material: bytes, salt: bytes, cost: KdfCost) -> bytes:
     """Argon2id, cached: a daemon opening the archive for every run pays it once, not per run."""
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
     try:
         kdf = Argon2id(salt=salt, length=32, iterations=cost.iterations, lanes=cost.lanes, memory_cost=cost.memory_kib)
         return kdf.derive(material)
@@ -229,7 +230,7 @@ def _wrap(data_key: bytes, secret: KeySecret, cost: KdfCost) -> dict[str, Any]:
     data: dict[str, Any] = {"format": FORMAT, "version": VERSION, "protection": protection}
     kek = _kek(secret, protection, KEY_FILE_NAME)
     nonce = os.urandom(12)
-    data["wrapped_key"] = _b64(nonce + AESGCM(kek).encrypt(nonce, data_key, _wrapping_aad(data)))
+    data["wrapped_key"] = _b64(nonce + aes_gcm(kek).encrypt(nonce, data_key, _wrapping_aad(data)))
     return data
 
 
@@ -239,8 +240,10 @@ def _unwrap(data: dict[str, Any], secret: KeySecret, where: str) -> bytes:
         raise ArchiveKeyError(f"{where} is damaged: no wrapped key")
     kek = _kek(secret, protection, where)
     wrapped = _unb64(data["wrapped_key"], where)
+    from cryptography.exceptions import InvalidTag
+
     try:
-        data_key = AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], _wrapping_aad(data))
+        data_key = aes_gcm(kek).decrypt(wrapped[:12], wrapped[12:], _wrapping_aad(data))
     except InvalidTag:
         raise ArchiveKeyError(
             f"{secret.origin} does not unlock {where}: wrong {'passphrase' if secret.kind == 'passphrase' else 'key'}"

@@ -30,12 +30,21 @@ import hmac
 import io
 import os
 import struct
-from typing import BinaryIO
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, BinaryIO
 
 from archiver.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+def aes_gcm(key: bytes) -> AESGCM:
+    """AES-256-GCM under ``key``.  ``cryptography`` is imported here, on first use: its bindings cost every
+    command's start-up, and an archive that is not encrypted never needs them."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
+
 
 MAGIC = b"ASL1"
 CHUNK_LOG2 = 16
@@ -155,7 +164,7 @@ def _new_object(content_key: bytes, label: str, chunk_log2: int) -> tuple[bytes,
     fresh = os.urandom(SALT_BYTES + PREFIX_BYTES)
     salt, prefix = fresh[:SALT_BYTES], fresh[SALT_BYTES:]
     header = MAGIC + bytes([chunk_log2]) + salt + prefix
-    return header, AESGCM(object_key(content_key, salt)), prefix, header + label.encode("utf-8")
+    return header, aes_gcm(object_key(content_key, salt)), prefix, header + label.encode("utf-8")
 
 
 def _opened_object(header: bytes, content_key: bytes, label: str, what: str) -> tuple[AESGCM, bytes, bytes, int]:
@@ -166,11 +175,13 @@ def _opened_object(header: bytes, content_key: bytes, label: str, what: str) -> 
     if not 10 <= chunk_log2 <= _MAX_CHUNK_LOG2:
         raise IntegrityError(f"{what} is damaged: its header names an impossible chunk size")
     salt = header[len(MAGIC) + 1 : len(MAGIC) + 1 + SALT_BYTES]
-    aead = AESGCM(object_key(content_key, salt))
+    aead = aes_gcm(object_key(content_key, salt))
     return aead, header[-PREFIX_BYTES:], header + label.encode("utf-8"), 1 << chunk_log2
 
 
 def _decrypt(aead: AESGCM, prefix: bytes, counter: int, last: bool, sealed: bytes, aad: bytes, what: str) -> bytes:
+    from cryptography.exceptions import InvalidTag  # loaded with the cipher already
+
     try:
         return aead.decrypt(_nonce(prefix, counter, last), sealed, aad)
     except InvalidTag:

@@ -120,7 +120,11 @@ def test_backup_indexes_incrementally_and_search_cli(
     data = json.loads(result.stdout)
     assert data["total"] == 1 and data["total_exact"] is True
     assert data["hits"][0]["folders"] == [{"account": "acct", "folder": "Archive"}]
-    assert "<mark>marmalade</mark>" in data["hits"][0]["snippet_html"]
+    assert data["hits"][0]["subject"] == "second" and data["hits"][0]["snippet_html"] == ""  # the catalog's only
+    with_text = json.loads(cli(config_path, "search", "--json", "--snippets", "marmalade").stdout)
+    assert "<mark>marmalade</mark>" in with_text["hits"][0]["snippet_html"]
+    shown = cli(config_path, "search", "--snippets", "marmalade").stdout
+    assert "marmalade tart" in shown and "marmalade tart" not in cli(config_path, "search", "marmalade").stdout
     bad = cli(config_path, "search", "(unclosed")
     assert bad.returncode == 1 and bad.stderr.startswith("archiver: error:") and "Traceback" not in bad.stderr
 

@@ -22,11 +22,12 @@ from archiver.devtools.sample_mail import generate_mailbox
 from archiver.index import ALL_ACCOUNTS as ALL
 from archiver.index import fastmatch, phrases
 from archiver.index.analysis import query_terms
-from archiver.index.documents import STATE_ID, CatalogMessage, document_from_text, make_schema
+from archiver.index.documents import CatalogMessage, document_from_text, make_schema
 from archiver.index.fastmatch import FastPhrase, _iter_blocks, matching_docs, rank
 from archiver.index.fastwrite import FastSegmentWriter
 from archiver.index.phrases import phrase_page
 from archiver.index.query import compile_query, parse
+from archiver.index.values import STATE_ID
 from archiver.mail.textextract import extract
 from tests.fixtures.archives import add_messages
 

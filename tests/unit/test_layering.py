@@ -24,6 +24,12 @@ LAZY_IMPORTS = {
     ("web/oauth_page.py", "archiver.oauth.loopback"): "authlib and requests, only when an admin connects an account",
     ("archiver/files/importer.py", "archiver.index"): "Whoosh, only once an import is done",
     ("archiver/backup/indexing.py", "archiver.index"): "Whoosh, only when the run added something to index",
+    ("archiver/config/oauth.py", "archiver.oauth.store"): "tempfile and subprocess, only where a token file is used",
+    ("archiver/config/secrets.py", "archiver.secret_io"): "subprocess and selectors, only once a secret is read",
+    ("archiver/config/provider.py", "archiver.discovery.presets"): "the providers' table, for provider = … only",
+    ("archiver/index/api.py", "archiver.index"): "the indexing code (workers, the mail parser), never for a search",
+    ("archiver/index/searcher.py", "archiver.index.snippets"): "the mail parser, only for a page showing snippets",
+    ("archiver/store/keys.py", "archiver.secret_io"): "subprocess, only to read an encrypted archive's key file",
 }
 
 

@@ -10,11 +10,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from archiver.catalog import Catalog
 from archiver.catalog.schedule_state import load_states, save_finished, save_next_run
 from archiver.config import config_from_toml_text
-from archiver.config.schedule import DEFAULT_STALE_SECONDS, parse_duration, parse_schedule, stale_after
+from archiver.config.schedule import (
+    DEFAULT_STALE_SECONDS,
+    parse_duration,
+    parse_schedule,
+    plainly_valid,
+    stale_after,
+)
 from archiver.daemon.status import freshness
 from archiver.errors import ConfigError
 from tests.fixtures.cli import Cli
@@ -78,6 +87,46 @@ def test_cron_aliases_and_intervals() -> None:
     assert parse_schedule("0 */4 * * *").typical_interval() == 4 * 3600
     assert parse_schedule("every 45m").typical_interval() == 2700
     assert parse_schedule("off").typical_interval() is None
+
+
+_number = st.one_of(st.integers(0, 8), st.integers(0, 70)).map(str)  # weekdays' edges as often as minutes'
+_weekday = st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun", "xyz", "Mon"])
+_cron_part = st.one_of(
+    st.just("*"),
+    st.builds("*/{}".format, _number),
+    _number,
+    st.builds("{}-{}".format, _number, _number),
+    st.builds("{}-{}/{}".format, _number, _number, _number),
+    st.builds("{}/{}".format, _number, _number),
+    _weekday,
+    st.builds("{}-{}".format, _weekday, _weekday),
+    st.builds("{}/{}".format, _weekday, _number),
+    st.text("0123456789*-/,abcdefjlmnoprstuvy", max_size=6),
+)
+_cron_field = st.lists(_cron_part, min_size=1, max_size=3).map(",".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.integers(0, 4), _cron_field)
+@example(0, "*/60").via("the edges of each field")
+@example(1, "1/23").via("the edges of each field")
+@example(2, "0").via("the edges of each field")
+@example(3, "12-13").via("the edges of each field")
+@example(4, "*/7").via("the edges of each field")
+@example(4, "sun-mon").via("the edges of each field")
+def test_the_quick_cron_check_never_accepts_what_apscheduler_refuses(position: int, field: str) -> None:
+    """Config loading proves a crontab line valid without importing APScheduler; the daemon then runs it with it."""
+    fields = tuple(field if number == position else "*" for number in range(5))
+    if plainly_valid(fields):
+        minute, hour, day, month, dow = fields
+        CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=dow)  # must not raise
+
+
+@pytest.mark.parametrize(
+    "line", ["0 */4 * * *", "30 2 * * 1-5", "*/15 8-18 * * mon-fri", "0 0 1,15 * *", "5 4 * 1-6/2 0,6", "@daily"]
+)
+def test_usual_crontab_lines_are_checked_without_apscheduler(line: str) -> None:
+    assert plainly_valid(parse_schedule(line).cron_fields)
 
 
 @pytest.mark.parametrize("text", ["every", "every 3 fortnights", "0 */4 * *", "61 * * * *", "0 0 * * 9", "fortnightly"])
