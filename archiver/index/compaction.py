@@ -292,7 +292,7 @@ def _compact_locked(
     full: bool,
 ) -> None:
     if memory_mb is not None:
-        ix.storage.supports_mmap = False  # through mmap every page read would count in this process's RSS
+        ix.storage.supports_mmap = False  # with mmap, Whoosh copies each file of a segment it opens into memory
     sizes = segment_sizes(ix)
     report.segments_before = report.segments_after = len(sizes)
     while chosen := next_step(sizes, full=full):

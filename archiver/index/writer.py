@@ -283,6 +283,10 @@ def update_index(
             report.skipped = "another process is writing the index; the next update catches up"
             return report
         ix = open_live(archive_root)
+        if ix is not None and memory_mb is not None:
+            # Before any reader opens: with mmap, Whoosh copies every file of every segment it opens into memory
+            # (its BufferFile wraps the mapping in a BytesIO), so reading the bookmark alone would hold the index.
+            ix.storage.supports_mmap = False
         state = read_state(ix) if ix is not None else None
         upto_rowid, upto_seq = catalog.index_high_water()
         if ix is None or state is None or state.get("schema") != SCHEMA_VERSION or state["rowid"] > upto_rowid:
@@ -296,8 +300,7 @@ def update_index(
             catalog.keep_index_digests_of(name)
             report.rebuilt = True
         if memory_mb is not None:
-            # Merges read whole segments: through mmap every page read would count in this process's RSS.
-            ix.storage.supports_mmap = False
+            ix.storage.supports_mmap = False  # (a generation just created)
         # Changed placements first: when only the bookmark is left to write, it rides on the new messages' commit.
         carry = catalog.messages_pending_index(state["rowid"], upto_rowid) > 0
         if upto_seq > state["seq"]:
