@@ -85,6 +85,9 @@ INPROC_SLACK_MB = 90  # in this process: imports and caches of indexing (~40), a
 MIN_WORKER_POOL_MB = 24  # smaller pools make too many segments: rather fewer workers
 MIN_POOL_MB = 8
 COMMIT_DOCS = 2500  # budgeted, in this process: messages per commit (a segment and a bookmark)
+#: The pool of a one-process rebuild (``reindex --procs 1``): half a worker's, so the process stays within what two
+#: workers take together (with POOL_MB it peaked higher than two workers do).
+INPROC_REBUILD_POOL_MB = POOL_MB // 2
 INPROC_POOL_MB = 64  # the pool of an unbudgeted in-process batch (its segment is flushed at every commit anyway)
 
 
@@ -101,7 +104,7 @@ def plan_memory(budget_mb: int | None, pending: int, procs: int, base_mb: float)
     if budget_mb is None:
         if procs > 1 and pending >= PARALLEL_FROM:
             return MemoryPlan(procs, POOL_MB)
-        return MemoryPlan(0, POOL_MB if pending >= PARALLEL_FROM else INPROC_POOL_MB)
+        return MemoryPlan(0, INPROC_REBUILD_POOL_MB if pending >= PARALLEL_FROM else INPROC_POOL_MB)
     spare = budget_mb - base_mb
     if pending >= PARALLEL_FROM:
         for workers in range(procs, 1, -1):  # one worker is no faster than this process, and costs more
