@@ -30,6 +30,7 @@ COMMAND_MODULES = {
     "demo": "archiver.cli.demo.demo",
     "search": "archiver.cli.search.search",
     "reindex": "archiver.cli.reindex.reindex_command",
+    "compact-index": "archiver.cli.compact_index.compact_index_command",
     "restore": "archiver.cli.restore.restore",
     "export": "archiver.cli.export.export_command",
     "import": "archiver.cli.import_mail.import_command",

@@ -20,7 +20,10 @@ and the web UI call; everything takes an open :class:`archiver.archive.Archive`)
         ``IndexReport.plan`` says which processes and pool size it chose.
     reindex(archive, progress=None, procs=None) -> IndexReport
         Rebuild from scratch into a new generation and swap it in.
-    index_status(archive) -> dict   documents, bookmark, size on disk
+    compact(archive, *, memory_mb, max_seconds=None, full=False) -> CompactReport
+        Merge segments by the size-tiered policy of ``compaction`` (updates never merge), one
+        atomic step at a time, within ``memory_mb``, stopping between steps after ``max_seconds``.
+    index_status(archive) -> dict   documents, segments, bookmark, size on disk
 
 Query syntax: see :mod:`archiver.index.query` and docs/search.md.  Layout:
 ``analysis`` (tokenizer), ``documents`` (schema, one blob → one document),
@@ -29,7 +32,9 @@ Query syntax: see :mod:`archiver.index.query` and docs/search.md.  Layout:
 on-disk generations), ``parallel`` (full builds on both cores), ``live`` (opening
 the live generation for reading), ``searcher`` (results), ``readers`` (the searchers a
 process keeps), ``snippets`` (highlighted excerpts and their caches, only when asked),
-``hint`` (is the index up to date, without Whoosh), ``api`` (the functions above), and
+``hint`` (is the index up to date, without Whoosh), ``compaction`` (merging segments,
+bounded, outside the updates), ``generations`` (the directories on disk and the writers'
+lock), ``api`` (the functions above), and
 the modules that make Whoosh fast enough at
 100,000 messages: ``fastmatch`` (phrases, counting, ranking and date order
 with set operations over whole posting blocks), ``fastwrite`` (the hot
@@ -49,7 +54,8 @@ from archiver.index.lean_import import install
 install()  # before any module of the package imports Whoosh (see archiver.index.lean_import)
 
 if TYPE_CHECKING:
-    from archiver.index.api import index_status, reindex, search, update_index
+    from archiver.index.api import compact, index_status, reindex, search, update_index
+    from archiver.index.compaction import CompactReport
     from archiver.index.live import SearchIndexError
     from archiver.index.query import QuerySyntaxError
     from archiver.index.searcher import Hit, SearchPage
@@ -62,6 +68,8 @@ _PUBLIC = {
     "update_index": "api",
     "reindex": "api",
     "index_status": "api",
+    "compact": "api",
+    "CompactReport": "compaction",
     "QuerySyntaxError": "query",
     "Hit": "searcher",
     "SearchPage": "searcher",
@@ -77,6 +85,8 @@ __all__ = [  # noqa: RUF022 (the order of _PUBLIC)
     "update_index",
     "reindex",
     "index_status",
+    "compact",
+    "CompactReport",
     "QuerySyntaxError",
     "Hit",
     "SearchPage",

@@ -11,6 +11,7 @@ from archiver.index.visibility import Accounts
 
 if TYPE_CHECKING:
     from archiver.archive import Archive
+    from archiver.index.compaction import CompactReport
     from archiver.index.writer import IndexReport, ProgressFn
 
 
@@ -63,9 +64,25 @@ def reindex(archive: Archive, progress: ProgressFn | None = None, procs: int | N
     return _writer.reindex(archive.root, archive.catalog, archive.store, progress, procs)
 
 
+def compact(
+    archive: Archive, *, memory_mb: int | None, max_seconds: float | None = None, full: bool = False
+) -> CompactReport:
+    """Merge the index's segments by its size-tiered policy, one committed step at a time.
+
+    Holds the update lock (an update or rebuild running meanwhile: ``stopped="locked"``, nothing done).
+    ``memory_mb`` bounds this process (``[index] memory_mb``; None: unbounded); ``max_seconds`` stops it
+    between steps once spent (None: until the policy is satisfied); ``full`` merges everything into one
+    segment.  Safe to stop at any instant: each step is one atomic commit.
+    """
+    from archiver.index import compaction as _compaction  # the indexing code: not imported by a search
+
+    return _compaction.compact_index(archive.root, memory_mb=memory_mb, max_seconds=max_seconds, full=full)
+
+
 def index_status(archive: Archive) -> dict:
     """Documents indexed, the catalog state the index reflects, and its size on disk."""
-    from archiver.index import writer as _writer  # the indexing code: not imported by a search
+    from archiver.index import compaction as _compaction  # the indexing code: not imported by a search
+    from archiver.index import writer as _writer
 
     ix = _writer.open_live(archive.root)
     if ix is None:
@@ -79,6 +96,7 @@ def index_status(archive: Archive) -> dict:
     return {
         "exists": True,
         "documents": documents,
+        "segments": len(_compaction.segment_sizes(ix)),
         "bookmark": {"rowid": state["rowid"], "seq": state["seq"]},
         "behind": {"messages": max(0, rowid - state["rowid"]), "changes": max(0, seq - state["seq"])},
         "bytes": size,

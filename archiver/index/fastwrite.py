@@ -4,7 +4,7 @@ A full reindex spends most of its time in Whoosh's pure-Python writer, per
 token and per posting.  Measured on generated mail (``bench/search.py``):
 
 * :class:`MailPositions`: the ``Positions`` format of the text fields, fed by
-  :func:`archiver.index.analysis.iter_terms` directly instead of through
+  :func:`archiver.index.analysis.term_positions` directly instead of through
   Whoosh's token objects and generator chain (one Python hop per token less),
   with the position deltas computed in C.  Same encoded values.
 * :class:`FastSegmentWriter`: when a segment is flushed, Whoosh looks up the
@@ -15,7 +15,6 @@ token and per posting.  Measured on generated mail (``bench/search.py``):
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from operator import sub
 from pickle import dumps
@@ -26,7 +25,7 @@ from whoosh.system import pack_uint
 from whoosh.util.numeric import byte_to_length
 from whoosh.writing import SegmentWriter
 
-from archiver.index.analysis import MailTokenizer, iter_terms
+from archiver.index.analysis import MailTokenizer, term_positions
 
 _LENGTH_OF_BYTE = [None] + [byte_to_length(b) for b in range(1, 256)]
 
@@ -38,11 +37,8 @@ class MailPositions(Positions):
         if not isinstance(analyzer, MailTokenizer) or kwargs.get("mode", "index") != "index":
             yield from super().word_values(value, analyzer, **kwargs)
             return
-        poses: defaultdict[str, list[int]] = defaultdict(list)
-        for term, pos, _, _ in iter_terms(value, analyzer._stem):
-            poses[term].append(pos)
         boost = self.field_boost
-        for word, poslist in poses.items():
+        for word, poslist in term_positions(value, analyzer._stem).items():
             deltas = poslist if len(poslist) == 1 else list(map(sub, poslist, [0, *poslist[:-1]]))
             yield word, len(poslist), len(poslist) * boost, pack_uint(len(deltas)) + dumps(deltas, 2)
 

@@ -119,8 +119,7 @@ class _SpawnedBlobTask(_BlobTask):
 class _ParallelBuilder(MpWriter):
     """Whoosh's multiprocessing writer, fed catalog rows instead of documents.
 
-    ``pool_mb`` is each worker's posting pool (and this writer's own, used only
-    to merge small existing segments at commit, after the workers are gone);
+    ``pool_mb`` is each worker's posting pool (and this writer's own, holding only the bookmark);
     ``spawn`` starts the workers as fresh interpreters instead of forks.
     """
 
@@ -220,8 +219,8 @@ class _ParallelBuilder(MpWriter):
         for task in self.tasks:
             task.join()
         self._check_workers()
-        # Only now, with the workers gone, merge small existing segments (this writer's pool): the two never
-        # hold memory at the same time.
+        # The policy given to commit() (index_parallel gives NO_MERGE: compaction merges, bounded, later) runs
+        # only now, with the workers gone: the two never hold memory at the same time.
         finalsegments = self._merge_segments(mergetype, optimize, merge)
         finalsegments += self._closed_segments + [segment for segment in segments if segment is not None]
         if self._added:
@@ -266,7 +265,7 @@ def index_parallel(
     except BaseException:
         builder.cancel()
         raise
-    builder.commit()
+    builder.commit(merge=False)
     catalog.record_index_digests(generation_name(ix), digests)  # after the commit: never ahead of the index
     for finished, problems in builder.progress_events:
         done += finished

@@ -1,10 +1,6 @@
 """Keeping the index in step with the catalog: incremental updates and full rebuilds.
 
-On disk (``<archive>/index/``)::
-
-    CURRENT          name of the live generation (replaced atomically)
-    g-<stamp>/       one Whoosh index; a rebuild writes a new one beside it
-    update.lock      flock held by whoever writes the index
+The files on disk (generations, ``CURRENT``, the update lock) are :mod:`archiver.index.generations`'.
 
 **Bookmark.** The index holds one ``state`` document with the catalog state it
 reflects: the largest ``messages.rowid`` indexed and the last
@@ -18,6 +14,11 @@ rowids are assigned in commit order and a rowid bookmark never skips a row.
 the table of contents; readers keep the generation they opened.  A rebuild
 builds a whole new generation and then swaps ``CURRENT``; old generations are
 deleted only after the swap, and open files stay readable on POSIX.
+
+**Linear.** No commit here merges the segments already there (Whoosh's default does, and every dozen
+segments folds the whole index again): an update costs what its new mail costs.  Segments are merged
+by :mod:`archiver.index.compaction`, a bounded step of its own (run by whoever schedules it; an update
+that finds the index crowded, because nobody did, compacts for a bounded time before returning).
 
 **Both cores.** A full build (or a large backlog) is done by worker processes,
 see :mod:`archiver.index.parallel`.
@@ -33,19 +34,13 @@ indexes in this process, committing a segment every :data:`COMMIT_DOCS` messages
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import logging
 import os
-import secrets
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from whoosh import index as whoosh_index
 from whoosh.index import FileIndex
 
 from archiver.catalog import Catalog
@@ -64,14 +59,14 @@ from archiver.index.batches import (
     state_doc,
     write_batch,
 )
-from archiver.index.documents import make_schema
+from archiver.index.compaction import relieve_crowding
 from archiver.index.fastwrite import FastSegmentWriter
+from archiver.index.generations import new_generation, read_state, switch, update_lock
 from archiver.index.hint import HINT_FILE, SCHEMA_VERSION, index_root
 from archiver.index.hint import live_dir as _live_dir
 from archiver.index.hint import up_to_date as _up_to_date
 from archiver.index.live import SearchIndexError, open_live
-from archiver.index.parallel import POOL_MB, index_parallel
-from archiver.index.values import STATE_ID
+from archiver.index.parallel import POOL_MB, SEGMENT_AT, index_parallel
 from archiver.memory import resident_mb
 from archiver.store import BlobStore
 
@@ -90,6 +85,9 @@ INPROC_SLACK_MB = 90  # in this process: imports and caches of indexing (~40), a
 MIN_WORKER_POOL_MB = 24  # smaller pools make too many segments: rather fewer workers
 MIN_POOL_MB = 8
 COMMIT_DOCS = 2500  # budgeted, in this process: messages per commit (a segment and a bookmark)
+#: The pool of a one-process rebuild (``reindex --procs 1``): half a worker's, so the process stays within what two
+#: workers take together (with POOL_MB it peaked higher than two workers do).
+INPROC_REBUILD_POOL_MB = POOL_MB // 2
 INPROC_POOL_MB = 64  # the pool of an unbudgeted in-process batch (its segment is flushed at every commit anyway)
 
 
@@ -106,7 +104,7 @@ def plan_memory(budget_mb: int | None, pending: int, procs: int, base_mb: float)
     if budget_mb is None:
         if procs > 1 and pending >= PARALLEL_FROM:
             return MemoryPlan(procs, POOL_MB)
-        return MemoryPlan(0, INPROC_POOL_MB)
+        return MemoryPlan(0, INPROC_REBUILD_POOL_MB if pending >= PARALLEL_FROM else INPROC_POOL_MB)
     spare = budget_mb - base_mb
     if pending >= PARALLEL_FROM:
         for workers in range(procs, 1, -1):  # one worker is no faster than this process, and costs more
@@ -117,61 +115,6 @@ def plan_memory(budget_mb: int | None, pending: int, procs: int, base_mb: float)
     pool = max(MIN_POOL_MB, min(INPROC_POOL_MB, int((spare - INPROC_SLACK_MB) / POOL_FACTOR)))
     estimate = base_mb + INPROC_SLACK_MB + pool * POOL_FACTOR
     return MemoryPlan(0, pool, False, budget_mb, round(base_mb, 1), round(estimate, 1))
-
-
-def read_state(ix: FileIndex) -> dict:
-    with ix.searcher() as searcher:
-        stored = searcher.document(blob_id=STATE_ID)
-    return dict(stored["state"]) if stored else {"rowid": 0, "seq": 0, "schema": SCHEMA_VERSION}
-
-
-def _new_generation(archive_root: Path) -> tuple[str, FileIndex]:
-    root = index_root(archive_root)
-    root.mkdir(parents=True, exist_ok=True)
-    name = f"g-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
-    path = root / name
-    path.mkdir()
-    return name, whoosh_index.create_in(str(path), make_schema())
-
-
-def _switch(archive_root: Path, name: str) -> None:
-    """Make generation ``name`` live (atomic rename), then delete the others."""
-    root = index_root(archive_root)
-    temp = root / f"CURRENT.{os.getpid()}.tmp"
-    temp.write_text(name + "\n")
-    fd = os.open(temp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, root / "CURRENT")
-    for entry in root.iterdir():
-        if entry.is_dir() and entry.name.startswith("g-") and entry.name != name:
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-@contextmanager
-def _update_lock(archive_root: Path, wait: float) -> Iterator[bool]:
-    """flock on ``index/update.lock``; yields False if another writer kept it for ``wait`` seconds."""
-    root = index_root(archive_root)
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / "update.lock", os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.2)
-        yield True
-    finally:
-        os.close(fd)
 
 
 def _index_new(
@@ -185,11 +128,17 @@ def _index_new(
     progress: ProgressFn | None,
     report: IndexReport,
     budget_mb: int | None = None,
+    rebuild: bool = False,
 ) -> None:
-    """Index messages with rowid in (state.rowid, upto_rowid], committing a bookmark per batch."""
+    """Index messages with rowid in (state.rowid, upto_rowid], committing a bookmark per batch.
+
+    ``rebuild``: into a generation that is not live yet (no bookmark needed on the way).
+    """
     pending = catalog.messages_pending_index(state["rowid"], upto_rowid)
     if not pending:
         return
+    if progress:
+        progress(0, pending)  # a bar at once: the first batch may take a while (workers starting, big messages)
     if budget_mb is not None:
         release_memory()
     plan = plan_memory(budget_mb, pending, procs, resident_mb() if budget_mb is not None else 0.0)
@@ -218,11 +167,13 @@ def _index_new(
             store.envelope,
         )
         return
-    # A commit (a segment, a bookmark) per batch, except for a large budgeted backlog: one writer per
-    # COMMIT_DOCS messages, whose pool spills sorted runs to disk when full (bounded memory, one segment),
-    # instead of a segment per BATCH that Whoosh's merge policy merges again and again (measured at 10,000
-    # messages: a third of the time, and the merges' memory).
-    commit_every = COMMIT_DOCS if plan.budget_mb is not None and pending >= PARALLEL_FROM else BATCH
+    # A commit (a segment, a bookmark) per COMMIT_DOCS messages, never merging the segments already there
+    # (compaction does that, bounded: see archiver.index.compaction).  Budgeted, the pool spills sorted runs
+    # to disk when full (bounded memory, one segment).  Unbudgeted (a rebuild, or an update told to go as
+    # fast as one), a segment is closed before its pool would spill, as a rebuild's workers do; a rebuild
+    # commits nothing else on the way (its generation is not live, a crash deletes it).
+    commit_every = COMMIT_DOCS if not rebuild else pending + 1
+    close_at = None if plan.budget_mb is not None else SEGMENT_AT * plan.pool_mb * 2**20
     rowid = state["rowid"]
     writer: FastSegmentWriter | None = None
     held = 0  # messages in the open writer
@@ -240,10 +191,11 @@ def _index_new(
                 held += len(rows)
                 if progress:
                     progress(report.indexed + held, pending)
-            if writer is not None and (held >= commit_every or not rows):
+            full = close_at is not None and writer is not None and writer.pool.currentsize > close_at
+            if writer is not None and (held >= commit_every or full or not rows):
                 writer.update_document(**state_doc(rowid, state["seq"]))
                 committing, writer = writer, None
-                committing.commit()
+                committing.commit(merge=False)
                 if plan.budget_mb is not None:
                     forget_caches()
                 catalog.record_index_problems(problems)
@@ -269,12 +221,15 @@ def _refresh_changed(
     upto_seq: int,
     report: IndexReport,
     budget_mb: int | None = None,
+    carry: bool = False,
 ) -> None:
     """Rewrite the documents of blobs whose placements changed their account/folder/flags fields.
 
     A blob whose placements changed but whose fields did not (a UIDVALIDITY reset re-maps every
     message onto new placements with the same folder and flags) is skipped: its digest equals the
-    one recorded when its document was written.
+    one recorded when its document was written.  ``carry``: the caller commits new messages next, so
+    when nothing is left to rewrite the new bookmark rides on that commit (no segment holding only the
+    bookmark) and the caller forgets the placement changes after it.
     """
     changed = catalog.changed_blobs_for_index(state["seq"], upto_seq)
     rows = [row for row in catalog.message_rows_for_index(changed) if row["rowid"] <= old_rowid]
@@ -286,7 +241,7 @@ def _refresh_changed(
         known = catalog.index_digests(generation_name(ix), list(digests))
         messages = [m for m in messages if known.get(m.blob_id) != digests[m.blob_id]]
         report.unchanged += len(digests) - len(messages)
-        if not messages and not last:
+        if not messages and (not last or carry):
             continue
         writer = FastSegmentWriter(ix, timeout=60.0, limitmb=pool_mb)
         try:
@@ -295,12 +250,13 @@ def _refresh_changed(
         except BaseException:
             writer.cancel()
             raise
-        writer.commit()
+        writer.commit(merge=False)
         catalog.record_index_problems(problems)
         catalog.record_index_digests(generation_name(ix), {m.blob_id: digests[m.blob_id] for m in messages})
         report.refreshed += len(messages)
     state["seq"] = upto_seq
-    catalog.forget_placement_changes(upto_seq)
+    if not carry:
+        catalog.forget_placement_changes(upto_seq)
 
 
 def update_index(
@@ -326,31 +282,39 @@ def update_index(
     if _up_to_date(archive_root, catalog):
         report.seconds = time.monotonic() - started
         return report
-    with _update_lock(archive_root, wait) as locked:
+    with update_lock(archive_root, wait) as locked:
         if not locked:
             report.skipped = "another process is writing the index; the next update catches up"
             return report
         ix = open_live(archive_root)
+        if ix is not None and memory_mb is not None:
+            # Before any reader opens: with mmap, Whoosh copies every file of every segment it opens into memory
+            # (its BufferFile wraps the mapping in a BytesIO), so reading the bookmark alone would hold the index.
+            ix.storage.supports_mmap = False
         state = read_state(ix) if ix is not None else None
         upto_rowid, upto_seq = catalog.index_high_water()
         if ix is None or state is None or state.get("schema") != SCHEMA_VERSION or state["rowid"] > upto_rowid:
             if ix is not None:
                 log.warning("the search index does not match this catalog or archiver version: rebuilding it")
             # Live at once: every committed batch is kept (and searchable) even if this run dies.
-            name, ix = _new_generation(archive_root)
+            name, ix = new_generation(archive_root)
             state = {"rowid": 0, "seq": 0}
             _commit_state(ix, state)
-            _switch(archive_root, name)
+            switch(archive_root, name)
             catalog.keep_index_digests_of(name)
             report.rebuilt = True
         if memory_mb is not None:
-            # Merges read whole segments: through mmap every page read would count in this process's RSS.
-            ix.storage.supports_mmap = False
-        old_rowid = state["rowid"]
-        _index_new(ix, archive_root, catalog, store, state, upto_rowid, procs, progress, report, memory_mb)
+            ix.storage.supports_mmap = False  # (a generation just created)
+        # Changed placements first: when only the bookmark is left to write, it rides on the new messages' commit.
+        carry = catalog.messages_pending_index(state["rowid"], upto_rowid) > 0
         if upto_seq > state["seq"]:
-            _refresh_changed(ix, catalog, store, state, old_rowid, upto_seq, report, memory_mb)
+            _refresh_changed(ix, catalog, store, state, state["rowid"], upto_seq, report, memory_mb, carry=carry)
+        _index_new(ix, archive_root, catalog, store, state, upto_rowid, procs, progress, report, memory_mb)
+        if carry:
+            catalog.forget_placement_changes(state["seq"])
         _write_hint(archive_root, state)
+        if report.indexed or report.refreshed:
+            relieve_crowding(ix, memory_mb)
     report.seconds = time.monotonic() - started
     return report
 
@@ -379,7 +343,7 @@ def _write_hint(archive_root: Path, state: dict) -> None:
 def _commit_state(ix: FileIndex, state: dict) -> None:
     writer = FastSegmentWriter(ix, timeout=60.0)
     writer.update_document(**state_doc(state["rowid"], state["seq"]))
-    writer.commit()
+    writer.commit(merge=False)
 
 
 def reindex(
@@ -407,14 +371,14 @@ def _rebuild(
     report = IndexReport(rebuilt=True)
     started = time.monotonic()
     procs = procs or min(2, os.cpu_count() or 1)
-    with _update_lock(archive_root, wait=600.0) as locked:
+    with update_lock(archive_root, wait=600.0) as locked:
         if not locked:
             raise SearchIndexError("another process is writing the search index; try again when it is done")
-        name, ix = _new_generation(archive_root)
+        name, ix = new_generation(archive_root)
         try:
             state = {"rowid": 0, "seq": 0}
             upto_rowid, upto_seq = catalog.index_high_water()
-            _index_new(ix, archive_root, catalog, store, state, upto_rowid, procs, progress, report)
+            _index_new(ix, archive_root, catalog, store, state, upto_rowid, procs, progress, report, rebuild=True)
             state["seq"] = upto_seq
             _commit_state(ix, state)
             # Catch up with what was committed to the catalog during the build.
@@ -427,7 +391,7 @@ def _rebuild(
         except BaseException:
             shutil.rmtree(index_root(archive_root) / name, ignore_errors=True)
             raise
-        _switch(archive_root, name)
+        switch(archive_root, name)
         catalog.keep_index_digests_of(name)
     report.seconds = time.monotonic() - started
     return report

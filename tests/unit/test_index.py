@@ -188,6 +188,7 @@ def test_incremental_new_messages_and_placement_changes(archive: Archive) -> Non
 
 def test_crash_between_batches_heals_without_duplicates(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_writer, "BATCH", 2)
+    monkeypatch.setattr(index_writer, "COMMIT_DOCS", 2)  # a commit (a bookmark) every two messages
     real = index_batches.document_for
     calls = {"n": 0}
 

@@ -14,6 +14,7 @@ from whoosh.index import FileIndex
 from whoosh.writing import SegmentWriter
 
 from archiver.devtools.sample_mail import generate_mailbox
+from archiver.index.analysis import _stemmers, iter_terms, term_positions
 from archiver.index.documents import CatalogMessage, document_from_text, make_schema
 from archiver.index.fastmatch import FastPhrase, matching_docs, newest, rank
 from archiver.index.fastwrite import FastSegmentWriter
@@ -149,3 +150,27 @@ def test_newest_sorts_like_whoosh(ix: FileIndex, text: str) -> None:
     with ix.searcher() as searcher:
         expected = [hit.docnum for hit in searcher.search(query, limit=50, sortedby="date", reverse=True)]
         assert newest(searcher, matching_docs(searcher, query) or set(), 50) == expected
+
+
+TRICKY = [
+    "alice.martin@mail.example.org wrote: l'école, e-mail and x-ray at www.example.co.uk",
+    "東京都で会議を開催しました abc日本語def 한국어 テスト",
+    "Élève ÉCOLE straße œuvre résumé naïve",
+    "a" * 70 + " " + "b" * 300 + " QmFzZTY0IGJ1dCBub3QgcmVhbGx5IGJhc2U2NA ab12cd34ef a1b2",
+    "x" * 63 + "-" + "y" * 10 + " re: fwd: 10:30 http://host.example/path?q=1",
+    "",
+]
+
+
+@pytest.mark.parametrize("lang", [None, "en", "fr"])
+def test_term_positions_are_what_iter_terms_yields(lang: str | None, corpus_dir: Path) -> None:
+    stem = _stemmers[lang]
+    texts = list(TRICKY)
+    for path in sorted(p for p in corpus_dir.rglob("*") if p.is_file())[:150]:
+        text = extract(path.read_bytes())
+        texts.append("\n".join((text.subject, text.sender, text.to, text.body, text.attachment_text)))
+    for text in texts:
+        grouped: dict[str, list[int]] = {}
+        for term, pos, _, _ in iter_terms(text, stem):
+            grouped.setdefault(term, []).append(pos)
+        assert term_positions(text, stem) == grouped

@@ -27,7 +27,8 @@ def test_the_update_drives_the_callback_until_done_reaches_total(config: Path, o
         run = add_messages(archive, "a", "INBOX", [message(f"note {n}", n=n) for n in range(30)])
         outcome = update_search_index(archive, run, progress=lambda done, total: calls.append((done, total)))
         assert outcome.error is None and outcome.indexed == 30
-        assert calls and calls[-1] == (30, 30) and {total for _, total in calls} == {30}
+        assert calls[0] == (0, 30)  # a bar at once, before the first message is indexed
+        assert calls[-1] == (30, 30) and {total for _, total in calls} == {30}
         assert [done for done, _ in calls] == sorted(done for done, _ in calls)
         calls.clear()
         update_search_index(archive, run, progress=lambda done, total: calls.append((done, total)))
