@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from archiver.catalog.connection import CatalogConnection, select_in
+from archiver.catalog.model import IndexBacklog
 from archiver.times import utc_now
 
 
@@ -25,6 +26,26 @@ class IndexStateQueries(CatalogConnection):
         rowid = self.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM messages").fetchone()[0]
         seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM placement_changes").fetchone()[0]
         return rowid, seq
+
+    def index_backlog(self, bookmark: tuple[int, int] | None) -> IndexBacklog:
+        """What lies past the index's ``bookmark`` (rowid, seq; None: nothing indexed yet).
+
+        Three indexed lookups (rowid ranges and the change log, which holds only what the index
+        has not absorbed yet), so the status page and a metrics scrape can ask it every time.
+        """
+        rowid, seq = bookmark if bookmark is not None else (0, 0)
+        messages = self.db.execute("SELECT COUNT(*) FROM messages WHERE rowid > ?", (rowid,)).fetchone()[0]
+        oldest = self.db.execute(
+            "SELECT added_at FROM messages WHERE rowid > ? ORDER BY rowid LIMIT 1", (rowid,)
+        ).fetchone()
+        changes = 0
+        if bookmark is not None:
+            changes = self.db.execute(
+                "SELECT COUNT(DISTINCT c.blob_id) FROM placement_changes c JOIN messages m ON m.blob_id = c.blob_id "
+                "WHERE c.seq > ? AND m.rowid <= ?",
+                (seq, rowid),
+            ).fetchone()[0]
+        return IndexBacklog(messages, changes, oldest[0] if oldest else None)
 
     def messages_pending_index(self, after_rowid: int, upto_rowid: int) -> int:
         """How many messages lie between the index's bookmark and ``upto_rowid``."""
