@@ -93,3 +93,11 @@ def test_folder_and_flag_changes_of_indexed_mail_are_counted_apart(app) -> None:
     lag = index_lag(archive.root, catalog)
     assert lag.messages == 0 and lag.changes == 1
     assert "1 message(s) with folder or flag changes not applied yet" in lag.summary()
+
+
+def test_a_rebuilt_index_is_up_to_date(app) -> None:
+    archive = _archive(app)
+    add_messages(archive, "alpha", "INBOX", [message("rebuilt", "body dugong", n=995)])
+    assert index_lag(archive.root, archive.catalog).messages == 1
+    index.reindex(archive)
+    assert not index_lag(archive.root, archive.catalog).behind
