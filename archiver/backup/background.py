@@ -78,7 +78,7 @@ def start_worker(archive: Archive, run_id: int, memory_mb: int) -> int | None:
 @contextlib.contextmanager
 def worker_lock(archive_root: Path) -> Iterator[bool]:
     """Hold ``index/worker.lock``; yields False (at once) when another worker holds it."""
-    fd = os.open(index_root(archive_root) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(index_root(archive_root) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o640)  # the umask narrows it
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
