@@ -152,3 +152,17 @@ def test_a_second_worker_does_nothing_while_one_runs(dovecot, mail_user, config_
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert _status(cli, path)["index_lag"]["messages_behind"] == 0
+
+
+def test_the_config_can_make_backup_wait_for_the_index(dovecot, mail_user, config_file, cli) -> None:
+    fill_mailbox(dovecot, mail_user, 6, seed=67, duplicate_ratio=0.0)
+    path = config_file(account_toml(dovecot, mail_user), extra='[index]\nupdate = "wait"\n')
+    waited = cli(path, "backup", "--json")
+    (report,) = json.loads(waited.stdout)
+    assert waited.returncode == 0 and report["index_update"] == "wait" and report["index_seconds"] > 0, waited.stderr
+    assert report["index_worker_pid"] is None and _status(cli, path)["index_lag"]["messages_behind"] == 0
+    fill_mailbox(dovecot, mail_user, 2, seed=68, duplicate_ratio=0.0)
+    background = cli(path, "backup", "--background-index", "--json")  # the option overrides the config
+    (report,) = json.loads(background.stdout)
+    assert report["index_update"] == "background" and report["index_pending"] == 2, background.stderr
+    _wait_gone(report["index_worker_pid"])
