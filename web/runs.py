@@ -42,7 +42,7 @@ def history() -> Any:
 
 def index_notice() -> str | None:
     """The search page's notice while the index lags (None when it is up to date): results may be incomplete."""
-    lag = index_lag(archive().root, archive().catalog)
+    lag = index_lag(archive().root, archive().catalog, quick=True)
     return _lag_line(lag) if lag.behind else None
 
 

@@ -73,7 +73,7 @@ def search(
     # The CLI is the administrator: every account unless --account names some.
     scope = list(accounts) if accounts else ALL_ACCOUNTS
     result = run_search(archive, text, accounts=scope, page=page, page_size=limit, sort=sort)
-    lag = index_lag(archive.root, archive.catalog)  # no Whoosh: the hint, the catalog and a small file
+    lag = index_lag(archive.root, archive.catalog, quick=True)  # no Whoosh: the hint, the catalog, a small file
     if lag.behind:
         click.echo(f"archiver: note: results may be incomplete: search index: {lag.summary()}", err=True)
     if as_json:

@@ -197,9 +197,13 @@ class IndexLag:
         return f"{line}; the next backup indexes them (or `archiver backup --wait-index`)"
 
 
-def index_lag(archive_root: Path, catalog: Catalog) -> IndexLag:
-    """The index's lag now: the hint, a few indexed catalog lookups and one small file; never Whoosh."""
-    backlog = catalog.index_backlog(bookmark(archive_root))
+def index_lag(archive_root: Path, catalog: Catalog, *, quick: bool = False) -> IndexLag:
+    """The index's lag now: the hint, a few indexed catalog lookups and one small file; never Whoosh.
+
+    ``quick``: for a notice asked on every search, folder and flag changes are counted only when no new
+    message waits (then they cost nothing; else the messages are what the notice is about).
+    """
+    backlog = catalog.index_backlog(bookmark(archive_root), count_changes=not quick)
     oldest = None
     if backlog.oldest_added_at:
         try:

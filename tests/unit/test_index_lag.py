@@ -93,6 +93,11 @@ def test_folder_and_flag_changes_of_indexed_mail_are_counted_apart(app) -> None:
     lag = index_lag(archive.root, catalog)
     assert lag.messages == 0 and lag.changes == 1
     assert "1 message(s) with folder or flag changes not applied yet" in lag.summary()
+    assert index_lag(archive.root, catalog, quick=True).changes == 1  # no new message waits: counted anyway
+    add_messages(archive, "alpha", "INBOX", [message("newer", "body okapi", n=991)])
+    quick = index_lag(archive.root, catalog, quick=True)  # the search page's notice: the new mail is the news
+    assert quick.messages == 1 and quick.changes == 0 and quick.behind
+    assert index_lag(archive.root, catalog).changes == 1
 
 
 def test_a_rebuilt_index_is_up_to_date(app) -> None:
