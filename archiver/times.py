@@ -33,6 +33,17 @@ def now_iso() -> str:
     return utc_now().isoformat(timespec="seconds")
 
 
+def format_duration(seconds: float) -> str:
+    """7200 → "2h", 5400 → "1h30m", 45 → "45s" (the config's own spelling)."""
+    total = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 def epoch_iso(seconds: float) -> str:
     """A Unix time as :func:`now_iso` writes it."""
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")

@@ -115,6 +115,30 @@ def run_child(
     return elapsed, peak_kb, result
 
 
+def follow_detached(pid: int | None, peaks: dict | None = None) -> float:
+    """Wait for a process this bench did not start (the index worker ``archiver backup`` leaves running);
+    seconds waited.  Given ``peaks``, ``rss_kb`` and ``pss_kb`` are raised to its tree's peaks meanwhile."""
+    started = time.perf_counter()
+    if pid is None:
+        return 0.0
+    while Path(f"/proc/{pid}").exists() and _state(pid) not in ("Z", "X"):
+        if peaks is not None:
+            tree = process_tree(pid)
+            rss = max(proc_kb(pid, "VmHWM"), sum(proc_kb(p, "VmRSS") for p in tree))
+            pss = sum(proc_kb(p, "Pss", "smaps_rollup") for p in tree)
+            peaks["rss_kb"] = max(peaks.get("rss_kb", 0), rss)
+            peaks["pss_kb"] = max(peaks.get("pss_kb", 0), pss)
+        time.sleep(0.02)
+    return time.perf_counter() - started
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return "X"
+
+
 def tree_bytes(path: Path) -> int:
     """Bytes of every file under ``path``."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

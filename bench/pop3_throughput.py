@@ -80,7 +80,7 @@ def bench_one(count: int, seed: int) -> dict:
             retr_s, raw_bytes = raw_loop(sandbox, "RETR")
             top_s, _ = raw_loop(sandbox, "TOP")
             config = write_config(sandbox, work)
-            command = [sys.executable, "-m", "archiver", "--config", str(config), "backup", "--json"]
+            command = [sys.executable, "-m", "archiver", "--config", str(config), "backup", "--wait-index", "--json"]
             full_s, full_rss, result = run_child(command)
             report = json.loads(result.stdout)[0] if result.returncode == 0 else {}
             again_s, again_rss, again = run_child(command)

@@ -125,7 +125,7 @@ def bench_one(count: int, seed: int) -> dict:
                 sandbox.append_many(SOURCE[0], folder, items)
             config = write_config(sandbox, work, users)
             archiver = ["--config", str(config)]
-            backup_s, _rss, backup = run_measured([*archiver, "backup", "--account", "src", "--json"])
+            backup_s, _rss, backup = run_measured([*archiver, "backup", "--account", "src", "--wait-index", "--json"])
             if backup.returncode != 0:
                 raise SystemExit("backup failed; nothing to restore")
 

@@ -29,6 +29,7 @@ from tests.fixtures.mail_server import MailUser
 from tests.fixtures.oauth_server import OAuthServer
 from tests.fixtures.web import WEB_USERS
 from tests.fixtures.webdata import add_messages, message, web_config
+from tests.fixtures.workers import mark_session, wait_for_workers
 from web import create_app
 
 MARKERS = {
@@ -43,6 +44,16 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the markers here too, so the suite runs without pyproject (e.g. from a copied tree)."""
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
+    mark_session(secrets.token_hex(8))
+
+
+@pytest.fixture(autouse=True)
+def _no_index_worker_left() -> Iterator[None]:
+    """A test ends with no index worker of its own running: the ``archiver backup`` it ran returned before its
+    background index update finished, so wait for that here (by pid; see tests/fixtures/workers.py)."""
+    yield
+    killed = wait_for_workers()
+    assert not killed, f"index worker(s) {killed} still running 120 s after the test: killed"
 
 
 @pytest.fixture(autouse=True)

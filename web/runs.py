@@ -15,6 +15,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from archiver.backup import RunReport
 from archiver.daemon.child import SubprocessRunner
 from archiver.errors import ConfigError
+from archiver.index.lag import IndexLag, index_lag
 from web.auth import login_required
 from web.context import app_config, archive, visible_accounts
 from web.jobs import Job, new_job, registry
@@ -33,7 +34,26 @@ def history() -> Any:
     visible = set(visible_accounts())
     jobs = [j for j in registry().of_user(g.user.name) if j.account in visible]
     running = sorted({j.account for j in jobs if j.running and j.kind == "backup"})
-    return render_template("runs.html", runs=runs, errors=errors, running=running, jobs=jobs)
+    lag = index_lag(archive().root, catalog)
+    return render_template(
+        "runs.html", runs=runs, errors=errors, running=running, jobs=jobs, index_line=_lag_line(lag), lag=lag
+    )
+
+
+def index_notice() -> str | None:
+    """The search page's notice while the index lags (None when it is up to date): results may be incomplete."""
+    lag = index_lag(archive().root, archive().catalog, quick=True)
+    return _lag_line(lag) if lag.behind else None
+
+
+def _lag_line(lag: IndexLag) -> str:
+    """How far search lags, for this user: the figures are the whole archive's, so only an administrator
+    (who sees every account) gets them; others learn only that recent mail may be missing."""
+    if not lag.behind:
+        return "Search index: up to date."
+    if g.user.admin:
+        return f"Search index: {lag.summary()}."
+    return "Search index: catching up with the latest backup; the newest mail may be missing from results."
 
 
 @bp.route("/backup/<account>", methods=["POST"])

@@ -13,6 +13,7 @@ from archiver.store import is_blob_id
 from web.auth import login_required
 from web.context import archive, visible_accounts
 from web.ids import parse_id
+from web.runs import index_notice
 
 bp = Blueprint("search", __name__)
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -54,7 +55,10 @@ def search() -> Any:
             result = index.search(archive(), query, accounts=[account] if account else visible, page=page_no)
         except ArchiverError as exc:
             error = str(exc)
-    return render_template("search.html", result=result, error=error, args=request.args, accounts=visible, query=query)
+    notice = index_notice() if query else None
+    return render_template(
+        "search.html", result=result, error=error, args=request.args, accounts=visible, query=query, notice=notice
+    )
 
 
 @bp.route("/b/<blob_id>")

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from archiver.catalog import Catalog
 from archiver.errors import ArchiverError, CatalogError, ConnectError, StoreError, TLSError
+from archiver.times import format_duration
 
 log = logging.getLogger("archiver.backup")
 K = TypeVar("K")
@@ -71,17 +72,6 @@ class RunClock:
         return (
             f"{account}: stopped after the run time limit ({format_duration(self.limit or 0)}); the next run continues"
         )
-
-
-def format_duration(seconds: float) -> str:
-    """7200 → "2h", 5400 → "1h30m", 45 → "45s" (the config's own spelling)."""
-    total = int(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, total = divmod(total, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
 
 
 @dataclass
@@ -247,7 +237,6 @@ __all__ = [
     "RunClock",
     "RunTimeLimit",
     "backoff_delays",
-    "format_duration",
     "is_dropped",
     "oversized",
     "reconnect",

@@ -3,6 +3,9 @@
 The index bookmarks the catalog state it reflects, so whatever is not indexed
 now is indexed by the next run or ``archiver reindex``; a failure here is one
 problem line on the run, never a failed backup of mail that is safely stored.
+Every update that indexes something says so in ``index/activity.json``
+(:mod:`archiver.index.lag`), so ``status``, the web UI and ``/metrics`` can tell
+how far it is, whichever process runs it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from archiver.archive import Archive
 from archiver.backup.faults import record_quietly
 from archiver.index.hint import up_to_date
+from archiver.index.lag import ActivityRecorder
 
 log = logging.getLogger("archiver.backup")
 
@@ -25,18 +29,36 @@ class IndexOutcome:
     indexed: int = 0
     problems: int = 0  # messages indexed only in part (their reasons are in the catalog's index_problems)
     error: str | None = None
+    skipped: bool = False  # another process held the index all the while (it, or the next update, catches up)
 
 
 def update_search_index(
-    archive: Archive, run_id: int, memory_mb: int | None = None, progress: Callable[[int, int], None] | None = None
+    archive: Archive,
+    run_id: int,
+    memory_mb: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    role: str = "backup",
+    wait: float = 30.0,
+    recorder: ActivityRecorder | None = None,
 ) -> IndexOutcome:
     """Index what the run committed; a failure never fails the backup's data.
 
     ``memory_mb`` is the ``[index] memory_mb`` budget for the whole process tree (None: the default).
     ``progress(done, total)`` hears how far the update is (never called when there is nothing to index).
+    ``role`` names who indexes in ``index/activity.json`` (``recorder``: one already begun, the worker's);
+    ``wait`` is how long to wait for another writer's lock.
     A failure is logged, recorded on the run and returned, for the caller to report it as the
     problem it is (a backup whose mail cannot be searched is not plainly ``ok``).
     """
+    own = recorder is None  # a recorder given to us is finished by its owner (the worker, after its last pass)
+    recorder = recorder or ActivityRecorder(archive.root, role)
+
+    def report(done: int, total: int) -> None:
+        recorder.progress(done, total)
+        if progress is not None:
+            progress(done, total)
+
     try:
         if up_to_date(archive.root, archive.catalog):  # nothing to index: Whoosh is not even imported
             return IndexOutcome()
@@ -44,12 +66,15 @@ def update_search_index(
         from archiver.index import update_index
 
         budget = {} if memory_mb is None else {"memory_mb": memory_mb}  # (update_index's None means unbounded)
-        report = update_index(archive, progress=progress, **budget)
-        return IndexOutcome(report.indexed + report.refreshed, report.problems)
+        done = update_index(archive, progress=report, wait=wait, **budget)
+        if own and recorder.started:
+            recorder.finish()
+        return IndexOutcome(done.indexed + done.refreshed, done.problems, skipped=done.skipped is not None)
     except Exception as exc:
         error = f"search index not updated (the next run catches up): {' '.join(str(exc).split())[:300]}"
         log.error("%s", error)
         record_quietly(archive.catalog, run_id, None, error)
+        recorder.finish(error)
         return IndexOutcome(error=error)
 
 

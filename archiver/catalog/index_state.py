@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from archiver.catalog.connection import CatalogConnection, select_in
+from archiver.catalog.model import IndexBacklog
 from archiver.times import utc_now
 
 
@@ -25,6 +26,34 @@ class IndexStateQueries(CatalogConnection):
         rowid = self.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM messages").fetchone()[0]
         seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM placement_changes").fetchone()[0]
         return rowid, seq
+
+    def index_backlog(self, bookmark: tuple[int, int] | None, *, count_changes: bool = True) -> IndexBacklog:
+        """What lies past the index's ``bookmark`` (rowid, seq; None: nothing indexed yet).
+
+        ``count_changes=False`` counts the changes only when no new message waits: while a big backlog
+        is indexed the change log holds a row per new placement, each to be looked up (the search
+        page, asked on every query, needs to know only that the index lags).
+
+        Indexed lookups (the largest rowid, one row past the bookmark, and the change log, which holds
+        only what the index has not absorbed yet), so the status page, the search page and a metrics
+        scrape can ask it every time.
+        """
+        rowid, seq = bookmark if bookmark is not None else (0, 0)
+        # Rows of ``messages`` are never deleted and SQLite numbers a new row after the largest, so the count
+        # past the bookmark is a difference of rowids, not a scan of the rows themselves.
+        last = self.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM messages").fetchone()[0]
+        messages = max(0, last - rowid)
+        oldest = self.db.execute(
+            "SELECT added_at FROM messages WHERE rowid > ? ORDER BY rowid LIMIT 1", (rowid,)
+        ).fetchone()
+        changes = 0
+        if bookmark is not None and (count_changes or messages == 0):
+            changes = self.db.execute(
+                "SELECT COUNT(DISTINCT c.blob_id) FROM placement_changes c JOIN messages m ON m.blob_id = c.blob_id "
+                "WHERE c.seq > ? AND m.rowid <= ?",
+                (seq, rowid),
+            ).fetchone()[0]
+        return IndexBacklog(messages, changes, oldest[0] if oldest else None)
 
     def messages_pending_index(self, after_rowid: int, upto_rowid: int) -> int:
         """How many messages lie between the index's bookmark and ``upto_rowid``."""

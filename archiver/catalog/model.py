@@ -162,3 +162,12 @@ class PresentTotals:
     account: str
     messages: int
     bytes: int
+
+
+@dataclass(frozen=True)
+class IndexBacklog:
+    """What the catalog holds past the search index's bookmark (see ``IndexStateQueries.index_backlog``)."""
+
+    messages: int  # messages not yet in the index
+    changes: int  # indexed messages whose placements (folders, flags, gone) changed since
+    oldest_added_at: str | None  # when the oldest message not yet indexed was archived (ISO 8601 UTC)

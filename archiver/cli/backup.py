@@ -9,9 +9,20 @@ import click
 
 from archiver.archive import Archive
 from archiver.backup import IndexOutcome, run_backup, update_search_index
+from archiver.backup.background import start_worker, wait_for_worker
 from archiver.cli._common import accounts_option, emit_json, human_bytes, json_option, with_archive
-from archiver.config import AccountConfig
+from archiver.config import AccountConfig, Config
+from archiver.index.hint import bookmark
 from archiver.progress import index_progress_for_terminal, progress_for_terminal
+
+#: The index keys every ``--json`` report holds, whichever way the index was (or was not) updated.
+_NO_INDEX_KEYS: dict[str, object] = {
+    "index_seconds": None,  # --wait-index: how long the update took here
+    "index_error": None,  # --wait-index: the update's failure, one line
+    "index_partly_indexed": None,  # --wait-index: messages indexed only in part
+    "index_worker_pid": None,  # background: the worker started (None: nothing to index)
+    "index_pending": None,  # background: messages it has to index
+}
 
 
 def _selected(ctx: click.Context, accounts: tuple[str, ...], **_: object) -> list[AccountConfig]:
@@ -24,13 +35,28 @@ def _selected(ctx: click.Context, accounts: tuple[str, ...], **_: object) -> lis
 @accounts_option
 @json_option("Print the run reports as JSON.")
 @click.option("--no-index", is_flag=True, help="Leave the search index for the next run or `archiver reindex`.")
+@click.option(
+    "--wait-index/--background-index",
+    default=None,
+    help="Return once the new mail is searchable (the index updated here, with its progress), or once it is "
+    "durable, a background worker indexing it.  Default: [index] update (background).",
+)
 @click.pass_context
 @with_archive("write", check=_selected)
-def backup(ctx: click.Context, archive: Archive, accounts: tuple[str, ...], as_json: bool, no_index: bool) -> None:
-    """Fetch new mail from the servers into the archive, then update the search index.
+def backup(
+    ctx: click.Context,
+    archive: Archive,
+    accounts: tuple[str, ...],
+    as_json: bool,
+    no_index: bool,
+    wait_index: bool | None,
+) -> None:
+    """Fetch new mail from the servers into the archive, then have the search index updated.
 
-    Exits non-zero if any account or folder failed, or the search index could not be updated,
-    with one line per problem.
+    By default the command returns once the mail is durable and a background worker indexes it
+    (`archiver status` says how far it is); with --wait-index it returns once the mail is searchable.
+    Exits non-zero if any account or folder failed, or (--wait-index) the search index could not be
+    updated, with one line per problem.
     """
     config = ctx.obj.config
     selected = _selected(ctx, accounts)
@@ -42,32 +68,64 @@ def backup(ctx: click.Context, archive: Archive, accounts: tuple[str, ...], as_j
         reports.append(report)
         if not as_json:
             click.echo(_summary(report.as_dict()))
-    index_seconds = None
-    index = IndexOutcome()
     indexed_run = next((r.run_id for r in reversed(reports) if r.run_id is not None), None)
     archive_failed = any(r.archive_failed for r in reports)  # the index would fail on the same disk
-    if not no_index and indexed_run is not None and not archive_failed:
-        started = time.monotonic()
-        with index_progress_for_terminal(quiet=as_json) as indexing:  # for all accounts: one commit
-            index = update_search_index(archive, indexed_run, config.index.memory_mb, progress=indexing)
-        index_seconds = time.monotonic() - started
-        if not as_json and index.error is None:
-            partly = f"; {index.problems} message(s) only partly indexed" if index.problems else ""
-            click.echo(f"search index updated in {index_seconds:.1f}s{partly}")
+    wait = config.index.update == "wait" if wait_index is None else wait_index
+    index_keys: dict[str, object] = {"index_update": "none", **_NO_INDEX_KEYS}
     problems = [line for report in reports for line in report.problems]
-    if index.error is not None:
-        problems.append(index.error)
+    if not no_index and indexed_run is not None and not archive_failed:
+        if wait:
+            index, seconds = _index_here(config, archive, indexed_run, as_json)
+            if index.error is not None:
+                problems.append(index.error)
+            index_keys = {
+                **_NO_INDEX_KEYS,
+                "index_update": "wait",
+                "index_seconds": round(seconds, 3),
+                "index_error": index.error,
+                "index_partly_indexed": index.problems,
+            }
+        else:
+            index_keys = _index_in_background(config, archive, indexed_run, as_json)
     if as_json:
-        index_keys = {
-            "index_seconds": None if index_seconds is None else round(index_seconds, 3),
-            "index_error": index.error,
-            "index_partly_indexed": index.problems,
-        }
         emit_json([{**r.as_dict(), **index_keys} for r in reports])
     for line in problems:
         click.echo(f"archiver: problem: {line}", err=True)
     if problems or any(not r.ok for r in reports):
         sys.exit(1)
+
+
+def _index_here(config: Config, archive: Archive, run_id: int, quiet: bool) -> tuple[IndexOutcome, float]:
+    """--wait-index: wait for a background worker already at it (showing its progress), then index what is left."""
+    started = time.monotonic()
+    with index_progress_for_terminal(quiet=quiet) as indexing:  # for all accounts: one commit
+        while True:
+            wait_for_worker(archive.root, indexing)
+            index = update_search_index(archive, run_id, config.index.memory_mb, progress=indexing)
+            if not index.skipped:  # else another writer held the index for 30 s: follow it again
+                break
+    seconds = time.monotonic() - started
+    if not quiet and index.error is None:
+        partly = f"; {index.problems} message(s) only partly indexed" if index.problems else ""
+        click.echo(f"search index updated in {seconds:.1f}s{partly}")
+    return index, seconds
+
+
+def _index_in_background(config: Config, archive: Archive, run_id: int, quiet: bool) -> dict[str, object]:
+    """The default: leave the index update to a detached worker, saying so in one line."""
+    pending = archive.catalog.index_backlog(bookmark(archive.root)).messages
+    pid = start_worker(archive, run_id, config.index.memory_mb)
+    if pid is not None and not quiet:
+        click.echo(
+            f"search index: {pending} new message(s) being indexed in the background (pid {pid}); "
+            "`archiver status` shows how far it is"
+        )
+    return {
+        **_NO_INDEX_KEYS,
+        "index_update": "background",
+        "index_worker_pid": pid,
+        "index_pending": pending if pid else 0,
+    }
 
 
 def _summary(report: dict) -> str:

@@ -12,6 +12,7 @@ from archiver.archive import Archive
 from archiver.cli._common import accounts_option, emit_json, human_bytes, json_option, with_archive
 from archiver.index import ALL_ACCOUNTS
 from archiver.index import search as run_search
+from archiver.index.lag import index_lag
 from archiver.index.searcher import MAX_PAGE_SIZE
 
 _MARK = re.compile(r"</?mark>")
@@ -78,6 +79,9 @@ def search(
     # The CLI is the administrator: every account unless --account names some.
     scope = list(accounts) if accounts else ALL_ACCOUNTS
     result = run_search(archive, text, accounts=scope, page=page, page_size=limit, sort=sort, snippets=snippets)
+    lag = index_lag(archive.root, archive.catalog, quick=True)  # no Whoosh: the hint, the catalog, a small file
+    if lag.behind:
+        click.echo(f"archiver: note: results may be incomplete: search index: {lag.summary()}", err=True)
     if as_json:
         emit_json(
             {

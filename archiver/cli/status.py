@@ -7,6 +7,7 @@ import click
 from archiver.archive import Archive
 from archiver.cli._common import emit_json, human_bytes, json_option, with_archive
 from archiver.daemon.status import account_status
+from archiver.index.lag import index_lag
 
 
 @click.command()
@@ -17,14 +18,17 @@ from archiver.daemon.status import account_status
 def status(ctx: click.Context, archive: Archive, as_json: bool, folders: bool) -> None:
     """Show messages and bytes per account and folder, the last run and the last error.
 
-    Also how many messages the search index holds only in part (a hostile or broken message:
-    its folders are searchable, not all its text); ``--json`` lists the latest with the reasons.
+    Also how far the search index lags (messages not searchable yet, since when, whether a worker is
+    indexing them and how far it is, the last index failure), and how many messages it holds only in
+    part (a hostile or broken message: its folders are searchable, not all its text); ``--json`` lists
+    the latest with the reasons.
     """
     config = ctx.obj.config
     data = account_status(archive, config)
     totals = archive.catalog.archive_totals()
     partly_indexed = archive.catalog.index_problem_count()
     partly_latest = archive.catalog.index_problems() if as_json else []
+    lag = index_lag(archive.root, archive.catalog)
     if as_json:
         emit_json(
             {
@@ -34,6 +38,7 @@ def status(ctx: click.Context, archive: Archive, as_json: bool, folders: bool) -
                 "raw_bytes": totals["raw_bytes"],
                 "stored_bytes": totals["stored_bytes"],
                 "accounts": data,
+                "index_lag": lag.as_dict(),
                 "index_partly_indexed": partly_indexed,
                 "index_problems": partly_latest,
             }
@@ -44,6 +49,7 @@ def status(ctx: click.Context, archive: Archive, as_json: bool, folders: bool) -
         f"archive {config.archive.path}{sealed}: {totals['blobs']} unique message(s), "
         f"{human_bytes(totals['raw_bytes'])} raw, {human_bytes(totals['stored_bytes'])} on disk"
     )
+    click.echo(f"search index: {lag.summary()}")
     if partly_indexed:
         click.echo(f"search index: {partly_indexed} message(s) only partly indexed (reasons: status --json)")
     for entry in data:

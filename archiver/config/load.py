@@ -31,6 +31,7 @@ from archiver.config.model import (
     ARRAY_TABLES,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_PORTS,
+    INDEX_UPDATES,
     KEYS_BY_TABLE,
     MIN_INDEX_MEMORY_MB,
     POP3_AUTH_MODES,
@@ -261,7 +262,10 @@ def _read_appliance(top: Table) -> dict[str, Any]:
     result: dict[str, Any] = {}
     index = top.table("index")
     if index is not None:
-        result["index"] = IndexConfig(index.integer("memory_mb", IndexConfig.memory_mb, low=MIN_INDEX_MEMORY_MB))
+        result["index"] = IndexConfig(
+            index.integer("memory_mb", IndexConfig.memory_mb, low=MIN_INDEX_MEMORY_MB),
+            index.choice("update", INDEX_UPDATES, IndexConfig.update),
+        )
     scheduler = top.table("scheduler")
     if scheduler is not None:
         result["scheduler"] = SchedulerConfig(

@@ -25,6 +25,7 @@ POP3_AUTH_MODES = ("auto", "user", "apop")  # auto: APOP when the greeting offer
 DEFAULT_PORTS = {("imap", True): 993, ("imap", False): 143, ("pop3", True): 995, ("pop3", False): 110}
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 2**20
 MIN_INDEX_MEMORY_MB = 64
+INDEX_UPDATES = ("background", "wait")  # [index] update
 
 #: Every table a config file may hold, by dotted path without array indexes ("" is the top level),
 #: with the keys it accepts in the order error messages list them.
@@ -42,7 +43,7 @@ KEYS_BY_TABLE: dict[str, tuple[str, ...]] = {
         "provider",  # archiver.config.provider
     ),
     "accounts.folders": ("include", "exclude"),
-    "index": ("memory_mb",),
+    "index": ("memory_mb", "update"),
     "web": (
         "listen", "secret_key_file", "secure_cookies", "session_idle_timeout", "session_lifetime", "trusted_proxy",
         "users",
@@ -133,6 +134,9 @@ class IndexConfig:
     #: MB for the whole backup process tree while it updates the index (it picks worker processes and
     #: posting-pool sizes to fit); more is faster (two cores, fewer segments), down to ``MIN_INDEX_MEMORY_MB``.
     memory_mb: int = 150
+    #: When ``archiver backup`` updates the index: ``"background"`` (it returns once the mail is durable and a
+    #: detached worker indexes) or ``"wait"`` (it returns once the mail is searchable); ``--wait-index`` overrides.
+    update: str = "background"
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from archiver.backup import Progress, RunReport, run_backup
-from archiver.backup.faults import format_duration
 from archiver.catalog import Catalog
 from archiver.catalog.schedule_state import mark_interrupted, mark_timed_out
 from archiver.config import Config, config_from_toml_text
 from archiver.daemon.status import RunOutcome
 from archiver.errors import ArchiverError
 from archiver.logs import setup_logging
+from archiver.times import format_duration
 
 log = logging.getLogger("archiver.scheduler")
 

@@ -5,6 +5,8 @@ Nothing is counted in memory: every figure is a query over ``runs``,
 process (daemon, ``archiver serve``, a CLI backup) did the work, and a restart
 loses nothing.  A scrape costs a handful of aggregate queries; the heaviest is
 the per-account count of present placements (one pass over the placements).
+The index lag is read as ``status`` reads it (:mod:`archiver.index.lag`): the
+index's hint file and the catalog, never the index itself.
 
 Metric names (all per ``account`` label unless noted):
 
@@ -29,6 +31,11 @@ archiver_run_errors_total                          counter    errors recorded by
 archiver_archive_blobs                             gauge      unique messages in the store (no label)
 archiver_archive_raw_bytes / _stored_bytes         gauge      their raw and compressed size (no label)
 archiver_index_partly_indexed_messages             gauge      messages indexed only in part (index_problems)
+archiver_index_lag_messages                        gauge      archived messages not searchable yet (no label)
+archiver_index_lag_changes                         gauge      indexed messages whose folder/flag changes wait
+archiver_index_lag_seconds                         gauge      how long the oldest unsearchable message has waited
+archiver_index_worker_running                      gauge      1 while a process is indexing (worker or backup)
+archiver_index_update_failed                       gauge      1 when the last index update failed and lags
 =================================================  =========  ===================================================
 """
 
@@ -44,6 +51,7 @@ from archiver.catalog import Catalog
 from archiver.catalog.schedule_state import load_states
 from archiver.config import Config
 from archiver.daemon.status import stale_limit
+from archiver.index.lag import index_lag
 from archiver.times import utc_now
 
 
@@ -74,6 +82,18 @@ class CatalogCollector:
         yield GaugeMetricFamily(
             "archiver_index_partly_indexed_messages", "Messages the search index holds only in part.", value=partly
         )
+        yield from self._index_lag()
+
+    def _index_lag(self) -> Iterator[Metric]:
+        lag = index_lag(self.config.archive.path, self.catalog)
+        for name, text, value in (
+            ("lag_messages", "Archived messages not searchable yet.", lag.messages),
+            ("lag_changes", "Indexed messages whose folder or flag changes are not searchable yet.", lag.changes),
+            ("lag_seconds", "How long the oldest message not searchable yet has waited.", lag.oldest_seconds or 0.0),
+            ("worker_running", "1 while a process is indexing (the background worker or a backup).", lag.updating),
+            ("update_failed", "1 when the last index update failed and the index lags.", lag.failed is not None),
+        ):
+            yield GaugeMetricFamily(f"archiver_index_{name}", text, value=float(value))
 
     def _gauge(self, name: str, text: str) -> GaugeMetricFamily:
         return GaugeMetricFamily(f"archiver_account_{name}", text, labels=["account"])

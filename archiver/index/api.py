@@ -47,14 +47,18 @@ def update_index(
     progress: ProgressFn | None = None,
     procs: int | None = None,
     memory_mb: int | None = IndexConfig.memory_mb,
+    wait: float = 30.0,
 ) -> IndexReport:
     """Bring the index up to date with the catalog (creates it when missing).
 
     ``memory_mb`` bounds the whole process tree meanwhile (``[index] memory_mb``); None: unbounded.
+    ``wait``: seconds to wait for another writer's lock before reporting ``skipped``.
     """
     from archiver.index import writer as _writer  # the indexing code: not imported by a search
 
-    return _writer.update_index(archive.root, archive.catalog, archive.store, progress, procs, memory_mb=memory_mb)
+    return _writer.update_index(
+        archive.root, archive.catalog, archive.store, progress, procs, wait=wait, memory_mb=memory_mb
+    )
 
 
 def reindex(archive: Archive, progress: ProgressFn | None = None, procs: int | None = None) -> IndexReport:

@@ -37,21 +37,31 @@ def live_dir(archive_root: Path) -> Path | None:
     return root / name if name.startswith("g-") else None
 
 
-def up_to_date(archive_root: Path, catalog: Catalog) -> bool:
-    """True when the live generation's hint says it already reflects the catalog's current state."""
+def bookmark(archive_root: Path) -> tuple[int, int] | None:
+    """The (messages rowid, placement change seq) the live generation's last completed update left in its hint.
+
+    None when there is no index, no hint (a generation being built) or one of another schema (to be
+    rebuilt): then nothing can be assumed indexed.  A writer killed after the hint was written may have
+    committed more than it says, never less, so a lag computed from it errs on the safe side.
+    """
     live = live_dir(archive_root)
     if live is None:
-        return False
+        return None
     try:
         hint = json.loads((live / HINT_FILE).read_text())
     except (OSError, ValueError):
+        return None
+    if not isinstance(hint, dict) or hint.get("schema") != SCHEMA_VERSION:
+        return None
+    rowid, seq = hint.get("rowid"), hint.get("seq")
+    return (rowid, seq) if isinstance(rowid, int) and isinstance(seq, int) else None
+
+
+def up_to_date(archive_root: Path, catalog: Catalog) -> bool:
+    """True when the live generation's hint says it already reflects the catalog's current state."""
+    mark = bookmark(archive_root)
+    if mark is None:
         return False
     upto_rowid, upto_seq = catalog.index_high_water()
     # seq only grows (AUTOINCREMENT) but indexed changes are deleted, so the catalog's max may be lower.
-    return (
-        isinstance(hint, dict)
-        and hint.get("schema") == SCHEMA_VERSION
-        and hint.get("rowid") == upto_rowid
-        and isinstance(hint.get("seq"), int)
-        and upto_seq <= hint["seq"]
-    )
+    return mark[0] == upto_rowid and upto_seq <= mark[1]

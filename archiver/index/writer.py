@@ -393,5 +393,6 @@ def _rebuild(
             raise
         switch(archive_root, name)
         catalog.keep_index_digests_of(name)
+        _write_hint(archive_root, state)  # the lag (archiver.index.lag) and the next no-change run read it
     report.seconds = time.monotonic() - started
     return report

@@ -19,6 +19,7 @@ import pytest
 from tests.fixtures.cli import archiver_command
 from tests.fixtures.config import write_config
 from tests.fixtures.mail_server import account_toml, fill_mailbox
+from tests.fixtures.workers import wait_for_workers
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +48,9 @@ def modes(root: Path) -> dict[str, int]:
 def backed_up_archive(dovecot, mail_user, tmp_path: Path, archive_extra: str = "") -> tuple[Path, Path]:
     fill_mailbox(dovecot, mail_user, 40, seed=3)
     config = write_config(tmp_path, account_toml(dovecot, mail_user), archive_extra)
-    first = run_with_umask(config, "backup")
+    first = run_with_umask(config, "backup")  # the index updated by the background worker it leaves
     assert first.returncode == 0, first.stderr
+    assert not wait_for_workers()
     return config, tmp_path / "archive"
 
 
@@ -59,7 +61,7 @@ def test_backup_under_umask_022_makes_every_file_owner_only(dovecot, mail_user, 
     try:
         reader.execute("SELECT count(*) FROM messages").fetchone()
         fill_mailbox(dovecot, mail_user, 5, seed=4)
-        for args in (("backup",), ("search", "the"), ("verify",), ("status",), ("reindex",)):
+        for args in (("backup", "--wait-index"), ("search", "the"), ("verify",), ("status",), ("reindex",)):
             result = run_with_umask(config, *args)
             assert result.returncode == 0, (args, result.stderr)
             assert "accessible by" not in result.stderr, result.stderr
@@ -67,6 +69,7 @@ def test_backup_under_umask_022_makes_every_file_owner_only(dovecot, mail_user, 
     finally:
         reader.close()
     assert {"catalog.sqlite3-wal", "catalog.sqlite3-shm", "index", "blobs", "locks"} <= set(found)
+    assert {"index/worker.log", "index/worker.lock", "index/activity.json"} <= set(found)
     assert any(name.startswith("index/g-") for name in found), "no index segment was checked"
     assert any(name.startswith("blobs/") and len(Path(name).name) == 64 for name in found), "no blob was checked"
     exposed = {name: f"{mode:04o}" for name, mode in found.items() if mode & 0o077}

@@ -33,7 +33,7 @@ def test_backup_indexes_around_hostile_messages_and_reports_index_failures(
     dovecot.append(mail_user.name, "INBOX", plain("ordinary last", "gooseberry after"))
     config_path = config_file(account_toml(dovecot, mail_user))
 
-    first = cli(config_path, "backup")
+    first = cli(config_path, "backup", "--wait-index")
     assert first.returncode == 0, first.stderr
     assert "6 new message(s)" in first.stdout
     assert "search index updated" in first.stdout and "3 message(s) only partly indexed" in first.stdout
@@ -44,14 +44,14 @@ def test_backup_indexes_around_hostile_messages_and_reports_index_failures(
     reasons = "\n".join(line for entry in status["index_problems"] for line in entry["problems"])
     assert "unknown charset 'base64'" in reasons and "PDF stream inflating" in reasons and "header section" in reasons
 
-    again = cli(config_path, "backup")  # nothing retried, nothing failing
+    again = cli(config_path, "backup", "--wait-index")  # nothing retried, nothing failing
     assert again.returncode == 0 and "0 new message(s)" in again.stdout, again.stderr
 
     index = tmp_path / "archive" / "index"
     (index / "g-broken").mkdir()
     (index / "CURRENT").write_text("g-broken\n")
     dovecot.append(mail_user.name, "INBOX", plain("after the break", "quokka"))
-    broken = cli(config_path, "backup")
+    broken = cli(config_path, "backup", "--wait-index")
     assert broken.returncode == 1
     assert "search index updated" not in broken.stdout
     assert "archiver: problem: search index not updated" in broken.stderr and "Traceback" not in broken.stderr

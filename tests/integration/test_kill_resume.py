@@ -23,7 +23,7 @@ def test_sigkill_at_several_points_then_resume(dovecot, mail_user, tmp_path, con
     by_folder = fill_mailbox(dovecot, mail_user, 900, seed=11)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 25")
     config = parse_config(path)
-    command = cli.command(path, "backup")
+    command = cli.command(path, "backup", "--wait-index")  # the kills land in the index update too
 
     progress = []
     for delay in (0.4, 0.8, 1.2, 1.6, 2.2):
@@ -61,7 +61,7 @@ def test_twenty_sigkills_at_random_points_then_a_completing_run(
     by_folder = fill_mailbox(dovecot, mail_user, 600, seed=29)
     path = config_file(account_toml(dovecot, mail_user), "batch_messages = 4")
     config = parse_config(path)
-    command = cli.command(path, "backup")
+    command = cli.command(path, "backup", "--wait-index")  # the kills land in the index update too
 
     progress = [0]
     killed_mid_run = 0

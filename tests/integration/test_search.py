@@ -140,7 +140,7 @@ def test_search_while_a_backup_runs(dovecot, mail_user, tmp_path, config_file, c
     items = [(f"Subject: later {n}\r\nFrom: bulk{n}@example.org\r\n\r\n{filler}{n}\r\n".encode(), (), None)
              for n in range(3000)]  # fmt: skip
     dovecot.append_many(mail_user.name, "INBOX", items)
-    command = cli.command(config_path, "backup")
+    command = cli.command(config_path, "backup", "--wait-index")
     backup = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     searches = 0
     try:

@@ -571,6 +571,11 @@ def test_index_table_default_and_errors() -> None:
     assert error_of(MINIMAL + '\n[index]\nmemory_mb = "512M"\n') == (
         f'{SOURCE}: index.memory_mb: expected an integer of at least 64, got "512M"'
     )
+    assert parse(MINIMAL).index.update == "background"
+    assert parse(MINIMAL + '\n[index]\nupdate = "wait"\n').index.update == "wait"
+    assert error_of(MINIMAL + '\n[index]\nupdate = "wiat"\n') == (
+        f'{SOURCE}: index.update: expected one of "background", "wait", got "wiat"; did you mean "wait"?'
+    )
     assert error_of(MINIMAL + "\n[index]\nmemory = 100\n").startswith(
         f"{SOURCE}: index.memory: unknown key (did you mean 'memory_mb'?); valid keys in [index]: memory_mb"
     )
