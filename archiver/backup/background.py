@@ -4,7 +4,7 @@
 catalog committed) and starts this worker for the search index, which takes
 far longer than the fetch on a first backup.  The worker:
 
-* runs as ``python -m archiver.backup.background --archive PATH …`` in its own
+* runs as ``python -m archiver.backup.background --config PATH …`` in its own
   session (a terminal's Ctrl-C or hang-up does not reach it), with no terminal:
   stdin from /dev/null, stdout and stderr appended to ``index/worker.log``; it
   keeps the umask of the command that started it, so its files are as private;
@@ -14,7 +14,13 @@ far longer than the fetch on a first backup.  The worker:
   worked is never left behind;
 * loops :func:`~archiver.backup.indexing.update_search_index` until the index
   has caught up with the catalog (backups may land meanwhile), reporting its
-  progress and any failure in ``index/activity.json`` (:mod:`archiver.index.lag`).
+  progress and any failure in ``index/activity.json`` (:mod:`archiver.index.lag`);
+* then compacts the index for at most :data:`COMPACT_SECONDS` (merging segments of
+  similar size, within ``[index] memory_mb``: :func:`archiver.index.compact`), the
+  work the updates themselves leave out so that their cost follows the new mail.
+
+It reads the same config file as the command that started it, so it opens the
+archive exactly as that command did (an encrypted archive's key, an S3 store).
 
 Killed at any point it loses nothing: the index's bookmark is committed with
 every batch, and the next worker (or ``archiver backup --wait-index``) resumes
@@ -36,8 +42,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from archiver.archive import Archive, index_root
-from archiver.backup.indexing import IndexOutcome, update_search_index
-from archiver.config import ArchiveConfig
+from archiver.backup.indexing import IndexOutcome, compact_quietly, update_search_index
+from archiver.config import load_config
 from archiver.errors import ArchiverError
 from archiver.index.hint import bookmark, up_to_date
 from archiver.index.lag import WORKER, ActivityRecorder, read_activity
@@ -52,9 +58,10 @@ LOG_KEEP_BYTES = 1 << 20  # the log is cut back to nothing once it grows past th
 #: How long one pass waits for another index writer (a daemon's backup, ``reindex``) before trying again.
 LOCK_WAIT_SECONDS = 300.0
 MAX_PASSES = 1000  # a bound, never reached in practice: each pass indexes what landed during the one before
+COMPACT_SECONDS = 300.0  # compaction after catching up stops between steps once this is spent
 
 
-def start_worker(archive: Archive, run_id: int, memory_mb: int) -> int | None:
+def start_worker(archive: Archive, config_file: Path, run_id: int, memory_mb: int) -> int | None:
     """Start the detached worker for what the catalog holds past the index; its pid, None when nothing is due.
 
     Costs a process start, never Whoosh: the no-change run sees the index up to date and starts nothing.
@@ -63,10 +70,8 @@ def start_worker(archive: Archive, run_id: int, memory_mb: int) -> int | None:
         return None
     root = index_root(archive.root)
     root.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "archiver.backup.background", "--archive", str(archive.root)]
+    command = [sys.executable, "-m", "archiver.backup.background", "--config", str(config_file)]
     command += ["--run-id", str(run_id), "--memory-mb", str(memory_mb)]
-    if archive.settings.group_readable:
-        command.append("--group-readable")
     with open(root / LOG_FILE, "ab") as log_file:
         worker = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True, close_fds=True
@@ -106,6 +111,7 @@ def catch_up(archive: Archive, run_id: int, memory_mb: int | None) -> bool:
             _trim_log(archive.root)
             if not _drain(archive, run_id, memory_mb):
                 return False
+            compact_quietly(archive, memory_mb, COMPACT_SECONDS)
         # Looked at after letting go: a backup whose worker found the lock held just now relies on it.
         if up_to_date(archive.root, archive.catalog):
             return True
@@ -146,15 +152,13 @@ def wait_for_worker(archive_root: Path, progress: IndexProgress, poll: float = 0
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m archiver.backup.background", description=__doc__.split("\n")[0])
-    parser.add_argument("--archive", required=True, type=Path)
+    parser.add_argument("--config", required=True, type=Path, help="the config file of the command that started it")
     parser.add_argument("--run-id", required=True, type=int, help="the run whose problems an index failure joins")
     parser.add_argument("--memory-mb", type=int, default=None)
-    parser.add_argument("--group-readable", action="store_true")
     args = parser.parse_args(argv)
     setup_logging("INFO")
-    settings = ArchiveConfig(path=args.archive, group_readable=args.group_readable)
     try:
-        with Archive(settings) as archive:
+        with Archive(load_config(args.config).archive) as archive:
             return 0 if catch_up(archive, args.run_id, args.memory_mb) else 1
     except ArchiverError as exc:
         log.error("index worker: %s", exc)

@@ -78,4 +78,24 @@ def update_search_index(
         return IndexOutcome(error=error)
 
 
-__all__ = ["IndexOutcome", "update_search_index"]
+def compact_quietly(archive: Archive, memory_mb: int | None, max_seconds: float) -> None:
+    """Merge the index's segments by its tier policy, within ``memory_mb`` and ``max_seconds``; never fails a run.
+
+    Updates never merge (their cost follows the new mail); this is where the segments they leave are
+    merged, by whoever indexes in the background: the index worker, the daemon after a run.
+    """
+    try:
+        from archiver.index import compact  # Whoosh: only once something was indexed
+
+        report = compact(archive, memory_mb=memory_mb, max_seconds=max_seconds)
+    except Exception as exc:  # the index is as it was: each compaction step is one atomic commit
+        log.warning("search index not compacted (the next update tries again): %s", " ".join(str(exc).split())[:300])
+        return
+    if report.steps:
+        log.info(
+            "search index: %d segment(s) compacted into %d in %.1fs",
+            report.segments_before, report.segments_after, report.seconds,
+        )  # fmt: skip
+
+
+__all__ = ["IndexOutcome", "compact_quietly", "update_search_index"]

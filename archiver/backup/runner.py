@@ -35,7 +35,7 @@ from archiver.backup.faults import (
     reconnect,
     record_quietly,
 )
-from archiver.backup.indexing import update_search_index
+from archiver.backup.indexing import compact_quietly, update_search_index
 from archiver.backup.pipeline import StorePipeline
 from archiver.backup.report import FolderOutcome, RunReport
 from archiver.backup.throttle import ThrottleBackoff
@@ -49,6 +49,8 @@ from archiver.sources.wire import WireLimits
 log = logging.getLogger("archiver.backup")
 T = TypeVar("T")
 K = TypeVar("K")  # how a source names a message it can fetch (an IMAP UID, a POP3 message number)
+#: After a run that indexed something (the daemon, the web UI): compaction stops between steps once this is spent.
+COMPACT_SECONDS = 60.0
 
 
 class FolderLike(Protocol):
@@ -350,6 +352,8 @@ def run_account(
                 if outcome.error:  # the mail is safe, but not searchable: not a plain success
                     report.problems.append(outcome.error)
                     report.status = "partial" if report.status == "ok" else report.status
+                elif outcome.indexed:
+                    compact_quietly(archive, config.index.memory_mb, COMPACT_SECONDS)
             run = archive.catalog.run(report.run_id)
             report.messages_new = run["messages_new"]
             report.blobs_new = run["blobs_new"]

@@ -114,7 +114,7 @@ def _index_here(config: Config, archive: Archive, run_id: int, quiet: bool) -> t
 def _index_in_background(config: Config, archive: Archive, run_id: int, quiet: bool) -> dict[str, object]:
     """The default: leave the index update to a detached worker, saying so in one line."""
     pending = archive.catalog.index_backlog(bookmark(archive.root)).messages
-    pid = start_worker(archive, run_id, config.index.memory_mb)
+    pid = start_worker(archive, config.source, run_id, config.index.memory_mb)
     if pid is not None and not quiet:
         click.echo(
             f"search index: {pending} new message(s) being indexed in the background (pid {pid}); "

@@ -142,7 +142,7 @@ def test_a_second_worker_does_nothing_while_one_runs(dovecot, mail_user, config_
     path = config_file(account_toml(dovecot, mail_user))
     assert cli(path, "backup", "--no-index").returncode == 0
     root = parse_config(path).archive.path
-    command = [sys.executable, "-m", "archiver.backup.background", "--archive", str(root), "--run-id", "1"]
+    command = [sys.executable, "-m", "archiver.backup.background", "--config", str(path), "--run-id", "1"]
     with worker_lock(root) as held:  # as a running worker holds it
         assert held
         second = subprocess.run(command, capture_output=True, text=True, timeout=60)
@@ -166,3 +166,34 @@ def test_the_config_can_make_backup_wait_for_the_index(dovecot, mail_user, confi
     (report,) = json.loads(background.stdout)
     assert report["index_update"] == "background" and report["index_pending"] == 2, background.stderr
     _wait_gone(report["index_worker_pid"])
+
+
+def test_the_worker_opens_an_encrypted_archive_as_the_command_did(dovecot, mail_user, config_file, cli, tmp_path):
+    """The worker reads the command's config: the key of an encrypted archive, then compacts what it wrote."""
+    fill_mailbox(dovecot, mail_user, 12, seed=69, duplicate_ratio=0.0)
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("a passphrase long enough for the test\n")
+    passphrase.chmod(0o600)
+    path = config_file(
+        account_toml(dovecot, mail_user), archive_extra=f'encryption = true\npassphrase_file = "{passphrase}"\n'
+    )
+    assert cli(path, "key", "init").returncode == 0
+    first = cli(path, "backup", "--json")
+    assert first.returncode == 0, first.stderr
+    _wait_gone(json.loads(first.stdout)[0]["index_worker_pid"])
+    assert _status(cli, path)["index_lag"]["messages_behind"] == 0
+    found = cli(path, "search", "--json", "date:2000..2100")
+    assert json.loads(found.stdout)["total"] == 12, found.stderr
+
+
+def test_the_worker_compacts_so_segments_do_not_pile_up(dovecot, mail_user, config_file, cli, open_archive):
+    """Each update writes a segment and never merges; the worker merges them afterwards (by size tiers)."""
+    path = config_file(account_toml(dovecot, mail_user))
+    for round_ in range(8):
+        fill_mailbox(dovecot, mail_user, 3, seed=70 + round_, duplicate_ratio=0.0)
+        done = cli(path, "backup", "--json")
+        assert done.returncode == 0, done.stderr
+        _wait_gone(json.loads(done.stdout)[0]["index_worker_pid"])
+    with open_archive(parse_config(path), readonly=True) as archive:
+        status = index.index_status(archive)
+    assert status["documents"] == 24 and status["segments"] <= 5, status
