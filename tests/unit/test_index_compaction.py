@@ -225,10 +225,10 @@ def test_a_crowded_index_is_compacted_by_the_update(segmented: Archive, monkeypa
     monkeypatch.setattr(compaction, "TIER_MERGE", 4)
     monkeypatch.setattr(compaction, "CROWDED", count + 5)
     add_messages(segmented, "work", _items(5, seed=7))
-    index.update_index(segmented)
+    index.update_index(segmented, memory_mb=4000)  # whatever this test process already holds
     assert len(segment_sizes(open_live(segmented.root))) == count + 1  # not crowded: nothing merged
     monkeypatch.setattr(compaction, "CROWDED", count - 2)
     add_messages(segmented, "work", _items(5, seed=8))
-    index.update_index(segmented)
+    index.update_index(segmented, memory_mb=4000)  # whatever this test process already holds
     assert len(segment_sizes(open_live(segmented.root))) < count
     assert index.index_status(segmented)["documents"] == segmented.catalog.archive_totals()["blobs"]
