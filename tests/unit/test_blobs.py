@@ -129,7 +129,7 @@ def _dict_id(store: BlobStore, blob_id: str) -> int:
 
 
 def test_small_messages_get_a_trained_dictionary_once_enough_are_seen(tmp_path):
-    from archiver.store.local import DICT_SAMPLES
+    from archiver.store.frames import DICT_SAMPLES
 
     store = BlobStore(tmp_path)
     messages = _small_messages(DICT_SAMPLES + 300)
