@@ -14,7 +14,7 @@ from archiver.catalog import Catalog
 from archiver.config import ArchiveConfig
 from archiver.errors import ArchiveAccessError, ArchiverError
 from archiver.permissions import private_modes, warn_if_exposed
-from archiver.store import BlobBackend, BlobStore
+from archiver.store import BlobBackend, open_store
 
 
 def index_root(archive_root: Path) -> Path:
@@ -70,7 +70,11 @@ class Archive:
             make_layout(settings)
         warn_if_exposed(self.root, settings.group_readable)
         self.catalog = Catalog.open(self.root, readonly=readonly)
-        self.store: BlobBackend = BlobStore(self.root, compression_level=settings.compression_level)
+        try:
+            self.store: BlobBackend = open_store(settings, readonly=readonly)
+        except BaseException:
+            self.catalog.close()
+            raise
 
     @classmethod
     def for_reading(cls, settings: ArchiveConfig) -> Archive:

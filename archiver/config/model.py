@@ -17,6 +17,7 @@ from pathlib import Path
 
 from archiver.config.oauth import OAUTH_KEYS, OAuthConfig
 from archiver.config.secrets import PASSWORD_KEYS, PasswordSource
+from archiver.config.storage import STORE_KEYS, S3Location
 from archiver.errors import ConfigError
 
 PROTOCOLS = ("imap", "pop3", "local")
@@ -33,6 +34,7 @@ KEYS_BY_TABLE: dict[str, tuple[str, ...]] = {
     "archive": (
         "path", "compression_level", "batch_bytes", "batch_messages", "max_run_time", "reconnect_attempts",
         "throttle_patience", "group_readable", "max_message_bytes",
+        *STORE_KEYS,  # archiver.config.storage: blobs in an S3-compatible object store
     ),
     "accounts": (
         "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
@@ -118,6 +120,8 @@ class ArchiveConfig:
     group_readable: bool = False  # archive files 0640/0750 for a backup operator group (archiver.permissions)
     # A message bigger than this is skipped and reported, never read; 256 MB is far past any mail server's own limit.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    # Where the blobs live: None is the local disk under ``path``; else a bucket (the catalog and index stay local).
+    store: S3Location | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+from collections.abc import Callable
 from pathlib import Path
 
 from whoosh.index import FileIndex
@@ -43,7 +44,7 @@ from archiver.index.batches import (
 from archiver.index.documents import CatalogMessage
 from archiver.index.fastwrite import FastSegmentWriter
 from archiver.memory import tune_allocator
-from archiver.store import BlobStore
+from archiver.store import BlobBackend
 
 #: Per worker: Whoosh's in-memory posting pool (its own size estimate).  A worker closes its segment and
 #: starts a new one before the pool fills, because a full pool spills sorted runs to disk and merges them
@@ -89,7 +90,7 @@ class _BlobTask(SubWriterTask):
     def _process_file(self, archive_root: str, messages: list[CatalogMessage]) -> None:  # type: ignore[override]
         store = getattr(self, "_store", None)
         if store is None:
-            store = self._store = BlobStore(Path(archive_root), workers=1)
+            store = self._store = self.open_store()  # set by _ParallelBuilder: the parent's store, opened again
         problems = write_batch(self.writer, store, messages, replace=False)
         if problems:
             with Catalog.open(Path(archive_root)) as catalog:
@@ -121,10 +122,17 @@ class _ParallelBuilder(MpWriter):
     """
 
     def __init__(
-        self, ix: FileIndex, archive_root: Path, procs: int, pool_mb: int = POOL_MB, spawn: bool = False
+        self,
+        ix: FileIndex,
+        archive_root: Path,
+        open_store: Callable[[], BlobBackend],
+        procs: int,
+        pool_mb: int = POOL_MB,
+        spawn: bool = False,
     ) -> None:
         super().__init__(ix, procs=procs, multisegment=True, limitmb=pool_mb)
         self.archive_root = str(archive_root)
+        self.open_store = open_store
         self.progress_events: list[tuple[int, int]] = []
         self._early_results: list = []
         self._closed_segments: list = []
@@ -139,6 +147,7 @@ class _ParallelBuilder(MpWriter):
         task = self._task_class(
             self.storage, self.indexname, self.jobqueue, self.resultqueue, self.subargs, self._segment_at
         )
+        task.open_store = self.open_store  # picklable: a spawned worker gets it too
         self.tasks.append(task)
         task.start()
         return task
@@ -224,6 +233,7 @@ class _ParallelBuilder(MpWriter):
 def index_parallel(
     ix: FileIndex,
     archive_root: Path,
+    open_store: Callable[[], BlobBackend],
     catalog: Catalog,
     state: dict,
     upto_rowid: int,
@@ -235,7 +245,7 @@ def index_parallel(
     spawn: bool = False,
 ) -> None:
     """One commit for the whole backlog, built by ``procs`` worker processes with ``pool_mb`` pools each."""
-    builder = _ParallelBuilder(ix, archive_root, procs, pool_mb, spawn)
+    builder = _ParallelBuilder(ix, archive_root, open_store, procs, pool_mb, spawn)
     rowid = state["rowid"]
     done = 0
     digests: dict[str, str] = {}

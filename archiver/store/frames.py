@@ -34,6 +34,8 @@ DICT_SIZE = 112 * 1024
 """Dictionary size: zstd's default; larger ones measured no better on mail."""
 FRAME_HEADER_MAX = 18
 """Enough leading bytes of a frame to read its parameters (and so its dictionary id)."""
+STREAM_CHUNK = 1 << 20
+"""Bytes :meth:`FrameCodec.compress_stream` reads, hashes and compresses at a time."""
 
 
 class DictionaryShelf(Protocol):
@@ -140,9 +142,27 @@ class FrameCodec:
         """One message's frame."""
         return self.compressor(raw).compress(raw)
 
-    def stream_compressor(self) -> zstandard.ZstdCompressor:
-        """A compressor for a big message streamed in chunks (no dictionary: attachments gain nothing from one)."""
-        return zstandard.ZstdCompressor(level=self.level, write_checksum=True, write_content_size=True)
+    def compress_stream(self, source: BinaryIO, size: int, target: BinaryIO) -> str:
+        """Write the frame of ``size`` bytes read from ``source`` to ``target`` in constant memory; the blob id.
+
+        No dictionary (big messages are mostly attachments a dictionary does nothing for).
+        StoreError when ``source`` holds more or fewer bytes than announced; OSError from ``target`` passes.
+        """
+        digest = hashlib.sha256()
+        compressor = zstandard.ZstdCompressor(level=self.level, write_checksum=True, write_content_size=True)
+        writer = compressor.stream_writer(target, size=size, closefd=False)
+        length = 0
+        try:
+            while chunk := source.read(STREAM_CHUNK):
+                digest.update(chunk)
+                writer.write(chunk)
+                length += len(chunk)
+            if length != size:  # checked before the frame is ended (zstd would refuse the size)
+                raise StoreError(f"a streamed message held {length} bytes, {size} were announced")
+            writer.flush(zstandard.FLUSH_FRAME)
+        except zstandard.ZstdError as exc:  # more bytes than announced: the source changed under us
+            raise StoreError(f"cannot compress a streamed message of {size} bytes: {exc}") from None
+        return digest.hexdigest()
 
     def decompressor(self, header: bytes) -> zstandard.ZstdDecompressor:
         """A decompressor for the frame starting with ``header`` (with its dictionary, if it names one)."""

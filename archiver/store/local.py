@@ -59,8 +59,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import zstandard
-
 from archiver.errors import IntegrityError, StoreError
 from archiver.store.frames import FRAME_HEADER_MAX, FrameCodec, rehash
 
@@ -70,9 +68,6 @@ BlobId = str
 """Lowercase hex sha256 of a message's exact bytes."""
 
 _HEX = frozenset("0123456789abcdef")
-
-STREAM_CHUNK = 1 << 20
-"""Bytes :meth:`BlobStore.put_file` reads, hashes and compresses at a time."""
 
 
 def blob_id_of(raw: bytes) -> BlobId:
@@ -124,6 +119,10 @@ class BlobStore:
 
     def __enter__(self) -> BlobStore:
         return self
+
+    def opener(self) -> Callable[[], BlobStore]:
+        """A picklable function opening this store again (an index worker process)."""
+        return functools.partial(BlobStore, self.root, self.compression_level, 1)
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -294,20 +293,10 @@ class BlobStore:
         which is then committed like a batch of one, so the caller may commit the catalog
         when this returns.  A blob already present is left as it is.
         """
-        digest = hashlib.sha256()
-        compressor = self.codec.stream_compressor()
         temp = self.temp_dir / f"stream.{os.getpid()}.{threading.get_ident()}.tmp"
-        length = 0
         try:
             with temp.open("wb") as handle:
-                writer = compressor.stream_writer(handle, size=size, closefd=False)
-                while chunk := source.read(STREAM_CHUNK):
-                    digest.update(chunk)
-                    writer.write(chunk)
-                    length += len(chunk)
-                if length != size:  # checked before the frame is ended (zstd would refuse the size)
-                    raise StoreError(f"a streamed message held {length} bytes, {size} were announced")
-                writer.flush(zstandard.FLUSH_FRAME)
+                blob_id = self.codec.compress_stream(source, size, handle)
                 handle.flush()
                 if not self._use_syncfs:
                     os.fsync(handle.fileno())
@@ -315,13 +304,9 @@ class BlobStore:
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise _store_error("write", temp, exc) from exc
-        except zstandard.ZstdError as exc:  # more bytes than announced: the source changed under us
-            temp.unlink(missing_ok=True)
-            raise StoreError(f"cannot compress a streamed message of {size} bytes: {exc}") from None
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        blob_id = digest.hexdigest()
         if os.path.exists(self._final_name(blob_id)):
             temp.unlink(missing_ok=True)
             return StoredBlob(blob_id, size, self._stored_size(blob_id), False)

@@ -196,7 +196,7 @@ def test_missing_dictionary_is_reported_not_a_traceback(tmp_path):
 def test_untrainable_samples_leave_small_messages_plain(tmp_path, monkeypatch):
     import zstandard
 
-    from archiver.store import local as blobs
+    from archiver.store import frames as blobs
 
     def refuse(*args, **kwargs):
         raise zstandard.ZstdError("cannot train dictionary")

@@ -1,0 +1,481 @@
+"""Blobs in an S3-compatible object store (AWS S3, SeaweedFS, MinIO, Ceph RGW, …), through boto3.
+
+Object layout under the configured prefix: the local store's, key for path, so
+a bucket copied to disk (``aws s3 sync``, ``rclone``) is a blob tree the local
+store and the ``zstd`` tool read::
+
+    <prefix>blobs/<id[0:2]>/<id>                 one standard zstd frame (archiver.store.frames)
+    <prefix>blobs/dict/<dict id>.zdict           a dictionary some small frames use
+    <prefix>blobs/LAYOUT                         "shards: 1"
+    <prefix>snapshots/catalog-<UTC>.sqlite.zst   catalog snapshots (archiver.archive)
+
+Objects are immutable: a blob is written with ``If-None-Match: *`` so that a
+second write of the same id is refused by the server (412) and counted as
+already there; a server that ignores the header (found once, when the store
+opens) is asked with a HEAD first instead.  Durability: a PUT (or a multipart
+upload's completion) answered 200 is stored, so :meth:`S3Store.put_batch` and
+:meth:`S3Store.put_file` return only when every object's upload was answered
+200, and the caller commits the catalog after that.
+
+Every call has a deadline (connect and read timeouts) and botocore's standard
+retry mode (exponential back-off with jitter on 5xx, throttling, timeouts and
+dropped connections); what still fails becomes one :class:`StoreError` line
+naming the bucket, never a credential.  The temporary spool stays on the local
+disk under the archive (``blobs/tmp``).
+
+Two methods are the seams a sealing layer (encryption at rest) wraps:
+:meth:`S3Store._object_key` (the name of a blob's object) and the pair
+:meth:`S3Store._write_object` / :meth:`S3Store._read_object` (every byte of a
+frame, a dictionary or a snapshot crosses them, whole or streamed).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config as BotoConfig
+
+from archiver.config.storage import S3Location
+from archiver.errors import ArchiverError, IntegrityError, StoreError
+from archiver.store.frames import FRAME_HEADER_MAX, FrameCodec, rehash
+from archiver.store.local import BlobId, StoredBlob, blob_id_of, is_blob_id, sweep_dead_writers
+
+log = logging.getLogger("archiver.store")
+
+MULTIPART_THRESHOLD = 16 * 2**20
+"""Objects bigger than this go up in parts (a failed part is retried alone, not the whole message)."""
+PART_SIZE = 8 * 2**20
+"""One part of a multipart upload: the memory :meth:`S3Store.put_file` holds at a time."""
+RETRY_ATTEMPTS = 8
+"""Tries per call (botocore's standard mode: back-off with jitter, at most 20 s between tries)."""
+STALE_UPLOAD_AGE = 24 * 3600
+"""A multipart upload begun longer ago than this was left by a dead writer; the sweep aborts it."""
+_LAYOUT = b"shards: 1\n"
+_AUTH_CODES = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "AuthorizationHeaderMalformed", "403"}
+)
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class S3Store:
+    """A :class:`~archiver.store.BlobBackend` over one bucket and prefix.
+
+    Thread-safe (boto3 clients are); one writer per archive, as for the local store.
+    ``readonly`` skips the write probe, so read-only credentials can verify, search and restore.
+    """
+
+    def __init__(
+        self,
+        location: S3Location,
+        root: Path,
+        compression_level: int = 3,
+        readonly: bool = False,
+        workers: int | None = None,
+    ) -> None:
+        self.location = location
+        self.root = Path(root)
+        self.temp_dir = self.root / "blobs" / "tmp"
+        self.readonly = readonly
+        self._workers = workers or location.workers
+        self._prefix = location.prefix
+        self._bucket = location.bucket
+        self.codec = FrameCodec(self, compression_level, str(location))
+        try:
+            self.temp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if not readonly:
+                raise StoreError(f"cannot create the spool directory {self.temp_dir}: {exc.strerror}") from exc
+        self._client = _client(location, self._workers)
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="s3store")
+        try:
+            self._conditional = self._probe()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._client.close()
+
+    def __enter__(self) -> S3Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def opener(self) -> Callable[[], S3Store]:
+        """A picklable function opening this store again for reading (an index worker process)."""
+        return functools.partial(S3Store, self.location, self.root, self.codec.level, True, 1)
+
+    # -- names: the one place an object's key is made --------------------------
+    def _object_key(self, blob_id: BlobId) -> str:
+        if not is_blob_id(blob_id):
+            raise IntegrityError(f"not a blob id: {blob_id[:80]!r}")
+        return f"{self._prefix}blobs/{blob_id[0:2]}/{blob_id}"
+
+    def _dictionary_key(self, dict_id: int) -> str:
+        return f"{self._prefix}blobs/dict/{dict_id}.zdict"
+
+    # -- bytes: the one place they go up and come down --------------------------
+    def _write_object(self, key: str, body: bytes | Path) -> bool:
+        """Store ``body`` (bytes, or a local file's content) under ``key`` unless an object is there already.
+
+        True when this call stored it, False when the key held an object (never overwritten).
+        Files above :data:`MULTIPART_THRESHOLD` go up in parts of :data:`PART_SIZE`.
+        """
+        if not self._conditional and self._head(key) is not None:
+            return False
+        condition = {"IfNoneMatch": "*"} if self._conditional else {}
+        try:
+            if isinstance(body, bytes):
+                self._client.put_object(Bucket=self._bucket, Key=key, Body=body, **condition)
+            elif body.stat().st_size <= MULTIPART_THRESHOLD:
+                with body.open("rb") as handle:
+                    self._client.put_object(Bucket=self._bucket, Key=key, Body=handle, **condition)
+            else:
+                self._put_multipart(key, body, condition)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) == "PreconditionFailed":
+                return False
+            raise self._error(exc, "write", key) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error(exc, "write", key) from None
+        return True
+
+    def _read_object(self, key: str) -> BinaryIO:
+        """A streaming reader of the object under ``key``; IntegrityError when there is none."""
+        try:
+            answer = self._client.get_object(Bucket=self._bucket, Key=key)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            if _code(exc) in _MISSING_CODES:
+                raise IntegrityError(f"{key} is missing from bucket {self._bucket}") from None
+            raise self._error(exc, "read", key) from None
+        return _Body(answer["Body"], self, key)
+
+    def _put_multipart(self, key: str, path: Path, condition: dict[str, str]) -> None:
+        """Upload a file in parts, one part in memory at a time; abort the upload on any failure."""
+        upload_id = self._client.create_multipart_upload(Bucket=self._bucket, Key=key)["UploadId"]
+        try:
+            parts = []
+            with path.open("rb") as handle:
+                while chunk := handle.read(PART_SIZE):
+                    number = len(parts) + 1
+                    answer = self._client.upload_part(
+                        Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+                    )
+                    parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            self._client.complete_multipart_upload(
+                Bucket=self._bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **condition
+            )
+        except BaseException:
+            try:
+                self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                log.info("could not abort the upload of %s (the sweep will): %s", key, exc)
+            raise
+
+    def _head(self, key: str) -> int | None:
+        """The size of the object under ``key``, or None when there is none."""
+        try:
+            return int(self._client.head_object(Bucket=self._bucket, Key=key)["ContentLength"])
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            if _code(exc) in _MISSING_CODES:
+                return None
+            raise self._error(exc, "look up", key) from None
+
+    def _probe(self) -> bool:
+        """Check the bucket and credentials now (one clear line, before any work), and learn if puts can be conditional.
+
+        Writes ``blobs/LAYOUT`` with ``If-None-Match: *`` twice at most: a server
+        that honours the header refuses the second write (or the first, on an
+        existing store); one that ignores it accepts both (the same bytes).
+        """
+        key = f"{self._prefix}blobs/LAYOUT"
+        if self.readonly:
+            try:
+                self._client.head_bucket(Bucket=self._bucket)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                raise self._error(exc, "open", None) from None
+            return True
+        for _ in range(2):
+            try:
+                self._client.put_object(Bucket=self._bucket, Key=key, Body=_LAYOUT, IfNoneMatch="*")
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) == "PreconditionFailed":
+                    return True
+                if _code(exc) in ("NotImplemented", "501"):
+                    break
+                raise self._error(exc, "open", None) from None
+            except botocore.exceptions.BotoCoreError as exc:
+                raise self._error(exc, "open", None) from None
+        log.info("%s ignores If-None-Match: checking each new object's name with a HEAD first", self._where())
+        return False
+
+    # -- the codec's DictionaryShelf ---------------------------------------------
+    def dictionary_ids(self) -> list[int]:
+        names = [key.rsplit("/", 1)[-1] for key in self._list(f"{self._prefix}blobs/dict/")]
+        return sorted(int(name[: -len(".zdict")]) for name in names if name.endswith(".zdict") and name[:-6].isdigit())
+
+    def read_dictionary(self, dict_id: int) -> bytes:
+        try:
+            with self._read_object(self._dictionary_key(dict_id)) as reader:
+                return reader.read()
+        except IntegrityError:
+            raise IntegrityError(f"compression dictionary {dict_id}.zdict is missing from {self.location}") from None
+
+    def write_dictionary(self, dict_id: int, data: bytes) -> None:
+        self._write_object(self._dictionary_key(dict_id), data)
+
+    # -- writing ---------------------------------------------------------------
+    def put_batch(self, raws: Sequence[bytes]) -> list[StoredBlob]:
+        """Upload every new message of a batch in parallel; return when each upload was answered 200."""
+        ids = list(self._pool.map(blob_id_of, raws)) if len(raws) > 1 else [blob_id_of(r) for r in raws]
+        fresh: dict[BlobId, bytes] = {}
+        for blob_id, raw in zip(ids, raws, strict=True):
+            fresh.setdefault(blob_id, raw)
+        if fresh:
+            self.codec.learn(fresh.values())
+        futures = {blob_id: self._pool.submit(self._put_one, blob_id, raw) for blob_id, raw in fresh.items()}
+        stored: dict[BlobId, StoredBlob] = {}
+        failure: BaseException | None = None
+        for blob_id, future in futures.items():
+            try:
+                stored[blob_id] = future.result()
+            except BaseException as exc:  # wait for every upload before raising: none is left running
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        results = []
+        for blob_id, raw in zip(ids, raws, strict=True):
+            first = stored.pop(blob_id, None)
+            results.append(first or StoredBlob(blob_id, len(raw), self._stored_size(blob_id), False))
+        return results
+
+    def _put_one(self, blob_id: BlobId, raw: bytes) -> StoredBlob:
+        frame = self.codec.compress(raw)
+        key = self._object_key(blob_id)
+        if self._write_object(key, frame):
+            return StoredBlob(blob_id, len(raw), len(frame), True)
+        return StoredBlob(blob_id, len(raw), self._head(key) or 0, False)
+
+    def _stored_size(self, blob_id: BlobId) -> int:
+        return self._head(self._object_key(blob_id)) or 0
+
+    def put_file(self, source: BinaryIO, size: int) -> StoredBlob:
+        """Compress ``source`` into the local spool, then upload it (in parts when big): constant memory."""
+        temp = self.temp_dir / f"stream.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            try:
+                with temp.open("wb") as handle:
+                    blob_id = self.codec.compress_stream(source, size, handle)
+            except OSError as exc:
+                raise StoreError(f"cannot write {temp}: {exc.strerror or exc}") from exc
+            key = self._object_key(blob_id)
+            stored_size = temp.stat().st_size
+            if self._write_object(key, temp):
+                return StoredBlob(blob_id, size, stored_size, True)
+            return StoredBlob(blob_id, size, self._head(key) or 0, False)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    # -- reading ---------------------------------------------------------------
+    def get(self, blob_id: BlobId, verify: bool = True) -> bytes:
+        """The exact bytes of a blob; with ``verify`` the hash is checked too."""
+        try:
+            with self._read_object(self._object_key(blob_id)) as reader:
+                frame = reader.read()
+        except IntegrityError:
+            raise IntegrityError(f"blob {blob_id} is missing from {self.location}") from None
+        return self.codec.decompress(blob_id, frame, verify)
+
+    def open(self, blob_id: BlobId) -> BinaryIO:
+        """A streaming reader of the blob's bytes (constant memory for huge messages)."""
+        try:
+            body = self._read_object(self._object_key(blob_id))
+        except IntegrityError:
+            raise IntegrityError(f"blob {blob_id} is missing from {self.location}") from None
+        try:
+            header = body.read(FRAME_HEADER_MAX)
+            decompressor = self.codec.decompressor(header)
+        except BaseException:
+            body.close()
+            raise
+        return decompressor.stream_reader(_Prefixed(header, body), closefd=True)  # type: ignore[return-value]
+
+    def exists(self, blob_id: BlobId) -> bool:
+        return self._head(self._object_key(blob_id)) is not None
+
+    def check(self, blob_id: BlobId, expected_size: int | None = None) -> str | None:
+        """Download and re-hash one blob; None if sound, else what is wrong (StoreError when unreachable)."""
+        return rehash(self.open, blob_id, expected_size)
+
+    def iter_ids(self) -> Iterator[BlobId]:
+        """Every blob in the bucket under the prefix, by listing (in key order)."""
+        start = len(self._prefix) + len("blobs/")
+        for key in self._list(f"{self._prefix}blobs/"):
+            shard, _, name = key[start:].partition("/")
+            if is_blob_id(name) and shard == name[0:2]:
+                yield name
+
+    def _list(self, prefix: str) -> Iterator[str]:
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+                for item in page.get("Contents", ()):
+                    yield item["Key"]
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self._error(exc, "list", prefix) from None
+
+    # -- snapshots (catalog copies; the only objects ever deleted) ----------------
+    def put_snapshot(self, name: str, path: Path) -> None:
+        """Upload a catalog snapshot file as ``snapshots/<name>``."""
+        self._write_object(f"{self._prefix}snapshots/{name}", path)
+
+    def snapshot_names(self) -> list[str]:
+        """The snapshots in the bucket, oldest first (their names sort by time)."""
+        start = len(self._prefix) + len("snapshots/")
+        return sorted(key[start:] for key in self._list(f"{self._prefix}snapshots/") if "/" not in key[start:])
+
+    def read_snapshot(self, name: str) -> BinaryIO:
+        """A streaming reader of one snapshot's bytes."""
+        return self._read_object(f"{self._prefix}snapshots/{name}")
+
+    def delete_snapshot(self, name: str) -> None:
+        key = f"{self._prefix}snapshots/{name}"
+        try:
+            self._client.delete_object(Bucket=self._bucket, Key=key)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self._error(exc, "delete", key) from None
+
+    # -- housekeeping ------------------------------------------------------------
+    def sweep_temp_of_dead(self) -> int:
+        """Remove dead writers' spool files, and abort multipart uploads abandoned over a day ago.
+
+        An unfinished multipart upload is invisible but billed; a live run's
+        upload is minutes old at most, so the age tells a dead one apart.
+        """
+        removed = sweep_dead_writers(self.temp_dir)
+        if self.readonly:
+            return removed
+        try:
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self._bucket, Prefix=self._prefix
+            )
+            for page in pages:
+                for upload in page.get("Uploads", ()):
+                    if time.time() - upload["Initiated"].timestamp() > STALE_UPLOAD_AGE:
+                        self._client.abort_multipart_upload(
+                            Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        removed += 1
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            log.warning("could not list the unfinished uploads of %s: %s", self._where(), self._error(exc, "list"))
+        return removed
+
+    # -- errors --------------------------------------------------------------------
+    def _where(self) -> str:
+        return f"{self.location} at {self.location.endpoint or 'AWS S3'}"
+
+    def _error(self, exc: Exception, action: str, key: str | None = None) -> ArchiverError:
+        """One line a user can act on, naming the bucket and endpoint (never a credential)."""
+        code = _code(exc)
+        what = f"{key} in " if key else ""
+        if code == "NoSuchBucket" or (key is None and code in ("404", "NotFound")):
+            return StoreError(f"bucket {self._bucket} does not exist at {self.location.endpoint or 'AWS S3'}: "
+                              "create it, or correct [archive] store")  # fmt: skip
+        if code in _AUTH_CODES:
+            return StoreError(
+                f"{self._where()} refused archiver's credentials ({code}): check access_key_id and "
+                "secret_access_key, and that they may read and write this bucket"
+            )
+        if isinstance(exc, botocore.exceptions.NoCredentialsError):
+            return StoreError(f"no credentials for {self._where()}: set access_key_id and secret_access_key")
+        if isinstance(exc, botocore.exceptions.ClientError):
+            message = exc.response.get("Error", {}).get("Message") or code
+            return StoreError(f"cannot {action} {what}{self._where()}: {code}: {message}")
+        return StoreError(f"cannot {action} {what}{self._where()}: {exc}")
+
+
+class _Body:
+    """A downloaded object's stream whose failures (a dropped connection, a read timeout) are StoreErrors."""
+
+    def __init__(self, body: object, store: S3Store, key: str) -> None:
+        self._body = body
+        self._store = store
+        self._key = key
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._body.read(None if size < 0 else size)  # type: ignore[attr-defined]
+        except (botocore.exceptions.BotoCoreError, OSError) as exc:
+            raise self._store._error(exc, "read", self._key) from None
+
+    def close(self) -> None:
+        self._body.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> _Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Prefixed:
+    """``header`` then the rest of ``body``: the frame header was read ahead to pick its dictionary."""
+
+    def __init__(self, header: bytes, body: BinaryIO) -> None:
+        self._header = header
+        self._body = body
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._header:
+            return self._body.read(size)
+        if 0 <= size < len(self._header):
+            head, self._header = self._header[:size], self._header[size:]
+            return head
+        head, self._header = self._header, b""
+        return head + self._body.read(-1 if size < 0 else size - len(head))
+
+    def close(self) -> None:
+        self._body.close()
+
+
+def _code(exc: Exception) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _client(location: S3Location, workers: int):  # type: ignore[no-untyped-def]
+    """A boto3 S3 client with deadlines, retries with back-off, and a connection per upload worker."""
+    access_key = location.access_key.resolve() if location.access_key else None
+    secret_key = location.secret_key.resolve() if location.secret_key else None
+    config = BotoConfig(
+        connect_timeout=min(10, location.timeout),
+        read_timeout=location.timeout,
+        retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS},
+        max_pool_connections=workers + 2,
+        # Other S3 servers rarely know AWS's virtual-host names or its newer default checksums.
+        s3={"addressing_style": "path" if location.endpoint else "auto"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        user_agent_extra="archiver",
+    )
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=location.endpoint,
+        region_name=location.region or ("us-east-1" if location.endpoint else None),
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=config,
+    )
