@@ -11,10 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from archiver.catalog import Catalog
+from archiver.catalog.snapshot import write_snapshot
 from archiver.config import ArchiveConfig
 from archiver.errors import ArchiveAccessError, ArchiverError
 from archiver.permissions import private_modes, warn_if_exposed
 from archiver.store import BlobBackend, open_store
+from archiver.store.snapshots import SnapshotShelf, keep_snapshot
+from archiver.times import utc_now
 
 
 def index_root(archive_root: Path) -> Path:
@@ -87,6 +90,21 @@ class Archive:
         catalog = root / Catalog.FILENAME
         writable = os.access(root, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
         return cls(settings, readonly=root.is_dir() and not writable)
+
+    def keep_catalog_snapshot(self) -> str | None:
+        """Copy the catalog, consistently, into the blob store (the newest ``snapshots_keep`` are kept there).
+
+        After a run, so that the store alone is enough to rebuild the archive.
+        None when the store keeps no snapshots (the local disk: the catalog is right there).
+        """
+        if not isinstance(self.store, SnapshotShelf) or self.settings.store is None:
+            return None
+        plain = self.store.temp_dir / f"catalog.{os.getpid()}.snapshot"
+        try:
+            write_snapshot(self.catalog, plain)
+            return keep_snapshot(self.store, plain, utc_now(), self.settings.store.snapshots_keep)
+        finally:
+            plain.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.store.close()
