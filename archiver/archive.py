@@ -6,6 +6,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,11 +74,24 @@ class Archive:
             make_layout(settings)
         warn_if_exposed(self.root, settings.group_readable)
         self.catalog = Catalog.open(self.root, readonly=readonly)
-        try:
-            self.store: BlobBackend = open_store(settings, readonly=readonly)
-        except BaseException:
-            self.catalog.close()
-            raise
+        self._readonly = readonly
+        self._store: BlobBackend | None = None
+        self._store_lock = threading.Lock()
+        if settings.store is None:  # the local disk: opened now, as it always was (cheap; checks the directory)
+            try:
+                self._store = open_store(settings, readonly=readonly)
+            except BaseException:
+                self.catalog.close()
+                raise
+
+    @property
+    def store(self) -> BlobBackend:
+        """The blob store; an object store is reached on first use, so ``status`` and ``ls`` work while it is down."""
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = open_store(self.settings, readonly=self._readonly)
+        return self._store
 
     @classmethod
     def for_reading(cls, settings: ArchiveConfig) -> Archive:
@@ -107,7 +121,8 @@ class Archive:
             plain.unlink(missing_ok=True)
 
     def close(self) -> None:
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
         self.catalog.close()
 
     def __enter__(self) -> Archive:

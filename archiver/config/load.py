@@ -169,7 +169,7 @@ def _read_archive(table: Table) -> ArchiveConfig:
         throttle_patience=_duration(table, "throttle_patience", 15 * 60),
         group_readable=table.boolean("group_readable", False),
         max_message_bytes=table.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, low=1024),
-        store=read_store_location(table, "archive"),
+        store=read_store_location(table),
     )
 
 

@@ -83,6 +83,8 @@ class PasswordSource:
         return secret
 
     def _where(self) -> str:
+        if not self.account:  # a secret of no account (the object store's)
+            return self.key or "secret"
         return f"account {self.account!r}: {self.key or 'password'}"
 
     def _from_file(self) -> str:

@@ -68,11 +68,8 @@ class S3Location:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
-def read_store_location(table: Table, owner: str) -> S3Location | None:
-    """The ``store`` of ``table`` and its companion keys, checked now; None for the local disk (no ``store``).
-
-    ``owner`` names the table in secret errors (``archive``, later a replica's name).
-    """
+def read_store_location(table: Table) -> S3Location | None:
+    """The ``store`` of ``table`` and its companion keys, checked now; None for the local disk (no ``store``)."""
     url = table.string("store")
     given = [key for key in STORE_KEYS[1:] if table.has(key)]
     if url is None:
@@ -92,8 +89,8 @@ def read_store_location(table: Table, owner: str) -> S3Location | None:
         scheme = urlsplit(endpoint).scheme
         if scheme not in ("http", "https") or not urlsplit(endpoint).hostname:
             raise table.error("endpoint", 'a URL such as "https://s3.example.net" or "http://127.0.0.1:8333"', endpoint)
-    access_key = read_password_keys(table, owner, required=False, keys=ACCESS_KEY_KEYS)
-    secret_key = read_password_keys(table, owner, required=False, keys=SECRET_KEY_KEYS)
+    access_key = read_password_keys(table, "", required=False, keys=ACCESS_KEY_KEYS)
+    secret_key = read_password_keys(table, "", required=False, keys=SECRET_KEY_KEYS)
     if (access_key is None) != (secret_key is None):
         missing = ", ".join(SECRET_KEY_KEYS if secret_key is None else ACCESS_KEY_KEYS)
         raise table.fail("", f"an access key id goes with its secret access key: add one of {missing}")

@@ -98,6 +98,7 @@ class SeaweedSandbox:
         command = [
             *_die_with_parent(), binary, "server", f"-dir={self.root / 'data'}", f"-ip={LOCALHOST}",
             f"-ip.bind={LOCALHOST}", "-s3", f"-s3.config={config}", "-master.telemetry=false",
+            "-s3.autoCreateBucket=false",  # as AWS: a missing bucket is an error, not a new bucket
             "-master.volumeSizeLimitMB=256", "-volume.max=64", "-filer.maxMB=16",
             *(f"-{flag}={port}" for flag, port in self.ports.items()),
         ]  # fmt: skip

@@ -201,11 +201,11 @@ class S3Store:
         existing store); one that ignores it accepts both (the same bytes).
         """
         key = f"{self._prefix}blobs/LAYOUT"
+        try:  # first, as some servers create a bucket on the first upload: a mistyped name must not be one
+            self._client.head_bucket(Bucket=self._bucket)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self._error(exc, "open", None) from None
         if self.readonly:
-            try:
-                self._client.head_bucket(Bucket=self._bucket)
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-                raise self._error(exc, "open", None) from None
             return True
         for _ in range(2):
             try:
