@@ -7,7 +7,9 @@ Dovecot and times, on the same data:
 (b) ``mbsync`` (isync) pulling everything into a Maildir, when installed;
 (c) ``archiver backup`` (a subprocess, so its peak RSS is its own),
 
-then a no-change re-run of (c).  The archiver's wall time is split into its
+then a no-change re-run of (c).  With ``--store s3`` the same backup (and its
+re-run) also goes into an S3 store on a private SeaweedFS started for the
+purpose, and the S3/local wall-time ratio is printed.  The archiver's wall time is split into its
 backup phase (fetch, hash, compress, fsync, catalog) and the search-index
 update that follows it.  All three talk plain IMAP on loopback so the
 comparison is about the work, not about TLS.  Prints messages/s, MB/s, the
@@ -15,6 +17,7 @@ ratios c/a and c/b, peak RSS, stored/raw bytes (and ``tar | gzip -6`` of the
 server's Maildir for reference).
 
     python bench/backup_throughput.py --messages 10000 --messages 1000
+    python bench/backup_throughput.py --messages 10000 --store s3
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from measure import run_child, tree_bytes
 
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.devtools.sandbox import DovecotSandbox
+from archiver.devtools.seaweed import BUCKET, SeaweedSandbox
 from archiver.index.writer import open_live
 from archiver.sources.imap import quiet_protocol_trace
 
@@ -97,6 +101,40 @@ def write_config(sandbox: DovecotSandbox, work: Path) -> Path:
     return measure.write_config(work, "imap", sandbox.imap_port, USER, PASSWORD)
 
 
+def s3_backup(sandbox: DovecotSandbox, work: Path, index: bool) -> dict:
+    """The same backup into an S3 store (a private SeaweedFS on loopback), and its no-change re-run."""
+    work.mkdir()
+    with SeaweedSandbox(work / "seaweed") as weed:
+        store = (
+            f'store = "s3://{BUCKET}/bench/"\nendpoint = "{weed.endpoint}"\n'
+            f'access_key_id = "{weed.access_key}"\nsecret_access_key = "{weed.secret_key}"\n'
+        )
+        config = measure.write_config(work, "imap", sandbox.imap_port, USER, PASSWORD, archive_extra=store)
+        command = [sys.executable, "-m", "archiver", "--config", str(config), "backup", "--json"]
+        if not index:
+            command.append("--no-index")
+        elapsed, rss, result = run_child(command)
+        report = json.loads(result.stdout)[0] if result.returncode == 0 else {}
+        again_s, _, again = run_child(command)
+        client = weed.client()
+        stored = sum(
+            item["Size"]
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="bench/blobs/")
+            for item in page.get("Contents", ())
+        )
+        client.close()
+    return {
+        "s3_s": round(elapsed, 2),
+        "s3_backup_phase_s": report.get("seconds"),
+        "s3_index_phase_s": report.get("index_seconds"),
+        "s3_peak_rss_MB": round(rss / 1024, 1),
+        "s3_no_change_rerun_s": round(again_s, 3),
+        "s3_messages_new": report.get("messages_new"),
+        "s3_stored_bytes": stored,
+        "s3_ok": result.returncode == 0 and again.returncode == 0,
+    }
+
+
 def gzip_ratio(maildir: Path, raw: int) -> float:
     tar = subprocess.Popen(["tar", "-C", str(maildir), "-cf", "-", "."], stdout=subprocess.PIPE)
     gz = subprocess.run(["gzip", "-6"], stdin=tar.stdout, capture_output=True)
@@ -104,7 +142,7 @@ def gzip_ratio(maildir: Path, raw: int) -> float:
     return len(gz.stdout) / raw
 
 
-def bench_one(count: int, seed: int, index: bool = True) -> dict:
+def bench_one(count: int, seed: int, index: bool = True, store: str = "local") -> dict:
     with tempfile.TemporaryDirectory(prefix="archiver-bench-") as tmp:
         work = Path(tmp)
         with DovecotSandbox(work / "dovecot") as sandbox:
@@ -133,6 +171,7 @@ def bench_one(count: int, seed: int, index: bool = True) -> dict:
             live = open_live(work / "archive")
             segments = len(live._segments()) if live is not None else 0
             ratio_gzip = gzip_ratio(sandbox.maildir(USER), tree_bytes(sandbox.maildir(USER)))
+            s3 = s3_backup(sandbox, work / "s3", index) if store == "s3" else {}
     mb = raw_bytes / 1e6
     out = {
         "messages": count,
@@ -157,6 +196,11 @@ def bench_one(count: int, seed: int, index: bool = True) -> dict:
         "archiver_messages_new": report.get("messages_new"),
         "rerun_peak_rss_MB": round(again_rss / 1024, 1),
     }
+    if s3:
+        out |= s3 | {
+            "ratio_s3_over_local": round(s3["s3_s"] / full_s, 2),
+            "ratio_s3_backup_phase_over_local": round((s3["s3_backup_phase_s"] or 0) / (report.get("seconds") or 1), 2),
+        }
     if mbsync:
         out |= {
             "mbsync_s": round(mbsync[0], 2),
@@ -175,9 +219,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-index", action="store_true", help="time `archiver backup --no-index` (no index phase)")
+    parser.add_argument(
+        "--store", choices=("local", "s3"), default="local", help="s3: also back up into SeaweedFS and compare"
+    )
     args = parser.parse_args()
     for count in args.messages or [1000, 10000]:
-        result = bench_one(count, args.seed, index=not args.no_index)
+        result = bench_one(count, args.seed, index=not args.no_index, store=args.store)
         print(json.dumps(result))
         sys.stdout.flush()
 

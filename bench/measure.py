@@ -59,11 +59,17 @@ def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def write_config(work: Path, protocol: str, port: int, user: str, password: str, extra: str = "") -> Path:
-    """``work/archiver.toml``: an archive in ``work/archive`` and one plain-text account "bench" on loopback."""
+def write_config(
+    work: Path, protocol: str, port: int, user: str, password: str, extra: str = "", archive_extra: str = ""
+) -> Path:
+    """``work/archiver.toml``: an archive in ``work/archive`` and one plain-text account "bench" on loopback.
+
+    ``archive_extra``: more ``[archive]`` keys (``store = "s3://…"``); ``extra``: more keys of the account.
+    """
     path = work / "archiver.toml"
     path.write_text(f"""[archive]
 path = "{work / "archive"}"
+{archive_extra}
 
 [[accounts]]
 name = "bench"

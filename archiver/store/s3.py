@@ -71,7 +71,9 @@ class S3Store:
     """A :class:`~archiver.store.BlobBackend` over one bucket and prefix.
 
     Thread-safe (boto3 clients are); one writer per archive, as for the local store.
-    ``readonly`` skips the write probe, so read-only credentials can verify, search and restore.
+    Opening checks the bucket and the credentials (one request); nothing is written
+    until a blob is, so read-only credentials can verify, search, restore and export.
+    ``readonly`` also keeps the sweep from aborting other writers' uploads.
     """
 
     def __init__(
@@ -97,8 +99,10 @@ class S3Store:
                 raise StoreError(f"cannot create the spool directory {self.temp_dir}: {exc.strerror}") from exc
         self._client = _client(location, self._workers)
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="s3store")
+        self._conditional: bool | None = None  # whether the server honours If-None-Match; learnt at the first write
+        self._probe_lock = threading.Lock()
         try:
-            self._conditional = self._probe()
+            self._check_bucket()
         except BaseException:
             self.close()
             raise
@@ -133,9 +137,10 @@ class S3Store:
         True when this call stored it, False when the key held an object (never overwritten).
         Files above :data:`MULTIPART_THRESHOLD` go up in parts of :data:`PART_SIZE`.
         """
-        if not self._conditional and self._head(key) is not None:
+        conditional = self._conditional_puts()
+        if not conditional and self._head(key) is not None:
             return False
-        condition = {"IfNoneMatch": "*"} if self._conditional else {}
+        condition = {"IfNoneMatch": "*"} if conditional else {}
         try:
             if isinstance(body, bytes):
                 self._client.put_object(Bucket=self._bucket, Key=key, Body=body, **condition)
@@ -193,20 +198,32 @@ class S3Store:
                 return None
             raise self._error(exc, "look up", key) from None
 
-    def _probe(self) -> bool:
-        """Check the bucket and credentials now (one clear line, before any work), and learn if puts can be conditional.
+    def _check_bucket(self) -> None:
+        """The bucket exists and the credentials work: one clear line now, before any mail is fetched.
 
-        Writes ``blobs/LAYOUT`` with ``If-None-Match: *`` twice at most: a server
-        that honours the header refuses the second write (or the first, on an
-        existing store); one that ignores it accepts both (the same bytes).
+        Asked first, as some servers create a bucket on the first upload: a mistyped name must not become one.
         """
-        key = f"{self._prefix}blobs/LAYOUT"
-        try:  # first, as some servers create a bucket on the first upload: a mistyped name must not be one
+        try:
             self._client.head_bucket(Bucket=self._bucket)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise self._error(exc, "open", None) from None
-        if self.readonly:
-            return True
+
+    def _conditional_puts(self) -> bool:
+        """Whether the server refuses to overwrite under ``If-None-Match: *`` (found once, at the first write).
+
+        Writes ``blobs/LAYOUT`` with the header twice at most: a server that
+        honours it refuses the second write (or the first, on an existing
+        store); one that ignores it accepts both (the same bytes).
+        """
+        if self._conditional is not None:
+            return self._conditional
+        with self._probe_lock:
+            if self._conditional is None:
+                self._conditional = self._probe_conditional()
+        return self._conditional
+
+    def _probe_conditional(self) -> bool:
+        key = f"{self._prefix}blobs/LAYOUT"
         for _ in range(2):
             try:
                 self._client.put_object(Bucket=self._bucket, Key=key, Body=_LAYOUT, IfNoneMatch="*")
@@ -215,9 +232,9 @@ class S3Store:
                     return True
                 if _code(exc) in ("NotImplemented", "501"):
                     break
-                raise self._error(exc, "open", None) from None
+                raise self._error(exc, "write", key) from None
             except botocore.exceptions.BotoCoreError as exc:
-                raise self._error(exc, "open", None) from None
+                raise self._error(exc, "write", key) from None
         log.info("%s ignores If-None-Match: checking each new object's name with a HEAD first", self._where())
         return False
 
