@@ -34,6 +34,7 @@ from archiver.devtools.sandbox import _die_with_parent, free_ports
 LOCALHOST = "127.0.0.1"
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 10.0
+TERM_GRACE = 3.0  # a throwaway server: its data need not be flushed neatly
 #: The bucket every sandbox has from the start (tests give each archive its own prefix in it).
 BUCKET = "archiver"
 # master, volume, filer, s3: an HTTP port and a gRPC port each; then the S3 gateway's Iceberg and Lance services.
@@ -56,6 +57,9 @@ class SeaweedSandbox:
         self.root = Path(root)
         self.access_key = f"archiver-{secrets.token_hex(4)}"
         self.secret_key = secrets.token_urlsafe(24)
+        #: A second identity that may only read and list (what verify, search and restore need).
+        self.reader_key = f"reader-{secrets.token_hex(4)}"
+        self.reader_secret = secrets.token_urlsafe(24)
         self.ports: dict[str, int] = {}
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -89,7 +93,12 @@ class SeaweedSandbox:
                     "name": "archiver",
                     "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
+                },
+                {
+                    "name": "reader",
+                    "credentials": [{"accessKey": self.reader_key, "secretKey": self.reader_secret}],
+                    "actions": ["Read", "List"],
+                },
             ]
         }
         config = self.root / "s3.json"
@@ -162,7 +171,7 @@ class SeaweedSandbox:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, each)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=STOP_TIMEOUT)
+                process.wait(timeout=TERM_GRACE if each == signal.SIGTERM else STOP_TIMEOUT)
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and self.ports:
             try:

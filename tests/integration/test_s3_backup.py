@@ -92,3 +92,25 @@ def _snapshot_as_sqlite(seaweed, key: str, target: Path) -> Path:  # type: ignor
         client.close()
     target.write_bytes(zstandard.ZstdDecompressor().decompressobj().decompress(packed))
     return target
+
+
+def test_read_only_keys_verify_search_and_export_but_cannot_back_up(
+    dovecot, seaweed, mail_user: MailUser, tmp_path: Path, config_file: Callable[..., Path], cli: Cli
+) -> None:
+    """What the docs promise an operator with a read-only key: every reading command works, a backup is refused
+    in one line, and nothing in the bucket changes."""
+    fill_for_restore(dovecot, mail_user, 12, seed=5, folders=2)
+    prefix = fresh_prefix("reader")
+    _ok(cli(config_file(account_toml(dovecot, mail_user), s3_archive_toml(seaweed, prefix)), "backup"))
+    before = object_keys(seaweed, prefix)
+    path = config_file(account_toml(dovecot, mail_user), s3_archive_toml(seaweed, prefix, reader=True))
+    _ok(cli(path, "verify"))
+    assert json.loads(_ok(cli(path, "search", "--json", "the")))["total"] > 0
+    _ok(cli(path, "export", "--account", "acct", "--format", "eml", "-o", str(tmp_path / "out")))
+    exported = [p.read_bytes() for p in (tmp_path / "out").rglob("*.eml")]
+    assert len(exported) >= 12 and all(blob_id_of(raw) in "".join(before) for raw in exported)
+    dovecot.append(mail_user.name, "INBOX", b"Subject: new\r\n\r\nnew\r\n")
+    refused = cli(path, "backup")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "refused archiver's credentials (AccessDenied)" in refused.stderr, refused.stderr
+    assert object_keys(seaweed, prefix) == before
