@@ -49,6 +49,7 @@ from archiver.config.storage import S3Location
 from archiver.errors import ArchiverError, IntegrityError, StoreError
 from archiver.store.frames import FRAME_HEADER_MAX, FrameCodec, rehash
 from archiver.store.local import BlobId, StoredBlob, blob_id_of, is_blob_id, sweep_dead_writers
+from archiver.store.readback import ReadbackCache
 
 log = logging.getLogger("archiver.store")
 
@@ -83,6 +84,7 @@ class S3Store:
         compression_level: int = 3,
         readonly: bool = False,
         workers: int | None = None,
+        readback: str | None = None,
     ) -> None:
         self.location = location
         self.root = Path(root)
@@ -101,6 +103,13 @@ class S3Store:
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="s3store")
         self._conditional: bool | None = None  # whether the server honours If-None-Match; learnt at the first write
         self._probe_lock = threading.Lock()
+        # What this store uploads, kept locally for this run's own reads (the index update); a reader
+        # (an index worker) is given its writer's cache by ``readback``.
+        self._cache: ReadbackCache | None = None
+        if not readonly:
+            self._cache = ReadbackCache.for_writer(self.temp_dir)
+        elif readback is not None:
+            self._cache = ReadbackCache(self.temp_dir, readback, writable=False)
         try:
             self._check_bucket()
         except BaseException:
@@ -110,6 +119,8 @@ class S3Store:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._client.close()
+        if self._cache is not None:
+            self._cache.clear()
 
     def __enter__(self) -> S3Store:
         return self
@@ -119,7 +130,8 @@ class S3Store:
 
     def opener(self) -> Callable[[], S3Store]:
         """A picklable function opening this store again for reading (an index worker process)."""
-        return functools.partial(S3Store, self.location, self.root, self.codec.level, True, 1)
+        readback = self._cache.owner if self._cache is not None else None
+        return functools.partial(S3Store, self.location, self.root, self.codec.level, True, 1, readback)
 
     # -- names: the one place an object's key is made --------------------------
     def _object_key(self, blob_id: BlobId) -> str:
@@ -281,7 +293,10 @@ class S3Store:
     def _put_one(self, blob_id: BlobId, raw: bytes) -> StoredBlob:
         frame = self.codec.compress(raw)
         key = self._object_key(blob_id)
-        if self._write_object(key, frame):
+        written = self._write_object(key, frame)
+        if self._cache is not None:
+            self._cache.keep(blob_id, frame)
+        if written:
             return StoredBlob(blob_id, len(raw), len(frame), True)
         return StoredBlob(blob_id, len(raw), self._head(key) or 0, False)
 
@@ -299,7 +314,10 @@ class S3Store:
                 raise StoreError(f"cannot write {temp}: {exc.strerror or exc}") from exc
             key = self._object_key(blob_id)
             stored_size = temp.stat().st_size
-            if self._write_object(key, temp):
+            written = self._write_object(key, temp)
+            if self._cache is not None:
+                self._cache.adopt(blob_id, temp)
+            if written:
                 return StoredBlob(blob_id, size, stored_size, True)
             return StoredBlob(blob_id, size, self._head(key) or 0, False)
         finally:
@@ -308,19 +326,27 @@ class S3Store:
     # -- reading ---------------------------------------------------------------
     def get(self, blob_id: BlobId, verify: bool = True) -> bytes:
         """The exact bytes of a blob; with ``verify`` the hash is checked too."""
-        try:
-            with self._read_object(self._object_key(blob_id)) as reader:
-                frame = reader.read()
-        except IntegrityError:
-            raise IntegrityError(f"blob {blob_id} is missing from {self.location}") from None
+        with self._frame(blob_id, cached=True) as reader:
+            frame = reader.read()
         return self.codec.decompress(blob_id, frame, verify)
 
     def open(self, blob_id: BlobId) -> BinaryIO:
         """A streaming reader of the blob's bytes (constant memory for huge messages)."""
+        return self._open(blob_id, cached=True)
+
+    def _frame(self, blob_id: BlobId, cached: bool) -> BinaryIO:
+        """The blob's frame: this run's local copy when ``cached`` and there is one, else downloaded."""
+        key = self._object_key(blob_id)
+        local = self._cache.open(blob_id) if cached and self._cache is not None else None
+        if local is not None:
+            return local
         try:
-            body = self._read_object(self._object_key(blob_id))
+            return self._read_object(key)
         except IntegrityError:
             raise IntegrityError(f"blob {blob_id} is missing from {self.location}") from None
+
+    def _open(self, blob_id: BlobId, cached: bool) -> BinaryIO:
+        body = self._frame(blob_id, cached)
         try:
             header = body.read(FRAME_HEADER_MAX)
             decompressor = self.codec.decompressor(header)
@@ -333,8 +359,11 @@ class S3Store:
         return self._head(self._object_key(blob_id)) is not None
 
     def check(self, blob_id: BlobId, expected_size: int | None = None) -> str | None:
-        """Download and re-hash one blob; None if sound, else what is wrong (StoreError when unreachable)."""
-        return rehash(self.open, blob_id, expected_size)
+        """Download and re-hash one blob (never a local copy); None if sound, else what is wrong.
+
+        StoreError when the store cannot be reached: that is not a verdict on the blob.
+        """
+        return rehash(lambda each: self._open(each, cached=False), blob_id, expected_size)
 
     def iter_ids(self) -> Iterator[BlobId]:
         """Every blob in the bucket under the prefix, by listing (in key order)."""

@@ -123,16 +123,18 @@ def test_a_batch_round_trips_once_per_content_in_order(store: BlobBackend) -> No
     assert sorted(store.iter_ids()) == sorted(blob_id_of(raw) for raw in raws)
 
 
-def test_a_big_message_streams_in_and_out(store: BlobBackend) -> None:
+def test_a_big_message_streams_in_and_out(place: Place) -> None:
     big = os.urandom(MULTIPART_THRESHOLD // 2) * 3  # past the multipart threshold, compressible by a third
-    stored = store.put_file(io.BytesIO(big), len(big))
-    assert stored.blob_id == blob_id_of(big) and stored.written and stored.size == len(big)
-    assert not store.put_file(io.BytesIO(big), len(big)).written
-    with store.open(stored.blob_id) as reader:
-        chunks = iter(lambda: reader.read(1 << 20), b"")
-        assert blob_id_of(b"".join(chunks)) == stored.blob_id
-    assert store.check(stored.blob_id, len(big)) is None
-    assert list(store.temp_dir.iterdir()) == []  # the spooled frame is gone once stored
+    with place.open() as store:
+        stored = store.put_file(io.BytesIO(big), len(big))
+        assert stored.blob_id == blob_id_of(big) and stored.written and stored.size == len(big)
+        assert not store.put_file(io.BytesIO(big), len(big)).written
+        with store.open(stored.blob_id) as reader:
+            chunks = iter(lambda: reader.read(1 << 20), b"")
+            assert blob_id_of(b"".join(chunks)) == stored.blob_id
+        assert store.check(stored.blob_id, len(big)) is None
+        assert not list(store.temp_dir.glob("stream.*"))  # no spooled frame left in flight
+    assert list(store.temp_dir.iterdir()) == []  # nor anything else once the store is closed
 
 
 def test_a_message_shorter_than_announced_is_refused(store: BlobBackend) -> None:
@@ -151,16 +153,19 @@ def test_missing_and_damaged_blobs_are_integrity_errors_never_bytes(store: BlobB
     assert "missing" in (store.check(absent) or "")
     assert "catalog says" in (store.check(ids[0], len(raws[0]) + 1) or "")
     place.replace_bytes(ids[1], b"not a zstd frame at all")
-    with pytest.raises(IntegrityError, match="corrupt"):
-        store.get(ids[1])
-    assert store.check(ids[1]) is not None
     place.replace_bytes(ids[0], zstandard.ZstdCompressor().compress(raws[2]))  # a sound frame of other bytes
-    with pytest.raises(IntegrityError, match="does not match"):
-        store.get(ids[0])
-    assert store.get(ids[0], verify=False) == raws[2]
-    assert "does not match" in (store.check(ids[0]) or "")
     place.remove(ids[2])
+    assert store.check(ids[1]) is not None  # check reads what is stored, whoever asks
+    assert "does not match" in (store.check(ids[0]) or "")
     assert not store.exists(ids[2]) and "missing" in (store.check(ids[2]) or "")
+    with place.open() as reader:  # another process's view (the writer may still hold what it wrote)
+        with pytest.raises(IntegrityError, match="corrupt"):
+            reader.get(ids[1])
+        with pytest.raises(IntegrityError, match="does not match"):
+            reader.get(ids[0])
+        assert reader.get(ids[0], verify=False) == raws[2]
+        with pytest.raises(IntegrityError, match="missing"):
+            reader.get(ids[2])
 
 
 def test_small_messages_share_a_dictionary_that_a_new_store_reads(place: Place) -> None:

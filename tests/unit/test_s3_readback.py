@@ -1,0 +1,39 @@
+"""An S3 store keeps what it uploaded in the local spool for the rest of the run (the index update reads it
+there instead of downloading it again); ``check`` never trusts that copy, and nothing of it outlives the run."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from archiver.store import blob_id_of
+from archiver.store.s3 import S3Store
+from tests.fixtures.seaweed import BUCKET, fresh_prefix, s3_location
+
+pytestmark = pytest.mark.s3
+
+
+def test_a_run_reads_back_what_it_uploaded_without_the_network_and_leaves_nothing(seaweed, tmp_path: Path) -> None:
+    prefix = fresh_prefix("readback")
+    small = [f"Subject: {n}\r\n\r\n".encode() + os.urandom(3000) for n in range(5)]
+    big = os.urandom(3 * 2**20)
+    with S3Store(s3_location(seaweed, prefix), tmp_path) as writer:
+        ids = [r.blob_id for r in writer.put_batch(small)] + [writer.put_file(io.BytesIO(big), len(big)).blob_id]
+        client = seaweed.client()
+        for blob_id in ids:  # gone from the bucket: only the run's own copy can answer now
+            client.delete_object(Bucket=BUCKET, Key=f"{prefix}blobs/{blob_id[:2]}/{blob_id}")
+        client.close()
+        assert [writer.get(blob_id) for blob_id in ids] == [*small, big]
+        with writer.open(ids[-1]) as reader:
+            assert blob_id_of(reader.read()) == ids[-1]
+        with pickle.loads(pickle.dumps(writer.opener()))() as worker:  # an index worker process's store
+            assert worker.get(ids[0]) == small[0]
+        assert all("missing" in (writer.check(blob_id) or "") for blob_id in ids)  # verify asks the bucket
+        assert any(tmp_path.glob("blobs/tmp/cache.*"))
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []  # closed: the copies are gone
+    with S3Store(s3_location(seaweed, prefix), tmp_path) as later, pytest.raises(Exception, match="missing"):
+        later.get(ids[0])  # a later run has no copy: it reads the bucket
