@@ -1,5 +1,8 @@
-"""An S3 store keeps what it uploaded in the local spool for the rest of the run (the index update reads it
-there instead of downloading it again); ``check`` never trusts that copy, and nothing of it outlives the run."""
+"""What the S3 store does beyond the BlobBackend contract (tests/unit/test_store_contract.py), on a real SeaweedFS.
+
+It keeps what it uploaded in the local spool for the rest of the run (the index update reads it there instead
+of downloading it again), ``check`` never trusts that copy, and nothing of it outlives the run; the sweep
+aborts multipart uploads a dead writer abandoned, and no others."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.store import blob_id_of
+from archiver.store import blob_id_of, s3
 from archiver.store.s3 import S3Store
 from tests.fixtures.seaweed import BUCKET, fresh_prefix, s3_location
 
@@ -37,3 +40,18 @@ def test_a_run_reads_back_what_it_uploaded_without_the_network_and_leaves_nothin
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []  # closed: the copies are gone
     with S3Store(s3_location(seaweed, prefix), tmp_path) as later, pytest.raises(Exception, match="missing"):
         later.get(ids[0])  # a later run has no copy: it reads the bucket
+
+
+def test_the_sweep_aborts_abandoned_multipart_uploads_only(seaweed, tmp_path: Path, monkeypatch) -> None:
+    prefix = fresh_prefix("sweep")
+    client = seaweed.client()
+    try:
+        old = client.create_multipart_upload(Bucket=BUCKET, Key=f"{prefix}blobs/ab/abandoned")["UploadId"]
+        with S3Store(s3_location(seaweed, prefix), tmp_path) as store:
+            assert store.sweep_temp_of_dead() == 0  # minutes old: maybe another run's, in progress
+            monkeypatch.setattr(s3, "STALE_UPLOAD_AGE", -1)  # now it counts as a day old
+            assert store.sweep_temp_of_dead() == 1
+        uploads = client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
+        assert old not in [upload["UploadId"] for upload in uploads]
+    finally:
+        client.close()
