@@ -41,15 +41,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-import boto3
-import botocore.exceptions
-from botocore.config import Config as BotoConfig
-
 from archiver.config.storage import S3Location
 from archiver.errors import ArchiverError, IntegrityError, StoreError
 from archiver.store.frames import FRAME_HEADER_MAX, FrameCodec, rehash
 from archiver.store.local import BlobId, StoredBlob, blob_id_of, is_blob_id, sweep_dead_writers
 from archiver.store.readback import ReadbackCache
+from archiver.store.s3_client import (
+    CLIENT_ERRORS,
+    MISSING_CODES,
+    Body,
+    Prefixed,
+    error_code,
+    make_client,
+    s3_error,
+    where,
+)
 
 log = logging.getLogger("archiver.store")
 
@@ -57,15 +63,9 @@ MULTIPART_THRESHOLD = 16 * 2**20
 """Objects bigger than this go up in parts (a failed part is retried alone, not the whole message)."""
 PART_SIZE = 8 * 2**20
 """One part of a multipart upload: the memory :meth:`S3Store.put_file` holds at a time."""
-RETRY_ATTEMPTS = 8
-"""Tries per call (botocore's standard mode: back-off with jitter, at most 20 s between tries)."""
 STALE_UPLOAD_AGE = 24 * 3600
 """A multipart upload begun longer ago than this was left by a dead writer; the sweep aborts it."""
 _LAYOUT = b"shards: 1\n"
-_AUTH_CODES = frozenset(
-    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "AuthorizationHeaderMalformed", "403"}
-)
-_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 class S3Store:
@@ -99,7 +99,7 @@ class S3Store:
         except OSError as exc:
             if not readonly:
                 raise StoreError(f"cannot create the spool directory {self.temp_dir}: {exc.strerror}") from exc
-        self._client = _client(location, self._workers)
+        self._client = make_client(location, self._workers)
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="s3store")
         self._conditional: bool | None = None  # whether the server honours If-None-Match; learnt at the first write
         self._probe_lock = threading.Lock()
@@ -161,11 +161,9 @@ class S3Store:
                     self._client.put_object(Bucket=self._bucket, Key=key, Body=handle, **condition)
             else:
                 self._put_multipart(key, body, condition)
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) == "PreconditionFailed":
+        except CLIENT_ERRORS as exc:
+            if error_code(exc) == "PreconditionFailed":
                 return False
-            raise self._error(exc, "write", key) from None
-        except botocore.exceptions.BotoCoreError as exc:
             raise self._error(exc, "write", key) from None
         return True
 
@@ -173,11 +171,11 @@ class S3Store:
         """A streaming reader of the object under ``key``; IntegrityError when there is none."""
         try:
             answer = self._client.get_object(Bucket=self._bucket, Key=key)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            if _code(exc) in _MISSING_CODES:
+        except CLIENT_ERRORS as exc:
+            if error_code(exc) in MISSING_CODES:
                 raise IntegrityError(f"{key} is missing from bucket {self._bucket}") from None
             raise self._error(exc, "read", key) from None
-        return _Body(answer["Body"], self, key)
+        return Body(answer["Body"], lambda exc: self._error(exc, "read", key))
 
     def _put_multipart(self, key: str, path: Path, condition: dict[str, str]) -> None:
         """Upload a file in parts, one part in memory at a time; abort the upload on any failure."""
@@ -197,7 +195,7 @@ class S3Store:
         except BaseException:
             try:
                 self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            except CLIENT_ERRORS as exc:
                 log.info("could not abort the upload of %s (the sweep will): %s", key, exc)
             raise
 
@@ -205,8 +203,8 @@ class S3Store:
         """The size of the object under ``key``, or None when there is none."""
         try:
             return int(self._client.head_object(Bucket=self._bucket, Key=key)["ContentLength"])
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            if _code(exc) in _MISSING_CODES:
+        except CLIENT_ERRORS as exc:
+            if error_code(exc) in MISSING_CODES:
                 return None
             raise self._error(exc, "look up", key) from None
 
@@ -217,7 +215,7 @@ class S3Store:
         """
         try:
             self._client.head_bucket(Bucket=self._bucket)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        except CLIENT_ERRORS as exc:
             raise self._error(exc, "open", None) from None
 
     def _conditional_puts(self) -> bool:
@@ -239,13 +237,11 @@ class S3Store:
         for _ in range(2):
             try:
                 self._client.put_object(Bucket=self._bucket, Key=key, Body=_LAYOUT, IfNoneMatch="*")
-            except botocore.exceptions.ClientError as exc:
-                if _code(exc) == "PreconditionFailed":
+            except CLIENT_ERRORS as exc:
+                if error_code(exc) == "PreconditionFailed":
                     return True
-                if _code(exc) in ("NotImplemented", "501"):
+                if error_code(exc) in ("NotImplemented", "501"):
                     break
-                raise self._error(exc, "write", key) from None
-            except botocore.exceptions.BotoCoreError as exc:
                 raise self._error(exc, "write", key) from None
         log.info("%s ignores If-None-Match: checking each new object's name with a HEAD first", self._where())
         return False
@@ -353,7 +349,7 @@ class S3Store:
         except BaseException:
             body.close()
             raise
-        return decompressor.stream_reader(_Prefixed(header, body), closefd=True)  # type: ignore[return-value]
+        return decompressor.stream_reader(Prefixed(header, body), closefd=True)  # type: ignore[return-value]
 
     def exists(self, blob_id: BlobId) -> bool:
         return self._head(self._object_key(blob_id)) is not None
@@ -378,7 +374,7 @@ class S3Store:
             for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
                 for item in page.get("Contents", ()):
                     yield item["Key"]
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        except CLIENT_ERRORS as exc:
             raise self._error(exc, "list", prefix) from None
 
     # -- snapshots (catalog copies; the only objects ever deleted) ----------------
@@ -399,7 +395,7 @@ class S3Store:
         key = f"{self._prefix}snapshots/{name}"
         try:
             self._client.delete_object(Bucket=self._bucket, Key=key)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        except CLIENT_ERRORS as exc:
             raise self._error(exc, "delete", key) from None
 
     # -- housekeeping ------------------------------------------------------------
@@ -423,105 +419,12 @@ class S3Store:
                             Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                         )
                         removed += 1
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        except CLIENT_ERRORS as exc:
             log.warning("could not list the unfinished uploads of %s: %s", self._where(), self._error(exc, "list"))
         return removed
 
-    # -- errors --------------------------------------------------------------------
     def _where(self) -> str:
-        return f"{self.location} at {self.location.endpoint or 'AWS S3'}"
+        return where(self.location)
 
     def _error(self, exc: Exception, action: str, key: str | None = None) -> ArchiverError:
-        """One line a user can act on, naming the bucket and endpoint (never a credential)."""
-        code = _code(exc)
-        what = f"{key} in " if key else ""
-        if code == "NoSuchBucket" or (key is None and code in ("404", "NotFound")):
-            return StoreError(f"bucket {self._bucket} does not exist at {self.location.endpoint or 'AWS S3'}: "
-                              "create it, or correct [archive] store")  # fmt: skip
-        if code in _AUTH_CODES:
-            return StoreError(
-                f"{self._where()} refused archiver's credentials ({code}): check access_key_id and "
-                "secret_access_key, and that they may read and write this bucket"
-            )
-        if isinstance(exc, botocore.exceptions.NoCredentialsError):
-            return StoreError(f"no credentials for {self._where()}: set access_key_id and secret_access_key")
-        if isinstance(exc, botocore.exceptions.ClientError):
-            message = exc.response.get("Error", {}).get("Message") or code
-            return StoreError(f"cannot {action} {what}{self._where()}: {code}: {message}")
-        return StoreError(f"cannot {action} {what}{self._where()}: {exc}")
-
-
-class _Body:
-    """A downloaded object's stream whose failures (a dropped connection, a read timeout) are StoreErrors."""
-
-    def __init__(self, body: object, store: S3Store, key: str) -> None:
-        self._body = body
-        self._store = store
-        self._key = key
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return self._body.read(None if size < 0 else size)  # type: ignore[attr-defined]
-        except (botocore.exceptions.BotoCoreError, OSError) as exc:
-            raise self._store._error(exc, "read", self._key) from None
-
-    def close(self) -> None:
-        self._body.close()  # type: ignore[attr-defined]
-
-    def __enter__(self) -> _Body:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _Prefixed:
-    """``header`` then the rest of ``body``: the frame header was read ahead to pick its dictionary."""
-
-    def __init__(self, header: bytes, body: BinaryIO) -> None:
-        self._header = header
-        self._body = body
-
-    def read(self, size: int = -1) -> bytes:
-        if not self._header:
-            return self._body.read(size)
-        if 0 <= size < len(self._header):
-            head, self._header = self._header[:size], self._header[size:]
-            return head
-        head, self._header = self._header, b""
-        return head + self._body.read(-1 if size < 0 else size - len(head))
-
-    def close(self) -> None:
-        self._body.close()
-
-
-def _code(exc: Exception) -> str:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def _client(location: S3Location, workers: int):  # type: ignore[no-untyped-def]
-    """A boto3 S3 client with deadlines, retries with back-off, and a connection per upload worker."""
-    access_key = location.access_key.resolve() if location.access_key else None
-    secret_key = location.secret_key.resolve() if location.secret_key else None
-    config = BotoConfig(
-        connect_timeout=min(10, location.timeout),
-        read_timeout=location.timeout,
-        retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS},
-        max_pool_connections=workers + 2,
-        # Other S3 servers rarely know AWS's virtual-host names or its newer default checksums.
-        s3={"addressing_style": "path" if location.endpoint else "auto"},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        user_agent_extra="archiver",
-    )
-    session = boto3.session.Session()
-    return session.client(
-        "s3",
-        endpoint_url=location.endpoint,
-        region_name=location.region or ("us-east-1" if location.endpoint else None),
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=config,
-    )
+        return s3_error(exc, self.location, action, key)

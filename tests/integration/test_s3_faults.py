@@ -22,7 +22,7 @@ import pytest
 from archiver.backup import run_backup
 from archiver.config import Config
 from archiver.devtools.seaweed import BUCKET, SeaweedSandbox
-from archiver.store import s3
+from archiver.store import s3_client
 from archiver.verify import verify_archive
 from tests.fixtures.archives import OpenArchive, archive_at, archived_hashes
 from tests.fixtures.cli import assert_one_clear_line
@@ -80,7 +80,7 @@ def test_503s_throttling_and_slow_answers_are_retried_and_nothing_is_lost(
 def test_a_store_failing_for_good_stops_the_run_in_one_line_and_the_next_run_completes(
     dovecot, seaweed, mail_user, config_file, open_archive, proxy, monkeypatch
 ) -> None:
-    monkeypatch.setattr(s3, "RETRY_ATTEMPTS", 2)  # the same path as 8 tries, without a minute of back-off
+    monkeypatch.setattr(s3_client, "RETRY_ATTEMPTS", 2)  # the same path as 8 tries, without a minute of back-off
     folders = fill_mailbox(dovecot, mail_user, 80, seed=43)
     broken = {"from": 10**9}
 
