@@ -31,7 +31,9 @@ frame, a dictionary or a snapshot crosses them, whole or streamed).
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import logging
 import os
 import threading
@@ -143,22 +145,25 @@ class S3Store:
         return f"{self._prefix}blobs/dict/{dict_id}.zdict"
 
     # -- bytes: the one place they go up and come down --------------------------
-    def _write_object(self, key: str, body: bytes | Path) -> bool:
+    def _write_object(self, key: str, body: bytes | Path, replace: bool = False) -> bool:
         """Store ``body`` (bytes, or a local file's content) under ``key`` unless an object is there already.
 
-        True when this call stored it, False when the key held an object (never overwritten).
-        Files above :data:`MULTIPART_THRESHOLD` go up in parts of :data:`PART_SIZE`.
+        True when this call stored it, False when the key held an object (never overwritten, unless
+        ``replace``: the repair of a damaged object).  Every body goes with its MD5, so a server that
+        received other bytes than were sent refuses them.  Files above :data:`MULTIPART_THRESHOLD`
+        go up in parts of :data:`PART_SIZE`.
         """
-        conditional = self._conditional_puts()
-        if not conditional and self._head(key) is not None:
+        conditional = not replace and self._conditional_puts()
+        if not replace and not conditional and self._head(key) is not None:
             return False
         condition = {"IfNoneMatch": "*"} if conditional else {}
         try:
             if isinstance(body, bytes):
-                self._client.put_object(Bucket=self._bucket, Key=key, Body=body, **condition)
+                self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentMD5=_md5(body), **condition)
             elif body.stat().st_size <= MULTIPART_THRESHOLD:
+                digest = _md5_of_file(body)
                 with body.open("rb") as handle:
-                    self._client.put_object(Bucket=self._bucket, Key=key, Body=handle, **condition)
+                    self._client.put_object(Bucket=self._bucket, Key=key, Body=handle, ContentMD5=digest, **condition)
             else:
                 self._put_multipart(key, body, condition)
         except CLIENT_ERRORS as exc:
@@ -186,7 +191,12 @@ class S3Store:
                 while chunk := handle.read(PART_SIZE):
                     number = len(parts) + 1
                     answer = self._client.upload_part(
-                        Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+                        Bucket=self._bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=chunk,
+                        ContentMD5=_md5(chunk),
                     )
                     parts.append({"PartNumber": number, "ETag": answer["ETag"]})
             self._client.complete_multipart_upload(
@@ -259,7 +269,13 @@ class S3Store:
             raise IntegrityError(f"compression dictionary {dict_id}.zdict is missing from {self.location}") from None
 
     def write_dictionary(self, dict_id: int, data: bytes) -> None:
-        self._write_object(self._dictionary_key(dict_id), data)
+        key = self._dictionary_key(dict_id)
+        if not self._write_object(key, data):
+            with self._read_object(key) as reader:
+                held = reader.read()
+            if held != data:  # a damaged copy: no frame could be read with it
+                log.warning("dictionary %s in %s was damaged: replacing it", key, self._where())
+                self._write_object(key, data, replace=True)
 
     # -- writing ---------------------------------------------------------------
     def put_batch(self, raws: Sequence[bytes]) -> list[StoredBlob]:
@@ -288,13 +304,27 @@ class S3Store:
 
     def _put_one(self, blob_id: BlobId, raw: bytes) -> StoredBlob:
         frame = self.codec.compress(raw)
-        key = self._object_key(blob_id)
-        written = self._write_object(key, frame)
+        stored = self._store_blob(blob_id, frame, len(raw), len(frame))
         if self._cache is not None:
             self._cache.keep(blob_id, frame)
-        if written:
-            return StoredBlob(blob_id, len(raw), len(frame), True)
-        return StoredBlob(blob_id, len(raw), self._head(key) or 0, False)
+        return stored
+
+    def _store_blob(self, blob_id: BlobId, body: bytes | Path, size: int, frame_size: int) -> StoredBlob:
+        """Upload a blob's frame unless a sound copy is there; a copy found damaged is replaced.
+
+        An object found under the name is downloaded and re-hashed before it is trusted: the
+        catalog commits after this returns, so it must never name a blob that is not whole
+        (whatever a server kept of an upload whose writer was killed).
+        """
+        key = self._object_key(blob_id)
+        if self._write_object(key, body):
+            return StoredBlob(blob_id, size, frame_size, True)
+        problem = self.check(blob_id, size)
+        if problem is None:
+            return StoredBlob(blob_id, size, self._head(key) or 0, False)
+        log.warning("%s: replacing it with a whole copy", problem)
+        self._write_object(key, body, replace=True)
+        return StoredBlob(blob_id, size, frame_size, True)
 
     def _stored_size(self, blob_id: BlobId) -> int:
         return self._head(self._object_key(blob_id)) or 0
@@ -308,14 +338,10 @@ class S3Store:
                     blob_id = self.codec.compress_stream(source, size, handle)
             except OSError as exc:
                 raise StoreError(f"cannot write {temp}: {exc.strerror or exc}") from exc
-            key = self._object_key(blob_id)
-            stored_size = temp.stat().st_size
-            written = self._write_object(key, temp)
+            stored = self._store_blob(blob_id, temp, size, temp.stat().st_size)
             if self._cache is not None:
                 self._cache.adopt(blob_id, temp)
-            if written:
-                return StoredBlob(blob_id, size, stored_size, True)
-            return StoredBlob(blob_id, size, self._head(key) or 0, False)
+            return stored
         finally:
             temp.unlink(missing_ok=True)
 
@@ -428,3 +454,16 @@ class S3Store:
 
     def _error(self, exc: Exception, action: str, key: str | None = None) -> ArchiverError:
         return s3_error(exc, self.location, action, key)
+
+
+def _md5(data: bytes) -> str:
+    """The ``Content-MD5`` of a body: the server refuses a body that arrived different (``BadDigest``)."""
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+
+
+def _md5_of_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode("ascii")

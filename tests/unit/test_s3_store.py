@@ -55,3 +55,25 @@ def test_the_sweep_aborts_abandoned_multipart_uploads_only(seaweed, tmp_path: Pa
         assert old not in [upload["UploadId"] for upload in uploads]
     finally:
         client.close()
+
+
+def test_a_damaged_object_under_a_blobs_name_is_replaced_not_trusted(seaweed, tmp_path: Path) -> None:
+    """What a server may keep of an upload whose writer was killed must not pass for the blob: the next put
+    of the same message finds it, re-hashes it, and replaces it, so the catalog only names whole blobs."""
+    prefix = fresh_prefix("repair")
+    raw = b"Subject: kept whole\r\n\r\n" + os.urandom(20_000)
+    big = os.urandom(2 * 2**20)
+    client = seaweed.client()
+    try:
+        for message in (raw, big):
+            key = f"{prefix}blobs/{blob_id_of(message)[:2]}/{blob_id_of(message)}"
+            client.put_object(Bucket=BUCKET, Key=key, Body=b"(\xb5/\xfd half a frame")
+        with S3Store(s3_location(seaweed, prefix), tmp_path) as store:
+            assert store.check(blob_id_of(raw)) is not None
+            (stored,) = store.put_batch([raw])
+            assert stored.written and store.check(stored.blob_id, len(raw)) is None
+            again = store.put_file(io.BytesIO(big), len(big))
+            assert again.written and store.check(again.blob_id, len(big)) is None
+            assert not store.put_batch([raw])[0].written  # sound now: left alone
+    finally:
+        client.close()
