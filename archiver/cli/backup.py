@@ -8,7 +8,7 @@ import time
 import click
 
 from archiver.archive import Archive
-from archiver.backup import IndexOutcome, run_backup, update_search_index
+from archiver.backup import IndexOutcome, run_backup, snapshot_after_run, update_search_index
 from archiver.cli._common import accounts_option, emit_json, human_bytes, json_option, with_archive
 from archiver.config import AccountConfig
 from archiver.progress import index_progress_for_terminal, progress_for_terminal
@@ -57,6 +57,8 @@ def backup(ctx: click.Context, archive: Archive, accounts: tuple[str, ...], as_j
     problems = [line for report in reports for line in report.problems]
     if index.error is not None:
         problems.append(index.error)
+    if reports and not archive_failed and (snapshot_problem := snapshot_after_run(archive)):
+        problems.append(snapshot_problem)
     if as_json:
         index_keys = {
             "index_seconds": None if index_seconds is None else round(index_seconds, 3),

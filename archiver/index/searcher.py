@@ -30,7 +30,7 @@ from archiver.index.query import compile_query, parse
 from archiver.index.visibility import Accounts, visible_set
 from archiver.index.writer import SearchIndexError, index_root, open_live
 from archiver.mail.textextract import ExtractLimits, extract
-from archiver.store import BlobStore
+from archiver.store import BlobBackend
 
 SORTS = ("relevance", "date")
 SNIPPET_CHARS = 240
@@ -265,7 +265,7 @@ MAX_PAGE_SIZE = 1000
 def search(
     archive_root: Path,
     catalog: Catalog,
-    store: BlobStore,
+    store: BlobBackend,
     query: str,
     *,
     accounts: Accounts,

@@ -60,8 +60,8 @@ class Envelope(Protocol):
         not that blob's."""
         ...
 
-    def blob_reader(self, source: BinaryIO, blob_id: str) -> io.BufferedReader:
-        """A reader of the frame inside the object ``source`` reads (``peek`` works; closing closes ``source``)."""
+    def blob_reader(self, source: BinaryIO, blob_id: str) -> BinaryIO:
+        """A reader of the frame inside the object ``source`` reads (closing it closes ``source``)."""
         ...
 
     def blob_id_in(self, name: str, source: BinaryIO) -> str | None:
@@ -109,8 +109,8 @@ class PlainEnvelope:
     def open_blob(self, blob_id: str, data: bytes) -> bytes | memoryview:
         return data
 
-    def blob_reader(self, source: BinaryIO, blob_id: str) -> io.BufferedReader:
-        return source if isinstance(source, io.BufferedReader) else io.BufferedReader(source)  # type: ignore[arg-type]
+    def blob_reader(self, source: BinaryIO, blob_id: str) -> BinaryIO:
+        return source
 
     def blob_id_in(self, name: str, source: BinaryIO) -> str | None:
         return name
@@ -153,7 +153,7 @@ class SealedEnvelope:
         _check_id(plain[:_ID_BYTES], blob_id)
         return memoryview(plain)[_ID_BYTES:]  # zstd reads any buffer: the frame is not copied
 
-    def blob_reader(self, source: BinaryIO, blob_id: str) -> io.BufferedReader:
+    def blob_reader(self, source: BinaryIO, blob_id: str) -> BinaryIO:
         reader = sealing.open_stream(source, self.key.content_key, self._label(blob_id), f"blob {blob_id}")
         try:
             _check_id(reader.read(_ID_BYTES), blob_id)
