@@ -17,7 +17,8 @@ from archiver.config import ArchiveConfig
 from archiver.errors import ArchiveAccessError, ArchiverError
 from archiver.permissions import private_modes, warn_if_exposed
 from archiver.store import BlobBackend, open_store
-from archiver.store.envelope import envelope_for
+from archiver.store.envelope import PLAIN, envelope_for
+from archiver.store.keys import install_key_file, key_file_path, read_key_file
 from archiver.store.snapshots import SnapshotShelf, keep_snapshot
 from archiver.times import utc_now
 
@@ -64,6 +65,19 @@ def _check_directory(root: Path) -> None:
         raise ArchiveAccessError(f"archive path {root} is not a directory: check [archive] path in the config")
 
 
+def fetch_key_file(settings: ArchiveConfig) -> bool:
+    """Copy an encrypted bucket's ``keys.json`` into an archive that has none (recovery on a new machine).
+
+    False when the store holds none (a new archive: ``archiver key init`` makes it).
+    """
+    with open_store(settings, PLAIN, readonly=True) as store:
+        found = store.read_key_file() if isinstance(store, SnapshotShelf) else None
+    if found is None:
+        return False
+    install_key_file(Path(settings.path), found, str(settings.store), private_modes(settings.group_readable)[1])
+    return True
+
+
 class Archive:
     """The archive directory: ``blobs/``, the catalog (:attr:`Catalog.FILENAME`), ``locks/`` and ``index/``."""
 
@@ -74,6 +88,8 @@ class Archive:
         if not readonly:
             make_layout(settings)
         warn_if_exposed(self.root, settings.group_readable)
+        if settings.encryption and settings.store is not None and read_key_file(self.root) is None:
+            fetch_key_file(settings)  # a new machine: the bucket's copy, then the passphrase decides
         envelope = envelope_for(settings)  # a wrong passphrase fails here, before anything is opened for writing
         self.encryption_key_id = envelope.key_id  # None: the archive is not encrypted
         self.catalog = Catalog.open(self.root, readonly=readonly)
@@ -117,10 +133,12 @@ class Archive:
         """
         if not isinstance(self.store, SnapshotShelf) or self.settings.store is None:
             return None
+        if self.envelope.sealed:  # with each snapshot, so the bucket alone (and the passphrase) is enough
+            self.store.put_key_file(key_file_path(self.root).read_bytes())
         plain = self.store.temp_dir / f"catalog.{os.getpid()}.snapshot"
         try:
             write_snapshot(self.catalog, plain)
-            return keep_snapshot(self.store, plain, utc_now(), self.settings.store.snapshots_keep)
+            return keep_snapshot(self.store, plain, utc_now(), self.settings.store.snapshots_keep, self.envelope)
         finally:
             plain.unlink(missing_ok=True)
 

@@ -7,7 +7,14 @@ store and the ``zstd`` tool read::
     <prefix>blobs/<id[0:2]>/<id>                 one standard zstd frame (archiver.store.frames)
     <prefix>blobs/dict/<dict id>.zdict           a dictionary some small frames use
     <prefix>blobs/LAYOUT                         "shards: 1"
-    <prefix>snapshots/catalog-<UTC>.sqlite.zst   catalog snapshots (archiver.archive)
+    <prefix>snapshots/catalog-<UTC>.sqlite.zst   catalog snapshots (archiver.archive; ``….sealed`` when encrypted)
+    <prefix>keys.json                            an encrypted archive's key file (the data key, wrapped)
+
+With ``[archive] encryption = true`` the store is given the archive's
+:class:`~archiver.store.envelope.SealedEnvelope`: a blob's key is then
+``<prefix>blobs/<name[0:2]>/<name>`` with ``name`` the keyed HMAC of its id,
+and every blob and dictionary object is sealed (the codec applies the envelope,
+:mod:`archiver.store.frames`), so the bucket holds nothing readable.
 
 Objects are immutable: a blob is written with ``If-None-Match: *`` so that a
 second write of the same id is refused by the server (412) and counted as
@@ -45,10 +52,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from archiver.config.storage import S3Location
-from archiver.errors import ArchiverError, IntegrityError, StoreError
+from archiver.errors import ArchiveKeyError, ArchiverError, IntegrityError, StoreError
 from archiver.store import sealing
 from archiver.store.envelope import PLAIN, Envelope
 from archiver.store.frames import FrameCodec, rehash
+from archiver.store.keys import KEY_FILE_NAME
 from archiver.store.local import BlobId, StoredBlob, blob_id_of, is_blob_id, sweep_dead_writers
 from archiver.store.readback import ReadbackCache
 from archiver.store.s3_client import (
@@ -235,6 +243,11 @@ class S3Store:
             self._client.head_bucket(Bucket=self._bucket)
         except CLIENT_ERRORS as exc:
             raise self._error(exc, "open", None) from None
+        if not self.readonly and not self.envelope.sealed and self._head(self._key_file_key()) is not None:
+            raise ArchiveKeyError(
+                f"{self.location} holds an encrypted archive ({KEY_FILE_NAME}) but [archive] encryption is off: "
+                "set encryption = true and its passphrase or key_file"
+            )
 
     def _conditional_puts(self) -> bool:
         """Whether the server refuses to overwrite under ``If-None-Match: *`` (found once, at the first write).
@@ -440,6 +453,20 @@ class S3Store:
     def read_snapshot(self, name: str) -> BinaryIO:
         """A streaming reader of one snapshot's bytes."""
         return self._read_object(f"{self._prefix}snapshots/{name}")
+
+    def put_key_file(self, data: bytes) -> None:
+        """Upload ``keys.json`` (replacing the bucket's copy: after a rotation the old wrapping must not stay)."""
+        self._write_object(self._key_file_key(), data, replace=True)
+
+    def read_key_file(self) -> bytes | None:
+        try:
+            with self._read_object(self._key_file_key()) as reader:
+                return reader.read()
+        except IntegrityError:
+            return None
+
+    def _key_file_key(self) -> str:
+        return f"{self._prefix}{KEY_FILE_NAME}"
 
     def delete_snapshot(self, name: str) -> None:
         key = f"{self._prefix}snapshots/{name}"
