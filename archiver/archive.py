@@ -14,7 +14,7 @@ from pathlib import Path
 from archiver.catalog import Catalog
 from archiver.catalog.snapshot import write_snapshot
 from archiver.config import ArchiveConfig
-from archiver.errors import ArchiveAccessError, ArchiverError
+from archiver.errors import ArchiveAccessError, ArchiveKeyError, ArchiverError
 from archiver.permissions import private_modes, warn_if_exposed
 from archiver.store import BlobBackend, open_store
 from archiver.store.envelope import PLAIN, envelope_for
@@ -134,7 +134,11 @@ class Archive:
         if not isinstance(self.store, SnapshotShelf) or self.settings.store is None:
             return None
         if self.envelope.sealed:  # with each snapshot, so the bucket alone (and the passphrase) is enough
-            self.store.put_key_file(key_file_path(self.root).read_bytes())
+            try:
+                key_file = key_file_path(self.root).read_bytes()
+            except OSError as exc:
+                raise ArchiveKeyError(f"cannot read {key_file_path(self.root)}: {exc.strerror or exc}") from None
+            self.store.put_key_file(key_file)
         plain = self.store.temp_dir / f"catalog.{os.getpid()}.snapshot"
         try:
             write_snapshot(self.catalog, plain)

@@ -9,12 +9,17 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from archiver.errors import ArchiveKeyError, IntegrityError
 from archiver.store import blob_id_of, s3
+from archiver.store.envelope import PLAIN, SealedEnvelope
 from archiver.store.s3 import S3Store
+from archiver.store.snapshots import fetch_snapshot, keep_snapshot
+from tests.fixtures.sealed import make_key
 from tests.fixtures.seaweed import BUCKET, fresh_prefix, s3_location
 
 pytestmark = pytest.mark.s3
@@ -77,3 +82,33 @@ def test_a_damaged_object_under_a_blobs_name_is_replaced_not_trusted(seaweed, tm
             assert not store.put_batch([raw])[0].written  # sound now: left alone
     finally:
         client.close()
+
+
+def test_a_sealed_snapshot_opens_only_with_the_key_and_under_its_own_name(seaweed, tmp_path: Path) -> None:
+    """An encrypted archive's catalog snapshot leaves the machine sealed; it reads back whole with the key, is
+    refused without it, and a snapshot copied under another name does not open."""
+    prefix = fresh_prefix("sealedsnap")
+    envelope = SealedEnvelope(make_key(tmp_path))
+    catalog = tmp_path / "catalog.copy"
+    catalog.write_bytes(b"SQLite format 3\x00" + b"Subject: Heron acquisition\n" * 5000)
+    at = datetime(2026, 12, 3, 18, 30, tzinfo=UTC)
+    with S3Store(s3_location(seaweed, prefix), tmp_path, envelope=envelope) as store:
+        name = keep_snapshot(store, catalog, at, 3, envelope)
+        assert name.endswith(".sqlite.zst.sealed") and store.snapshot_names() == [name]
+        with store.read_snapshot(name) as stored:
+            assert b"Heron" not in stored.read()
+        fetch_snapshot(store, name, tmp_path / "back", envelope)
+        assert (tmp_path / "back").read_bytes() == catalog.read_bytes()
+        with pytest.raises(ArchiveKeyError, match="encrypted"):
+            fetch_snapshot(store, name, tmp_path / "plain", PLAIN)
+        with store.read_snapshot(name) as stored:  # the same bytes under a later snapshot's name
+            store.put_snapshot(name.replace("2026", "2027"), _spooled(tmp_path, stored.read()))
+        with pytest.raises(IntegrityError):
+            fetch_snapshot(store, name.replace("2026", "2027"), tmp_path / "swapped", envelope)
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+def _spooled(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "spooled"
+    path.write_bytes(data)
+    return path
