@@ -1,9 +1,12 @@
 """What a backend writes around a compressed frame, and the name it stores a blob under.
 
 Every backend keeps its blobs through an :class:`Envelope`, in exactly two
-places: :meth:`Envelope.object_name` (the blob id → the object's name) and the
-``seal_*``/``open_*``/``*_writer``/``*_reader`` methods (the bytes around the
-zstd frame and around a dictionary).  :data:`PLAIN` changes nothing: the object
+places: :meth:`Envelope.object_name` (the blob id → the object's name, asked by
+the backend) and the ``seal_*``/``open_*``/``*_writer``/``*_reader`` methods
+(the bytes around the zstd frame and around a dictionary, applied by the
+backend's :class:`~archiver.store.frames.FrameCodec`).  A backend is given the
+envelope when it is opened, and hands it on through its ``opener()`` (index
+worker processes never ask for the passphrase).  :data:`PLAIN` changes nothing: the object
 is the frame, named by the blob id (the format in :mod:`archiver.store.local`).
 :class:`SealedEnvelope` (``[archive] encryption = true``, docs/encryption.md)
 stores each blob as one sealed stream (:mod:`archiver.store.sealing`) of::

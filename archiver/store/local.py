@@ -45,9 +45,9 @@ know yet (found again by hash on the next run, never rewritten).
 With ``[archive] encryption = true`` the store is given a
 :class:`~archiver.store.envelope.SealedEnvelope`: each file under
 ``blobs/<name[0:2]>/<name>`` is then the sealed frame, ``name`` a keyed hash
-of the id, and dictionaries are sealed too (docs/encryption.md).  The
-envelope is used in two places only: :meth:`BlobStore._final_name` (the name)
-and where a frame or dictionary is written or read.
+of the id, and dictionaries are sealed too (docs/encryption.md).  The store
+uses the envelope for names only (:meth:`BlobStore._final_name`); its
+:class:`~archiver.store.frames.FrameCodec` seals and opens the bytes.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ files), which the writer's :meth:`~archiver.store.s3.S3Store.opener` hands
 them.  The writer removes its files when it closes; a writer that died leaves
 them to the spool sweep (the names carry its pid: ``cache.<pid>.<token>.<blob id>``).
 
-The cached bytes are the frame the store holds, so a read through the cache is
-the read a download would give (``get(verify=True)`` still re-hashes it).
+The cached bytes are the object the store holds (sealed, in an encrypted
+archive), so a read through the cache is the read a download would give
+(``get(verify=True)`` still re-hashes it) and leaves nothing readable on disk.
 """
 
 from __future__ import annotations

@@ -121,21 +121,22 @@ def test_an_encrypted_s3_backup_shows_nothing_in_the_bucket_and_restores_byte_ex
     assert Counter(hashlib.sha256(p.read_bytes()).hexdigest() for p in exported.rglob("*.eml")) == on_server
 
 
-def test_a_plain_config_cannot_write_into_an_encrypted_bucket(
+def test_the_bucket_keeps_the_rotated_key_file_and_a_plain_config_cannot_write_into_it(
     dovecot, seaweed, mail_user: MailUser, tmp_path: Path, config_file: Callable[..., Path], cli: Cli
 ) -> None:
     dovecot.append(mail_user.name, "INBOX", secret_mail(1))
     prefix = fresh_prefix("mixed")
     passphrase = write_passphrase(tmp_path / "passphrase")
-    _ok(
-        cli(
-            config_file(
-                account_toml(dovecot, mail_user), s3_archive_toml(seaweed, prefix) + encryption_toml(passphrase)
-            ),
-            "key",
-            "init",
-        )
-    )
+    archive_toml = s3_archive_toml(seaweed, prefix) + encryption_toml(passphrase)
+    sealed = config_file(account_toml(dovecot, mail_user), archive_toml)
+    _ok(cli(sealed, "key", "init"))
+    assert _bucket_key_file(seaweed, prefix) == (tmp_path / "archive" / "keys.json").read_bytes()
+    new = write_passphrase(tmp_path / "new-passphrase", "a new passphrase, long enough")
+    _ok(cli(sealed, "key", "rotate", "--new-passphrase-file", str(new)))
+    assert _bucket_key_file(seaweed, prefix) == (tmp_path / "archive" / "keys.json").read_bytes()  # old wrapping gone
+    (tmp_path / "elsewhere").mkdir()
+    twice = cli(write_config(tmp_path / "elsewhere", "", archive_toml), "key", "init")
+    assert twice.returncode != 0 and "already holds an encrypted archive" in twice.stderr, twice.stderr
     before = object_keys(seaweed, prefix)
     (tmp_path / "other").mkdir()
     plain = write_config(tmp_path / "other", account_toml(dovecot, mail_user), s3_archive_toml(seaweed, prefix))
@@ -143,6 +144,14 @@ def test_a_plain_config_cannot_write_into_an_encrypted_bucket(
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "encryption is off" in refused.stderr, refused.stderr
     assert object_keys(seaweed, prefix) == before
+
+
+def _bucket_key_file(seaweed, prefix: str) -> bytes:  # type: ignore[no-untyped-def]
+    client = seaweed.client()
+    try:
+        return client.get_object(Bucket=BUCKET, Key=f"{prefix}keys.json")["Body"].read()
+    finally:
+        client.close()
 
 
 def _ok(result) -> str:  # type: ignore[no-untyped-def]
