@@ -6,16 +6,21 @@ import contextlib
 import errno
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from archiver.catalog import Catalog
+from archiver.catalog.snapshot import write_snapshot
 from archiver.config import ArchiveConfig
-from archiver.errors import ArchiveAccessError, ArchiverError
+from archiver.errors import ArchiveAccessError, ArchiveKeyError, ArchiverError
 from archiver.permissions import private_modes, warn_if_exposed
-from archiver.store import BlobBackend, BlobStore
-from archiver.store.envelope import envelope_for
+from archiver.store import BlobBackend, open_store
+from archiver.store.envelope import PLAIN, envelope_for
+from archiver.store.keys import install_key_file, key_file_path, read_key_file
+from archiver.store.snapshots import SnapshotShelf, keep_snapshot
+from archiver.times import utc_now
 
 
 def index_root(archive_root: Path) -> Path:
@@ -60,6 +65,19 @@ def _check_directory(root: Path) -> None:
         raise ArchiveAccessError(f"archive path {root} is not a directory: check [archive] path in the config")
 
 
+def fetch_key_file(settings: ArchiveConfig) -> bool:
+    """Copy an encrypted bucket's ``keys.json`` into an archive that has none (recovery on a new machine).
+
+    False when the store holds none (a new archive: ``archiver key init`` makes it).
+    """
+    with open_store(settings, PLAIN, readonly=True) as store:
+        found = store.read_key_file() if isinstance(store, SnapshotShelf) else None
+    if found is None:
+        return False
+    install_key_file(Path(settings.path), found, str(settings.store), private_modes(settings.group_readable)[1])
+    return True
+
+
 class Archive:
     """The archive directory: ``blobs/``, the catalog (:attr:`Catalog.FILENAME`), ``locks/`` and ``index/``."""
 
@@ -70,10 +88,30 @@ class Archive:
         if not readonly:
             make_layout(settings)
         warn_if_exposed(self.root, settings.group_readable)
+        if settings.encryption and settings.store is not None and read_key_file(self.root) is None:
+            fetch_key_file(settings)  # a new machine: the bucket's copy, then the passphrase decides
         envelope = envelope_for(settings)  # a wrong passphrase fails here, before anything is opened for writing
         self.encryption_key_id = envelope.key_id  # None: the archive is not encrypted
         self.catalog = Catalog.open(self.root, readonly=readonly)
-        self.store: BlobBackend = BlobStore(self.root, compression_level=settings.compression_level, envelope=envelope)
+        self.envelope = envelope
+        self._readonly = readonly
+        self._store: BlobBackend | None = None
+        self._store_lock = threading.Lock()
+        if settings.store is None:  # the local disk: opened now, as it always was (cheap; checks the directory)
+            try:
+                self._store = open_store(settings, envelope, readonly=readonly)
+            except BaseException:
+                self.catalog.close()
+                raise
+
+    @property
+    def store(self) -> BlobBackend:
+        """The blob store; an object store is reached on first use, so ``status`` and ``ls`` work while it is down."""
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = open_store(self.settings, self.envelope, readonly=self._readonly)
+        return self._store
 
     @classmethod
     def for_reading(cls, settings: ArchiveConfig) -> Archive:
@@ -87,8 +125,30 @@ class Archive:
         writable = os.access(root, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
         return cls(settings, readonly=root.is_dir() and not writable)
 
+    def keep_catalog_snapshot(self) -> str | None:
+        """Copy the catalog, consistently, into the blob store (the newest ``snapshots_keep`` are kept there).
+
+        After a run, so that the store alone is enough to rebuild the archive.
+        None when the store keeps no snapshots (the local disk: the catalog is right there).
+        """
+        if not isinstance(self.store, SnapshotShelf) or self.settings.store is None:
+            return None
+        if self.envelope.sealed:  # with each snapshot, so the bucket alone (and the passphrase) is enough
+            try:
+                key_file = key_file_path(self.root).read_bytes()
+            except OSError as exc:
+                raise ArchiveKeyError(f"cannot read {key_file_path(self.root)}: {exc.strerror or exc}") from None
+            self.store.put_key_file(key_file)
+        plain = self.store.temp_dir / f"catalog.{os.getpid()}.snapshot"
+        try:
+            write_snapshot(self.catalog, plain)
+            return keep_snapshot(self.store, plain, utc_now(), self.settings.store.snapshots_keep, self.envelope)
+        finally:
+            plain.unlink(missing_ok=True)
+
     def close(self) -> None:
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
         self.catalog.close()
 
     def __enter__(self) -> Archive:

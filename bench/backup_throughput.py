@@ -16,12 +16,16 @@ split into its backup phase and the index update), ``--no-index`` the backup alo
 With ``--encrypt`` it then times first backups (``--wait-index``) into a plain and an
 encrypted archive (``[archive] encryption = true``, a passphrase) alternately, ``--rounds``
 times each on the same mailbox, and prints the best of each and their ratio.
+With ``--store s3`` the same backup (and its re-run) also goes into an S3 store on a
+private SeaweedFS started for the purpose (and, with ``--encrypt``, into an encrypted
+one too), and the S3/local wall-time ratios are printed.
 All three talk plain IMAP on loopback so the comparison is about the work, not about TLS.  Prints messages/s, MB/s, the
 ratios c/a and c/b, peak RSS, stored/raw bytes (and ``tar | gzip -6`` of the
 server's Maildir for reference).
 
     python bench/backup_throughput.py --messages 10000 --messages 1000
     python bench/backup_throughput.py --messages 2000 --encrypt --rounds 3
+    python bench/backup_throughput.py --messages 10000 --store s3 --encrypt --rounds 1
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from measure import follow_detached, run_child, tree_bytes
 
 from archiver.devtools.sample_mail import generate_mailbox
 from archiver.devtools.sandbox import DovecotSandbox
+from archiver.devtools.seaweed import BUCKET, SeaweedSandbox
 from archiver.index.writer import open_live
 from archiver.sources.imap import quiet_protocol_trace
 from archiver.store.keys import create_key_file, passphrase_secret
@@ -66,6 +71,10 @@ def raw_fetch_floor(sandbox: DovecotSandbox) -> tuple[float, int]:
 
 def write_config(sandbox: DovecotSandbox, work: Path) -> Path:
     return measure.write_config(work, "imap", sandbox.imap_port, USER, PASSWORD)
+
+
+#: How the timed backups treat the search index: the --index mode of the command line.
+INDEX_OPTION = {"none": "--no-index", "wait": "--wait-index", "background": "--background-index"}
 
 
 def first_backup(sandbox: DovecotSandbox, work: Path, encrypted: bool) -> dict:
@@ -118,6 +127,46 @@ def compare_encryption(sandbox: DovecotSandbox, work: Path, rounds: int) -> dict
     }
 
 
+def s3_backup(sandbox: DovecotSandbox, work: Path, index: str, encrypted: bool) -> dict:
+    """The same backup into an S3 store (a private SeaweedFS on loopback; sealed if ``encrypted``), and its re-run."""
+    work.mkdir()
+    with SeaweedSandbox(work / "seaweed") as weed:
+        store = (
+            f'store = "s3://{BUCKET}/bench/"\nendpoint = "{weed.endpoint}"\n'
+            f'access_key_id = "{weed.access_key}"\nsecret_access_key = "{weed.secret_key}"\n'
+        )
+        if encrypted:
+            passphrase = work / "passphrase"
+            passphrase.write_text("a benchmark passphrase, long enough\n")
+            passphrase.chmod(0o600)
+            store += f'encryption = true\npassphrase_file = "{passphrase}"\n'
+        config = measure.write_config(work, "imap", sandbox.imap_port, USER, PASSWORD, archive_extra=store)
+        head = [sys.executable, "-m", "archiver", "--config", str(config)]
+        if encrypted:
+            subprocess.run([*head, "key", "init"], check=True, capture_output=True)
+        command = [*head, "backup", "--json", INDEX_OPTION[index]]
+        elapsed, rss, result = run_child(command)
+        report = json.loads(result.stdout)[0] if result.returncode == 0 else {}
+        again_s, _, again = run_child(command)
+        client = weed.client()
+        stored = sum(
+            item["Size"]
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="bench/blobs/")
+            for item in page.get("Contents", ())
+        )
+        client.close()
+    return {
+        "s3_s": round(elapsed, 2),
+        "s3_backup_phase_s": report.get("seconds"),
+        "s3_index_phase_s": report.get("index_seconds"),
+        "s3_peak_rss_MB": round(rss / 1024, 1),
+        "s3_no_change_rerun_s": round(again_s, 3),
+        "s3_messages_new": report.get("messages_new"),
+        "s3_stored_bytes": stored,
+        "s3_ok": result.returncode == 0 and again.returncode == 0,
+    }
+
+
 def gzip_ratio(maildir: Path, raw: int) -> float:
     tar = subprocess.Popen(["tar", "-C", str(maildir), "-cf", "-", "."], stdout=subprocess.PIPE)
     gz = subprocess.run(["gzip", "-6"], stdin=tar.stdout, capture_output=True)
@@ -125,7 +174,7 @@ def gzip_ratio(maildir: Path, raw: int) -> float:
     return len(gz.stdout) / raw
 
 
-def bench_one(count: int, seed: int, index: str = "background", encrypt_rounds: int = 0) -> dict:
+def bench_one(count: int, seed: int, index: str = "background", encrypt_rounds: int = 0, store: str = "local") -> dict:
     with tempfile.TemporaryDirectory(prefix="archiver-bench-") as tmp:
         work = Path(tmp)
         with DovecotSandbox(work / "dovecot") as sandbox:
@@ -139,7 +188,7 @@ def bench_one(count: int, seed: int, index: str = "background", encrypt_rounds: 
             config = write_config(sandbox, work)
             command = [sys.executable, "-m", "archiver", "--config", str(config), "backup", "--json"]
             # "none": the backup alone (its memory is what "bounded by the batch" is about)
-            command.append({"none": "--no-index", "wait": "--wait-index", "background": "--background-index"}[index])
+            command.append(INDEX_OPTION[index])
             peaks: dict = {}
             full_s, full_rss, result = run_child(command, peaks=peaks)
             report = json.loads(result.stdout)[0] if result.returncode == 0 else {}
@@ -152,6 +201,12 @@ def bench_one(count: int, seed: int, index: str = "background", encrypt_rounds: 
             segments = len(live._segments()) if live is not None else 0
             ratio_gzip = gzip_ratio(sandbox.maildir(USER), tree_bytes(sandbox.maildir(USER)))
             encryption = compare_encryption(sandbox, work, encrypt_rounds) if encrypt_rounds else {}
+            s3 = s3_backup(sandbox, work / "s3", index, encrypted=False) if store == "s3" else {}
+            s3_sealed = (
+                s3_backup(sandbox, work / "s3-sealed", index, encrypted=True)
+                if store == "s3" and encrypt_rounds
+                else {}
+            )
     mb = raw_bytes / 1e6
     out = {
         "messages": count,
@@ -181,6 +236,15 @@ def bench_one(count: int, seed: int, index: str = "background", encrypt_rounds: 
         "rerun_peak_rss_MB": round(again_rss / 1024, 1),
     }
     out |= {f"encryption_{key}": value for key, value in encryption.items()}
+    if s3:
+        out |= s3 | {
+            "ratio_s3_over_local": round(s3["s3_s"] / full_s, 2),
+            "ratio_s3_backup_phase_over_local": round((s3["s3_backup_phase_s"] or 0) / (report.get("seconds") or 1), 2),
+        }
+    if s3_sealed:
+        out |= {f"sealed_{key}": value for key, value in s3_sealed.items()} | {
+            "ratio_s3_sealed_over_s3": round(s3_sealed["s3_s"] / s3["s3_s"], 3),
+        }
     if mbsync:
         out |= {
             "mbsync_s": round(mbsync[0], 2),
@@ -206,10 +270,14 @@ def main() -> None:
         "--encrypt", action="store_true", help="also compare first backups into a plain and an encrypted archive"
     )
     parser.add_argument("--rounds", type=int, default=3, help="with --encrypt: backups of each kind (best counts)")
+    parser.add_argument(
+        "--store", choices=("local", "s3"), default="local", help="s3: also back up into SeaweedFS and compare"
+    )
     args = parser.parse_args()
     index = "none" if args.no_index else "wait" if args.wait_index else "background"
     for count in args.messages or [1000, 10000]:
-        result = bench_one(count, args.seed, index=index, encrypt_rounds=args.rounds if args.encrypt else 0)
+        rounds = args.rounds if args.encrypt else 0
+        result = bench_one(count, args.seed, index=index, encrypt_rounds=rounds, store=args.store)
         print(json.dumps(result))
         sys.stdout.flush()
 

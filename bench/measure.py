@@ -149,7 +149,8 @@ def write_config(
 ) -> Path:
     """``work/archiver.toml``: an archive in ``work/archive`` and one plain-text account "bench" on loopback.
 
-    ``extra`` goes into the account's table, ``archive_extra`` into ``[archive]``.
+    ``archive_extra``: more ``[archive]`` keys (``store = "s3://…"``, ``encryption = true``); ``extra``: more keys
+    of the account.
     """
     path = work / "archiver.toml"
     path.write_text(f"""[archive]

@@ -20,6 +20,7 @@ from flask import Flask
 
 from archiver.archive import Archive
 from archiver.devtools.sandbox import DovecotSandbox
+from archiver.devtools.seaweed import SeaweedSandbox
 from tests.fixtures.archives import ArchiveTarget, OpenArchive, archive_at
 from tests.fixtures.cli import Cli
 from tests.fixtures.config import ARCHIVE_NAME, write_config
@@ -27,6 +28,7 @@ from tests.fixtures.corpus import CORPUS_DIR
 from tests.fixtures.hostile_servers import ImapScript, Pop3Script, Running
 from tests.fixtures.mail_server import MailUser
 from tests.fixtures.oauth_server import OAuthServer
+from tests.fixtures.seaweed import needs_weed
 from tests.fixtures.web import WEB_USERS
 from tests.fixtures.webdata import add_messages, message, web_config
 from tests.fixtures.workers import mark_session, wait_for_workers
@@ -36,6 +38,7 @@ MARKERS = {
     "integration": "talks to a real Dovecot started by the test fixture",
     "browser": "drives a real headless Chromium",
     "slow": "takes more than a few seconds (kill trials, big mailboxes)",
+    "s3": "talks to a real SeaweedFS (S3) started by the test fixture",
 }
 _user_numbers = itertools.count(1)
 
@@ -77,6 +80,21 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotSandbox
         yield sandbox
     finally:
         sandbox.close()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedSandbox]:
+    """One SeaweedFS (S3) for the whole session, stopped by pid; skipped where ``weed`` is not installed.
+
+    Tests share its bucket, each under a prefix of its own (tests/fixtures/seaweed.py).
+    """
+    needs_weed()
+    sandbox = SeaweedSandbox(tmp_path_factory.mktemp("seaweed"))
+    try:
+        sandbox.start()
+        yield sandbox
+    finally:
+        sandbox.stop()
 
 
 @pytest.fixture

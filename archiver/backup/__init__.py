@@ -15,6 +15,7 @@ from archiver.backup.indexing import IndexOutcome, update_search_index
 from archiver.backup.pop3 import Pop3Backup
 from archiver.backup.report import FolderOutcome, RunReport
 from archiver.backup.runner import RunFactory, run_account
+from archiver.backup.snapshot import snapshot_after_run
 from archiver.config import AccountConfig, Config
 from archiver.progress import Progress
 
@@ -47,5 +48,6 @@ __all__ = [
     "Progress",
     "RunReport",
     "run_backup",
+    "snapshot_after_run",
     "update_search_index",
 ]

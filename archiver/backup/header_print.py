@@ -32,7 +32,7 @@ from archiver.backup.fingerprint import instant, message_id_of
 from archiver.catalog import Catalog
 from archiver.errors import ArchiverError
 from archiver.sources.imap import MessageStub
-from archiver.store.local import BlobStore
+from archiver.store import BlobBackend
 
 log = logging.getLogger("archiver.sync")
 
@@ -74,7 +74,7 @@ def candidates(catalog: Catalog, account_id: int, sizes: Iterable[int]) -> dict[
     return found
 
 
-def stored_prefix(store: BlobStore, blob_id: str, length: int) -> bytes | None:
+def stored_prefix(store: BlobBackend, blob_id: str, length: int) -> bytes | None:
     """The first ``length`` bytes of a stored blob (streamed: the rest is never decompressed); None if unreadable."""
     try:
         with store.open(blob_id) as reader:
@@ -96,7 +96,7 @@ def match_by_header(
     stubs: dict[int, MessageStub],
     catalog: Catalog,
     account_id: int,
-    store: BlobStore,
+    store: BlobBackend,
     fetch_headers: Callable[[list[int]], dict[int, bytes]],
 ) -> HeaderLook:
     """{uid: blob id} for the stubs without a Message-ID that are, header byte for byte, one archived message.

@@ -31,16 +31,16 @@ from archiver.mail.headers import summarize_headers
 from archiver.progress import Progress
 from archiver.sources.model import FetchedMessage
 from archiver.sources.spool import SpooledBody
-from archiver.store.local import BlobStore, StoredBlob
+from archiver.store import BlobBackend, StoredBlob
 
 log = logging.getLogger("archiver.pipeline")
 
 
-def store_messages(store: BlobStore, messages: Sequence[FetchedMessage]) -> list[StoredBlob]:
+def store_messages(store: BlobBackend, messages: Sequence[FetchedMessage]) -> list[StoredBlob]:
     """Every message's blob made durable; one result per message, in order.
 
-    Messages in memory go through :meth:`BlobStore.put_batch` together; spooled ones
-    (over the spool threshold) one by one through :meth:`BlobStore.put_file`, streaming.
+    Messages in memory go through :meth:`BlobBackend.put_batch` together; spooled ones
+    (over the spool threshold) one by one through :meth:`BlobBackend.put_file`, streaming.
     """
     in_memory = [m.raw for m in messages if isinstance(m.raw, bytes)]
     batch = iter(store.put_batch(in_memory) if in_memory else [])

@@ -18,7 +18,7 @@ from archiver.backup.header_print import match_by_header
 from archiver.catalog import Adoption, Catalog, FolderRecord
 from archiver.catalog.labels import blobs_by_gm_msgid
 from archiver.sources.imap import ImapSource, MessageStub
-from archiver.store.local import BlobStore
+from archiver.store import BlobBackend
 
 log = logging.getLogger("archiver.sync")
 
@@ -68,7 +68,7 @@ def spread(uids: Sequence[int], count: int) -> list[int]:
 def adopt_known(
     source: ImapSource,
     catalog: Catalog,
-    store: BlobStore,
+    store: BlobBackend,
     account_id: int,
     run_id: int,
     folder: FolderRecord,
@@ -109,7 +109,7 @@ def adopt_known(
 
 
 def _matches(
-    source: ImapSource, catalog: Catalog, store: BlobStore, account_id: int, stubs: dict[int, MessageStub]
+    source: ImapSource, catalog: Catalog, store: BlobBackend, account_id: int, stubs: dict[int, MessageStub]
 ) -> tuple[dict[int, str], int]:
     """({uid: blob id} of the stubs that are messages the account already has, whole-header bytes fetched)."""
     is_gmail = source.is_gmail

@@ -38,6 +38,7 @@ from archiver.backup.faults import (
 from archiver.backup.indexing import compact_quietly, update_search_index
 from archiver.backup.pipeline import StorePipeline
 from archiver.backup.report import FolderOutcome, RunReport
+from archiver.backup.snapshot import snapshot_after_run
 from archiver.backup.throttle import ThrottleBackoff
 from archiver.catalog import FolderRecord
 from archiver.config import AccountConfig, Config
@@ -347,13 +348,15 @@ def run_account(
             account_id = archive.catalog.ensure_account(account.name, account.protocol)
             report.run_id = archive.catalog.start_run(account_id)
             _run_source(archive, account, account_id, source_run, report, progress)
-            if index and not report.archive_failed:
+            if index and not report.archive_failed:  # a run on its own (the daemon, the web UI)
                 outcome = update_search_index(archive, report.run_id, config.index.memory_mb)
-                if outcome.error:  # the mail is safe, but not searchable: not a plain success
-                    report.problems.append(outcome.error)
-                    report.status = "partial" if report.status == "ok" else report.status
-                elif outcome.indexed:
+                if outcome.error is None and outcome.indexed:
                     compact_quietly(archive, config.index.memory_mb, COMPACT_SECONDS)
+                # Either failing leaves the mail safe, but unsearchable or not offsite yet: not a plain success.
+                for problem in (outcome.error, snapshot_after_run(archive)):
+                    if problem:
+                        report.problems.append(problem)
+                        report.status = "partial" if report.status == "ok" else report.status
             run = archive.catalog.run(report.run_id)
             report.messages_new = run["messages_new"]
             report.blobs_new = run["blobs_new"]

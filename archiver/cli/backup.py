@@ -8,7 +8,7 @@ import time
 import click
 
 from archiver.archive import Archive
-from archiver.backup import IndexOutcome, run_backup, update_search_index
+from archiver.backup import IndexOutcome, run_backup, snapshot_after_run, update_search_index
 from archiver.backup.background import start_worker, wait_for_worker
 from archiver.cli._common import accounts_option, emit_json, human_bytes, json_option, with_archive
 from archiver.config import AccountConfig, Config
@@ -87,6 +87,8 @@ def backup(
             }
         else:
             index_keys = _index_in_background(config, archive, indexed_run, as_json)
+    if reports and not archive_failed and (snapshot_problem := snapshot_after_run(archive)):
+        problems.append(snapshot_problem)
     if as_json:
         emit_json([{**r.as_dict(), **index_keys} for r in reports])
     for line in problems:

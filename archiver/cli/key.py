@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from archiver.archive import make_layout
+from archiver.archive import fetch_key_file, make_layout
 from archiver.cli._common import emit_json, json_option
 from archiver.config import ArchiveConfig, PasswordSource
 from archiver.errors import ArchiveKeyError, ConfigError
 from archiver.permissions import private_modes
-from archiver.store import BlobStore
-from archiver.store.envelope import SealedEnvelope
+from archiver.store import BlobStore, open_store
+from archiver.store.envelope import PLAIN, SealedEnvelope
 from archiver.store.keys import (
     KEY_FILE_NAME,
     KeySecret,
@@ -28,6 +28,7 @@ from archiver.store.keys import (
     secret_from_config,
     unlock,
 )
+from archiver.store.snapshots import SnapshotShelf
 
 BACKUP_ADVICE = "keep a copy of it, and of the passphrase or key file, away from the archive: both are needed"
 
@@ -58,7 +59,9 @@ def init(ctx: click.Context, generate_key_file: bool) -> None:
     root = Path(settings.path)
     if read_key_file(root) is not None:
         raise ArchiveKeyError(f"{key_file_path(root)} exists already: this archive has its key (see key rotate)")
-    if (root / "blobs").is_dir():
+    if settings.store is not None:
+        _check_bucket_is_new(settings)
+    elif (root / "blobs").is_dir():
         with BlobStore(root, workers=1) as plain:
             if next(iter(plain.iter_ids()), None) is not None:
                 raise ArchiveKeyError(
@@ -74,7 +77,33 @@ def init(ctx: click.Context, generate_key_file: bool) -> None:
     make_layout(settings)
     archive_key = create_key_file(root, secret, file_mode=private_modes(settings.group_readable)[1])
     click.echo(f"created {key_file_path(root)} (key {archive_key.key_id}, unlocked by {secret.origin})")
+    _upload_key_file(settings, SealedEnvelope(archive_key))
     click.echo(f"{KEY_FILE_NAME}: {BACKUP_ADVICE}")
+
+
+def _check_bucket_is_new(settings: ArchiveConfig) -> None:
+    """``key init`` for an S3 store: refused when the bucket holds a key already or unencrypted blobs."""
+    with open_store(settings, PLAIN, readonly=True) as store:
+        if isinstance(store, SnapshotShelf) and store.read_key_file() is not None:
+            raise ArchiveKeyError(
+                f"{settings.store} already holds an encrypted archive's {KEY_FILE_NAME}: the next command fetches it "
+                "(archiver key check), and its passphrase or key file opens it"
+            )
+        if next(iter(store.iter_ids()), None) is not None:
+            raise ArchiveKeyError(
+                f"{settings.store} already holds unencrypted blobs: encryption is chosen when an archive is made. "
+                "Use a new prefix for the encrypted archive (docs/encryption.md, 'An existing archive')"
+            )
+
+
+def _upload_key_file(settings: ArchiveConfig, envelope: SealedEnvelope) -> None:
+    """An S3 store gets a copy of ``keys.json`` at once (and with every snapshot): the bucket alone must be enough."""
+    if settings.store is None:
+        return
+    with open_store(settings, envelope) as store:
+        if isinstance(store, SnapshotShelf):
+            store.put_key_file(key_file_path(Path(settings.path)).read_bytes())
+            click.echo(f"copied {KEY_FILE_NAME} to {settings.store}")
 
 
 def generate_key_file_at(path: Path) -> None:
@@ -89,11 +118,14 @@ def check(ctx: click.Context, as_json: bool) -> None:
     """Check that the configured passphrase or key file opens the archive's key and its blobs."""
     settings = _encrypted_settings(ctx)
     root = Path(settings.path)
+    if settings.store is not None and read_key_file(root) is None:
+        make_layout(settings)
+        fetch_key_file(settings)  # a new machine: the bucket's copy
     secret = secret_from_config(settings)
     archive_key = unlock(root, secret)
     data = read_key_file(root) or {}
     sampled = opened = 0
-    with BlobStore(root, workers=1, envelope=SealedEnvelope(archive_key)) as store:
+    with open_store(settings, SealedEnvelope(archive_key), readonly=True) as store:
         for blob_id in store.iter_ids():  # objects that do not open are logged and skipped by iter_ids
             sampled += 1
             opened += store.check(blob_id) is None
@@ -156,6 +188,7 @@ def rotate_command(
     check_new_secret(new)
     archive_key = rotate(root, old, new, file_mode=private_modes(settings.group_readable)[1])
     click.echo(f"{key_file_path(root)}: key {archive_key.key_id} is now unlocked by {new.origin} only")
+    _upload_key_file(settings, SealedEnvelope(archive_key))
     click.echo("now point [archive] at it (passphrase_file, passphrase_env, … or key_file) before the next run")
     click.echo(f"{KEY_FILE_NAME} changed: {BACKUP_ADVICE}")
 

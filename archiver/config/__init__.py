@@ -5,6 +5,7 @@
 * :mod:`archiver.config.load`: finding the file and reading each table into the model;
 * :mod:`archiver.config.secrets`: :class:`PasswordSource` and bounded reads of secret files and commands;
 * :mod:`archiver.config.oauth`: the OAuth2 keys of an account and the token source they describe.
+* :mod:`archiver.config.storage`: ``[archive] store = "s3://…"``, where the blobs live and how to log in there;
 * :mod:`archiver.config.provider`: ``provider = "NAME"``, a preset's defaults for an account's keys;
 * :mod:`archiver.config.append`: appending an ``[[accounts]]`` table to the file, as text (``archiver account add``).
 
@@ -36,6 +37,7 @@ from archiver.config.model import (
 )
 from archiver.config.oauth import OAuthConfig
 from archiver.config.secrets import PASSWORD_KEYS, PasswordSource
+from archiver.config.storage import S3Location
 
 __all__ = [
     "ARRAY_TABLES",
@@ -58,6 +60,7 @@ __all__ = [
     "MetricsConfig",
     "OAuthConfig",
     "PasswordSource",
+    "S3Location",
     "SchedulerConfig",
     "WebConfig",
     "WebUser",

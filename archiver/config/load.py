@@ -54,6 +54,7 @@ from archiver.config.provider import check_preset_auth, provider_endpoint, provi
 from archiver.config.reader import Schema, Table
 from archiver.config.schedule import parse_duration, parse_schedule
 from archiver.config.secrets import PASSPHRASE_KEYS, PASSWORD_KEYS, PasswordSource, read_password_keys
+from archiver.config.storage import read_store_location
 from archiver.errors import ConfigError
 from archiver.logs import register_secret
 from archiver.oauth.providers import default_scopes
@@ -170,6 +171,7 @@ def _read_archive(table: Table) -> ArchiveConfig:
         group_readable=table.boolean("group_readable", False),
         max_message_bytes=table.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, low=1024),
         **_read_encryption(table),
+        store=read_store_location(table),
     )
 
 

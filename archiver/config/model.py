@@ -17,6 +17,7 @@ from pathlib import Path
 
 from archiver.config.oauth import OAUTH_KEYS, OAuthConfig
 from archiver.config.secrets import PASSPHRASE_KEYS, PASSWORD_KEYS, PasswordSource
+from archiver.config.storage import STORE_KEYS, S3Location
 from archiver.errors import ConfigError
 
 PROTOCOLS = ("imap", "pop3", "local")
@@ -35,6 +36,7 @@ KEYS_BY_TABLE: dict[str, tuple[str, ...]] = {
         "path", "compression_level", "batch_bytes", "batch_messages", "max_run_time", "reconnect_attempts",
         "throttle_patience", "group_readable", "max_message_bytes",
         "encryption", *PASSPHRASE_KEYS, "key_file",  # archiver.store.keys
+        *STORE_KEYS,  # archiver.config.storage: blobs in an S3-compatible object store
     ),
     "accounts": (
         "name", "protocol", "host", "port", "security", "username", *PASSWORD_KEYS,
@@ -125,6 +127,8 @@ class ArchiveConfig:
     encryption: bool = False
     passphrase: PasswordSource | None = None
     key_file: Path | None = None
+    # Where the blobs live: None is the local disk under ``path``; else a bucket (the catalog and index stay local).
+    store: S3Location | None = None
 
 
 @dataclass(frozen=True)

@@ -90,8 +90,9 @@ class PasswordSource:
         return secret
 
     def _where(self) -> str:
-        key = self.key or "password"
-        return f"account {self.account!r}: {key}" if self.account else key
+        if not self.account:  # a secret of no account (the archive's passphrase, the object store's keys)
+            return self.key or "secret"
+        return f"account {self.account!r}: {self.key or 'password'}"
 
     def _from_file(self) -> str:
         from archiver.secret_io import read_secret_file  # subprocess and selectors: only once a secret is read

@@ -26,7 +26,7 @@ from archiver.index.analysis import fold
 from archiver.index.documents import CatalogMessage, build_document, placement_digest
 from archiver.index.hint import SCHEMA_VERSION
 from archiver.index.values import STATE_ID
-from archiver.store import BlobStore
+from archiver.store import BlobBackend
 
 log = logging.getLogger("archiver.index")
 
@@ -99,7 +99,7 @@ def catalog_messages(catalog: Catalog, rows: Sequence) -> list[CatalogMessage]:
     ]
 
 
-def document_for(store: BlobStore, message: CatalogMessage) -> tuple[dict, list[str]]:
+def document_for(store: BlobBackend, message: CatalogMessage) -> tuple[dict, list[str]]:
     """The document of one catalog message; a blob that cannot be read still gets one (placements only)."""
     try:
         raw = _read_for_index(store, message)
@@ -114,7 +114,7 @@ def document_for(store: BlobStore, message: CatalogMessage) -> tuple[dict, list[
     return build_document(message, raw)
 
 
-def _read_for_index(store: BlobStore, message: CatalogMessage) -> bytes:
+def _read_for_index(store: BlobBackend, message: CatalogMessage) -> bytes:
     """The message's bytes, or their first :data:`READ_LIMIT` bytes when it is bigger (streamed, not inflated whole)."""
     if message.size <= READ_LIMIT:
         return store.get(message.blob_id, verify=False)
@@ -137,7 +137,7 @@ def failure_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _write_message(writer: SegmentWriter, store: BlobStore, message: CatalogMessage, replace: bool) -> list[str]:
+def _write_message(writer: SegmentWriter, store: BlobBackend, message: CatalogMessage, replace: bool) -> list[str]:
     """Index one message; whatever it does, the batch goes on (the problems returned say what was lost).
 
     Any exception while reading or extracting it (a hostile message may raise anything, MemoryError
@@ -172,7 +172,7 @@ def placement_digests(messages: Sequence[CatalogMessage]) -> dict[str, str]:
 
 
 def write_batch(
-    writer: SegmentWriter, store: BlobStore, messages: Sequence[CatalogMessage], replace: bool
+    writer: SegmentWriter, store: BlobBackend, messages: Sequence[CatalogMessage], replace: bool
 ) -> dict[str, list[str]]:
     problems: dict[str, list[str]] = {}
     for message in messages:

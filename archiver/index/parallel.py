@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+from collections.abc import Callable
 from pathlib import Path
 
 from whoosh.index import FileIndex
@@ -43,8 +44,7 @@ from archiver.index.documents import CatalogMessage
 from archiver.index.fastwrite import FastSegmentWriter
 from archiver.index.live import SearchIndexError
 from archiver.memory import tune_allocator
-from archiver.store import BlobStore
-from archiver.store.envelope import PLAIN, Envelope
+from archiver.store import BlobBackend
 
 #: Per worker: Whoosh's in-memory posting pool (its own size estimate).  A worker closes its segment and
 #: starts a new one before the pool fills, because a full pool spills sorted runs to disk and merges them
@@ -65,11 +65,20 @@ class _BlobTask(SubWriterTask):
     """
 
     def __init__(
-        self, storage, indexname, jobqueue, resultqueue, kwargs, segment_at: float, envelope: Envelope
+        self,
+        storage,
+        indexname,
+        jobqueue,
+        resultqueue,
+        kwargs,
+        segment_at: float,
+        open_store: Callable[[], BlobBackend],
     ) -> None:  # type: ignore[no-untyped-def]
         super().__init__(storage, indexname, jobqueue, resultqueue, kwargs, True)
         self.segment_at = segment_at  # an attribute, not the module's global: a spawned worker re-imports this module
-        self.envelope = envelope  # the unlocked key of an encrypted archive: a worker never asks for the passphrase
+        # The parent's store opened again (BlobBackend.opener): picklable, and it carries the unlocked envelope
+        # of an encrypted archive, so a worker never asks for the passphrase.
+        self.open_store = open_store
 
     def run(self) -> None:  # Whoosh's SubWriterTask.run, with our writer and segments closed along the way
         tune_allocator()  # a forked worker inherits the parent's settings, a spawned one starts without them
@@ -93,7 +102,7 @@ class _BlobTask(SubWriterTask):
     def _process_file(self, archive_root: str, messages: list[CatalogMessage]) -> None:  # type: ignore[override]
         store = getattr(self, "_store", None)
         if store is None:
-            store = self._store = BlobStore(Path(archive_root), workers=1, envelope=self.envelope)
+            store = self._store = self.open_store()
         problems = write_batch(self.writer, store, messages, replace=False)
         if problems:
             with Catalog.open(Path(archive_root)) as catalog:
@@ -127,14 +136,14 @@ class _ParallelBuilder(MpWriter):
         self,
         ix: FileIndex,
         archive_root: Path,
+        open_store: Callable[[], BlobBackend],
         procs: int,
         pool_mb: int = POOL_MB,
         spawn: bool = False,
-        envelope: Envelope = PLAIN,
     ) -> None:
         super().__init__(ix, procs=procs, multisegment=True, limitmb=pool_mb)
         self.archive_root = str(archive_root)
-        self.envelope = envelope
+        self.open_store = open_store
         self.progress_events: list[tuple[int, int]] = []
         self._early_results: list = []
         self._closed_segments: list = []
@@ -147,7 +156,13 @@ class _ParallelBuilder(MpWriter):
 
     def _new_task(self) -> SubWriterTask:
         task = self._task_class(
-            self.storage, self.indexname, self.jobqueue, self.resultqueue, self.subargs, self._segment_at, self.envelope
+            self.storage,
+            self.indexname,
+            self.jobqueue,
+            self.resultqueue,
+            self.subargs,
+            self._segment_at,
+            self.open_store,
         )
         self.tasks.append(task)
         task.start()
@@ -234,6 +249,7 @@ class _ParallelBuilder(MpWriter):
 def index_parallel(
     ix: FileIndex,
     archive_root: Path,
+    open_store: Callable[[], BlobBackend],
     catalog: Catalog,
     state: dict,
     upto_rowid: int,
@@ -243,10 +259,9 @@ def index_parallel(
     report: IndexReport,
     pool_mb: int = POOL_MB,
     spawn: bool = False,
-    envelope: Envelope = PLAIN,
 ) -> None:
     """One commit for the whole backlog, built by ``procs`` worker processes with ``pool_mb`` pools each."""
-    builder = _ParallelBuilder(ix, archive_root, procs, pool_mb, spawn, envelope)
+    builder = _ParallelBuilder(ix, archive_root, open_store, procs, pool_mb, spawn)
     rowid = state["rowid"]
     done = 0
     digests: dict[str, str] = {}

@@ -68,7 +68,7 @@ from archiver.index.hint import up_to_date as _up_to_date
 from archiver.index.live import SearchIndexError, open_live
 from archiver.index.parallel import POOL_MB, SEGMENT_AT, index_parallel
 from archiver.memory import resident_mb
-from archiver.store import BlobStore
+from archiver.store import BlobBackend
 
 log = logging.getLogger("archiver.index")
 
@@ -121,7 +121,7 @@ def _index_new(
     ix: FileIndex,
     archive_root: Path,
     catalog: Catalog,
-    store: BlobStore,
+    store: BlobBackend,
     state: dict,
     upto_rowid: int,
     procs: int,
@@ -155,6 +155,7 @@ def _index_new(
         index_parallel(
             ix,
             archive_root,
+            store.opener(),
             catalog,
             state,
             upto_rowid,
@@ -164,7 +165,6 @@ def _index_new(
             report,
             plan.pool_mb,
             plan.spawn,
-            store.envelope,
         )
         return
     # A commit (a segment, a bookmark) per COMMIT_DOCS messages, never merging the segments already there
@@ -215,7 +215,7 @@ def _index_new(
 def _refresh_changed(
     ix: FileIndex,
     catalog: Catalog,
-    store: BlobStore,
+    store: BlobBackend,
     state: dict,
     old_rowid: int,
     upto_seq: int,
@@ -262,7 +262,7 @@ def _refresh_changed(
 def update_index(
     archive_root: Path,
     catalog: Catalog,
-    store: BlobStore,
+    store: BlobBackend,
     progress: ProgressFn | None = None,
     procs: int | None = None,
     wait: float = 30.0,
@@ -347,7 +347,11 @@ def _commit_state(ix: FileIndex, state: dict) -> None:
 
 
 def reindex(
-    archive_root: Path, catalog: Catalog, store: BlobStore, progress: ProgressFn | None = None, procs: int | None = None
+    archive_root: Path,
+    catalog: Catalog,
+    store: BlobBackend,
+    progress: ProgressFn | None = None,
+    procs: int | None = None,
 ) -> IndexReport:
     """Rebuild the index from scratch into a new generation, then swap it in.
 
@@ -366,7 +370,7 @@ def reindex(
 
 
 def _rebuild(
-    archive_root: Path, catalog: Catalog, store: BlobStore, progress: ProgressFn | None, procs: int | None
+    archive_root: Path, catalog: Catalog, store: BlobBackend, progress: ProgressFn | None, procs: int | None
 ) -> IndexReport:
     report = IndexReport(rebuilt=True)
     started = time.monotonic()

@@ -4,17 +4,21 @@ A blob is one message's exact bytes, named by the lowercase hex sha256 of those
 bytes (its :data:`BlobId`), stored compressed and never changed once written.
 :class:`BlobBackend` is the whole contract the rest of archiver relies on;
 :class:`~archiver.store.local.BlobStore` (``local.py``) keeps blobs on a local
-disk.  A new backend (an object store, a replica) implements the same methods
-with the same promises, so the backup, restore, export, index and verify code
-does not change.
+disk, :class:`~archiver.store.s3.S3Store` (``s3.py``) in an S3-compatible bucket;
+both write the one format of ``frames.py``.  A new backend (a replica) implements
+the same methods with the same promises, so the backup, restore, export, index
+and verify code does not change; :func:`open_store` picks the backend the
+config names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from archiver.config import ArchiveConfig
+from archiver.store.envelope import PLAIN, Envelope
 from archiver.store.local import BlobId, BlobStore, StoredBlob, blob_id_of, is_blob_id
 
 
@@ -78,9 +82,32 @@ class BlobBackend(Protocol):
         """
         ...
 
+    def opener(self) -> Callable[[], BlobBackend]:
+        """A picklable function that opens this same store again, for reading, in another process (index workers).
+
+        It carries the archive's unlocked envelope: a worker of an encrypted archive never asks for the key.
+        """
+        ...
+
     def close(self) -> None:
         """Release threads and handles; the backend is not used afterwards."""
         ...
 
 
-__all__ = ["BlobBackend", "BlobId", "BlobStore", "StoredBlob", "blob_id_of", "is_blob_id"]
+def open_store(settings: ArchiveConfig, envelope: Envelope = PLAIN, readonly: bool = False) -> BlobBackend:
+    """The blob store ``[archive]`` names: the local disk under ``path`` (default), or ``store = "s3://…"``.
+
+    ``envelope`` is the archive's, unlocked (:func:`archiver.store.envelope.envelope_for`): every
+    backend seals and names its objects with it.  An S3 store is checked now (bucket, credentials),
+    so a bad one is one line before any work.
+    """
+    if settings.store is None:
+        return BlobStore(Path(settings.path), compression_level=settings.compression_level, envelope=envelope)
+    from archiver.store.s3 import S3Store
+
+    return S3Store(
+        settings.store, Path(settings.path), settings.compression_level, readonly=readonly, envelope=envelope
+    )
+
+
+__all__ = ["BlobBackend", "BlobId", "BlobStore", "StoredBlob", "blob_id_of", "is_blob_id", "open_store"]

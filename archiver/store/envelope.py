@@ -1,9 +1,12 @@
 """What a backend writes around a compressed frame, and the name it stores a blob under.
 
 Every backend keeps its blobs through an :class:`Envelope`, in exactly two
-places: :meth:`Envelope.object_name` (the blob id → the object's name) and the
-``seal_*``/``open_*``/``*_writer``/``*_reader`` methods (the bytes around the
-zstd frame and around a dictionary).  :data:`PLAIN` changes nothing: the object
+places: :meth:`Envelope.object_name` (the blob id → the object's name, asked by
+the backend) and the ``seal_*``/``open_*``/``*_writer``/``*_reader`` methods
+(the bytes around the zstd frame and around a dictionary, applied by the
+backend's :class:`~archiver.store.frames.FrameCodec`).  A backend is given the
+envelope when it is opened, and hands it on through its ``opener()`` (index
+worker processes never ask for the passphrase).  :data:`PLAIN` changes nothing: the object
 is the frame, named by the blob id (the format in :mod:`archiver.store.local`).
 :class:`SealedEnvelope` (``[archive] encryption = true``, docs/encryption.md)
 stores each blob as one sealed stream (:mod:`archiver.store.sealing`) of::
@@ -60,8 +63,8 @@ class Envelope(Protocol):
         not that blob's."""
         ...
 
-    def blob_reader(self, source: BinaryIO, blob_id: str) -> io.BufferedReader:
-        """A reader of the frame inside the object ``source`` reads (``peek`` works; closing closes ``source``)."""
+    def blob_reader(self, source: BinaryIO, blob_id: str) -> BinaryIO:
+        """A reader of the frame inside the object ``source`` reads (closing it closes ``source``)."""
         ...
 
     def blob_id_in(self, name: str, source: BinaryIO) -> str | None:
@@ -109,8 +112,8 @@ class PlainEnvelope:
     def open_blob(self, blob_id: str, data: bytes) -> bytes | memoryview:
         return data
 
-    def blob_reader(self, source: BinaryIO, blob_id: str) -> io.BufferedReader:
-        return source if isinstance(source, io.BufferedReader) else io.BufferedReader(source)  # type: ignore[arg-type]
+    def blob_reader(self, source: BinaryIO, blob_id: str) -> BinaryIO:
+        return source
 
     def blob_id_in(self, name: str, source: BinaryIO) -> str | None:
         return name
@@ -153,7 +156,7 @@ class SealedEnvelope:
         _check_id(plain[:_ID_BYTES], blob_id)
         return memoryview(plain)[_ID_BYTES:]  # zstd reads any buffer: the frame is not copied
 
-    def blob_reader(self, source: BinaryIO, blob_id: str) -> io.BufferedReader:
+    def blob_reader(self, source: BinaryIO, blob_id: str) -> BinaryIO:
         reader = sealing.open_stream(source, self.key.content_key, self._label(blob_id), f"blob {blob_id}")
         try:
             _check_id(reader.read(_ID_BYTES), blob_id)

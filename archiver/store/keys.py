@@ -310,6 +310,23 @@ def _create_key_file(root: Path, secret: KeySecret, cost: KdfCost, file_mode: in
     return key
 
 
+def install_key_file(root: Path, text: bytes, where: str, file_mode: int = 0o600) -> None:
+    """Write ``keys.json`` from a copy (the bucket's, on a new machine); refused when the archive has one.
+
+    The copy is checked to be an archiver key file first; whether it opens is :func:`unlock`'s business.
+    """
+    try:
+        data = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ArchiveKeyError(f"the {KEY_FILE_NAME} in {where} is damaged: not JSON") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise ArchiveKeyError(f"the {KEY_FILE_NAME} in {where} is not an archiver key file this version reads")
+    with _key_file_lock(root):
+        if key_file_path(root).exists():
+            raise ArchiveKeyError(f"{key_file_path(root)} exists already")
+        _write_key_file(root, data, file_mode)
+
+
 def unlock(root: Path, secret: KeySecret) -> ArchiveKey:
     """The archive's key, unwrapped with ``secret``; ArchiveKeyError when there is no key file or it does not open."""
     data = read_key_file(root)

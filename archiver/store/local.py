@@ -17,9 +17,9 @@ archives use made a directory of 4 KB for almost every blob of a young archive
 the frame holds those bytes, with the content size and a checksum in the frame
 header, so ``zstd -dc blobs/ab/abcd… | sha256sum`` prints the id back.
 
-Small messages (under :data:`DICT_MESSAGE_LIMIT`) are mostly headers and short
+Small messages (under :data:`~archiver.store.frames.DICT_MESSAGE_LIMIT`) are mostly headers and short
 text that repeat from message to message, which a lone 4 KB frame cannot
-exploit: once an archive has seen :data:`DICT_SAMPLES` of them, the store
+exploit: once an archive has seen :data:`~archiver.store.frames.DICT_SAMPLES` of them, the store
 trains a zstd dictionary on them (once per archive) and compresses later small
 messages with it, which makes them much smaller (docs/benchmarks.md).  Such a frame names its
 dictionary in its header (``zstd -lv`` shows the "Dictionary ID") and reads
@@ -45,9 +45,9 @@ know yet (found again by hash on the next run, never rewritten).
 With ``[archive] encryption = true`` the store is given a
 :class:`~archiver.store.envelope.SealedEnvelope`: each file under
 ``blobs/<name[0:2]>/<name>`` is then the sealed frame, ``name`` a keyed hash
-of the id, and dictionaries are sealed too (docs/encryption.md).  The
-envelope is used in two places only: :meth:`BlobStore._final_name` (the name)
-and where a frame or dictionary is written or read.
+of the id, and dictionaries are sealed too (docs/encryption.md).  The store
+uses the envelope for names only (:meth:`BlobStore._final_name`); its
+:class:`~archiver.store.frames.FrameCodec` seals and opens the bytes.
 """
 
 from __future__ import annotations
@@ -59,8 +59,6 @@ import functools
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,10 +66,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import zstandard
-
 from archiver.errors import IntegrityError, StoreError
 from archiver.store.envelope import PLAIN, Envelope
+from archiver.store.frames import FrameCodec, rehash
 
 log = logging.getLogger("archiver.store")
 
@@ -79,16 +76,6 @@ BlobId = str
 """Lowercase hex sha256 of a message's exact bytes."""
 
 _HEX = frozenset("0123456789abcdef")
-
-DICT_MESSAGE_LIMIT = 64 * 1024
-"""Messages smaller than this are compressed with the archive's dictionary once there is one."""
-DICT_SAMPLES = 1000
-"""How many small messages a dictionary is trained on (about 5 MB of typical mail)."""
-DICT_SIZE = 112 * 1024
-"""Dictionary size: zstd's default; larger ones measured no better on mail."""
-_FRAME_HEADER_MAX = 18
-STREAM_CHUNK = 1 << 20
-"""Bytes :meth:`BlobStore.put_file` reads, hashes and compresses at a time."""
 
 
 def blob_id_of(raw: bytes) -> BlobId:
@@ -127,11 +114,7 @@ class BlobStore:
         self._blob_root_name = str(self.blob_root)
         self._shards_seen: set[str] = set()  # shard directories known to exist (they are never removed)
         self.compression_level = compression_level
-        self._local = threading.local()
-        self._dictionaries: dict[int, zstandard.ZstdCompressionDict] = {}
-        self._dictionary: zstandard.ZstdCompressionDict | None = None  # the one new small frames use
-        self._dictionary_looked_up = False
-        self._samples: list[bytes] | None = None  # small messages collected for training, until trained
+        self.codec = FrameCodec(self, compression_level, str(self.blob_root), envelope)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blobstore")
         self._use_syncfs = _syncfs_function() is not None
         try:
@@ -145,6 +128,10 @@ class BlobStore:
 
     def __enter__(self) -> BlobStore:
         return self
+
+    def opener(self) -> Callable[[], BlobStore]:
+        """A picklable function opening this store again (an index worker process), with its unlocked envelope."""
+        return functools.partial(BlobStore, self.root, self.compression_level, 1, self.envelope)
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -187,69 +174,26 @@ class BlobStore:
             return f"{self._blob_root_name}/{name[0:2]}/{name}"
         return f"{self._blob_root_name}/{name[0:2]}/{name[2:4]}/{name}"
 
-    # -- dictionaries --------------------------------------------------------
-    def _load_dictionary(self, dict_id: int) -> zstandard.ZstdCompressionDict:
-        """The dictionary a frame names (cached); IntegrityError when its file is gone or damaged."""
-        found = self._dictionaries.get(dict_id)
-        if found is not None:
-            return found
+    # -- dictionaries (the codec's DictionaryShelf) ----------------------------
+    def dictionary_ids(self) -> list[int]:
+        names = sorted(self.dict_dir.glob("*.zdict")) if self.dict_dir.is_dir() else []
+        return sorted(int(path.stem) for path in names if path.stem.isdigit())
+
+    def read_dictionary(self, dict_id: int) -> bytes:
         path = self.dict_dir / f"{dict_id}.zdict"
         try:
-            stored = path.read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             raise IntegrityError(f"compression dictionary {path.name} is missing from {self.dict_dir}") from None
         except OSError as exc:
             raise _store_error("read", path, exc) from exc
-        found = zstandard.ZstdCompressionDict(self.envelope.open_dictionary(dict_id, stored))
-        if found.dict_id() != dict_id:
-            raise IntegrityError(f"compression dictionary {path} is damaged (it holds dictionary {found.dict_id()})")
-        self._dictionaries[dict_id] = found
-        return found
 
-    def _writing_dictionary(self) -> zstandard.ZstdCompressionDict | None:
-        """The dictionary for new small frames: the archive's (looked up once), or None (then samples are collected)."""
-        if not self._dictionary_looked_up:
-            self._dictionary_looked_up = True
-            names = sorted(self.dict_dir.glob("*.zdict")) if self.dict_dir.is_dir() else []
-            for path in names:
-                if not path.stem.isdigit():
-                    continue
-                try:
-                    self._use_for_writing(self._load_dictionary(int(path.stem)))
-                    break
-                except (IntegrityError, StoreError) as exc:
-                    log.warning("not using %s for new blobs: %s", path, exc)
-            if self._dictionary is None:
-                self._samples = []
-        return self._dictionary
-
-    def _use_for_writing(self, dictionary: zstandard.ZstdCompressionDict) -> None:
-        dictionary.precompute_compress(level=self.compression_level)  # once, not per frame
-        self._dictionary = dictionary
-
-    def _learn(self, fresh: dict[BlobId, bytes]) -> None:
-        """Collect small new messages; with enough of them, train the archive's dictionary and keep it durably."""
-        if self._writing_dictionary() is not None or self._samples is None:
-            return
-        self._samples += [raw for raw in fresh.values() if len(raw) < DICT_MESSAGE_LIMIT]
-        if len(self._samples) < DICT_SAMPLES:
-            return
-        samples, self._samples = self._samples, None  # one attempt per store, whatever happens
-        try:
-            trained = zstandard.train_dictionary(DICT_SIZE, samples, level=self.compression_level)
-        except zstandard.ZstdError as exc:  # too little to learn from: small messages stay dictionary-less
-            log.info("no compression dictionary for %s: %s", self.blob_root, exc)
-            return
-        self._save_dictionary(trained)
-        self._dictionaries[trained.dict_id()] = trained
-        self._use_for_writing(trained)
-
-    def _save_dictionary(self, trained: zstandard.ZstdCompressionDict) -> None:
+    def write_dictionary(self, dict_id: int, data: bytes) -> None:
         """Write the dictionary under its final name and make it durable before any frame can name it."""
         self.dict_dir.mkdir(exist_ok=True)
-        final = self.dict_dir / f"{trained.dict_id()}.zdict"
+        final = self.dict_dir / f"{dict_id}.zdict"
         try:
-            self._write_small(final, self.envelope.seal_dictionary(trained.dict_id(), trained.as_bytes()))
+            self._write_small(final, data)
         except OSError as exc:
             raise _store_error("write", final, exc) from exc
 
@@ -269,32 +213,10 @@ class BlobStore:
             temp.unlink(missing_ok=True)
             raise
 
-    def _decompressor(self, header: bytes) -> zstandard.ZstdDecompressor:
-        """A decompressor for the frame starting with ``header`` (with its dictionary, if it names one)."""
-        try:
-            dict_id = zstandard.get_frame_parameters(header).dict_id
-        except zstandard.ZstdError:
-            dict_id = 0  # not a frame header: let decompression report the damage
-        if dict_id == 0:
-            return zstandard.ZstdDecompressor()
-        return zstandard.ZstdDecompressor(dict_data=self._load_dictionary(dict_id))
-
     # -- writing -----------------------------------------------------------
-    def _compressor(self, raw: bytes) -> zstandard.ZstdCompressor:
-        """This thread's compressor for ``raw``: with the archive's dictionary for a small message when there is one."""
-        dictionary = self._dictionary if len(raw) < DICT_MESSAGE_LIMIT else None
-        key = "plain" if dictionary is None else f"dict{dictionary.dict_id()}"
-        comp = getattr(self._local, key, None)
-        if comp is None:
-            comp = zstandard.ZstdCompressor(
-                level=self.compression_level, dict_data=dictionary, write_checksum=True, write_content_size=True
-            )
-            setattr(self._local, key, comp)
-        return comp
-
     def _write_temp(self, blob_id: BlobId, raw: bytes) -> tuple[Path, int]:
         """Compress ``raw`` into a temp file (fsynced unless the batch uses syncfs); return its path and size."""
-        frame = self.envelope.seal_blob(blob_id, self._compressor(raw).compress(raw))
+        frame = self.codec.compress(blob_id, raw)
         temp = self.temp_dir / f"{blob_id}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
@@ -340,7 +262,7 @@ class BlobStore:
             if blob_id not in fresh and not os.path.exists(self._final_name(blob_id)):
                 fresh[blob_id] = raw
         if fresh:
-            self._learn(fresh)
+            self.codec.learn(fresh.values())
         temps = self._write_temps(fresh)
         if temps:
             self._commit(temps)
@@ -386,40 +308,17 @@ class BlobStore:
         a source that cannot seek is first copied to an anonymous file in :attr:`temp_dir`.
         """
         with contextlib.ExitStack() as stack:
-            expected = None
-            if self.envelope.sealed:
-                if not source.seekable():
-                    spool = stack.enter_context(tempfile.TemporaryFile(dir=self.temp_dir))  # unlinked already
-                    shutil.copyfileobj(source, spool, STREAM_CHUNK)
-                    spool.seek(0)
-                    source = spool  # type: ignore[assignment]
-                start = source.tell()
-                expected = _hash_stream(source, size)
-                if os.path.exists(self._final_name(expected)):
-                    return StoredBlob(expected, size, self._stored_size(expected), False)
-                source.seek(start)
+            source, expected = self.codec.hash_ahead(source, size, self.temp_dir, stack)
+            if expected is not None and os.path.exists(self._final_name(expected)):
+                return StoredBlob(expected, size, self._stored_size(expected), False)
             return self._stream_in(source, size, expected)
 
     def _stream_in(self, source: BinaryIO, size: int, expected: BlobId | None) -> StoredBlob:
         """:meth:`put_file`'s one pass: hash, compress and wrap in the envelope chunk by chunk, then commit."""
-        digest = hashlib.sha256()
-        compressor = zstandard.ZstdCompressor(
-            level=self.compression_level, write_checksum=True, write_content_size=True
-        )
         temp = self.temp_dir / f"stream.{os.getpid()}.{threading.get_ident()}.tmp"
-        length = 0
         try:
             with temp.open("wb") as handle:
-                sink = self.envelope.blob_writer(handle, expected or "")  # type: ignore[arg-type]
-                writer = compressor.stream_writer(sink, size=size, closefd=False)
-                while chunk := source.read(STREAM_CHUNK):
-                    digest.update(chunk)
-                    writer.write(chunk)
-                    length += len(chunk)
-                if length != size:  # checked before the frame is ended (zstd would refuse the size)
-                    raise StoreError(f"a streamed message held {length} bytes, {size} were announced")
-                writer.flush(zstandard.FLUSH_FRAME)
-                sink.close()  # the envelope's end (a sealed object's last chunk)
+                blob_id = self.codec.compress_stream(source, size, handle, expected)
                 handle.flush()
                 if not self._use_syncfs:
                     os.fsync(handle.fileno())
@@ -427,16 +326,9 @@ class BlobStore:
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise _store_error("write", temp, exc) from exc
-        except zstandard.ZstdError as exc:  # more bytes than announced: the source changed under us
-            temp.unlink(missing_ok=True)
-            raise StoreError(f"cannot compress a streamed message of {size} bytes: {exc}") from None
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        blob_id = digest.hexdigest()
-        if expected is not None and blob_id != expected:
-            temp.unlink(missing_ok=True)
-            raise StoreError(f"a streamed message changed while it was stored ({expected} became {blob_id})")
         if os.path.exists(self._final_name(blob_id)):
             temp.unlink(missing_ok=True)
             return StoredBlob(blob_id, size, self._stored_size(blob_id), False)
@@ -471,14 +363,7 @@ class BlobStore:
             raise IntegrityError(f"blob {blob_id} is missing from {self.blob_root}") from None
         except OSError as exc:
             raise _store_error("read", path, exc) from exc
-        frame = self.envelope.open_blob(blob_id, stored)
-        try:
-            raw = self._decompressor(bytes(frame[:_FRAME_HEADER_MAX])).decompress(frame)
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"blob {blob_id} is corrupt: {exc}") from exc
-        if verify and blob_id_of(raw) != blob_id:
-            raise IntegrityError(f"blob {blob_id} does not match its hash")
-        return raw
+        return self.codec.decompress(blob_id, stored, verify)
 
     def open(self, blob_id: BlobId) -> BinaryIO:
         """A streaming reader of the blob's bytes (constant memory for huge messages)."""
@@ -487,32 +372,11 @@ class BlobStore:
             handle = path.open("rb")
         except FileNotFoundError:
             raise IntegrityError(f"blob {blob_id} is missing from {self.blob_root}") from None
-        try:
-            reader = self.envelope.blob_reader(handle, blob_id)
-            decompressor = self._decompressor(reader.peek(_FRAME_HEADER_MAX)[:_FRAME_HEADER_MAX])
-        except BaseException:
-            handle.close()
-            raise
-        return decompressor.stream_reader(reader, closefd=True)  # type: ignore[return-value]
+        return self.codec.reader(blob_id, handle)  # type: ignore[arg-type]
 
     def check(self, blob_id: BlobId, expected_size: int | None = None) -> str | None:
         """Re-hash one blob by streaming it; None if sound, else what is wrong."""
-        digest = hashlib.sha256()
-        length = 0
-        try:
-            with self.open(blob_id) as reader:
-                while chunk := reader.read(1 << 20):
-                    digest.update(chunk)
-                    length += len(chunk)
-        except IntegrityError as exc:
-            return str(exc)
-        except (zstandard.ZstdError, OSError) as exc:
-            return f"blob {blob_id} is unreadable: {exc}"
-        if digest.hexdigest() != blob_id:
-            return f"blob {blob_id} does not match its hash"
-        if expected_size is not None and length != expected_size:
-            return f"blob {blob_id} holds {length} bytes, the catalog says {expected_size}"
-        return None
+        return rehash(self.open, blob_id, expected_size)
 
     def iter_ids(self) -> Iterator[BlobId]:
         """Every blob id present on disk (temp files excluded), in either layout.
@@ -552,27 +416,20 @@ class BlobStore:
         Temp names carry the writer's pid, so runs of other accounts going on at
         the same time (in this or another process) keep their files.
         """
-        removed = 0
-        for entry in self.temp_dir.iterdir():
-            parts = entry.name.split(".")
-            pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
-            if pid is not None and _alive(pid):
-                continue
-            entry.unlink(missing_ok=True)
-            removed += 1
-        return removed
+        return sweep_dead_writers(self.temp_dir)
 
 
-def _hash_stream(source: BinaryIO, size: int) -> BlobId:
-    """The blob id of what ``source`` reads, which must be ``size`` bytes."""
-    digest = hashlib.sha256()
-    length = 0
-    while chunk := source.read(STREAM_CHUNK):
-        digest.update(chunk)
-        length += len(chunk)
-    if length != size:
-        raise StoreError(f"a streamed message held {length} bytes, {size} were announced")
-    return digest.hexdigest()
+def sweep_dead_writers(temp_dir: Path) -> int:
+    """Remove the files of ``temp_dir`` whose writer (the pid in ``<name>.<pid>.<suffix>``) is gone; how many."""
+    removed = 0
+    for entry in temp_dir.iterdir():
+        parts = entry.name.split(".")
+        pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+        if pid is not None and _alive(pid):
+            continue
+        entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _alive(pid: int) -> bool:

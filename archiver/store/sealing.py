@@ -123,11 +123,11 @@ class SealedReader(io.RawIOBase):
         self._source = source
         self._what = what
         self._aead, self._prefix, self._aad, chunk = _opened_object(
-            _read_exactly(source, HEADER_BYTES), content_key, label, what
+            read_exactly(source, HEADER_BYTES), content_key, label, what
         )
         self._sealed_chunk = chunk + TAG_BYTES
         self._counter = 0
-        self._next = _read_exactly(source, self._sealed_chunk)  # one chunk ahead: is the current one the last?
+        self._next = read_exactly(source, self._sealed_chunk)  # one chunk ahead: is the current one the last?
         self._plain = memoryview(b"")
         self._done = False
         if not self._next:
@@ -138,7 +138,7 @@ class SealedReader(io.RawIOBase):
 
     def _advance(self) -> None:
         current = self._next
-        self._next = _read_exactly(self._source, self._sealed_chunk) if len(current) == self._sealed_chunk else b""
+        self._next = read_exactly(self._source, self._sealed_chunk) if len(current) == self._sealed_chunk else b""
         last = not self._next
         plain = _decrypt(self._aead, self._prefix, self._counter, last, current, self._aad, self._what)
         self._counter += 1
@@ -190,7 +190,7 @@ def _decrypt(aead: AESGCM, prefix: bytes, counter: int, last: bool, sealed: byte
         ) from None
 
 
-def _read_exactly(source: BinaryIO, count: int) -> bytes:
+def read_exactly(source: BinaryIO, count: int) -> bytes:
     """Up to ``count`` bytes: fewer only at the end of ``source`` (a raw read may return short)."""
     data = source.read(count)
     if len(data) in (0, count):

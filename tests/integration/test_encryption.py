@@ -4,7 +4,6 @@ search, export, restore and reindex giving back exactly what the server had."""
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -12,39 +11,12 @@ import pytest
 import zstandard
 
 from tests.fixtures.config import write_config
-from tests.fixtures.corpus import CORPUS_DIR
 from tests.fixtures.mail_server import account_toml, second_user, server_hashes
-from tests.fixtures.sealed import encryption_toml, write_passphrase
+from tests.fixtures.sealed import corpus_messages, encryption_toml, needles_of, secret_mail, write_passphrase
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FOLDERS = ["INBOX", "Secret/Deals", "Corpus"]
-
-
-def secret_mail(i: int, final_newline: bool = True) -> bytes:
-    raw = (
-        f"From: Chief Officer {i} <ceo{i}@hidden-corp.example>\r\nTo: counsel{i}@lawfirm-zeta.example\r\n"
-        f"Message-ID: <deal{i}@hidden-corp.example>\r\nSubject: Zeppelin merger codename Aurora-{i}\r\n"
-        f"Date: Mon, 2 Dec 2024 10:{i:02d}:00 +0000\r\n\r\n"
-        f"The vault combination for tranche {i} is 31-{i}-77.\r\nDo not forward the Aurora term sheet.\r\n"
-    ).encode()
-    return raw if final_newline else raw.rstrip(b"\r\n")
-
-
-def corpus_messages(limit: int = 40) -> list[bytes]:
-    """Real-world messages of the shared corpus (none when it is absent: the synthetic ones still run)."""
-    if not CORPUS_DIR.is_dir():
-        return []
-    return [path.read_bytes() for path in sorted(CORPUS_DIR.rglob("*.eml"))[:limit]]
-
-
-def needles_of(raw: bytes) -> list[bytes]:
-    """What must not be readable: the subject, the addresses and the longest body line of a message."""
-    head, _, body = raw.partition(b"\r\n\r\n") if b"\r\n\r\n" in raw else raw.partition(b"\n\n")
-    found = [m.strip() for m in re.findall(rb"(?im)^subject:([^\r\n]{12,})", head)]
-    found += re.findall(rb"[\w.+-]{3,}@[\w-]+\.[\w.-]+", head)
-    lines = [line.strip() for line in body.splitlines() if len(line.strip()) >= 24]
-    return found + sorted(lines, key=len)[-1:]
 
 
 def readable_content(blob_root: Path) -> bytes:

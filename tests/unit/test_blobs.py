@@ -129,7 +129,7 @@ def _dict_id(store: BlobStore, blob_id: str) -> int:
 
 
 def test_small_messages_get_a_trained_dictionary_once_enough_are_seen(tmp_path):
-    from archiver.store.local import DICT_SAMPLES
+    from archiver.store.frames import DICT_SAMPLES
 
     store = BlobStore(tmp_path)
     messages = _small_messages(DICT_SAMPLES + 300)
@@ -196,7 +196,7 @@ def test_missing_dictionary_is_reported_not_a_traceback(tmp_path):
 def test_untrainable_samples_leave_small_messages_plain(tmp_path, monkeypatch):
     import zstandard
 
-    from archiver.store import local as blobs
+    from archiver.store import frames as blobs
 
     def refuse(*args, **kwargs):
         raise zstandard.ZstdError("cannot train dictionary")

@@ -306,7 +306,10 @@ def test_unknown_key_without_close_match() -> None:
     assert message == (
         f"{SOURCE}: archive.zzz: unknown key; valid keys in [archive]: path, compression_level, batch_bytes, "
         "batch_messages, max_run_time, reconnect_attempts, throttle_patience, group_readable, max_message_bytes, "
-        "encryption, passphrase, passphrase_file, passphrase_command, passphrase_env, key_file"
+        "encryption, passphrase, passphrase_file, passphrase_command, passphrase_env, key_file, "
+        "store, endpoint, region, access_key_id, access_key_id_file, access_key_id_command, access_key_id_env, "
+        "secret_access_key, secret_access_key_file, secret_access_key_command, secret_access_key_env, "
+        "store_timeout, upload_workers, snapshots_keep"
     )
 
 

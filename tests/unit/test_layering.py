@@ -30,6 +30,7 @@ LAZY_IMPORTS = {
     ("archiver/index/api.py", "archiver.index"): "the indexing code (workers, the mail parser), never for a search",
     ("archiver/index/searcher.py", "archiver.index.snippets"): "the mail parser, only for a page showing snippets",
     ("archiver/store/keys.py", "archiver.secret_io"): "subprocess, only to read an encrypted archive's key file",
+    ("archiver/store/__init__.py", "archiver.store.s3"): "boto3, only for an archive whose blobs are in S3",
 }
 
 
@@ -65,6 +66,22 @@ def test_only_the_index_package_imports_whoosh() -> None:
             if any(module.split(".")[0] == "whoosh" for module in imported_modules(node)):
                 offenders.append(f"{relative}:{node.lineno}")
     assert not offenders, f"Whoosh imported outside archiver/index/: {offenders}"
+
+
+def test_only_the_s3_backend_imports_boto3() -> None:
+    """The object-store client is one backend's business: the rest of archiver sees a BlobBackend.
+
+    (The throwaway SeaweedFS of the tests and benches, in devtools, inspects its bucket with it too.)
+    """
+    offenders = []
+    for path in python_files():
+        relative = path.relative_to(ROOT).as_posix()
+        if relative in ("archiver/store/s3_client.py", "archiver/devtools/seaweed.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if any(module.split(".")[0] in ("boto3", "botocore") for module in imported_modules(node)):
+                offenders.append(f"{relative}:{node.lineno}")
+    assert not offenders, f"boto3 imported outside archiver/store/s3_client.py: {offenders}"
 
 
 def function_level_imports() -> dict[tuple[str, str], str]:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from archiver.errors import IntegrityError
-from archiver.store import BlobStore, blob_id_of, local
+from archiver.store import BlobStore, blob_id_of, frames
 from archiver.store.envelope import SealedEnvelope
-from archiver.store.local import STREAM_CHUNK
+from archiver.store.frames import STREAM_CHUNK
 from tests.fixtures.sealed import make_key, sealed_store
 
 DICT_SAMPLES = 300  # trained on fewer samples than an archive waits for: the same code, a fraction of the time
@@ -28,7 +28,7 @@ def mail(i: int) -> bytes:
 
 @pytest.fixture(autouse=True)
 def _fewer_dictionary_samples(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "DICT_SAMPLES", DICT_SAMPLES)
+    monkeypatch.setattr(frames, "DICT_SAMPLES", DICT_SAMPLES)
 
 
 @pytest.fixture
