@@ -12,11 +12,17 @@ import zstandard
 
 from tests.fixtures.config import write_config
 from tests.fixtures.mail_server import account_toml, second_user, server_hashes
-from tests.fixtures.sealed import corpus_messages, encryption_toml, needles_of, secret_mail, write_passphrase
+from tests.fixtures.sealed import (
+    SECRET_FOLDERS,
+    encryption_toml,
+    fill_secret_mailbox,
+    needles_of,
+    write_passphrase,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-FOLDERS = ["INBOX", "Secret/Deals", "Corpus"]
+FOLDERS = SECRET_FOLDERS
 
 
 def readable_content(blob_root: Path) -> bytes:
@@ -36,13 +42,7 @@ def readable_content(blob_root: Path) -> bytes:
 
 
 def test_an_encrypted_backup_of_real_mail_shows_nothing_and_restores_byte_exact(dovecot, mail_user, tmp_path, cli):
-    synthetic = [secret_mail(i) for i in range(12)] + [secret_mail(99, final_newline=False)]
-    real = corpus_messages()
-    dovecot.append_many(mail_user.name, "INBOX", [(raw, (), None) for raw in synthetic[:6]])
-    dovecot.append_many(mail_user.name, "Secret/Deals", [(raw, ("\\Flagged",), None) for raw in synthetic[6:]])
-    if real:
-        dovecot.append_many(mail_user.name, "Corpus", [(raw, ("\\Seen",), None) for raw in real])
-    on_server = Counter(server_hashes(dovecot, mail_user, FOLDERS).values())
+    synthetic, real, on_server = fill_secret_mailbox(dovecot, mail_user)
     target = second_user(dovecot, mail_user)
     accounts = account_toml(dovecot, mail_user, name="acct") + account_toml(dovecot, target, name="target")
     passphrase = write_passphrase(tmp_path / "passphrase")

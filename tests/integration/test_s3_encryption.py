@@ -24,12 +24,19 @@ from archiver.store import blob_id_of
 from tests.fixtures.cli import Cli
 from tests.fixtures.config import write_config
 from tests.fixtures.mail_server import MailUser, account_toml, second_user, server_hashes
-from tests.fixtures.sealed import corpus_messages, encryption_toml, needles_of, secret_mail, write_passphrase
+from tests.fixtures.sealed import (
+    SECRET_FOLDERS,
+    encryption_toml,
+    fill_secret_mailbox,
+    needles_of,
+    secret_mail,
+    write_passphrase,
+)
 from tests.fixtures.seaweed import BUCKET, fresh_prefix, object_keys, s3_archive_toml
 
 pytestmark = [pytest.mark.integration, pytest.mark.s3]
 
-FOLDERS = ["INBOX", "Secret/Deals", "Corpus"]
+FOLDERS = SECRET_FOLDERS
 
 
 def bucket_content(seaweed, prefix: str) -> tuple[bytes, int]:  # type: ignore[no-untyped-def]
@@ -64,13 +71,7 @@ def bucket_content(seaweed, prefix: str) -> tuple[bytes, int]:  # type: ignore[n
 def test_an_encrypted_s3_backup_shows_nothing_in_the_bucket_and_restores_byte_exact(
     dovecot, seaweed, mail_user: MailUser, tmp_path: Path, cli: Cli
 ) -> None:
-    synthetic = [secret_mail(i) for i in range(12)] + [secret_mail(99, final_newline=False)]
-    real = corpus_messages()
-    dovecot.append_many(mail_user.name, "INBOX", [(raw, (), None) for raw in synthetic[:6]])
-    dovecot.append_many(mail_user.name, "Secret/Deals", [(raw, ("\\Flagged",), None) for raw in synthetic[6:]])
-    if real:
-        dovecot.append_many(mail_user.name, "Corpus", [(raw, ("\\Seen",), None) for raw in real])
-    on_server = Counter(server_hashes(dovecot, mail_user, FOLDERS).values())
+    synthetic, real, on_server = fill_secret_mailbox(dovecot, mail_user)
     target = second_user(dovecot, mail_user)
     accounts = account_toml(dovecot, mail_user, name="acct") + account_toml(dovecot, target, name="target")
     passphrase = write_passphrase(tmp_path / "passphrase")
