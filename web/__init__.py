@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -69,14 +70,21 @@ def _config_text(config: Config) -> str | None:
 
 
 def create_app(
-    config: Config, *, testing: bool = False, listen: str | None = None, config_text: str | None = None
+    config: Config,
+    *,
+    testing: bool = False,
+    listen: str | None = None,
+    config_text: str | None = None,
+    reload_config: Callable[[], None] | None = None,
 ) -> Flask:
     """Build the web app for ``config`` (the archive must exist: run a backup first).
 
     ``listen`` is the address the server really listens on (``--listen``), when not ``[web] listen``:
     ``/metrics`` opens without a token only on a loopback address.  ``config_text`` is the TOML
     ``config`` was read from (the daemon's last valid one); "Back up now" hands it to the backup
-    child, as the scheduler does.  Default: the file ``config.source`` as it is now.
+    child, as the scheduler does.  Default: the file ``config.source`` as it is now.  ``reload_config``
+    asks the process serving the app to re-read its config (the daemon's SIGHUP path) after a page
+    wrote to it, so an account added here is scheduled and shown at once; ``archiver serve`` has none.
     """
     app = Flask(__name__)
     app.config.update(
@@ -96,6 +104,7 @@ def create_app(
     app.extensions["archiver_archive"] = Archive(config.archive)
     app.extensions["archiver_lock"] = threading.Lock()
     app.extensions["archiver_backups"] = {}  # account -> thread of its latest web-started backup
+    app.extensions["archiver_reload_config"] = reload_config
     app.extensions["archiver_config_text"] = config_text if config_text is not None else _config_text(config)
     app.extensions["archiver_backup_runner"] = SubprocessRunner()  # the scheduler's way: one child per backup
     app.extensions["archiver_jobs"] = jobs.JobRegistry()

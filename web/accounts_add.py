@@ -7,8 +7,9 @@ the command does them, so the page holds no rule of its own.  The settings found
 second step to the third as form fields: only an admin reaches this page, and whatever comes back
 is checked again (host, port, security) and read back by the config reader before use.
 
-The running app and daemon keep the config they started with: the result page says how the new
-account is picked up (the daemon on reload, this UI on restart).
+Inside ``archiver daemon`` the daemon re-reads its config once the account is written (as on
+SIGHUP), so the account is scheduled and shown at once; ``archiver serve`` keeps the config it
+started with, and the result page says so.
 """
 
 from __future__ import annotations
@@ -87,8 +88,17 @@ def save() -> Any:
         created = add_account(plan, None if oauth2 else password, login=not oauth2)
     except ArchiverError as exc:
         return _confirm(found, form, error=str(exc)), 422
+    reload_config = current_app.extensions.get("archiver_reload_config")
+    if reload_config is not None:
+        reload_config()
     return render_template(
-        "account_add.html", step="done", name=name, config_path=config_path, password_file=created, oauth2=oauth2
+        "account_add.html",
+        step="done",
+        name=name,
+        config_path=config_path,
+        password_file=created,
+        oauth2=oauth2,
+        reloading=reload_config is not None,
     )
 
 

@@ -140,6 +140,10 @@ class Daemon:
         self._wake.set()
 
     def _on_reload(self, signum: int, frame: object) -> None:
+        self.request_reload()
+
+    def request_reload(self) -> None:
+        """Re-read the config in the main loop, as SIGHUP does (the web UI calls it after adding an account)."""
         self._reload = True
         self._wake.set()
 
@@ -166,7 +170,7 @@ class Daemon:
         sd_notify(f"READY=1\nSTATUS={self._status()}")
 
     def _make_app(self, config: Config, text: str) -> Any:
-        return web_part("create_app")(config, listen=self.listen, config_text=text)
+        return web_part("create_app")(config, listen=self.listen, config_text=text, reload_config=self.request_reload)
 
     def _start_web(self) -> None:
         if not self.config.web.users:

@@ -29,7 +29,9 @@ def app_and_config(tmp_path, web_server, dns_server, dovecot, open_archive):
     config = load_config(config_path)
     with open_archive(config):
         pass
-    app = create_app(config, testing=True)
+    reloads: list[str] = []
+    app = create_app(config, testing=True, reload_config=lambda: reloads.append(config_path.read_text()))
+    app.extensions["test_reloads"] = reloads
     app.config[AUTOCONFIG_KEY] = [web_server.url(PATH)]
     app.config[DNS_SERVER_KEY] = dns_server.address
     web_server.pages[PATH] = Page(autoconfig_xml(("imap", "localhost", dovecot.imaps_port, "SSL")))
@@ -63,11 +65,14 @@ def test_an_admin_adds_an_account_that_logged_in(app_and_config, dovecot, mail_u
     assert refused.status_code == 422 and "login refused" in refused.get_data(as_text=True)
     assert "wrong-password" not in refused.get_data(as_text=True)
     assert config_path.read_text() == before and not (tmp_path / "work.password").exists()
+    assert app.extensions["test_reloads"] == []  # nothing written, nothing to re-read
 
     saved = client.post("/accounts/add/save", data={**form, "password": mail_user.password})
     assert saved.status_code == 200, saved.get_data(as_text=True)
     assert "Added account <strong>work</strong>" in saved.get_data(as_text=True)
+    assert "scheduled and shows in this UI" in saved.get_data(as_text=True)
     assert config_path.read_text().startswith(before)
+    assert app.extensions["test_reloads"] == [config_path.read_text()]  # the daemon re-reads it once written
     account = load_config(config_path).account("work")
     assert (account.host, account.port, account.security, account.username) == (
         "localhost", dovecot.imaps_port, "tls", mail_user.name,
